@@ -1,0 +1,3 @@
+from rollcall.cli import app
+
+app()

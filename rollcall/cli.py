@@ -1,0 +1,141 @@
+"""The `rollcall` command: run the system, a service, migrations and reference data."""
+
+import asyncio
+import contextlib
+import enum
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+
+from shared.settings import Settings
+
+app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
+                  no_args_is_help=True)
+console = Console()
+
+
+class Service(enum.StrEnum):
+    ingest = "ingest"
+    aggregate = "aggregate"
+    alerts = "alerts"
+
+
+def port_of(settings: Settings, service: Service) -> int:
+    return getattr(settings, f"{service.value}_port")
+
+
+@app.command()
+def serve(service: Service, port: int | None = typer.Option(None, help="HTTP port")) -> None:
+    """Run one service (HTTP API and bus consumers) against ROLLCALL_NATS_URL / DATABASE_URL."""
+    import importlib
+
+    import uvicorn
+
+    settings = Settings()
+    module = importlib.import_module(f"services.{service.value}.app")
+    uvicorn.run(module.create_app(settings), host=settings.http_host,
+                port=port or port_of(settings, service), log_level="warning",
+                timeout_graceful_shutdown=15)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (every service's schema)."""
+    from rollcall.migrate import upgrade
+
+    _, database_url = Settings().require_servers()
+    upgrade(database_url)
+    console.print("migrations applied")
+
+
+@app.command()
+def demo() -> None:
+    """Load the built-in demo county (岳阳县) into the registry and tell running services."""
+    from rollcall.reference import load_demo_and_announce
+
+    nats_url, database_url = Settings().require_servers()
+    asyncio.run(load_demo_and_announce(database_url, nats_url))
+    console.print("demo county 430621 岳阳县 loaded")
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready within {timeout}s")
+
+
+@app.command()
+def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded servers keep data"),
+        ) -> None:
+    """Run everything on this machine: embedded NATS and PostgreSQL (unless ROLLCALL_NATS_URL /
+    ROLLCALL_DATABASE_URL are set), migrations, the demo county and the three services."""
+    from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
+    from rollcall.migrate import upgrade
+    from rollcall.reference import load_demo_and_announce
+
+    settings = Settings()
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with contextlib.ExitStack() as stack:
+        nats_url, database_url = settings.nats_url, settings.database_url
+        if not nats_url:
+            nats_url = stack.enter_context(EmbeddedNats(data_dir / "nats")).url
+            console.print(f"[green]NATS[/] (embedded, JetStream) on {nats_url}")
+        if not database_url:
+            database_url = stack.enter_context(EmbeddedPostgres(data_dir / "postgres")).url
+            console.print(f"[green]PostgreSQL[/] (embedded) on {database_url}")
+        upgrade(database_url)
+        asyncio.run(load_demo_and_announce(database_url, nats_url))
+        env = {**os.environ, "ROLLCALL_NATS_URL": nats_url, "ROLLCALL_DATABASE_URL": database_url}
+        procs: dict[Service, subprocess.Popen] = {}
+        stack.callback(_stop_all, procs)
+        for service in Service:
+            procs[service] = subprocess.Popen(
+                [sys.executable, "-m", "rollcall", "serve", service.value], env=env,
+                start_new_session=True)
+        base = f"http://{settings.http_host}"
+        for service, proc in procs.items():
+            _wait_ready(f"{base}:{port_of(settings, service)}", proc)
+            console.print(f"[green]{service.value}[/] on {base}:{port_of(settings, service)}"
+                          f"  (API docs: {base}:{port_of(settings, service)}/docs)")
+        console.print(
+            f"\nRollcall is running with the demo county 430621 岳阳县. Try:\n"
+            f"  curl -X POST {base}:{settings.ingest_port}/v1/reports "
+            "-H 'content-type: application/json' \\\n"
+            "    -d '{\"unit\": \"430621108001-CL\", \"day\": \"'$(TZ=Asia/Shanghai date +%F)'\", "
+            "\"reporter\": \"王医生\", \"values\": {\"fever\": 2, \"ili\": 1}}'\n"
+            f"  curl {base}:{settings.aggregate_port}/v1/rollups/430621\n"
+            "Press Ctrl-C to stop.")
+        while not stop and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.2)
+        console.print("stopping…")
+
+
+def _stop_all(procs: dict) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

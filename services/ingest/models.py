@@ -1,0 +1,66 @@
+"""Ingest's tables (schema `ingest`)."""
+
+from datetime import date, datetime
+from uuid import UUID
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Identity,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+SCHEMA = "ingest"
+
+
+class ReportRow(Base):
+    """The ledger: every revision of every report, never updated, never deleted."""
+
+    __tablename__ = "reports"
+    __table_args__ = {"schema": SCHEMA}
+
+    report_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    revision: Mapped[int] = mapped_column(Integer)
+    node_code: Mapped[str] = mapped_column(String(12))
+    values: Mapped[dict] = mapped_column(JSON().with_variant(JSONB, "postgresql"))
+    zero: Mapped[bool]
+    late: Mapped[bool]
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reporter: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """Events committed with their cause and published after commit by the relay."""
+
+    __tablename__ = "outbox"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    msg_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RejectionRow(Base):
+    __tablename__ = "rejections"
+    __table_args__ = {"schema": SCHEMA}
+
+    rejection_id: Mapped[UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    unit_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    errors: Mapped[list] = mapped_column(JSONB)
+    payload: Mapped[dict] = mapped_column(JSONB)

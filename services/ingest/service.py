@@ -1,0 +1,26 @@
+"""What ingest's edges share at run time: settings, the clock, sessions, reference data, relay."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.relay import OutboxRelay
+from shared.catalogue import Catalogue
+from shared.registry.reference import Reference
+from shared.settings import Settings
+
+
+@dataclass
+class IngestContext:
+    settings: Settings
+    clock: Callable[[], datetime]
+    sessions: async_sessionmaker[AsyncSession]
+    catalogue: Catalogue
+    reference: Reference
+    relay: OutboxRelay
+
+    async def reload_reference(self) -> None:
+        async with self.sessions() as session:
+            self.reference = await Reference.load(session)

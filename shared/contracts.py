@@ -1,0 +1,114 @@
+"""Event contracts between the services: what travels on the bus, and under which subject.
+
+Events are past tense. Every subject carries the hierarchy, `<county>.<town>.<village>`, so a
+consumer can take one county's traffic and the work can be partitioned by county.
+"""
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.hierarchy import subject_tokens
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ReportAccepted(Event):
+    """A stored revision of a unit's daily report. Revision 1 is the first report."""
+
+    report_id: UUID
+    unit: str
+    node: str = Field(description="the node the unit belonged to on that day")
+    unit_type: str
+    sector: str
+    day: date
+    revision: int = Field(ge=1)
+    values: dict[str, float]
+    zero: bool = Field(description="a zero report (零报告): every value zero, counts as reported")
+    late: bool = Field(description="submitted after the unit's cutoff (迟报)")
+    submitted_at: datetime
+    reporter: str
+    reason: str | None = Field(default=None, description="why a correction was made")
+
+    @property
+    def subject(self) -> str:
+        return f"report.accepted.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"report:{self.unit}:{self.day.isoformat()}:{self.revision}"
+
+
+class SubmissionRejected(Event):
+    """Bad input kept with its reasons: nothing a unit sends disappears silently."""
+
+    rejection_id: UUID
+    kind: Literal["report", "case"]
+    unit: str | None
+    received_at: datetime
+    errors: list[dict[str, str]]
+    payload: dict
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}.rejected.{self.unit or '_'}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"rejected:{self.rejection_id}"
+
+
+class CaseReported(Event):
+    """A fever or flu-like case found at a unit; opens an alert with a two-hour clock."""
+
+    case_id: UUID
+    unit: str
+    node: str
+    unit_type: str
+    sector: str
+    kind: Literal["fever", "ili"]
+    found_at: datetime
+    received_at: datetime
+    temperature: float | None = None
+    symptoms: list[str] = []
+    person_ref: str
+    late: bool
+
+    @property
+    def subject(self) -> str:
+        return f"case.reported.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"case:{self.case_id}"
+
+
+class RollupUpdated(Event):
+    node: str
+    day: date
+    updated_at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"rollup.updated.{self.node}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"rollup:{self.node}:{self.day.isoformat()}:{self.updated_at.isoformat()}"
+
+
+class RegistryChanged(Event):
+    """The hierarchy, the units or the catalogue changed: reload reference data."""
+
+    changed_at: datetime
+    what: list[str]
+
+    subject: ClassVar[str] = "registry.changed"
+
+    @property
+    def msg_id(self) -> str:
+        return f"registry:{self.changed_at.isoformat()}"

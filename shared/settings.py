@@ -1,0 +1,57 @@
+"""Typed settings, read once from the environment (prefix ROLLCALL_)."""
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROLLCALL_", env_file=".env", extra="ignore")
+
+    # Unset means "start the embedded server" (dev and tests); services require them.
+    nats_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ROLLCALL_NATS_URL", "NATS_URL")
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ROLLCALL_DATABASE_URL", "DATABASE_URL")
+    )
+    timezone: str = "Asia/Shanghai"
+    http_host: str = "127.0.0.1"
+    ingest_port: int = 8101
+    aggregate_port: int = 8102
+    alerts_port: int = 8103
+    data_dir: Path = Path(".rollcall")
+    # Consumers of a deployment may take only some counties: "report.accepted.430621.>".
+    aggregate_filter: str = "report.accepted.>"
+    aggregate_batch: int = 1000
+    stream_replicas: int = 1  # 3 on a NATS cluster
+    lock_days: int = 7  # reports older than this many days are locked (only operators correct)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, url: str | None) -> str | None:
+        """Accept plain postgresql:// URLs and use the asyncpg driver for them."""
+        if url and url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        ZoneInfo(zone)
+        return zone
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_servers(self) -> tuple[str, str]:
+        if not self.nats_url or not self.database_url:
+            raise RuntimeError(
+                "ROLLCALL_NATS_URL and ROLLCALL_DATABASE_URL must be set "
+                "(or run `rollcall dev`, which starts embedded servers)"
+            )
+        return self.nats_url, self.database_url

@@ -1,0 +1,35 @@
+"""JetStream streams, declared idempotently at start-up by every service that needs them."""
+
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox replay after a crash
+
+STREAMS = (
+    StreamConfig(name="REPORTS", subjects=["report.accepted.>"]),
+    StreamConfig(name="CASES", subjects=["case.reported.>"]),
+    StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
+    StreamConfig(name="ALERTS", subjects=["alert.>"]),
+    StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
+)
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update each stream so that its config matches this code."""
+    for base in STREAMS:
+        config = StreamConfig(
+            name=base.name,
+            subjects=base.subjects,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
+            max_msgs_per_subject=base.max_msgs_per_subject,
+        )
+        try:
+            await js.stream_info(base.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
