@@ -35,9 +35,12 @@ def port_of(settings: Settings, service: Service) -> int:
 def serve(service: Service, port: int | None = typer.Option(None, help="HTTP port")) -> None:
     """Run one service (HTTP API and bus consumers) against ROLLCALL_NATS_URL / DATABASE_URL."""
     import importlib
+    import logging
 
     import uvicorn
 
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("faststream").setLevel(logging.WARNING)
     settings = Settings()
     module = importlib.import_module(f"services.{service.value}.app")
     uvicorn.run(module.create_app(settings), host=settings.http_host,

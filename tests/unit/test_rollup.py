@@ -1,0 +1,84 @@
+"""The rollup arithmetic against its invariant, in memory: applying replacements incrementally
+gives what a recompute from the latest revisions gives, whatever the order and duplication."""
+
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.aggregate.rollup import Applied, Changes, from_scratch
+from shared.catalogue import default_catalogue
+
+catalogue = default_catalogue()
+DAY = date(2026, 11, 23)
+NODES = ["430621108001", "430621108002", "430621104001", "430621108", "430621"]
+UNITS = [f"U{i}" for i in range(6)]
+
+values_st = st.fixed_dictionaries({}, optional={
+    "fever": st.integers(0, 20), "ili": st.integers(0, 20), "nat_tests": st.integers(0, 50),
+    "max_temperature": st.sampled_from([36.5, 37.3, 38.0, 39.2, 40.1]),
+    "supply_days": st.integers(0, 30)})
+report_st = st.builds(lambda unit, rev, node, values, late: Applied(
+    unit, DAY, rev, node, values, all(v == 0 for v in values.values()), late),
+    st.sampled_from(UNITS), st.integers(1, 4), st.sampled_from(NODES), values_st, st.booleans())
+
+
+class MemoryStore:
+    """The projector's effect, applied to dicts as the SQL applies it to tables."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, Applied] = {}
+        self.values: dict = {}
+        self.counts: dict = {}
+
+    def apply(self, new: Applied) -> None:
+        old = self.units.get(new.unit)
+        if old is not None and old.revision >= new.revision:
+            return
+        changes = Changes()
+        changes.replace(old, new, catalogue)
+        self.units[new.unit] = new
+        for key, delta in changes.sums.items():
+            self.values[key] = self.values.get(key, 0.0) + delta
+        for key, v in changes.highs.items():
+            self.values[key] = max(self.values.get(key, v), v)
+        for key, v in changes.lows.items():
+            self.values[key] = min(self.values.get(key, v), v)
+        for key, (r, z, late) in changes.counts.items():
+            c = self.counts.get(key, (0, 0, 0))
+            self.counts[key] = (c[0] + r, c[1] + z, c[2] + late)
+        for node, day, metric in changes.recompute:
+            expected, _ = from_scratch(self.units.values(), catalogue)
+            if (node, day, metric) in expected:
+                self.values[(node, day, metric)] = expected[(node, day, metric)]
+            else:
+                self.values.pop((node, day, metric), None)
+
+
+@settings(max_examples=300)
+@given(st.lists(report_st, max_size=30))
+def test_incremental_equals_recompute(reports: list[Applied]) -> None:
+    store = MemoryStore()
+    for report in reports:
+        store.apply(report)
+    expected_values, expected_counts = from_scratch(store.units.values(), catalogue)
+    got = {k: v for k, v in store.values.items() if v != 0}
+    assert got == {k: v for k, v in expected_values.items() if v != 0}
+    assert {k: c for k, c in store.counts.items() if any(c)} == expected_counts
+
+
+def test_correction_lowering_the_max_recomputes_it() -> None:
+    store = MemoryStore()
+    store.apply(Applied("A", DAY, 1, "430621108001", {"max_temperature": 39.5}, False, False))
+    store.apply(Applied("B", DAY, 1, "430621108002", {"max_temperature": 38.0}, False, False))
+    assert store.values[("430621", DAY, "max_temperature")] == 39.5
+    store.apply(Applied("A", DAY, 2, "430621108001", {"max_temperature": 37.0}, False, False))
+    assert store.values[("430621", DAY, "max_temperature")] == 38.0
+    assert store.values[("430621108001", DAY, "max_temperature")] == 37.0
+
+
+def test_zero_report_counts_as_reported_but_adds_nothing() -> None:
+    store = MemoryStore()
+    store.apply(Applied("A", DAY, 1, "430621108001", {}, True, False))
+    assert store.counts[("430621", DAY)] == (1, 1, 0)
+    assert not any(store.values.values())
