@@ -1,0 +1,1 @@
+"""The benchmark: Rollcall end to end, measured against a raw baseline in the same run."""
