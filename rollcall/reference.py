@@ -119,3 +119,34 @@ async def registry_summary(database_url: str, code: str | None) -> dict | None:
     names = {1: "province", 2: "city", 3: "county", 4: "township", 5: "village"}
     return {"title": title, "levels": [(names[lvl], n) for lvl, n in levels],
             "types": list(types)}
+
+
+async def move_unit(database_url: str, unit: str, node: str, day: date
+                    ) -> store.ImportResult | None:
+    """Move a unit to another node from a day on, through the same checks as an import; None
+    when there is no such unit."""
+    from shared.registry.models import Unit
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            row = await session.get(Unit, unit)
+            if row is None:
+                return None
+            # Through the same row checks as a file: the node must be a village, town or
+            # county the registry holds.
+            fields = {"code": row.code, "name": row.name, "type": row.unit_type,
+                      "sector": row.sector, "node": node, "placed_from": day.isoformat(),
+                      "active_from": row.active_from.isoformat() if row.active_from else "",
+                      "active_to": row.active_to.isoformat() if row.active_to else "",
+                      "cutoff": row.cutoff.isoformat() if row.cutoff else ""}
+            batch = importer.Batch()
+            moved = importer.unit_row(importer.Record("move", 0, fields),
+                                      importer.unit_types(), importer.sectors(), batch.problems)
+            batch.units = [moved] if moved else []
+            result = await store.import_batch(session, batch, day)
+            if result.counts is not None:
+                await session.commit()
+    finally:
+        await engine.dispose()
+    return result

@@ -80,6 +80,31 @@ def import_(
 
 
 @app.command()
+def move(unit: str = typer.Argument(..., help="the unit's code"),
+         node: str = typer.Argument(..., help="the village, town or county it moves to"),
+         from_day: str = typer.Option(None, "--from", help="the first day at the new node "
+                                      "(YYYY-MM-DD, default today)")) -> None:
+    """Move a unit to another node from a day on: the days before stay rolled up where they
+    were. Running services are told."""
+    from rollcall.reference import announce, move_unit, today
+
+    day = date.fromisoformat(from_day) if from_day else today()
+    result = asyncio.run(move_unit(_database_url(), unit, node, day))
+    if result is None:
+        console.print(f"[red]no unit {unit}[/]")
+        raise typer.Exit(1)
+    if result.counts is None:
+        _print_problems(result.problems)
+        raise typer.Exit(1)
+    if not result.counts.changed:
+        console.print(f"{unit} is at {node} from {day} already")
+    else:
+        console.print(f"{unit} is at {node} from {day}")
+    if nats_url := Settings().nats_url:
+        asyncio.run(announce(nats_url, ["units"]))
+
+
+@app.command()
 def generate(
     within: str = typer.Option(..., "--within", "--province", "--county",
                                help="division code to generate below (43: Hunan)"),

@@ -284,6 +284,7 @@ def read_json(text: str, kind: Kind, file: str) -> tuple[list[Record], list[Prob
             problems.append(Problem(file, start, "", "bad_json", "应为对象",
                                     "expected an object"))
         else:
+            before = len(problems)
             fields: dict[str, str] = {}
             for key, value in obj.items():
                 if key not in allowed:
@@ -302,7 +303,7 @@ def read_json(text: str, kind: Kind, file: str) -> tuple[list[Record], list[Prob
                 problems.append(Problem(file, start, ",".join(missing), "missing_column",
                                         f"缺少字段 {', '.join(missing)}",
                                         f"missing field {', '.join(missing)}"))
-            else:
+            if len(problems) == before:
                 records.append(Record(file, start, fields))
         pos = skip(end)
         if text[pos:pos + 1] == ",":
