@@ -5,6 +5,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import nats
+import nats.errors
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.clock import utc_now
@@ -29,8 +30,13 @@ async def load_demo(session: AsyncSession) -> store.ImportResult:
     return result
 
 
+async def _quiet(exc: Exception) -> None:
+    """nats-py logs every failed attempt with a traceback; the caller reports the outcome."""
+
+
 async def announce(nats_url: str, what: list[str]) -> None:
-    connection = await nats.connect(nats_url)
+    connection = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3,
+                                    reconnect_time_wait=0.5, error_cb=_quiet)
     try:
         js = connection.jetstream()
         await ensure_streams(js)
@@ -73,7 +79,13 @@ async def import_and_announce(database_url: str, nats_url: str | None, paths: It
     Announced even when nothing changed: a retry also repairs a notice lost earlier."""
     batch, result = await import_files(database_url, paths, **options)
     if result.counts is not None and not options.get("dry_run") and nats_url:
-        await announce(nats_url, changed_parts(batch))
+        try:
+            await announce(nats_url, changed_parts(batch))
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            # The import is committed; services pick it up at the next notice or restart.
+            result.announce_error = str(exc) or type(exc).__name__
+        else:
+            result.announced = True
     return batch, result
 
 

@@ -75,7 +75,14 @@ def import_(
         console.print(f"nothing changed ({elapsed:.1f} s)")
     else:
         console.print(f"imported in {elapsed:.1f} s")
-    if not dry_run and not nats_url:
+    if dry_run:
+        return
+    if result.announced:
+        console.print("running services told to reload (registry.changed)")
+    elif result.announce_error:
+        console.print(f"[yellow]imported, but running services were not told: "
+                      f"{result.announce_error}; they reload at the next import or restart[/]")
+    else:
         console.print("[yellow]ROLLCALL_NATS_URL is not set: running services were not told[/]")
 
 
@@ -143,12 +150,13 @@ def catalogue(
             console.print(problem, markup=False)
         console.print(f"[red]{len(exc.problems)} problems in {file or DEFAULT_PATH}[/]")
         raise typer.Exit(1) from None
-    metrics = Table("code", "名称", "name", "type", "aggregation", "range", title="metrics")
+    metrics = Table("名称", "name", "type", "aggregation", "range", title="metrics")
+    metrics.add_column("code", no_wrap=True)
     for m in cat.metrics.values():
         bounds = "" if m.min_value is None and m.max_value is None else \
             f"{m.min_value if m.min_value is not None else ''}–" \
             f"{m.max_value if m.max_value is not None else ''}"
-        metrics.add_row(m.code, m.name_zh, m.name_en, m.value_type, m.aggregation, bounds)
+        metrics.add_row(m.name_zh, m.name_en, m.value_type, m.aggregation, bounds, m.code)
     console.print(metrics)
     rules = Table("code", "rule", "message", title="validation rules")
     for r in cat.rules:

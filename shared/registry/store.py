@@ -71,6 +71,8 @@ class ImportResult:
     counts: Counts | None  # None when refused
     nodes_read: int = 0
     units_read: int = 0
+    announced: bool = False  # running services were told (registry.changed)
+    announce_error: str | None = None
 
 
 async def known(session: AsyncSession, unit_codes: list[str]) -> Known:
