@@ -14,10 +14,12 @@ import httpx
 import typer
 from rich.console import Console
 
+from rollcall.registry_cli import app as registry_app
 from shared.settings import Settings
 
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
 console = Console()
 
 

@@ -1,6 +1,7 @@
 """The metric catalogue (like DHIS2 data elements) and the validation rules it carries."""
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Rule:
     rhs: str
     message_zh: str
     message_en: str
+    # Checked only when the report carries both metrics (a school's sick absences against its
+    # enrolment); otherwise a missing rhs counts as zero, as tests do for positives.
+    both_given: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +64,17 @@ class Catalogue:
 
     @classmethod
     def from_toml(cls, path: Path = DEFAULT_PATH) -> "Catalogue":
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        """The catalogue in a TOML file; CatalogueError lists everything wrong with it."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogueError([f"{path}: {exc}"]) from exc
+        problems = check_catalogue(data)
+        if problems:
+            raise CatalogueError([f"{path}: {p}" for p in problems])
         metrics = {m["code"]: Metric(**m) for m in data.get("metrics", [])}
         rules = tuple(Rule(**r) for r in data.get("rules", []))
         ratios = tuple(Ratio(**r) for r in data.get("ratios", []))
-        for rule in rules:
-            for code in (rule.lhs, rule.rhs):
-                if code not in metrics:
-                    raise ValueError(f"rule {rule.code} names unknown metric {code}")
         return cls(metrics, rules, ratios)
 
     def validate(self, values: Mapping[str, object], prefix: str = "values") -> list[FieldError]:
@@ -98,6 +105,8 @@ class Catalogue:
                 errors.append(FieldError(where, "out_of_range",
                                          f"超出范围 {low}–{high}", f"outside {low}–{high}"))
         for rule in self.rules:
+            if rule.both_given and (rule.lhs not in values or rule.rhs not in values):
+                continue
             lhs, rhs = values.get(rule.lhs, 0), values.get(rule.rhs, 0)
             if isinstance(lhs, int | float) and isinstance(rhs, int | float) and lhs > rhs:
                 errors.append(FieldError(f"{prefix}.{rule.lhs}", rule.code,
@@ -111,6 +120,85 @@ class Catalogue:
             den = totals.get(ratio.denominator, 0)
             out[ratio.code] = (totals.get(ratio.numerator, 0) / den) if den else None
         return out
+
+
+class CatalogueError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+SECTIONS = {
+    "metrics": ({"code", "name_zh", "name_en", "value_type", "aggregation"},
+                {"min_value", "max_value"}),
+    "rules": ({"code", "lhs", "rhs", "message_zh", "message_en"}, {"both_given"}),
+    "ratios": ({"code", "numerator", "denominator", "name_zh", "name_en"}, set()),
+}
+
+
+def check_catalogue(data: Mapping) -> list[str]:
+    """Everything wrong with a catalogue file's content: unknown or missing keys, duplicate or
+    malformed codes, value types and aggregations that do not exist, rules and ratios naming
+    unknown metrics, and ratios of parts that are not summed (a ratio is computed from summed
+    parts at each level, never averaged)."""
+    problems = [f"unknown section [{key}] (known: metrics, rules, ratios)"
+                for key in data if key not in SECTIONS]
+    codes: dict[str, str] = {}
+    for section, (required, optional) in SECTIONS.items():
+        entries = data.get(section, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            problems.append(f"[[{section}]] must be a list of tables")
+            continue
+        for i, entry in enumerate(entries, 1):
+            where = f"{section} #{i} ({entry.get('code', '?')})"
+            problems += [f"{where}: missing {key}" for key in sorted(required - entry.keys())]
+            problems += [f"{where}: unknown key {key}"
+                         for key in sorted(entry.keys() - required - optional)]
+            code = entry.get("code")
+            if not isinstance(code, str) or not CODE.fullmatch(code):
+                problems.append(f"{where}: code must be lower-case letters, digits and _")
+            elif code in codes:
+                problems.append(f"{where}: code {code} already used by {codes[code]}")
+            else:
+                codes[code] = section
+            for key in ("name_zh", "name_en", "message_zh", "message_en"):
+                if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
+                    problems.append(f"{where}: {key} must be a non-empty string")
+    metrics = {m.get("code"): m for m in data.get("metrics", []) if isinstance(m, dict)}
+    for i, m in enumerate(data.get("metrics", []), 1):
+        where = f"metrics #{i} ({m.get('code', '?')})"
+        if m.get("value_type", "count") not in ("count", "decimal"):
+            problems.append(f"{where}: value_type must be count or decimal")
+        if m.get("aggregation", "sum") not in ("sum", "max", "min"):
+            problems.append(f"{where}: aggregation must be sum, max or min")
+        low, high = m.get("min_value"), m.get("max_value")
+        for key, bound in (("min_value", low), ("max_value", high)):
+            if bound is not None and (isinstance(bound, bool)
+                                      or not isinstance(bound, int | float)):
+                problems.append(f"{where}: {key} must be a number")
+        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+            problems.append(f"{where}: min_value is above max_value")
+    for i, r in enumerate(data.get("rules", []), 1):
+        where = f"rules #{i} ({r.get('code', '?')})"
+        for key in ("lhs", "rhs"):
+            if key in r and r[key] not in metrics:
+                problems.append(f"{where}: {key} names unknown metric {r[key]}")
+        if r.get("lhs") is not None and r.get("lhs") == r.get("rhs"):
+            problems.append(f"{where}: lhs and rhs are the same metric")
+        if not isinstance(r.get("both_given", False), bool):
+            problems.append(f"{where}: both_given must be true or false")
+    for i, q in enumerate(data.get("ratios", []), 1):
+        where = f"ratios #{i} ({q.get('code', '?')})"
+        for key in ("numerator", "denominator"):
+            if key not in q:
+                continue
+            if q[key] not in metrics:
+                problems.append(f"{where}: {key} names unknown metric {q[key]}")
+            elif metrics[q[key]].get("aggregation") != "sum":
+                problems.append(f"{where}: {key} {q[key]} is not summed; ratios are "
+                                "computed from summed parts")
+    return problems
 
 
 @cache

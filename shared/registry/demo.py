@@ -1,8 +1,16 @@
-"""A small built-in demo hierarchy: 岳阳县 (county 430621, Hunan) with its 15 real townships,
-three generated villages each, and the units a county would have reporting."""
+"""The demo county shipped with the product: 岳阳县 (county 430621, Hunan) with its 15 real
+townships, generated villages and the units a county has reporting.
 
-from shared.registry.unit_types import unit_types
+The files in shared/data/demo/ are the divisions extract (in the published format) and the
+villages and units generated from it by `rollcall registry generate --within 430621`; a test
+checks that the generator still gives exactly these files.
+"""
 
+from pathlib import Path
+
+from shared.registry.importer import Batch, read
+
+DEMO_DIR = Path(__file__).parent.parent / "data" / "demo"
 PROVINCE = ("43", "湖南省")
 CITY = ("4306", "岳阳市")
 COUNTY = ("430621", "岳阳县")
@@ -13,31 +21,22 @@ TOWNS = [
     ("430621112", "新开镇"), ("430621113", "步仙镇"), ("430621114", "杨林街镇"),
     ("430621202", "中洲乡"), ("430621203", "长湖乡"), ("430621500", "东洞庭湖管理处"),
 ]
-VILLAGE_NAMES = ["东山村", "西湖村", "南岭村"]
-VILLAGE_UNITS = [("VC", "village_committee", "村委会"), ("CL", "village_clinic", "卫生室")]
-TOWN_UNITS = [("HC", "township_health_centre", "卫生院"), ("PS", "primary_school", "中心小学")]
-COUNTY_UNITS = [("HOSP", "hospital", "岳阳县人民医院"), ("MS1", "middle_school", "岳阳县第一中学")]
+
+
+def batch() -> Batch:
+    """The demo read as an import; a problem in the shipped files is a bug."""
+    read_batch = read([DEMO_DIR])
+    if read_batch.problems:
+        raise ValueError("the shipped demo does not import: "
+                         + "; ".join(map(str, read_batch.problems[:5])))
+    return read_batch
 
 
 def nodes() -> list[tuple[str, str]]:
-    out = [PROVINCE, CITY, COUNTY, *TOWNS]
-    for town, _ in TOWNS:
-        out += [(f"{town}{i:03d}", name) for i, name in enumerate(VILLAGE_NAMES, 1)]
-    return out
+    """(code, name) of every demo node, parents before children."""
+    return [(n.code, n.name) for n in batch().nodes]
 
 
 def units() -> list[dict]:
-    types = unit_types()
-
-    def unit(code: str, name: str, unit_type: str, node: str) -> dict:
-        return {"code": code, "name": name, "unit_type": unit_type,
-                "sector": types[unit_type].sector, "node": node}
-
-    out = [unit(f"{COUNTY[0]}-{s}", name, t, COUNTY[0]) for s, t, name in COUNTY_UNITS]
-    for town, town_name in TOWNS:
-        out += [unit(f"{town}-{s}", town_name + name, t, town) for s, t, name in TOWN_UNITS]
-        for i, village_name in enumerate(VILLAGE_NAMES, 1):
-            village = f"{town}{i:03d}"
-            out += [unit(f"{village}-{s}", town_name + village_name + name, t, village)
-                    for s, t, name in VILLAGE_UNITS]
-    return out
+    return [{"code": u.code, "name": u.name, "unit_type": u.unit_type, "sector": u.sector,
+             "node": u.node} for u in batch().units]

@@ -8,10 +8,9 @@ import bisect
 from dataclasses import dataclass
 from datetime import date, time
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.registry.models import Node, Placement, Unit
+from shared.registry.store import driver_connection
 from shared.registry.unit_types import unit_types
 
 
@@ -44,18 +43,21 @@ class Reference:
 
     @classmethod
     async def load(cls, session: AsyncSession) -> "Reference":
+        # Straight from the driver, not through ORM rows: a province's 200,000 units load in
+        # about a second instead of five, and a reload holds the event loop that much less.
+        raw = await driver_connection(session)
         types = unit_types()
-        nodes = dict((await session.execute(select(Node.code, Node.name))).tuples().all())
+        nodes = dict(await raw.fetch("SELECT code, name FROM registry.nodes"))
         placements: dict[str, list[tuple[date, str]]] = {}
-        rows = await session.execute(
-            select(Placement.unit_code, Placement.valid_from, Placement.node_code)
-            .order_by(Placement.unit_code, Placement.valid_from))
-        for unit_code, valid_from, node_code in rows.tuples():
+        for unit_code, valid_from, node_code in await raw.fetch(
+                "SELECT unit_code, valid_from, node_code FROM registry.placements "
+                "ORDER BY unit_code, valid_from"):
             placements.setdefault(unit_code, []).append((valid_from, node_code))
         units = {}
-        for u in (await session.execute(select(Unit))).scalars():
-            default = types[u.unit_type].cutoff if u.unit_type in types else time(23, 59)
-            units[u.code] = UnitInfo(u.code, u.name, u.unit_type, u.sector, u.active_from,
-                                     u.active_to, u.cutoff or default,
-                                     tuple(placements.get(u.code, ())))
+        for code, name, unit_type, sector, active_from, active_to, cutoff in await raw.fetch(
+                "SELECT code, name, unit_type, sector, active_from, active_to, cutoff "
+                "FROM registry.units"):
+            default = types[unit_type].cutoff if unit_type in types else time(23, 59)
+            units[code] = UnitInfo(code, name, unit_type, sector, active_from, active_to,
+                                   cutoff or default, tuple(placements.get(code, ())))
         return cls(nodes, units)
