@@ -8,6 +8,7 @@ from shared.streams import ensure_streams
 # Subscribers bind to streams that `ensure_streams` declares; FastStream must not redeclare them.
 REPORTS = JStream(name="REPORTS", declare=False)
 CASES = JStream(name="CASES", declare=False)
+SUBMISSIONS = JStream(name="SUBMISSIONS", declare=False)
 
 
 def _fetch_times_out_as_nats_timeout() -> None:

@@ -125,6 +125,36 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             service.stop()
 
 
+def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test") -> str:
+    """A credential issued straight into the session's database."""
+    from shared.auth import issue
+    from shared.clock import utc_now
+    from shared.db import make_engine, make_sessionmaker
+
+    async def run() -> str:
+        engine = make_engine(servers.database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                token, _ = await issue(session, kind, scope, holder, utc_now())  # type: ignore[arg-type]
+                return token
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def county_token(servers: Servers) -> str:
+    """An operator's token for the demo county 430621: may submit for every unit in it."""
+    return issue_token(servers, "operator", "430621", "县指挥部值班")
+
+
+@pytest.fixture(scope="session")
+def auth(county_token: str) -> dict[str, str]:
+    """Headers carrying the county operator's token."""
+    return {"Authorization": f"Bearer {county_token}"}
+
+
 def eventually(check, timeout: float = 10.0, interval: float = 0.1):
     """Poll `check` until it returns a truthy value; the last value otherwise."""
     deadline = time.monotonic() + timeout
