@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     fever_threshold_c: float = 37.3  # a fever case reports at least this temperature
     clock_skew_s: int = 300  # how far in the future a case's found time may be (device clocks)
     submit_batch: int = 1000  # bus submissions taken per batch
+    submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
     relay_paused: bool = False

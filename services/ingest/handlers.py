@@ -134,7 +134,7 @@ def subscribe(broker: NatsBroker, ctx: IngestContext) -> None:
     @broker.subscriber(
         "", stream=SUBMISSIONS, durable=DURABLE,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000,
-                              ack_wait=120),
+                              ack_wait=ctx.settings.submit_ack_wait_s),
         pull_sub=PullSub(batch_size=ctx.settings.submit_batch, timeout=0.05, batch=True),
         ack_policy=FsAckPolicy.MANUAL, decoder=raw)
     async def on_submissions(message: NatsBatchMessage = Context("message")) -> None:
