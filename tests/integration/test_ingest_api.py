@@ -6,11 +6,13 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 import nats
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.auth import revoke
 from shared.clock import utc_now
@@ -460,3 +462,36 @@ def test_the_api_is_documented(system: dict) -> None:
     assert bulk["application/json"]["schema"]["maxItems"] == 10_000
     assert "text/csv" in schema["paths"]["/v1/reports/bulk/csv"]["post"]["requestBody"][
         "content"]
+
+
+# -- whatever arrives: a clear answer, never a 500 -----------------------------------------
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3), max_leaves=6)
+plausible = st.fixed_dictionaries({}, optional={
+    "unit": st.sampled_from(["430621100001-CL", "430621100002-VC", "430621-MS1", "x", ""])
+    | anything,
+    "day": st.dates().map(date.isoformat) | anything,
+    "reporter": st.sampled_from(["王", "a\x00", ""]) | anything,
+    "values": st.dictionaries(st.sampled_from(["fever", "ili", "nat_tests", "nat_positive",
+                                               "max_temperature", "x"]),
+                              st.integers(-3, 10) | st.floats() | anything, max_size=4)
+    | anything,
+    "report_id": st.uuids().map(str) | anything,
+})
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=plausible | anything)
+def test_any_body_gets_a_clear_answer(system: dict, auth: dict, body: object) -> None:
+    response = httpx.post(f"{system['ingest']}/v1/reports", headers=auth, timeout=30,
+                          content=json.dumps(body, allow_nan=True),
+                          params=None)
+    assert response.status_code in (200, 201, 403, 409, 422), response.text
+    if response.status_code >= 400:
+        assert response.json()["errors"], response.text
+        assert_bilingual(response.json()["errors"])
+        assert response.json()["rejection_id"]
