@@ -1,6 +1,7 @@
 """Broker plumbing: a FastStream broker per service, its JetStream context, the streams declared."""
 
 from faststream.nats import JStream, NatsBroker
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from shared.streams import ensure_streams
@@ -47,3 +48,12 @@ async def connect(broker: NatsBroker, replicas: int = 1) -> JetStreamContext:
     js = connection.jetstream()
     await ensure_streams(js, replicas)
     return js
+
+
+async def connect_client(broker: NatsBroker, replicas: int = 1
+                         ) -> tuple[NatsClient, JetStreamContext]:
+    """As `connect`, with the core connection too (for publishing with a reply subject)."""
+    connection = await broker.connect()
+    js = connection.jetstream()
+    await ensure_streams(js, replicas)
+    return connection, js

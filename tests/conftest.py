@@ -88,7 +88,12 @@ class RunningService:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # never leave a service running after the tests
+                self.proc.kill()
+                self.proc.wait(10)
+                raise
 
 
 def start_service(servers: Servers, name: str, log_dir: Path, **env: str) -> RunningService:
@@ -121,8 +126,13 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         yield {name: s.url for name, s in running.items()}
     finally:
+        stuck = []
         for service in running.values():
-            service.stop()
+            try:
+                service.stop()
+            except subprocess.TimeoutExpired:
+                stuck.append(service.name)
+        assert not stuck, f"did not stop on SIGTERM within 30 s: {stuck}"
 
 
 def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test") -> str:

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from services.ingest import handlers, routes
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestContext
-from shared.bus import connect, make_broker
+from shared.bus import connect_client, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
@@ -34,10 +34,10 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
-        js = await connect(broker, settings.stream_replicas)
+        nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, js, paused=settings.relay_paused,
+        relay = OutboxRelay(sessions, nc, paused=settings.relay_paused,
                             crash_after_publish=settings.relay_crash_after_publish)
         authenticator = Authenticator(sessions, settings.auth_cache_s)
         ctx = IngestContext(settings, clock, sessions, default_catalogue(), reference, relay,
