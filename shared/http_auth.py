@@ -1,8 +1,10 @@
 """Bearer credentials for every HTTP service: `Authorization: Bearer <token>` becomes a Principal.
 
 A missing, unknown or revoked token is 401; a valid one that does not reach what it asks for is
-403 (the caller decides, with `forbidden`). Never a 500: a token is only ever hashed and looked
-up. A composition root puts an `Authenticator` at `app.state.authenticator` and registers
+403 (the caller decides, with `forbidden`); a credential store that does not answer is 503.
+Never a 500: a token is only ever hashed and looked up.
+
+A composition root puts an `Authenticator` at `app.state.authenticator` and registers
 `on_auth_error` for `AuthError`; routes then take `principal: Authenticated`.
 """
 
@@ -109,7 +111,14 @@ async def bearer_principal(
     header = request.headers.get("authorization")
     if credentials is None:
         raise unauthenticated("missing" if not header else "bad")
-    return await authenticator.require(f"Bearer {credentials.credentials}")
+    try:
+        return await authenticator.require(f"Bearer {credentials.credentials}")
+    except AuthError:
+        raise
+    except Exception as exc:  # the credential store does not answer: say so, and retry later
+        raise AuthError(503, FieldError(
+            "authorization", "auth_unavailable", "暂时无法核验凭证,请稍后重试",
+            "credentials cannot be checked right now; retry later")) from exc
 
 
 Authenticated = Annotated[Principal, Depends(bearer_principal)]
@@ -117,7 +126,8 @@ Authenticated = Annotated[Principal, Depends(bearer_principal)]
 
 async def on_auth_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    detail = "unauthenticated" if exc.status == 401 else "forbidden"
+    headers = ({"WWW-Authenticate": "Bearer"} if exc.status == 401
+               else {"Retry-After": "5"} if exc.status == 503 else None)
+    detail = {401: "unauthenticated", 403: "forbidden"}.get(exc.status, "unavailable")
     return JSONResponse({"detail": detail, "errors": [exc.error.as_dict()]},
                         status_code=exc.status, headers=headers)
