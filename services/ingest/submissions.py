@@ -6,7 +6,7 @@ rejections commit together, and then the relay is woken to publish.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -42,7 +42,7 @@ class Incoming:
     status: int = 422
     source: Source = "http"
     # Set by the bus from the message's stream position, so a redelivery keeps one rejection.
-    rejection_id: uuid.UUID | None = None
+    rejection_id: Callable[[], uuid.UUID] | None = None
 
 
 @dataclass(slots=True)
@@ -68,7 +68,8 @@ UNAUTHENTICATED = FieldError("authorization", "unauthenticated",
 
 
 def read(model: type[BaseModel], payload: object, principal: Principal | None,
-         source: Source = "http", rejection_id: uuid.UUID | None = None) -> Incoming:
+         source: Source = "http", rejection_id: Callable[[], uuid.UUID] | None = None
+         ) -> Incoming:
     """A payload as received, parsed into `model` or with every reason it cannot be."""
     if not isinstance(payload, dict):
         return Incoming({"body": payload}, None, principal, [FieldError(
@@ -112,10 +113,13 @@ class _Batch:
         item = self.items[i]
         payload = item.payload
         if payload is None:
-            payload = item.parsed.model_dump(mode="json") if item.parsed is not None else {}
+            # What was sent, field for field (defaults it left out stay out).
+            payload = (item.parsed.model_dump(mode="json", exclude_unset=True)
+                       if item.parsed is not None else {})
         unit = getattr(item.parsed, "unit", None) or payload.get("unit")
         event = SubmissionRejected(
-            rejection_id=item.rejection_id or uuid.uuid4(), kind=self.kind,
+            rejection_id=item.rejection_id() if item.rejection_id else uuid.uuid4(),
+            kind=self.kind,
             unit=unit if isinstance(unit, str) else None, received_at=self.now,
             errors=[e.as_dict() for e in errors], payload=ledger.jsonable(payload))
         principal = item.principal
