@@ -28,24 +28,37 @@ class Service(enum.StrEnum):
 
 
 def port_of(settings: Settings, service: Service) -> int:
-    return getattr(settings, f"{service.value}_port")
+    return settings.http_port or getattr(settings, f"{service.value}_port")
 
 
 @app.command()
 def serve(service: Service, port: int | None = typer.Option(None, help="HTTP port")) -> None:
     """Run one service (HTTP API and bus consumers) against ROLLCALL_NATS_URL / DATABASE_URL."""
     import importlib
-    import logging
 
     import uvicorn
 
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("faststream").setLevel(logging.WARNING)
+    from shared.observability import configure_logging
+
     settings = Settings()
+    configure_logging(service.value, settings.log_level, settings.log_format)
+    _exit_zero_after_sigterm()
     module = importlib.import_module(f"services.{service.value}.app")
+    # log_config=None: uvicorn's loggers go through the handler configured above.
     uvicorn.run(module.create_app(settings), host=settings.http_host,
-                port=port or port_of(settings, service), log_level="warning",
+                port=port or port_of(settings, service), log_config=None,
                 timeout_graceful_shutdown=15)
+
+
+def _exit_zero_after_sigterm() -> None:
+    """SIGTERM asks for a graceful stop: uvicorn stops taking requests, the broker drains its
+    in-flight messages, the process exits 0. Uvicorn re-raises the signal once it has shut down,
+    which would end the process with "killed by SIGTERM"; this handler turns that into exit 0
+    (and a SIGTERM that arrives before uvicorn listens stops the process at once)."""
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @app.command()

@@ -1,5 +1,7 @@
 """Broker plumbing: a FastStream broker per service, its JetStream context, the streams declared."""
 
+import logging
+
 from faststream.nats import JStream, NatsBroker
 from nats.js import JetStreamContext
 
@@ -34,10 +36,18 @@ def _fetch_times_out_as_nats_timeout() -> None:
     JetStreamContext.PullSubscription.fetch = patched
 
 
+def servers(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222`: the seed servers of a cluster, any of which will do."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def make_broker(url: str, service: str) -> NatsBroker:
     _fetch_times_out_as_nats_timeout()
-    return NatsBroker(url, name=f"rollcall-{service}", max_reconnect_attempts=-1,
-                      graceful_timeout=15.0)
+    # FastStream's per-message lines go to DEBUG on a logger that reaches the root handler (JSON
+    # in a deployment); its warnings and errors keep their level.
+    return NatsBroker(servers(url), name=f"rollcall-{service}", max_reconnect_attempts=-1,
+                      graceful_timeout=15.0, logger=logging.getLogger(f"rollcall.bus.{service}"),
+                      log_level=logging.DEBUG)
 
 
 async def connect(broker: NatsBroker, replicas: int = 1) -> JetStreamContext:

@@ -2,6 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, field_validator
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     aggregate_batch: int = 1000
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
+    # Deployment: in a container every service listens on one port (the image sets 8080),
+    # overriding the per-service ports above; logs are JSON lines for a log collector.
+    http_port: int | None = None
+    log_level: str = "WARNING"
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.observability import metrics_router
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None,
                   description="The door for daily reports, zero reports and corrections.")
     app.include_router(routes.router)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     app.add_exception_handler(routes.Refused, routes.on_refused)
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
     return app

@@ -14,6 +14,7 @@ from services.ingest.schemas import CorrectReport, Problem, Receipt, SubmitRepor
 from services.ingest.service import IngestContext
 from shared.contracts import SubmissionRejected
 from shared.errors import FieldError
+from shared.observability import ACCEPTED, RECEIVED, REJECTED
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -34,6 +35,7 @@ class Refused(Exception):
 
 async def _submit(ctx: Ctx, unit_code: str, day: date, values: dict[str, float], reporter: str,
                   report_id: uuid.UUID | None, reason: str | None, payload: dict) -> Receipt:
+    RECEIVED.labels("report").inc()
     now = ctx.clock()
     unit, errors = check_report(unit_code, day, values, reference=ctx.reference,
                                 catalogue=ctx.catalogue, now=now, zone=ctx.settings.zone,
@@ -57,6 +59,7 @@ async def _submit(ctx: Ctx, unit_code: str, day: date, values: dict[str, float],
             "day", "no_report", "该单位当日尚无报告,无法更正",
             f"this unit has no report for {day} to correct")], payload, unit_code) from None
     if receipt.status == "accepted":
+        ACCEPTED.labels("report").inc()
         ctx.relay.wake()
     return receipt
 
@@ -99,6 +102,7 @@ async def _keep(ctx: IngestContext, refused: Refused) -> uuid.UUID:
 
 async def on_refused(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refused)
+    REJECTED.labels("report", exc.errors[0].code if exc.errors else "refused").inc()
     rejection_id = await _keep(context(request), exc)
     problem = Problem(detail=exc.detail, errors=[e.as_dict() for e in exc.errors],
                       rejection_id=rejection_id)
@@ -108,6 +112,7 @@ async def on_refused(request: Request, exc: Exception) -> JSONResponse:
 async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """Malformed bodies are refused like any other bad report, and kept."""
     assert isinstance(exc, RequestValidationError)
+    RECEIVED.labels("report").inc()
     errors = [FieldError(".".join(str(p) for p in err["loc"] if p != "body") or "body",
                          err["type"], err["msg"], err["msg"]) for err in exc.errors()]
     try:
