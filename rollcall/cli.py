@@ -66,7 +66,10 @@ def migrate() -> None:
     """Apply the database migrations (every service's schema)."""
     from rollcall.migrate import upgrade
 
-    _, database_url = Settings().require_servers()
+    # Only the database: the one-shot migration step of a deployment has no NATS user.
+    database_url = Settings().database_url
+    if not database_url:
+        raise typer.BadParameter("ROLLCALL_DATABASE_URL must be set")
     upgrade(database_url)
     console.print("migrations applied")
 

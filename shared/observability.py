@@ -101,7 +101,8 @@ def metrics_router(*refreshers: Refresher) -> APIRouter:
 
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}  # uvicorn's copy of the message with colour codes
 
 
 class JsonFormatter(logging.Formatter):

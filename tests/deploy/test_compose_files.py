@@ -96,7 +96,7 @@ def test_secrets_have_no_default() -> None:
         for name in {v for v in variables(text) if "PASSWORD" in v}:
             assert example.get(name) == "", f"{name} must be empty in .env.example"
             assert f"${{{name}:-" not in text and f"${{{name}-" not in text, name
-    with pytest.raises(MissingVariable, match="POSTGRES_PASSWORD|NATS_"):
+    with pytest.raises(MissingVariable, match=r"POSTGRES_PASSWORD|NATS_"):
         interpolate(load(COMPOSE), example)
 
 
