@@ -37,6 +37,14 @@ def load(path: Path) -> dict:
     return yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader: no arbitrary objects
 
 
+def merge(base: Any, overlay: Any) -> Any:
+    """`docker compose -f base -f overlay`: mappings merge key by key, the rest is replaced
+    (what our overlays need: compose merges some lists, e.g. ports, which they `!override`)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        return {**base, **{k: merge(base.get(k), v) for k, v in overlay.items()}}
+    return overlay
+
+
 class MissingVariable(LookupError):
     pass
 
