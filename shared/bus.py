@@ -1,11 +1,14 @@
 """Broker plumbing: a FastStream broker per service, its JetStream context, the streams declared."""
 
+import asyncio
 import logging
 
 from faststream.nats import JStream, NatsBroker
 from nats.js import JetStreamContext
 
 from shared.streams import ensure_streams
+
+log = logging.getLogger(__name__)
 
 # Subscribers bind to streams that `ensure_streams` declares; FastStream must not redeclare them.
 REPORTS = JStream(name="REPORTS", declare=False)
@@ -36,6 +39,58 @@ def _fetch_times_out_as_nats_timeout() -> None:
     JetStreamContext.PullSubscription.fetch = patched
 
 
+def _nak_what_a_stopping_consumer_fetched() -> None:
+    """A graceful stop hands back what it will not process. FastStream's batch pull loop drops
+    a batch it fetched while stopping, and a fetch cut short leaves messages in the
+    subscription's queue: neither is processed nor acknowledged, and the server would redeliver
+    them only after ack_wait (a minute for aggregate). So before a pull subscription closes, wait
+    for its fetch to end (the pull request expires within the subscriber's short timeout), then
+    NAK every message fetched and not acknowledged: another replica, or this one restarted, gets
+    them at once."""
+    from contextlib import suppress
+
+    from nats.js.client import JetStreamContext
+
+    cls = JetStreamContext.PullSubscription
+    if getattr(cls.unsubscribe, "_rollcall_wrapped", False):
+        return
+    fetch, unsubscribe = cls.fetch, cls.unsubscribe
+
+    async def tracking_fetch(self, *args, **kwargs):
+        idle = self._rollcall_idle = getattr(self, "_rollcall_idle", None) or asyncio.Event()
+        idle.clear()
+        try:
+            messages = await fetch(self, *args, **kwargs)
+        finally:
+            idle.set()
+        kept = [m for m in getattr(self, "_rollcall_fetched", ()) if not m.is_acked]
+        self._rollcall_fetched = kept + list(messages)
+        return messages
+
+    async def naking_unsubscribe(self) -> None:
+        if (idle := getattr(self, "_rollcall_idle", None)) is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(idle.wait(), 5)
+        left = [m for m in getattr(self, "_rollcall_fetched", ()) if not m.is_acked]
+        queue = getattr(self._sub, "_pending_queue", None)
+        while queue is not None and not queue.empty():
+            message = queue.get_nowait()
+            if message.reply and not JetStreamContext.is_status_msg(message):
+                left.append(message)
+        if left:
+            with suppress(Exception):  # the connection may be gone: then ack_wait applies
+                for message in left:
+                    await message.nak()
+                await self._sub._conn.flush(timeout=2)
+            log.info("stopping consumer handed back messages it had not processed",
+                     extra={"messages": len(left)})
+        self._rollcall_fetched = []
+        await unsubscribe(self)
+
+    naking_unsubscribe._rollcall_wrapped = True
+    cls.fetch, cls.unsubscribe = tracking_fetch, naking_unsubscribe
+
+
 def servers(url: str) -> list[str]:
     """`nats://a:4222,nats://b:4222`: the seed servers of a cluster, any of which will do."""
     return [part.strip() for part in url.split(",") if part.strip()]
@@ -43,6 +98,7 @@ def servers(url: str) -> list[str]:
 
 def make_broker(url: str, service: str) -> NatsBroker:
     _fetch_times_out_as_nats_timeout()
+    _nak_what_a_stopping_consumer_fetched()
     # FastStream's per-message lines go to DEBUG on a logger that reaches the root handler (JSON
     # in a deployment); its warnings and errors keep their level.
     return NatsBroker(servers(url), name=f"rollcall-{service}", max_reconnect_attempts=-1,
