@@ -79,8 +79,9 @@ def demo() -> None:
     """Load the built-in demo county (岳阳县) into the registry and tell running services."""
     from rollcall.reference import load_demo_and_announce
 
-    nats_url, database_url = Settings().require_servers()
-    asyncio.run(load_demo_and_announce(database_url, nats_url))
+    settings = Settings()
+    nats_url, database_url = settings.require_servers()
+    asyncio.run(load_demo_and_announce(database_url, nats_url, settings.stream_replicas))
     console.print("demo county 430621 岳阳县 loaded")
 
 

@@ -3,6 +3,7 @@
 import nats
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.bus import connection_options
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
@@ -15,11 +16,11 @@ async def load_demo(session: AsyncSession) -> None:
     await store.upsert_units(session, demo.units())
 
 
-async def announce(nats_url: str, what: list[str]) -> None:
-    connection = await nats.connect(nats_url)
+async def announce(nats_url: str, what: list[str], replicas: int = 1) -> None:
+    connection = await nats.connect(**connection_options(nats_url))
     try:
         js = connection.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, replicas)  # the deployment's: never shrink a cluster's
         event = RegistryChanged(changed_at=utc_now(), what=what)
         await js.publish(event.subject, event.model_dump_json().encode(),
                          headers={"Nats-Msg-Id": event.msg_id})
@@ -27,11 +28,11 @@ async def announce(nats_url: str, what: list[str]) -> None:
         await connection.close()
 
 
-async def load_demo_and_announce(database_url: str, nats_url: str) -> None:
+async def load_demo_and_announce(database_url: str, nats_url: str, replicas: int = 1) -> None:
     engine = make_engine(database_url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             await load_demo(session)
     finally:
         await engine.dispose()
-    await announce(nats_url, ["nodes", "units"])
+    await announce(nats_url, ["nodes", "units"], replicas)

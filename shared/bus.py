@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+from urllib.parse import unquote, urlsplit
 
 from faststream.nats import JStream, NatsBroker
+from faststream.security import SASLPlaintext
 from nats.js import JetStreamContext
 
 from shared.streams import ensure_streams
@@ -91,9 +93,20 @@ def _nak_what_a_stopping_consumer_fetched() -> None:
     cls.fetch, cls.unsubscribe = tracking_fetch, naking_unsubscribe
 
 
+def connection_options(url: str) -> dict:
+    """Servers and credentials from a NATS URL: `nats://user:password@host:4222`, or a cluster's
+    seeds separated by commas (any of them will do). The credentials are taken out of the URLs
+    and given on their own: the other servers a cluster announces come without them, and a
+    client that reconnects to one of those must still authenticate."""
+    parts = [urlsplit(part.strip()) for part in url.split(",") if part.strip()]
+    user = next((unquote(p.username) for p in parts if p.username), None)
+    password = next((unquote(p.password) for p in parts if p.password), None)
+    servers = [p._replace(netloc=p.netloc.rpartition("@")[2]).geturl() for p in parts]
+    return {"servers": servers, "user": user, "password": password}
+
+
 def servers(url: str) -> list[str]:
-    """`nats://a:4222,nats://b:4222`: the seed servers of a cluster, any of which will do."""
-    return [part.strip() for part in url.split(",") if part.strip()]
+    return connection_options(url)["servers"]
 
 
 def make_broker(url: str, service: str) -> NatsBroker:
@@ -101,8 +114,12 @@ def make_broker(url: str, service: str) -> NatsBroker:
     _nak_what_a_stopping_consumer_fetched()
     # FastStream's per-message lines go to DEBUG on a logger that reaches the root handler (JSON
     # in a deployment); its warnings and errors keep their level.
-    return NatsBroker(servers(url), name=f"rollcall-{service}", max_reconnect_attempts=-1,
-                      graceful_timeout=15.0, logger=logging.getLogger(f"rollcall.bus.{service}"),
+    options = connection_options(url)
+    security = (SASLPlaintext(options["user"], options["password"] or "")
+                if options["user"] else None)
+    return NatsBroker(options["servers"], security=security, name=f"rollcall-{service}",
+                      max_reconnect_attempts=-1, graceful_timeout=15.0,
+                      logger=logging.getLogger(f"rollcall.bus.{service}"),
                       log_level=logging.DEBUG)
 
 

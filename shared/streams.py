@@ -1,8 +1,15 @@
 """JetStream streams, declared idempotently at start-up by every service that needs them."""
 
+import asyncio
+import logging
+import time
+
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox replay after a crash
 
@@ -15,21 +22,39 @@ STREAMS = (
 )
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update each stream so that its config matches this code."""
+async def ensure_streams(js: JetStreamContext, replicas: int = 1,
+                         patience_s: float = 120) -> None:
+    """Create or update each stream so that its config matches this code.
+
+    On a NATS cluster that has just started, JetStream answers only once its meta leader is
+    elected, a replicated stream takes a moment to form, and every service declares the same
+    streams at once: a timeout or a refusal is retried until `patience_s` has passed."""
+    deadline = time.monotonic() + patience_s
     for base in STREAMS:
-        config = StreamConfig(
-            name=base.name,
-            subjects=base.subjects,
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            num_replicas=replicas,
-            max_msgs_per_subject=base.max_msgs_per_subject,
-        )
-        try:
-            await js.stream_info(base.name)
-        except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)
+        while True:
+            try:
+                await _declare(js, base, replicas)
+                break
+            except (nats.errors.TimeoutError, APIError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("declaring stream %s failed, retrying: %r", base.name, exc)
+                await asyncio.sleep(1)
+
+
+async def _declare(js: JetStreamContext, base: StreamConfig, replicas: int) -> None:
+    config = StreamConfig(
+        name=base.name,
+        subjects=base.subjects,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+        max_msgs_per_subject=base.max_msgs_per_subject,
+    )
+    try:
+        await js.stream_info(base.name)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
