@@ -8,7 +8,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo, store
-from shared.streams import ensure_streams
+from shared.streams import ensure_streams_patiently
 
 
 async def load_demo(session: AsyncSession) -> None:
@@ -20,7 +20,7 @@ async def announce(nats_url: str, what: list[str], replicas: int = 1) -> None:
     connection = await nats.connect(**connection_options(nats_url))
     try:
         js = connection.jetstream()
-        await ensure_streams(js, replicas)  # the deployment's: never shrink a cluster's
+        await ensure_streams_patiently(js, replicas)  # the deployment's: never shrink a cluster's
         event = RegistryChanged(changed_at=utc_now(), what=what)
         await js.publish(event.subject, event.model_dump_json().encode(),
                          headers={"Nats-Msg-Id": event.msg_id})

@@ -2,13 +2,14 @@
 
 import asyncio
 import logging
+import time
 from urllib.parse import unquote, urlsplit
 
 from faststream.nats import JStream, NatsBroker
 from faststream.security import SASLPlaintext
 from nats.js import JetStreamContext
 
-from shared.streams import ensure_streams
+from shared.streams import ensure_streams_patiently
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def _nak_what_a_stopping_consumer_fetched() -> None:
     async def tracking_fetch(self, *args, **kwargs):
         idle = self._rollcall_idle = getattr(self, "_rollcall_idle", None) or asyncio.Event()
         idle.clear()
+        timeout = kwargs.get("timeout", args[1] if len(args) > 1 else 5)
+        self._rollcall_expires = time.monotonic() + min(timeout or 0, 5)
         try:
             messages = await fetch(self, *args, **kwargs)
         finally:
@@ -73,6 +76,10 @@ def _nak_what_a_stopping_consumer_fetched() -> None:
         if (idle := getattr(self, "_rollcall_idle", None)) is not None:
             with suppress(TimeoutError):
                 await asyncio.wait_for(idle.wait(), 5)
+        # The server may still deliver to the last pull request until it expires; what it
+        # delivers lands in the queue drained below.
+        await asyncio.sleep(max(0.0, getattr(self, "_rollcall_expires", 0) - time.monotonic())
+                            + 0.1)
         left = [m for m in getattr(self, "_rollcall_fetched", ()) if not m.is_acked]
         queue = getattr(self._sub, "_pending_queue", None)
         while queue is not None and not queue.empty():
@@ -127,5 +134,5 @@ async def connect(broker: NatsBroker, replicas: int = 1) -> JetStreamContext:
     """Connect, declare the streams, and return the JetStream context for direct publishing."""
     connection = await broker.connect()
     js = connection.jetstream()
-    await ensure_streams(js, replicas)
+    await ensure_streams_patiently(js, replicas)
     return js

@@ -22,39 +22,39 @@ STREAMS = (
 )
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1,
-                         patience_s: float = 120) -> None:
-    """Create or update each stream so that its config matches this code.
-
-    On a NATS cluster that has just started, JetStream answers only once its meta leader is
-    elected, a replicated stream takes a moment to form, and every service declares the same
-    streams at once: a timeout or a refusal is retried until `patience_s` has passed."""
-    deadline = time.monotonic() + patience_s
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update each stream so that its config matches this code."""
     for base in STREAMS:
-        while True:
-            try:
-                await _declare(js, base, replicas)
-                break
-            except (nats.errors.TimeoutError, APIError) as exc:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("declaring stream %s failed, retrying: %r", base.name, exc)
-                await asyncio.sleep(1)
+        config = StreamConfig(
+            name=base.name,
+            subjects=base.subjects,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
+            max_msgs_per_subject=base.max_msgs_per_subject,
+        )
+        try:
+            await js.stream_info(base.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
 
 
-async def _declare(js: JetStreamContext, base: StreamConfig, replicas: int) -> None:
-    config = StreamConfig(
-        name=base.name,
-        subjects=base.subjects,
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        num_replicas=replicas,
-        max_msgs_per_subject=base.max_msgs_per_subject,
-    )
-    try:
-        await js.stream_info(base.name)
-    except NotFoundError:
-        await js.add_stream(config)
-    else:
-        await js.update_stream(config)
+async def ensure_streams_patiently(js: JetStreamContext, replicas: int = 1,
+                                   patience_s: float = 120) -> None:
+    """`ensure_streams`, retried. On a NATS cluster that has just started, JetStream answers
+    only once its meta leader is elected, a replicated stream takes a moment to form, and every
+    service declares the same streams at once: a timeout or a refusal is retried (declaring is
+    idempotent) until `patience_s` has passed."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            await ensure_streams(js, replicas)
+            return
+        except (nats.errors.TimeoutError, APIError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("declaring the streams failed, retrying: %r", exc)
+            await asyncio.sleep(1)
