@@ -14,10 +14,12 @@ import httpx
 import typer
 from rich.console import Console
 
+from rollcall import reconcile
 from shared.settings import Settings
 
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
+app.add_typer(reconcile.app, name="reconcile")
 console = Console()
 
 

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Consumers of a deployment may take only some counties: "report.accepted.430621.>".
     aggregate_filter: str = "report.accepted.>"
     aggregate_batch: int = 1000
+    # RollupUpdated for a node and day at most once per this many seconds (live views).
+    rollup_updated_interval: float = 1.0
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
 

@@ -1,13 +1,25 @@
 """What aggregate's edges share at run time."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.aggregate import expected
+from services.aggregate.live import Announcer
+from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
+from shared.contracts import ReportAccepted
 from shared.settings import Settings
+
+
+@dataclass
+class Stats:
+    events: int = 0  # accepted-report events taken in (redeliveries included)
+    applied: int = 0  # unit-day revisions that changed the rollups
+    batches: int = 0
+    poisoned: int = 0  # messages that are not a ReportAccepted (kept in the log, not retried)
 
 
 @dataclass
@@ -16,6 +28,46 @@ class AggregateContext:
     clock: Callable[[], datetime]
     sessions: async_sessionmaker[AsyncSession]
     catalogue: Catalogue
+    announcer: Announcer | None = None
+    known_days: set[date] = field(default_factory=set)
+    stats: Stats = field(default_factory=Stats)
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()
+
+    async def apply(self, events: list[ReportAccepted]) -> BatchResult:
+        """One batch, one transaction: the effect and the record of what was applied."""
+        async with self.sessions() as session, session.begin():
+            result = await apply_batch(session, events, self.catalogue, self.clock(),
+                                       self.known_days)
+        self.stats.batches += 1
+        self.stats.events += len(events)
+        self.stats.applied += result.applied
+        if self.announcer is not None and result.touched:
+            self.announcer.touched(result.touched)
+        return result
+
+    async def prepare(self, start: date, end: date, filtered: object = None) -> None:
+        """Build the expected figures of the days a stored view reads (up to today) that are
+        not built yet; filtered views count from the registry and need none."""
+        last = min(end, self.today())
+        if filtered or start > last:
+            return
+        days = {start + timedelta(days=i) for i in range((last - start).days + 1)}
+        if days - self.known_days:
+            async with self.sessions() as session, session.begin():
+                await expected.enter_days(session, days, self.clock(), self.known_days)
+
+    async def ensure_today(self) -> None:
+        """Build today's expected figures ahead of the first report."""
+        async with self.sessions() as session, session.begin():
+            await expected.enter_days(session, {self.today()}, self.clock(), self.known_days)
+
+    async def registry_changed(self) -> None:
+        """Recount the expected figures of every built day that can still receive reports."""
+        async with self.sessions() as session:
+            days = await expected.built_since(
+                session, expected.recent(self.today(), self.settings.lock_days))
+        for day in days:  # a transaction per day: batches of other days go on meanwhile
+            async with self.sessions() as session, session.begin():
+                await expected.rebuild(session, {day}, self.clock())
