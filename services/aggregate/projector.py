@@ -14,36 +14,47 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate import expected
-from services.aggregate.rollup import Applied, Changes, Effect, NodeDay
+from services.aggregate.rollup import Applied, Changes, NodeDay
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.hierarchy import CODE_LENGTHS
 
-LOCK_UNIT_DAYS = text("""
+# Batches travel as one JSON parameter each (rows of short keys): PostgreSQL parses it much
+# faster than the driver encodes thousands of array elements one by one.
+KEYS = "json_to_recordset(CAST(:keys AS json)) AS t(u text, d date)"
+LOCK_UNIT_DAYS = text(f"""
     SELECT pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT hashtextextended(u || ':' || d::text, 1) AS k
-        FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)) keys
+        SELECT DISTINCT hashtextextended(t.u || ':' || t.d::text, 1) AS k FROM {KEYS}) keys
     ORDER BY k
 """)
 # The revision each unit-day holds now and, for a unit-day's first report, where the registry
-# expects the unit that day (its report ends its being missing there).
+# expects the unit that day (its report ends its being missing there): the unit's latest
+# placement on or before the day, if the unit is active that day. The same rule as
+# expected.expected_units_sql, written to look up many units at once rather than a subtree.
 CURRENT = text(f"""
-    SELECT t.u AS unit_code, t.d AS day, ud.revision, ud.node_code, ud.values, ud.zero, ud.late,
-           reg.node_code AS expected_node
-    FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
-    LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d
-    LEFT JOIN LATERAL ({expected.expected_units_sql(
-        "(SELECT t.d)", "p.unit_code = t.u AND ud.unit_code IS NULL")}) reg ON true
+    WITH t AS MATERIALIZED (SELECT * FROM {KEYS}),
+    cur AS (
+        SELECT t.u, t.d, ud.revision, ud.node_code, ud.values, ud.zero, ud.late
+        FROM t LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d),
+    reg AS (
+        SELECT DISTINCT ON (c.u, c.d) c.u, c.d, p.node_code
+        FROM cur c
+        JOIN registry.units un ON un.code = c.u
+             AND (un.active_from IS NULL OR un.active_from <= c.d)
+             AND (un.active_to IS NULL OR un.active_to >= c.d)
+        JOIN registry.placements p ON p.unit_code = c.u AND p.valid_from <= c.d
+        WHERE c.revision IS NULL
+        ORDER BY c.u, c.d, p.valid_from DESC)
+    SELECT cur.u AS unit_code, cur.d AS day, cur.revision, cur.node_code, cur.values, cur.zero,
+           cur.late, reg.node_code AS expected_node
+    FROM cur LEFT JOIN reg ON reg.u = cur.u AND reg.d = cur.d
 """)
 UPSERT_UNIT_DAYS = text("""
     INSERT INTO aggregate.unit_days AS ud (unit_code, day, revision, report_id, node_code,
         unit_type, sector, values, zero, late, submitted_at, applied_at)
-    SELECT u, d, r, id, n, ut, s, CAST(v AS jsonb), z, l, sa, :now
-    FROM unnest(CAST(:units AS text[]), CAST(:days AS date[]), CAST(:revisions AS int[]),
-                CAST(:report_ids AS uuid[]), CAST(:nodes AS text[]), CAST(:unit_types AS text[]),
-                CAST(:sectors AS text[]), CAST(:values AS text[]), CAST(:zeros AS boolean[]),
-                CAST(:lates AS boolean[]), CAST(:submitted AS timestamptz[]))
-         AS t(u, d, r, id, n, ut, s, v, z, l, sa)
+    SELECT u, d, r, id, n, ut, s, v, z, l, sa, :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS t(u text, d date, r int, id uuid, n text,
+        ut text, s text, v jsonb, z boolean, l boolean, sa timestamptz)
     ORDER BY u, d
     ON CONFLICT (unit_code, day) DO UPDATE SET revision = excluded.revision,
         report_id = excluded.report_id, node_code = excluded.node_code,
@@ -51,26 +62,41 @@ UPSERT_UNIT_DAYS = text("""
         zero = excluded.zero, late = excluded.late, submitted_at = excluded.submitted_at,
         applied_at = excluded.applied_at
 """)
-# Sums move by their delta, a max only up and a min only down; rows in key order, so that
-# replicas writing the same hot rows (county, city, province) queue rather than deadlock.
-UPSERT_ROLLUPS = text("""
+# The changes come at each unit's own node (k: s sum delta, x a new maximum, n a new minimum)
+# and are spread to every node above here. Sums move by their delta, a max only up and a min
+# only down; rows in key order, so that replicas writing the same hot rows (county, city,
+# province) queue rather than deadlock.
+UPSERT_ROLLUPS = text(f"""
+    WITH t AS MATERIALIZED (
+        SELECT * FROM json_to_recordset(CAST(:rows AS json))
+                      AS t(n text, d date, m text, v float8, k text)),
+    spread AS (
+        SELECT left(t.n, l) AS n, t.d, t.m, t.k,
+               CASE t.k WHEN 's' THEN sum(t.v) WHEN 'x' THEN max(t.v) ELSE min(t.v) END AS v
+        FROM t CROSS JOIN unnest({expected.LENGTHS}) AS l
+        WHERE l <= length(t.n)
+        GROUP BY 1, 2, 3, 4)
     INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    SELECT n, d, m, v FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
-                                  CAST(:metrics AS text[]), CAST(:values AS float8[]))
-                           AS t(n, d, m, v)
+    SELECT n, d, m, v FROM spread WHERE k <> 's' OR v <> 0
     ORDER BY n, d, m
     ON CONFLICT (node_code, day, metric) DO UPDATE SET value = CASE
         WHEN r.metric = ANY(CAST(:maxes AS text[])) THEN GREATEST(r.value, excluded.value)
         WHEN r.metric = ANY(CAST(:mins AS text[])) THEN LEAST(r.value, excluded.value)
         ELSE r.value + excluded.value END
 """)
-UPSERT_COUNTS = text("""
+UPSERT_COUNTS = text(f"""
+    WITH t AS MATERIALIZED (
+        SELECT * FROM json_to_recordset(CAST(:rows AS json))
+                      AS t(n text, d date, r int, z int, l int, m int)),
+    spread AS (
+        SELECT left(t.n, len) AS n, t.d, sum(t.r) AS r, sum(t.z) AS z, sum(t.l) AS l,
+               sum(t.m) AS m
+        FROM t CROSS JOIN unnest({expected.LENGTHS}) AS len
+        WHERE len <= length(t.n)
+        GROUP BY 1, 2)
     INSERT INTO aggregate.completeness AS c (node_code, day, reported, zero, late, missing,
                                              expected)
-    SELECT n, d, r, z, l, m, 0
-    FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]), CAST(:reported AS int[]),
-                CAST(:zeros AS int[]), CAST(:lates AS int[]), CAST(:missing AS int[]))
-         AS t(n, d, r, z, l, m)
+    SELECT n, d, r, z, l, m, 0 FROM spread WHERE r <> 0 OR z <> 0 OR l <> 0 OR m <> 0
     ORDER BY n, d
     ON CONFLICT (node_code, day) DO UPDATE SET reported = c.reported + excluded.reported,
         zero = c.zero + excluded.zero, late = c.late + excluded.late,
@@ -119,6 +145,10 @@ class BatchResult:
     touched: set[NodeDay] = field(default_factory=set)
 
 
+def _json(rows: list) -> str:
+    return json.dumps(rows, default=str, separators=(",", ":"))
+
+
 async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catalogue: Catalogue,
                       now: datetime, known_days: set[date] | None = None) -> BatchResult:
     """Apply what is new in `events`; the caller commits. `known_days` caches the days whose
@@ -130,7 +160,7 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
             newest[key] = event
     if not newest:
         return BatchResult()
-    keys = {"units": [u for u, _ in newest], "days": [d for _, d in newest]}
+    keys = {"keys": _json([{"u": u, "d": d} for u, d in newest])}
     await expected.enter_days(session, {d for _, d in newest}, now, known_days)
     # Replicas sharing the stream may hold revisions of the same unit-day: take them in turn.
     await session.execute(LOCK_UNIT_DAYS, keys)
@@ -149,34 +179,29 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
         fresh.append(event)
     if not fresh:
         return BatchResult()
-    effect = changes.effect()
-    await _write(session, fresh, effect, catalogue, now)
-    return BatchResult(len(fresh), effect.touched)
+    await _write(session, fresh, changes, catalogue, now)
+    return BatchResult(len(fresh), changes.touched_everywhere())
 
 
-async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Effect,
+async def _write(session: AsyncSession, fresh: list[ReportAccepted], changes: Changes,
                  catalogue: Catalogue, now: datetime) -> None:
-    await session.execute(UPSERT_UNIT_DAYS, {
-        "units": [e.unit for e in fresh], "days": [e.day for e in fresh],
-        "revisions": [e.revision for e in fresh], "report_ids": [e.report_id for e in fresh],
-        "nodes": [e.node for e in fresh], "unit_types": [e.unit_type for e in fresh],
-        "sectors": [e.sector for e in fresh], "values": [json.dumps(e.values) for e in fresh],
-        "zeros": [e.zero for e in fresh], "lates": [e.late for e in fresh],
-        "submitted": [e.submitted_at for e in fresh], "now": now})
-    items = [*effect.sums.items(), *effect.highs.items(), *effect.lows.items()]
-    if items:
+    await session.execute(UPSERT_UNIT_DAYS, {"now": now, "rows": _json([
+        {"u": e.unit, "d": e.day, "r": e.revision, "id": e.report_id, "n": e.node,
+         "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero, "l": e.late,
+         "sa": e.submitted_at} for e in fresh])})
+    leaves = [{"n": n, "d": d, "m": m, "v": v, "k": "s"}
+              for (n, d, m), v in changes.sums.items() if v]
+    leaves += [{"n": n, "d": d, "m": m, "v": v, "k": "x"} for (n, d, m), v in changes.highs.items()]
+    leaves += [{"n": n, "d": d, "m": m, "v": v, "k": "n"} for (n, d, m), v in changes.lows.items()]
+    if leaves:
         await session.execute(UPSERT_ROLLUPS, {
-            "nodes": [k[0] for k, _ in items], "days": [k[1] for k, _ in items],
-            "metrics": [k[2] for k, _ in items], "values": [float(v) for _, v in items],
-            "maxes": list(catalogue.by_aggregation["max"]),
+            "rows": _json(leaves), "maxes": list(catalogue.by_aggregation["max"]),
             "mins": list(catalogue.by_aggregation["min"])})
-    if effect.counts:
-        counts = list(effect.counts.items())
-        await session.execute(UPSERT_COUNTS, {
-            "nodes": [k[0] for k, _ in counts], "days": [k[1] for k, _ in counts],
-            "reported": [c[0] for _, c in counts], "zeros": [c[1] for _, c in counts],
-            "lates": [c[2] for _, c in counts], "missing": [c[3] for _, c in counts]})
-    await recompute_extremes(session, effect.recompute, catalogue)
+    counts = [{"n": n, "d": d, "r": c[0], "z": c[1], "l": c[2], "m": c[3]}
+              for (n, d), c in changes.counts.items() if any(c)]
+    if counts:
+        await session.execute(UPSERT_COUNTS, {"rows": _json(counts)})
+    await recompute_extremes(session, changes.recompute(), catalogue)
 
 
 async def recompute_extremes(session: AsyncSession, keys: set[tuple[str, date, str]],

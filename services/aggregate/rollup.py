@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from shared.catalogue import Catalogue
-from shared.hierarchy import ancestors
+from shared.hierarchy import ancestors, parent_of
 
 NodeDay = tuple[str, date]
 NodeDayMetric = tuple[str, date, str]
@@ -29,6 +29,17 @@ NodeDayMetric = tuple[str, date, str]
 def up(node: str) -> tuple[str, ...]:
     """The node and every node above it (a batch asks this thousands of times)."""
     return tuple(ancestors(node))
+
+
+def spread(node_days: Iterable[NodeDay]) -> set[NodeDay]:
+    """These node-days and every node-day above them; each parent is found once per level."""
+    out: set[NodeDay] = set()
+    level = set(node_days)
+    while level:
+        out |= level
+        level = {(parent, day) for node, day in level
+                 if (parent := parent_of(node)) is not None} - out
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,96 +91,96 @@ class Effect:
 
 @dataclass
 class Changes:
-    """Accumulates replacements at the unit's own node; `effect()` spreads them up the hierarchy
-    once per distinct node, which keeps a large batch cheap."""
+    """Accumulates replacements at each unit's own node (the leaves of the change): `effect()`
+    spreads them up the hierarchy, once per distinct node, which keeps a large batch cheap (the
+    projector lets the database do that spreading)."""
 
     catalogue: Catalogue
-    _sums: defaultdict[NodeDayMetric, float] = field(default_factory=lambda: defaultdict(float))
-    _highs: dict[NodeDayMetric, float] = field(default_factory=dict)
-    _lows: dict[NodeDayMetric, float] = field(default_factory=dict)
-    _counts: defaultdict[NodeDay, list[int]] = field(
+    sums: defaultdict[NodeDayMetric, float] = field(default_factory=lambda: defaultdict(float))
+    highs: dict[NodeDayMetric, float] = field(default_factory=dict)
+    lows: dict[NodeDayMetric, float] = field(default_factory=dict)
+    counts: defaultdict[NodeDay, list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
-    _withdrawn: set[NodeDayMetric] = field(default_factory=set)
-    _touched: set[NodeDay] = field(default_factory=set)
+    withdrawn: set[NodeDayMetric] = field(default_factory=set)
+    touched: set[NodeDay] = field(default_factory=set)
 
     def replace(self, old: Applied | None, new: Applied, expected_node: str | None = None) -> None:
         """`new` replaces `old` (None for a unit-day's first report). `expected_node` is where the
         registry expects the unit that day, if it does: its first report ends its being missing."""
+        aggregation = _aggregations(self.catalogue)
         if old is None:
             if expected_node is not None:
-                self._counts[(expected_node, new.day)][3] -= 1
-                self._touched.add((expected_node, new.day))
+                self.counts[(expected_node, new.day)][3] -= 1
+                self.touched.add((expected_node, new.day))
         else:
-            self._contribute(old, -1)
-            self._withdraw_extremes(old, new)
-        self._contribute(new, +1)
-        aggregation = self._aggregation
+            self._contribute(old, -1, aggregation)
+            self._withdraw_extremes(old, new, aggregation)
+        self._contribute(new, +1, aggregation)
         for code, value in new.values.items():
             agg = aggregation.get(code)
             if agg == "max":
                 key = (new.node, new.day, code)
-                self._highs[key] = max(self._highs.get(key, value), value)
+                self.highs[key] = max(self.highs.get(key, value), value)
             elif agg == "min":
                 key = (new.node, new.day, code)
-                self._lows[key] = min(self._lows.get(key, value), value)
+                self.lows[key] = min(self.lows.get(key, value), value)
 
-    @property
-    def _aggregation(self) -> dict[str, str]:
-        return _aggregations(self.catalogue)
-
-    def _contribute(self, applied: Applied, sign: int) -> None:
+    def _contribute(self, applied: Applied, sign: int, aggregation: dict[str, str]) -> None:
         key = (applied.node, applied.day)
-        self._touched.add(key)
-        counts = self._counts[key]
+        self.touched.add(key)
+        counts = self.counts[key]
         counts[0] += sign
         counts[1] += sign * applied.zero
         counts[2] += sign * applied.late
-        aggregation = self._aggregation
+        sums, node, day = self.sums, applied.node, applied.day
         for code, value in applied.values.items():
             if value and aggregation.get(code) == "sum":
-                self._sums[(applied.node, applied.day, code)] += sign * value
+                sums[(node, day, code)] += sign * value
 
-    def _withdraw_extremes(self, old: Applied, new: Applied) -> None:
+    def _withdraw_extremes(self, old: Applied, new: Applied, aggregation: dict[str, str]) -> None:
         """Where the old value may have been the extreme and the new one is not as far out."""
         moved = old.node != new.node
-        aggregation = self._aggregation
         for code, was in old.values.items():
             agg = aggregation.get(code)
             if agg not in ("max", "min"):
                 continue
             now = new.values.get(code)
             if moved or now is None or (was > now if agg == "max" else was < now):
-                self._withdrawn.add((old.node, old.day, code))
+                self.withdrawn.add((old.node, old.day, code))
+
+    def recompute(self) -> set[NodeDayMetric]:
+        """Every node-day-metric whose extreme a correction may have withdrawn."""
+        return {(above, day, code) for node, day, code in self.withdrawn for above in up(node)}
+
+    def touched_everywhere(self) -> set[NodeDay]:
+        return spread(self.touched)
 
     def effect(self) -> Effect:
         sums: defaultdict[NodeDayMetric, float] = defaultdict(float)
-        for (node, day, code), delta in self._sums.items():
+        for (node, day, code), delta in self.sums.items():
             if delta:
                 for above in up(node):
                     sums[(above, day, code)] += delta
         highs: dict[NodeDayMetric, float] = {}
-        for (node, day, code), value in self._highs.items():
+        for (node, day, code), value in self.highs.items():
             for above in up(node):
                 key = (above, day, code)
                 highs[key] = max(highs.get(key, value), value)
         lows: dict[NodeDayMetric, float] = {}
-        for (node, day, code), value in self._lows.items():
+        for (node, day, code), value in self.lows.items():
             for above in up(node):
                 key = (above, day, code)
                 lows[key] = min(lows.get(key, value), value)
         counts: defaultdict[NodeDay, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for (node, day), delta in self._counts.items():
+        for (node, day), delta in self.counts.items():
             if any(delta):
                 for above in up(node):
                     c = counts[(above, day)]
                     for i in range(4):
                         c[i] += delta[i]
-        recompute = {(above, day, code) for node, day, code in self._withdrawn
-                     for above in up(node)}
-        touched = {(above, day) for node, day in self._touched for above in up(node)}
         return Effect({k: v for k, v in sums.items() if v}, highs, lows,
                       {k: (c[0], c[1], c[2], c[3]) for k, c in counts.items() if any(c)},
-                      recompute, touched)
+                      self.recompute(), self.touched_everywhere())
 
 
 _AGGREGATIONS: dict[int, tuple[Catalogue, dict[str, str]]] = {}
