@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Consumers of a deployment may take only some counties: "report.accepted.430621.>".
     aggregate_filter: str = "report.accepted.>"
     aggregate_batch: int = 1000
+    # Seconds a batch taken by an aggregate replica stays its own before another may take it
+    # (when the replica died before acknowledging). Set when the durable consumer is created.
+    aggregate_ack_wait: float = 60.0
     # RollupUpdated for a node and day at most once per this many seconds (live views).
     rollup_updated_interval: float = 1.0
     stream_replicas: int = 1  # 3 on a NATS cluster

@@ -43,7 +43,8 @@ def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
     # Replicas bind to the same durable pull consumer and share its messages; a deployment that
     # pins counties to replicas gives each group its own filter (and so its own durable).
     subjects = filters(ctx.settings.aggregate_filter)
-    config = ConsumerConfig(ack_policy=JsAckPolicy.EXPLICIT, max_ack_pending=20_000, ack_wait=60)
+    config = ConsumerConfig(ack_policy=JsAckPolicy.EXPLICIT, max_ack_pending=20_000,
+                            ack_wait=ctx.settings.aggregate_ack_wait)
     if len(subjects) > 1:
         config.filter_subjects = subjects
 

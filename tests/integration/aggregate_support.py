@@ -134,10 +134,10 @@ async def record_ledger(sessions, events: list[ReportAccepted]) -> None:
             for e in events])
 
 
-async def drained(js, durable: str, timeout: float = 60.0) -> bool:
+async def drained(js, durable: str, within: float = 60.0) -> bool:
     """The durable consumer has delivered everything and every delivery was acknowledged
     (which aggregate does after its transaction committed)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             info = await js.consumer_info("REPORTS", durable)
