@@ -47,12 +47,8 @@ STORED_UNITS = text("""
            submitted_at
     FROM aggregate.unit_days WHERE day = :day
 """)
-STORED_VALUES = text(f"""
-    SELECT node_code, metric, value FROM aggregate.rollups
-    WHERE day = :day AND {under("node_code", "node")}
-""")
-STORED_COUNTS = text(f"""
-    SELECT node_code, expected, reported, zero, late, missing FROM aggregate.completeness
+STORED = text(f"""
+    SELECT node_code, values, expected, reported, zero, late, missing FROM aggregate.node_days
     WHERE day = :day AND {under("node_code", "node")}
 """)
 EXPECTED = text(expected.expected_units_sql("(SELECT CAST(:day AS date))",
@@ -138,10 +134,10 @@ async def check(session: AsyncSession, day: date, node: str = "",
         (Applied(r.unit, r.day, r.revision, r.node, r.values, r.zero, r.late) for r in in_scope),
         catalogue, roster)
     params = {"day": day, "node": node}
-    have_values = {(n, m): v for n, m, v in
-                   await session.execute(STORED_VALUES, params)}
-    have_counts = {r.node_code: Counts(r.expected, r.reported, r.zero, r.late, r.missing)
-                   for r in await session.execute(STORED_COUNTS, params)}
+    have_values, have_counts = {}, {}
+    for r in await session.execute(STORED, params):
+        have_counts[r.node_code] = Counts(r.expected, r.reported, r.zero, r.late, r.missing)
+        have_values.update({(r.node_code, m): float(v) for m, v in r.values.items()})
     want_values = {(n, m): v for (n, _, m), v in values.items() if _in(n, node)}
     want_counts = {n: c for (n, _), c in counts.items() if _in(n, node)}
     result.differences += _value_differences(have_values, want_values, catalogue)

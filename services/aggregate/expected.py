@@ -51,13 +51,12 @@ BUILD = text(f"""
         WHERE l <= length(e.node_code)
         GROUP BY 1, 2),
     reset AS (
-        UPDATE aggregate.completeness c SET expected = 0, missing = 0
+        UPDATE aggregate.node_days c SET expected = 0, missing = 0
         WHERE c.day = ANY(CAST(:days AS date[])) AND (c.expected <> 0 OR c.missing <> 0)
           AND NOT EXISTS (SELECT 1 FROM counted k
                           WHERE k.day = c.day AND k.node_code = c.node_code))
-    INSERT INTO aggregate.completeness AS c (node_code, day, expected, missing, reported, zero,
-                                             late)
-    SELECT node_code, day, expected, missing, 0, 0, 0 FROM counted ORDER BY node_code, day
+    INSERT INTO aggregate.node_days AS c (node_code, day, expected, missing)
+    SELECT node_code, day, expected, missing FROM counted ORDER BY node_code, day
     ON CONFLICT (node_code, day) DO UPDATE
         SET expected = excluded.expected, missing = excluded.missing
 """)

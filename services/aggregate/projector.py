@@ -3,10 +3,12 @@ the record of what was applied (each unit-day's revision), so redelivery changes
 older revision arriving after a newer one never wins.
 
 The batch path is set-based: a handful of statements whatever the batch size (locks, the current
-state of the batch's unit-days, then one upsert per table over arrays), plus one statement per
-level when a correction withdrew a max or min."""
+state of the batch's unit-days, the unit records, the node-day rows locked and written back),
+plus one statement per level when a correction withdrew a max or min."""
 
 import json
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -14,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate import expected
-from services.aggregate.rollup import Applied, Changes, NodeDay
+from services.aggregate.rollup import Applied, Changes, Effect, NodeDay
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.hierarchy import CODE_LENGTHS
@@ -62,50 +64,32 @@ UPSERT_UNIT_DAYS = text("""
         zero = excluded.zero, late = excluded.late, submitted_at = excluded.submitted_at,
         applied_at = excluded.applied_at
 """)
-# The changes come at each unit's own node (k: s sum delta, x a new maximum, n a new minimum)
-# and are spread to every node above here. Sums move by their delta, a max only up and a min
-# only down; rows in key order, so that replicas writing the same hot rows (county, city,
-# province) queue rather than deadlock.
-UPSERT_ROLLUPS = text(f"""
-    WITH t AS MATERIALIZED (
-        SELECT * FROM json_to_recordset(CAST(:rows AS json))
-                      AS t(n text, d date, m text, v float8, k text)),
-    spread AS (
-        SELECT left(t.n, l) AS n, t.d, t.m, t.k,
-               CASE t.k WHEN 's' THEN sum(t.v) WHEN 'x' THEN max(t.v) ELSE min(t.v) END AS v
-        FROM t CROSS JOIN unnest({expected.LENGTHS}) AS l
-        WHERE l <= length(t.n)
-        GROUP BY 1, 2, 3, 4)
-    INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    SELECT n, d, m, v FROM spread WHERE k <> 's' OR v <> 0
-    ORDER BY n, d, m
-    ON CONFLICT (node_code, day, metric) DO UPDATE SET value = CASE
-        WHEN r.metric = ANY(CAST(:maxes AS text[])) THEN GREATEST(r.value, excluded.value)
-        WHEN r.metric = ANY(CAST(:mins AS text[])) THEN LEAST(r.value, excluded.value)
-        ELSE r.value + excluded.value END
+# A batch's node-days (every level above its units) are locked in key order, merged here and
+# written back whole: one row per node-day, and replicas writing the same hot rows (county,
+# city, province) queue rather than deadlock. Rows are created ahead when missing (building a
+# day creates those of every node with units, so this is rare).
+NODE_DAY_KEYS = "json_to_recordset(CAST(:keys AS json)) AS t(n text, d date)"
+CREATE_NODE_DAYS = text(f"""
+    INSERT INTO aggregate.node_days (node_code, day)
+    SELECT t.n, t.d FROM {NODE_DAY_KEYS} ORDER BY t.n, t.d
+    ON CONFLICT DO NOTHING
 """)
-UPSERT_COUNTS = text(f"""
-    WITH t AS MATERIALIZED (
-        SELECT * FROM json_to_recordset(CAST(:rows AS json))
-                      AS t(n text, d date, r int, z int, l int, m int)),
-    spread AS (
-        SELECT left(t.n, len) AS n, t.d, sum(t.r) AS r, sum(t.z) AS z, sum(t.l) AS l,
-               sum(t.m) AS m
-        FROM t CROSS JOIN unnest({expected.LENGTHS}) AS len
-        WHERE len <= length(t.n)
-        GROUP BY 1, 2)
-    INSERT INTO aggregate.completeness AS c (node_code, day, reported, zero, late, missing,
-                                             expected)
-    SELECT n, d, r, z, l, m, 0 FROM spread WHERE r <> 0 OR z <> 0 OR l <> 0 OR m <> 0
-    ORDER BY n, d
-    ON CONFLICT (node_code, day) DO UPDATE SET reported = c.reported + excluded.reported,
-        zero = c.zero + excluded.zero, late = c.late + excluded.late,
-        missing = c.missing + excluded.missing
+LOCK_NODE_DAYS = text(f"""
+    SELECT nd.node_code, nd.day, nd.values, nd.reported, nd.zero, nd.late, nd.missing
+    FROM aggregate.node_days nd JOIN {NODE_DAY_KEYS} ON nd.node_code = t.n AND nd.day = t.d
+    ORDER BY nd.node_code, nd.day
+    FOR UPDATE OF nd
+""")
+WRITE_NODE_DAYS = text("""
+    UPDATE aggregate.node_days nd
+    SET values = t.v, reported = t.r, zero = t.z, late = t.l, missing = t.m
+    FROM json_to_recordset(CAST(:rows AS json))
+         AS t(n text, d date, v jsonb, r int, z int, l int, m int)
+    WHERE nd.node_code = t.n AND nd.day = t.d
 """)
 # An extreme a correction may have withdrawn, recomputed one level at a time from the bottom up:
 # from the node's child nodes (already right, being lower) and the units placed at the node
-# itself. Child nodes are found through their completeness rows, which every node with a
-# report below it has.
+# itself.
 RECOMPUTE = """
     WITH k AS (
         SELECT * FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
@@ -115,21 +99,26 @@ RECOMPUTE = """
         SELECT k.node, k.day, k.metric,
                CASE WHEN k.agg = 'max' THEN max(s.v) ELSE min(s.v) END AS value
         FROM k LEFT JOIN LATERAL (
-            SELECT r.value AS v FROM aggregate.completeness c
-            JOIN aggregate.rollups r
-              ON r.node_code = c.node_code AND r.day = c.day AND r.metric = k.metric
+            SELECT CAST(c.values ->> k.metric AS float8) AS v FROM aggregate.node_days c
             WHERE c.day = k.day AND c.node_code ~>=~ k.node AND c.node_code ~<~ (k.node || '~')
-              AND length(c.node_code) = {child_length}
+              AND length(c.node_code) = {child_length} AND c.values ? k.metric
             UNION ALL
             SELECT CAST(ud.values ->> k.metric AS float8) FROM aggregate.unit_days ud
             WHERE ud.day = k.day AND ud.node_code = k.node AND ud.values ? k.metric) s ON true
         GROUP BY k.node, k.day, k.metric, k.agg),
-    gone AS (
-        DELETE FROM aggregate.rollups r USING e
-        WHERE r.node_code = e.node AND r.day = e.day AND r.metric = e.metric AND e.value IS NULL)
-    INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    SELECT node, day, metric, value FROM e WHERE value IS NOT NULL ORDER BY node, day, metric
-    ON CONFLICT (node_code, day, metric) DO UPDATE SET value = excluded.value
+    found AS (
+        SELECT node, day,
+               coalesce(jsonb_object_agg(metric, value) FILTER (WHERE value IS NOT NULL),
+                        '{{}}') AS present,
+               coalesce(array_agg(metric) FILTER (WHERE value IS NULL), '{{}}') AS gone
+        FROM e GROUP BY node, day),
+    locked AS (
+        SELECT nd.node_code, nd.day FROM aggregate.node_days nd
+        JOIN found f ON f.node = nd.node_code AND f.day = nd.day
+        ORDER BY nd.node_code, nd.day FOR UPDATE OF nd)
+    UPDATE aggregate.node_days nd SET values = (nd.values - f.gone) || f.present
+    FROM found f JOIN locked l ON l.node_code = f.node AND l.day = f.day
+    WHERE nd.node_code = f.node AND nd.day = f.day
 """
 _LENGTHS = sorted(CODE_LENGTHS.values())
 RECOMPUTE_AT = {
@@ -146,7 +135,8 @@ class BatchResult:
 
 
 def _json(rows: list) -> str:
-    return json.dumps(rows, default=str, separators=(",", ":"))
+    """Days, times and ids are given as ISO strings already, so the C encoder does it all."""
+    return json.dumps(rows, separators=(",", ":"))
 
 
 async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catalogue: Catalogue,
@@ -160,7 +150,7 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
             newest[key] = event
     if not newest:
         return BatchResult()
-    keys = {"keys": _json([{"u": u, "d": d} for u, d in newest])}
+    keys = {"keys": _json([{"u": u, "d": d.isoformat()} for u, d in newest])}
     await expected.enter_days(session, {d for _, d in newest}, now, known_days)
     # Replicas sharing the stream may hold revisions of the same unit-day: take them in turn.
     await session.execute(LOCK_UNIT_DAYS, keys)
@@ -179,29 +169,68 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
         fresh.append(event)
     if not fresh:
         return BatchResult()
-    await _write(session, fresh, changes, catalogue, now)
-    return BatchResult(len(fresh), changes.touched_everywhere())
+    effect = changes.effect()
+    await _write(session, fresh, effect, catalogue, now)
+    return BatchResult(len(fresh), effect.touched)
 
 
-async def _write(session: AsyncSession, fresh: list[ReportAccepted], changes: Changes,
+async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Effect,
                  catalogue: Catalogue, now: datetime) -> None:
     await session.execute(UPSERT_UNIT_DAYS, {"now": now, "rows": _json([
-        {"u": e.unit, "d": e.day, "r": e.revision, "id": e.report_id, "n": e.node,
-         "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero, "l": e.late,
-         "sa": e.submitted_at} for e in fresh])})
-    leaves = [{"n": n, "d": d, "m": m, "v": v, "k": "s"}
-              for (n, d, m), v in changes.sums.items() if v]
-    leaves += [{"n": n, "d": d, "m": m, "v": v, "k": "x"} for (n, d, m), v in changes.highs.items()]
-    leaves += [{"n": n, "d": d, "m": m, "v": v, "k": "n"} for (n, d, m), v in changes.lows.items()]
-    if leaves:
-        await session.execute(UPSERT_ROLLUPS, {
-            "rows": _json(leaves), "maxes": list(catalogue.by_aggregation["max"]),
-            "mins": list(catalogue.by_aggregation["min"])})
-    counts = [{"n": n, "d": d, "r": c[0], "z": c[1], "l": c[2], "m": c[3]}
-              for (n, d), c in changes.counts.items() if any(c)]
-    if counts:
-        await session.execute(UPSERT_COUNTS, {"rows": _json(counts)})
-    await recompute_extremes(session, changes.recompute(), catalogue)
+        {"u": e.unit, "d": e.day.isoformat(), "r": e.revision, "id": str(e.report_id),
+         "n": e.node, "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero,
+         "l": e.late, "sa": e.submitted_at.isoformat()} for e in fresh])})
+    keys = set(effect.counts)
+    for items in (effect.sums, effect.highs, effect.lows):
+        keys.update((n, d) for n, d, _ in items)
+    if keys:
+        moves: defaultdict[NodeDay, list[tuple[str, str, float]]] = defaultdict(list)
+        for kind, items in (("s", effect.sums), ("x", effect.highs), ("n", effect.lows)):
+            for (n, d, m), v in items.items():
+                moves[(n, d)].append((m, kind, v))
+        current = await _lock_node_days(session, sorted(keys))
+        rows = [_merged(key, *current[key], effect.counts.get(key), moves.get(key, ()))
+                for key in sorted(keys)]
+        await session.execute(WRITE_NODE_DAYS, {"rows": _json(rows)})
+    await recompute_extremes(session, effect.recompute, catalogue)
+
+
+async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
+                          ) -> dict[NodeDay, tuple[dict, list[int]]]:
+    def read(rows) -> dict[NodeDay, tuple[dict, list[int]]]:
+        return {(r.node_code, r.day): (r.values, [r.reported, r.zero, r.late, r.missing])
+                for r in rows}
+
+    param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in keys])}
+    current = read(await session.execute(LOCK_NODE_DAYS, param))
+    absent = [k for k in keys if k not in current]
+    if absent:
+        param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in absent])}
+        await session.execute(CREATE_NODE_DAYS, param)
+        current.update(read(await session.execute(LOCK_NODE_DAYS, param)))
+    return current
+
+
+def _merged(key: NodeDay, values: dict, counts: list[int], delta: tuple | None,
+            moves: Iterable[tuple[str, str, float]]) -> dict:
+    """A node-day's row after the batch: counts and sums move, a max only rises, a min only
+    falls (an extreme a correction withdrew is recomputed afterwards)."""
+    node, day = key
+    values = dict(values)
+    if delta is not None:
+        counts = [c + d for c, d in zip(counts, delta, strict=True)]
+    for metric, kind, v in moves:
+        was = values.get(metric)
+        if was is None:
+            values[metric] = v
+        elif kind == "s":
+            values[metric] = was + v
+        elif kind == "x":
+            values[metric] = max(was, v)
+        else:
+            values[metric] = min(was, v)
+    return {"n": node, "d": day.isoformat(), "v": values, "r": counts[0], "z": counts[1],
+            "l": counts[2], "m": counts[3]}
 
 
 async def recompute_extremes(session: AsyncSession, keys: set[tuple[str, date, str]],

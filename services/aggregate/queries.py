@@ -1,7 +1,7 @@
 """Read side of the rollups. Two sources give the same figures:
 
-- the stored rollups and completeness rows, kept by the projector: what every unfiltered view
-  reads, a few index lookups whatever the size of the node;
+- the stored node-day rows (rollup and completeness), kept by the projector: what every
+  unfiltered view reads, a few index lookups whatever the size of the node;
 - a count over the stored unit records (`aggregate.unit_days`, which keep each unit's type and
   sector) and the registry: what views filtered by sector or unit type read (the education
   bureau's schools are a filter on the same data, DESIGN "Hierarchy").
@@ -34,12 +34,9 @@ DAY_RANGE = ("(SELECT CAST(g AS date) FROM generate_series(CAST(:d0 AS timestamp
              "CAST(:d1 AS timestamp), interval '1 day') AS g)")
 ONE_DAY = "(SELECT CAST(:day AS date))"
 
-STORED_COUNTS = text("""
-    SELECT node_code, day, expected, reported, zero, late, missing FROM aggregate.completeness
-    WHERE node_code = ANY(CAST(:codes AS text[])) AND day BETWEEN :d0 AND :d1
-""")
-STORED_VALUES = text("""
-    SELECT node_code, day, metric, value FROM aggregate.rollups
+STORED = text("""
+    SELECT node_code, day, values, expected, reported, zero, late, missing
+    FROM aggregate.node_days
     WHERE node_code = ANY(CAST(:codes AS text[])) AND day BETWEEN :d0 AND :d1
 """)
 # Counting from the unit records, grouped by the first :glen digits of the unit's node (the
@@ -73,7 +70,7 @@ COUNTED_EXPECTED = text(f"""
 CHILD_CODES = text(f"""
     SELECT code FROM registry.nodes WHERE parent_code = :node
     UNION
-    SELECT DISTINCT node_code FROM aggregate.completeness
+    SELECT DISTINCT node_code FROM aggregate.node_days
     WHERE day BETWEEN :d0 AND :d1 AND {under("node_code", "node")}
       AND length(node_code) = :glen
 """)
@@ -126,14 +123,9 @@ def days(d0: date, d1: date) -> list[date]:
 
 async def stored(session: AsyncSession, codes: list[str], d0: date, d1: date) -> NodeDayFigures:
     """The kept figures of these nodes on these days (only node-days that have any)."""
-    out: NodeDayFigures = {}
-    params = {"codes": codes, "d0": d0, "d1": d1}
-    for r in await session.execute(STORED_COUNTS, params):
-        out[(r.node_code, r.day)] = Figures({}, Counts(r.expected, r.reported, r.zero, r.late,
-                                                       r.missing))
-    for node, day, metric, value in await session.execute(STORED_VALUES, params):
-        out.setdefault((node, day), Figures()).values[metric] = value
-    return out
+    rows = await session.execute(STORED, {"codes": codes, "d0": d0, "d1": d1})
+    return {(r.node_code, r.day): Figures(
+        r.values, Counts(r.expected, r.reported, r.zero, r.late, r.missing)) for r in rows}
 
 
 async def counted(session: AsyncSession, node: str, glen: int, d0: date, d1: date,

@@ -43,28 +43,30 @@ INSERT_UNIT = text("""
     VALUES (:unit, :day, :revision, :report_id, :node, :unit_type, :sector,
             CAST(:values AS jsonb), :zero, :late, :submitted_at, :now)
 """)
-CLEAR_ROLLUPS = text("DELETE FROM aggregate.rollups WHERE day = :day")
-CLEAR_COUNTS = text("DELETE FROM aggregate.completeness WHERE day = :day")
-ROLLUPS = text(f"""
-    INSERT INTO aggregate.rollups (node_code, day, metric, value)
-    SELECT node, :day, metric,
-           CASE WHEN metric = ANY(CAST(:maxes AS text[])) THEN max(v)
-                WHEN metric = ANY(CAST(:mins AS text[])) THEN min(v) ELSE sum(v) END
-    FROM (SELECT left(ud.node_code, l) AS node, kv.key AS metric, CAST(kv.value AS float8) AS v
-          FROM aggregate.unit_days ud
-          CROSS JOIN LATERAL jsonb_each_text(ud.values) AS kv
-          CROSS JOIN unnest({LENGTHS}) AS l
-          WHERE ud.day = :day AND l <= length(ud.node_code)
-            AND kv.key = ANY(CAST(:known AS text[]))) x
-    GROUP BY node, metric
-""")
-COUNTS = text(f"""
-    INSERT INTO aggregate.completeness (node_code, day, expected, reported, zero, late, missing)
-    SELECT left(ud.node_code, l), :day, 0, count(*), count(*) FILTER (WHERE ud.zero),
-           count(*) FILTER (WHERE ud.late), 0
-    FROM aggregate.unit_days ud CROSS JOIN unnest({LENGTHS}) AS l
-    WHERE ud.day = :day AND l <= length(ud.node_code)
-    GROUP BY 1
+CLEAR = text("DELETE FROM aggregate.node_days WHERE day = :day")
+RECOUNT = text(f"""
+    WITH spread AS (
+        SELECT left(ud.node_code, len) AS node, ud.unit_code, ud.values, ud.zero, ud.late
+        FROM aggregate.unit_days ud CROSS JOIN unnest({LENGTHS}) AS len
+        WHERE ud.day = :day AND len <= length(ud.node_code)),
+    metrics AS (
+        SELECT node, kv.key AS metric,
+               CASE WHEN kv.key = ANY(CAST(:maxes AS text[])) THEN max(CAST(kv.value AS float8))
+                    WHEN kv.key = ANY(CAST(:mins AS text[])) THEN min(CAST(kv.value AS float8))
+                    ELSE sum(CAST(kv.value AS float8)) END AS value
+        FROM spread CROSS JOIN LATERAL jsonb_each_text(spread.values) AS kv
+        WHERE kv.key = ANY(CAST(:known AS text[]))
+        GROUP BY node, kv.key),
+    counts AS (
+        SELECT node, count(*) AS reported, count(*) FILTER (WHERE zero) AS zero,
+               count(*) FILTER (WHERE late) AS late
+        FROM spread GROUP BY node)
+    INSERT INTO aggregate.node_days (node_code, day, values, reported, zero, late)
+    SELECT c.node, :day,
+           coalesce((SELECT jsonb_object_agg(m.metric, m.value) FROM metrics m
+                     WHERE m.node = c.node), '{{}}'),
+           c.reported, c.zero, c.late
+    FROM counts c
 """)
 
 
@@ -88,11 +90,9 @@ async def rebuild_day(session: AsyncSession, day: date, catalogue: Catalogue,
                       now: datetime) -> None:
     """Recount every node's rollups and completeness for `day` from the unit records and the
     registry. The caller holds the day's exclusive lock (see expected.lock_days)."""
-    await session.execute(CLEAR_ROLLUPS, {"day": day})
-    await session.execute(CLEAR_COUNTS, {"day": day})
-    await session.execute(ROLLUPS, {
+    await session.execute(CLEAR, {"day": day})
+    await session.execute(RECOUNT, {
         "day": day, "known": list(catalogue.metrics),
         "maxes": list(catalogue.by_aggregation["max"]),
         "mins": list(catalogue.by_aggregation["min"])})
-    await session.execute(COUNTS, {"day": day})
     await expected.build(session, {day}, now)

@@ -12,7 +12,7 @@ with no report at all (漏报). A unit is missing until its first report for the
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -156,31 +156,32 @@ class Changes:
         return spread(self.touched)
 
     def effect(self) -> Effect:
-        sums: defaultdict[NodeDayMetric, float] = defaultdict(float)
-        for (node, day, code), delta in self.sums.items():
-            if delta:
-                for above in up(node):
-                    sums[(above, day, code)] += delta
-        highs: dict[NodeDayMetric, float] = {}
-        for (node, day, code), value in self.highs.items():
-            for above in up(node):
-                key = (above, day, code)
-                highs[key] = max(highs.get(key, value), value)
-        lows: dict[NodeDayMetric, float] = {}
-        for (node, day, code), value in self.lows.items():
-            for above in up(node):
-                key = (above, day, code)
-                lows[key] = min(lows.get(key, value), value)
-        counts: defaultdict[NodeDay, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for (node, day), delta in self.counts.items():
-            if any(delta):
-                for above in up(node):
-                    c = counts[(above, day)]
-                    for i in range(4):
-                        c[i] += delta[i]
-        return Effect({k: v for k, v in sums.items() if v}, highs, lows,
-                      {k: (c[0], c[1], c[2], c[3]) for k, c in counts.items() if any(c)},
-                      self.recompute(), self.touched_everywhere())
+        counts = _spread(self.counts, lambda a, b: [x + y for x, y in zip(a, b, strict=True)])
+        return Effect(
+            {k: v for k, v in _spread(self.sums, float.__add__).items() if v},
+            _spread(self.highs, max), _spread(self.lows, min),
+            {k: (c[0], c[1], c[2], c[3]) for k, c in counts.items() if any(c)},
+            self.recompute(), self.touched_everywhere())
+
+
+_PARENT_LENGTH = {12: 9, 9: 6, 6: 4, 4: 2}
+
+
+def _spread(leaves: Mapping, combine: Callable) -> dict:
+    """Values keyed by (node, day, ...) combined into every node above, one level at a time, so
+    that siblings meet in their parent before going further up."""
+    out: dict = {}
+    level = leaves
+    while level:
+        above: dict = {}
+        for key, value in level.items():
+            out[key] = combine(out[key], value) if key in out else value
+            parent_length = _PARENT_LENGTH.get(len(key[0]))
+            if parent_length is not None:
+                parent = (key[0][:parent_length], *key[1:])
+                above[parent] = combine(above[parent], value) if parent in above else value
+        level = above
+    return out
 
 
 _AGGREGATIONS: dict[int, tuple[Catalogue, dict[str, str]]] = {}
