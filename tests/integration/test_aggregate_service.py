@@ -247,8 +247,8 @@ async def test_reconcile_finds_a_corruption_and_repairs_it(replicas, database, s
     assert "consistent" in ok.stdout
     async with sessions() as session, session.begin():
         await session.execute(text(
-            "UPDATE aggregate.rollups SET value = value + 5 WHERE day = :d AND metric = 'fever' "
-            "AND node_code = :n"), {"d": DAY, "n": f"{SHARED}001001"})
+            "UPDATE aggregate.node_days SET values = values || '{\"fever\": 99}' "
+            "WHERE day = :d AND node_code = :n"), {"d": DAY, "n": f"{SHARED}001001"})
         await session.execute(text(
             "DELETE FROM aggregate.unit_days WHERE day = :d AND unit_code = :u"),
             {"d": DAY, "u": f"{SHARED}002-PS"})
