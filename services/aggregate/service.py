@@ -48,12 +48,16 @@ class AggregateContext:
         return result
 
     async def prepare(self, start: date, end: date, filtered: object = None) -> None:
-        """Build the expected figures of the days a stored view reads (up to today) that are
-        not built yet; filtered views count from the registry and need none."""
-        last = min(end, self.today())
-        if filtered or start > last:
+        """Build the expected figures of the days a stored view reads that can still receive
+        reports (from today back over the lock window) and are not built yet. Older days never
+        built had no report: views count their expected units on the spot; filtered views
+        count from the registry anyway."""
+        today = self.today()
+        first = max(start, expected.recent(today, self.settings.lock_days))
+        last = min(end, today)
+        if filtered or first > last:
             return
-        days = {start + timedelta(days=i) for i in range((last - start).days + 1)}
+        days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
         if days - self.known_days:
             async with self.sessions() as session, session.begin():
                 await expected.enter_days(session, days, self.clock(), self.known_days)

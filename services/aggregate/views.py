@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.aggregate import queries
+from services.aggregate import expected, queries
 from services.aggregate.queries import Filter
 from services.aggregate.rollup import Figures
 from shared.catalogue import Catalogue
@@ -69,7 +69,22 @@ async def _figures(session: AsyncSession, node: str, span: Span, where: Filter,
     if where:
         return await queries.counted(session, node, len(node), span.start, span.end, where,
                                      catalogue)
-    return await queries.stored(session, [node], span.start, span.end)
+    return await _stored(session, [node], node, len(node), span, catalogue)
+
+
+async def _stored(session: AsyncSession, codes: list[str], node: str, glen: int, span: Span,
+                  catalogue: Catalogue) -> queries.NodeDayFigures:
+    """The kept figures of `codes` (`node` itself or its children, grouped by `glen` digits).
+    A day never built has had no report (the projector builds a day before its first report):
+    its expected units are counted from the registry on the spot rather than kept."""
+    figures = await queries.stored(session, codes, span.start, span.end)
+    every = queries.days(span.start, span.end)
+    unbuilt = set(every) - await expected.built(session, every)
+    if unbuilt:
+        counted = await queries.counted(session, node, glen, min(unbuilt), max(unbuilt),
+                                        Filter(), catalogue)
+        figures.update({k: f for k, f in counted.items() if k[1] in unbuilt and k[0] in codes})
+    return figures
 
 
 async def node_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,
@@ -102,7 +117,7 @@ async def children_view(session: AsyncSession, node: str, span: Span, catalogue:
                                             catalogue)
             codes = sorted(set(codes) | {code for code, _ in figures})
         else:
-            figures = await queries.stored(session, codes, span.start, span.end)
+            figures = await _stored(session, codes, node, glen, span, catalogue)
         named = await queries.names(session, codes)
         rows = [{**_head(code, named.get(code), span, where),
                  **_shape(_fold(figures, code, span, catalogue), catalogue)} for code in codes]

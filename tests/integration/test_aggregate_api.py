@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from services.aggregate.app import create_app
 from services.aggregate.projector import apply_batch
@@ -139,3 +140,23 @@ def test_status_names_the_filter_and_durable(client) -> None:
     status = get(client, "/v1/status")
     assert (status["filter"], status["durable"]) == ("report.accepted.439990.>",
                                                      "aggregate-439990")
+
+
+def test_an_old_day_without_reports_counts_its_expected_units_without_building(client,
+                                                                              servers) -> None:
+    old = date(2023, 1, 10)  # before the lock window: nothing is built for it on reading
+    village = get(client, f"/v1/rollups/{VILLAGE}", day=old.isoformat())
+    c = village["completeness"]
+    assert (c["expected"], c["reported"], c["missing"]) == (2, 0, 2)
+    kids = get(client, f"/v1/rollups/{TOWN}/children", day=old.isoformat())
+    assert [r["completeness"]["expected"] for r in kids if r["kind"] == "node"] == [2, 2, 2]
+
+    async def built() -> int:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session:
+            found = await session.scalar(text(
+                "SELECT count(*) FROM aggregate.days WHERE day = :d"), {"d": old})
+        await engine.dispose()
+        return found
+
+    assert asyncio.run(built()) == 0
