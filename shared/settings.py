@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Consumers of a deployment may take only some counties: "report.accepted.430621.>".
     aggregate_filter: str = "report.accepted.>"
     aggregate_batch: int = 1000
+    # Batches one aggregate replica applies at once (the next is fetched while one commits).
+    aggregate_concurrency: int = 2
     # Seconds a batch taken by an aggregate replica stays its own before another may take it
     # (when the replica died before acknowledging). Set when the durable consumer is created.
     aggregate_ack_wait: float = 60.0

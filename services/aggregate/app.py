@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
-from services.aggregate.service import AggregateContext
+from services.aggregate.service import AggregateContext, Pipeline
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
-        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue())
+        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue(),
+                               pipeline=Pipeline(settings.aggregate_concurrency))
         app.state.aggregate, app.state.engine, app.state.broker = ctx, engine, broker
         await connect(broker, settings.stream_replicas)
 
@@ -56,7 +57,8 @@ def create_app(settings: Settings | None = None,
         try:
             yield
         finally:
-            await broker.stop()  # drains in-flight batches before closing
+            await ctx.pipeline.close()  # batches in flight commit and are acknowledged
+            await broker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:

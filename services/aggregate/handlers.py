@@ -2,13 +2,16 @@
 
 Acknowledgement is explicit: a batch is acknowledged after its transaction committed, and handed
 back for redelivery (after a pause) when it failed, e.g. while PostgreSQL restarts. Redelivery is
-harmless: the projector ignores revisions it already holds."""
+harmless: the projector ignores revisions it already holds. A batch is applied while the next one
+is fetched: batches in flight together are ordinary concurrent transactions (unit-days and
+node-day rows are locked in one order), exactly like batches of two replicas."""
 
 import logging
 import re
 from typing import Annotated
 
 from faststream import Context
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.message import NatsBatchMessage
@@ -39,6 +42,23 @@ def durable_name(subject_filter: str) -> str:
     return f"{DURABLE}-{part}" if part else DURABLE
 
 
+async def _raw_bodies(message: StreamMessage) -> list[bytes]:
+    """The batch as it came: the handler validates each event itself, once (FastStream's own
+    decoder would parse every message as JSON first, for nothing)."""
+    return [m.data for m in message.raw_message]
+
+
+async def _apply_and_acknowledge(ctx: AggregateContext, message: NatsBatchMessage,
+                                 events: list[ReportAccepted]) -> None:
+    try:
+        await ctx.apply(events)
+    except Exception:
+        log.exception("batch of %d reports failed; redelivering", len(events))
+        await message.nack(delay=RETRY_DELAY_S)
+        return
+    await message.ack()  # after the commit: a crash in between means a harmless redelivery
+
+
 def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
     # Replicas bind to the same durable pull consumer and share its messages; a deployment that
     # pins counties to replicas gives each group its own filter (and so its own durable).
@@ -50,7 +70,7 @@ def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
 
     @broker.subscriber(
         subjects[0], stream=REPORTS, durable=durable_name(ctx.settings.aggregate_filter),
-        config=config, ack_policy=AckPolicy.MANUAL,
+        config=config, ack_policy=AckPolicy.MANUAL, decoder=_raw_bodies,
         pull_sub=PullSub(batch_size=ctx.settings.aggregate_batch, timeout=0.05, batch=True))
     async def on_reports_accepted(
             message: Annotated[NatsBatchMessage, Context("message")]) -> None:
@@ -64,13 +84,11 @@ def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
                 log.error("not a ReportAccepted on %s (seq %s): %s; data=%r", raw.subject,
                           raw.metadata.sequence.stream, exc, raw.data[:2000])
                 await raw.term()
-        try:
-            await ctx.apply(events)
-        except Exception:
-            log.exception("batch of %d reports failed; redelivering", len(events))
-            await message.nack(delay=RETRY_DELAY_S)
+        # The next batch is fetched and parsed while this one is applied (a few at most).
+        if not await ctx.pipeline.enter():
+            await message.nack()  # shutting down: let another replica have them now
             return
-        await message.ack()
+        ctx.pipeline.start(_apply_and_acknowledge(ctx, message, events))
 
     # A notification only: core NATS delivers it to every replica; recounting is idempotent.
     @broker.subscriber(RegistryChanged.subject)

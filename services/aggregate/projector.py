@@ -180,8 +180,10 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
         {"u": e.unit, "d": e.day.isoformat(), "r": e.revision, "id": str(e.report_id),
          "n": e.node, "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero,
          "l": e.late, "sa": e.submitted_at.isoformat()} for e in fresh])})
+    # Every node-day row this batch writes, the extremes to recompute included, is locked here
+    # in one order before any is written.
     keys = set(effect.counts)
-    for items in (effect.sums, effect.highs, effect.lows):
+    for items in (effect.sums, effect.highs, effect.lows, effect.recompute):
         keys.update((n, d) for n, d, _ in items)
     if keys:
         moves: defaultdict[NodeDay, list[tuple[str, str, float]]] = defaultdict(list)

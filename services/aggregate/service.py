@@ -1,6 +1,7 @@
 """What aggregate's edges share at run time."""
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -22,6 +23,39 @@ class Stats:
     poisoned: int = 0  # messages that are not a ReportAccepted (kept in the log, not retried)
 
 
+class Pipeline:
+    """At most `width` batches applied at once; on shutdown, no new ones, and those in flight
+    finish (and are acknowledged) before the connection closes."""
+
+    def __init__(self, width: int) -> None:
+        self._slots = asyncio.Semaphore(width)
+        self._tasks: set[asyncio.Task] = set()
+        self._closing = False
+
+    async def enter(self) -> bool:
+        if self._closing:
+            return False
+        await self._slots.acquire()
+        if self._closing:
+            self._slots.release()
+            return False
+        return True
+
+    def start(self, work: Coroutine) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
 @dataclass
 class AggregateContext:
     settings: Settings
@@ -31,6 +65,7 @@ class AggregateContext:
     announcer: Announcer | None = None
     known_days: set[date] = field(default_factory=set)
     stats: Stats = field(default_factory=Stats)
+    pipeline: Pipeline = field(default_factory=lambda: Pipeline(1))
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()

@@ -60,6 +60,7 @@ async def test_the_announcer_publishes_what_is_due() -> None:
     event = RollupUpdated.model_validate_json(data)
     assert subject == "rollup.updated.430621108" == event.subject
     assert event.updated_at.microsecond == 0
+    assert data.decode() == event.model_dump_json()  # written out by hand, same as the model
 
 
 def test_durable_names_follow_the_filter() -> None:
@@ -69,3 +70,24 @@ def test_durable_names_follow_the_filter() -> None:
         "report.accepted.430621.>", "report.accepted.430622.>"]
     assert durable_name("report.accepted.430621.>,report.accepted.430622.>") == (
         "aggregate-430621-430622")
+
+
+async def test_the_pipeline_bounds_batches_in_flight_and_finishes_them_on_close() -> None:
+    from services.aggregate.service import Pipeline
+
+    pipeline, running, peak, done = Pipeline(2), 0, 0, []
+
+    async def work(i: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        done.append(i)
+
+    for i in range(5):
+        assert await pipeline.enter()
+        pipeline.start(work(i))
+    await pipeline.close()
+    assert peak == 2 and sorted(done) == [0, 1, 2, 3, 4]
+    assert not await pipeline.enter()  # closed: no new batch starts
