@@ -89,7 +89,7 @@ WRITE_NODE_DAYS = text("""
 """)
 # An extreme a correction may have withdrawn, recomputed one level at a time from the bottom up:
 # from the node's child nodes (already right, being lower) and the units placed at the node
-# itself.
+# itself. The rows are the batch's, locked already.
 RECOMPUTE = """
     WITH k AS (
         SELECT * FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
@@ -111,14 +111,9 @@ RECOMPUTE = """
                coalesce(jsonb_object_agg(metric, value) FILTER (WHERE value IS NOT NULL),
                         '{{}}') AS present,
                coalesce(array_agg(metric) FILTER (WHERE value IS NULL), '{{}}') AS gone
-        FROM e GROUP BY node, day),
-    locked AS (
-        SELECT nd.node_code, nd.day FROM aggregate.node_days nd
-        JOIN found f ON f.node = nd.node_code AND f.day = nd.day
-        ORDER BY nd.node_code, nd.day FOR UPDATE OF nd)
+        FROM e GROUP BY node, day)
     UPDATE aggregate.node_days nd SET values = (nd.values - f.gone) || f.present
-    FROM found f JOIN locked l ON l.node_code = f.node AND l.day = f.day
-    WHERE nd.node_code = f.node AND nd.day = f.day
+    FROM found f WHERE nd.node_code = f.node AND nd.day = f.day
 """
 _LENGTHS = sorted(CODE_LENGTHS.values())
 RECOMPUTE_AT = {

@@ -57,16 +57,15 @@ RECOUNT = text(f"""
         FROM spread CROSS JOIN LATERAL jsonb_each_text(spread.values) AS kv
         WHERE kv.key = ANY(CAST(:known AS text[]))
         GROUP BY node, kv.key),
+    objects AS (
+        SELECT node, jsonb_object_agg(metric, value) AS vals FROM metrics GROUP BY node),
     counts AS (
         SELECT node, count(*) AS reported, count(*) FILTER (WHERE zero) AS zero,
                count(*) FILTER (WHERE late) AS late
         FROM spread GROUP BY node)
     INSERT INTO aggregate.node_days (node_code, day, values, reported, zero, late)
-    SELECT c.node, :day,
-           coalesce((SELECT jsonb_object_agg(m.metric, m.value) FROM metrics m
-                     WHERE m.node = c.node), '{{}}'),
-           c.reported, c.zero, c.late
-    FROM counts c
+    SELECT c.node, :day, coalesce(o.vals, '{{}}'), c.reported, c.zero, c.late
+    FROM counts c LEFT JOIN objects o ON o.node = c.node
 """)
 
 

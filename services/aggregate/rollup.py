@@ -92,8 +92,8 @@ class Effect:
 @dataclass
 class Changes:
     """Accumulates replacements at each unit's own node (the leaves of the change): `effect()`
-    spreads them up the hierarchy, once per distinct node, which keeps a large batch cheap (the
-    projector lets the database do that spreading)."""
+    spreads them up the hierarchy a level at a time, once per distinct node, which keeps a large
+    batch cheap."""
 
     catalogue: Catalogue
     sums: defaultdict[NodeDayMetric, float] = field(default_factory=lambda: defaultdict(float))
