@@ -58,12 +58,12 @@ def create_app(settings: Settings | None = None,
             yield
         finally:
             await ctx.pipeline.close()  # batches in flight commit and are acknowledged
-            await broker.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await broker.stop()
             await engine.dispose()
 
     app = FastAPI(title="Rollcall aggregate", version="0.1.0", lifespan=lifespan,
