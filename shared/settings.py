@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     aggregate_batch: int = 1000
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
+    # Alerts: the rules file (default services/alerts/rules.toml), how often the clock looks for
+    # due deadlines (0: only when asked, as tests do), and the durable consumers' base name.
+    alerts_rules: Path | None = None
+    alerts_tick_s: float = 2.0
+    alerts_durable: str = "alerts"
 
     @field_validator("database_url")
     @classmethod
