@@ -57,11 +57,12 @@ def create_app(settings: Settings | None = None,
         try:
             yield
         finally:
-            for task in tasks:
+            relay.stop()
+            ticker.stop()
+            _, late = await asyncio.wait(tasks, timeout=10)
+            for task in late:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
             await engine.dispose()
 

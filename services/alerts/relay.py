@@ -32,6 +32,12 @@ class OutboxRelay:
         self._batch = batch
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the drain under way, then return from run()."""
+        self._stopping = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Called after a commit that added events: publish now rather than at the next poll."""
@@ -55,15 +61,20 @@ class OutboxRelay:
         return total
 
     async def run(self) -> None:
-        while True:
+        # Stopped by a flag rather than by cancellation alone: a database driver may turn a
+        # cancellation that lands mid-query into an error, which the loop would survive.
+        while not self._stopping:
             self._wake.clear()  # before draining, so a wake during the drain is not lost
             try:
                 if await self.drain_once() == self._batch:
                     continue
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("alerts outbox relay failed; retrying")
                 await asyncio.sleep(1)
             try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+                async with asyncio.timeout(self._idle_poll_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass

@@ -18,6 +18,10 @@ class Ticker:
         self._ctx = ctx
         self._batch = batch
         self._checked: set[tuple[date, time]] = set()  # cutoffs known to be done
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     async def tick(self) -> int:
         """Take every step due now; returns how many were taken (alert changes + cutoffs)."""
@@ -52,9 +56,15 @@ class Ticker:
         return opened
 
     async def run(self, interval_s: float) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.tick()
             except Exception:
+                if self._stop.is_set():
+                    return
                 log.exception("alert clock tick failed; retrying")
-            await asyncio.sleep(interval_s)
+            try:
+                async with asyncio.timeout(interval_s):
+                    await self._stop.wait()
+            except TimeoutError:
+                pass
