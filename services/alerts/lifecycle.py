@@ -97,12 +97,11 @@ async def open_alert(session: AsyncSession, new: NewAlert, rules: Rules,
         "responsible": new.node, "day": new.day, "started_at": new.started_at,
         "deadline": deadline, "stage": 0, "next_at": clock.next_due(deadline, 0, rules),
         "late": late, "seq": 0, "opened_at": now, "details": new.details}
-    inserted = await session.execute(
+    row = (await session.scalars(
         pg_insert(AlertRow).values(values).on_conflict_do_nothing(index_elements=["key"])
-        .returning(AlertRow.alert_id))
-    if inserted.scalar_one_or_none() is None:
+        .returning(AlertRow))).one_or_none()
+    if row is None:
         return None
-    row = await session.get_one(AlertRow, values["alert_id"])
     event = AlertOpened(**_base(row, now, SYSTEM, "late" if late else None),
                         case_id=new.case_id, case_kind=new.case_kind,  # type: ignore[arg-type]
                         started_at=new.started_at, details=new.details)
