@@ -45,7 +45,9 @@ class Ticker:
         ctx, opened = self._ctx, 0
         reference = ctx.reference
         cutoffs = {u.cutoff for u in reference.units.values()}
-        for day, cutoff in clock.cutoffs_due(now, ctx.settings.zone, cutoffs, ctx.rules):
+        due = clock.cutoffs_due(now, ctx.settings.zone, cutoffs, ctx.rules)
+        self._checked &= set(due)  # forget the days that have left the catch-up window
+        for day, cutoff in due:
             if (day, cutoff) in self._checked:
                 continue
             async with ctx.sessions() as session, session.begin():

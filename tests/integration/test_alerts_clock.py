@@ -11,7 +11,11 @@ from datetime import timedelta
 
 import nats
 import pytest
+from sqlalchemy import text
 
+from services.alerts import detection
+from services.alerts.rules import load_rules
+from shared.db import make_engine, make_sessionmaker
 from tests.integration.alerts_harness import (
     BASE_DAY,
     Bus,
@@ -290,3 +294,30 @@ async def test_two_replicas_take_each_step_exactly_once(servers, db, bus) -> Non
     assert set(seen.values()) == {1, 2}
     assert all(seen[(alert_id, "escalated")] == 2 and seen[(alert_id, "warned")] == 1
                for alert_id in cases)
+
+
+async def test_redelivered_and_stale_events_change_nothing(servers, db) -> None:
+    day = BASE_DAY + timedelta(days=20)
+    rules, zone, now = load_rules(), local(day, 9).tzinfo, local(day, 9, 30)
+    flu = case(SCHOOL, TOWN, "primary_school", local(day, 9), kind="ili", sector="education")
+    newer = report(SCHOOL, TOWN, "primary_school", day, {"ili": 4}, revision=2)
+    older = report(SCHOOL, TOWN, "primary_school", day, {"ili": 9}, revision=1)
+    engine = make_engine(db, pool_size=1)
+    sessions = make_sessionmaker(engine)
+    try:
+        for _ in range(2):  # a batch with a duplicate, then the whole batch again
+            async with sessions() as session, session.begin():
+                await detection.apply_cases(session, [flu, flu], rules, zone, now)
+                await detection.apply_reports(session, [newer, older, newer], rules, zone, now)
+        async with sessions() as session:
+            alerts = (await session.execute(text(
+                "SELECT a.alert_id, count(t.seq) FROM alerts.alerts a JOIN alerts.transitions t "
+                "USING (alert_id) WHERE a.key = :k GROUP BY 1"),
+                {"k": f"case:{flu.case_id}"})).all()
+            counts = (await session.execute(text(
+                "SELECT case_ili, report_revision, report_ili FROM alerts.unit_days "
+                "WHERE unit = :u AND day = :d"), {"u": SCHOOL, "d": day})).one()
+    finally:
+        await engine.dispose()
+    assert len(alerts) == 1 and alerts[0][1] == 1  # one alert, opened once
+    assert tuple(counts) == (1, 2, 4.0)  # one case; the newer revision kept
