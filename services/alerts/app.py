@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
-from services.alerts import handlers, routes
+from services.alerts import handlers, queries, routes
 from services.alerts.relay import OutboxRelay
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
@@ -19,7 +19,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.observability import metrics_router
+from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None,
                   description="Fever-case clocks, escalation, outbreaks and missing reports.")
     app.include_router(routes.router)
     app.include_router(health_router())
-    app.include_router(metrics_router())
+    app.include_router(metrics_router(_refresh_alert_gauges))
     app.add_exception_handler(routes.Refused, routes.on_refused)
 
     @app.get("/v1/status", tags=["alerts"])
@@ -85,3 +85,14 @@ def create_app(settings: Settings | None = None,
         return {"events_applied": seen or 0, "alerts_active": active or 0}
 
     return app
+
+
+async def _refresh_alert_gauges(app: FastAPI) -> None:
+    ctx = app.state.alerts
+    async with ctx.sessions() as session:
+        counts = await queries.counts_by_level(session, ctx.clock())
+    ALERTS_OPEN.clear()
+    ALERTS_OVERDUE.clear()
+    for level, (active, overdue) in counts.items():
+        ALERTS_OPEN.labels(level).set(active)
+        ALERTS_OVERDUE.labels(level).set(overdue)

@@ -4,12 +4,13 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
 from services.alerts.models import AlertRow, MissingUnitRow
 from services.alerts.schemas import AlertView, MissingUnit
+from shared.hierarchy import LEVEL_BY_LENGTH
 
 STATUSES = {"active": ("open", "acknowledged"), "open": ("open",),
             "acknowledged": ("acknowledged",), "closed": ("closed",)}
@@ -55,3 +56,13 @@ def view(row: AlertRow, now: datetime, missing: list[MissingUnit] | None = None)
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         closed_at=row.closed_at, closed_by=row.closed_by, outcome=row.outcome, note=row.note,
         details=row.details, missing_units=missing)
+
+
+async def counts_by_level(session: AsyncSession, now: datetime) -> dict[str, tuple[int, int]]:
+    """Per responsible level: alerts not closed, and those of them open past their deadline."""
+    rows = await session.execute(
+        select(func.length(AlertRow.responsible), func.count(),
+               func.count().filter((AlertRow.status == "open") & (AlertRow.deadline < now)))
+        .where(AlertRow.status != "closed").group_by(func.length(AlertRow.responsible)))
+    return {LEVEL_BY_LENGTH[length].name.lower(): (active, overdue)
+            for length, active, overdue in rows.tuples()}

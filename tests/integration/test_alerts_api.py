@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.alerts_harness import (
     BASE_DAY,
@@ -60,6 +61,11 @@ async def test_operator_lists_acknowledges_and_closes_inside_their_subtree(
         assert mine["seconds_left"] == 110 * 60 and mine["status"] == "open"
         assert mine["level"] == "village" and mine["recipients"] == ["village_committee"]
         assert all(a["node"].startswith(TOWN) for a in listed)
+        gauges = {(sample.name, sample.labels.get("level")): sample.value
+                  for family in text_string_to_metric_families((await api.get("/metrics")).text)
+                  for sample in family.samples}
+        assert gauges[("rollcall_alerts_open", "village")] == 1
+        assert gauges[("rollcall_alerts_overdue", "village")] == 0
         by_county = (await api.get("/v1/alerts", params={"node": VILLAGE},
                                    headers=bearer(county))).json()
         assert alert_id in {a["alert_id"] for a in by_county}
