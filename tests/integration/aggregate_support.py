@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 import asyncpg
 from nats.js.errors import NotFoundError
@@ -19,7 +20,8 @@ from rollcall.migrate import upgrade
 from rollcall.reference import load_demo
 from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
-from shared.registry import store
+from shared.hierarchy import parent_of
+from shared.registry import demo, store
 from shared.registry.unit_types import unit_types
 
 REGISTERED_FROM = date(2020, 1, 1)
@@ -31,6 +33,32 @@ class Unit:
     node: str
     unit_type: str
     sector: str
+
+
+@cache
+def _demo_batch():
+    return demo.batch()
+
+
+def demo_units(day: date) -> list[Unit]:
+    """The demo county's units active on a day, as the shipped files say (what tests expect
+    aggregate to count, independently of its queries)."""
+    return [Unit(u.code, u.node, u.unit_type, u.sector) for u in _demo_batch().units
+            if (u.active_from is None or u.active_from <= day)
+            and (u.active_to is None or u.active_to >= day)]
+
+
+def demo_children(node: str) -> list[str]:
+    """The demo nodes directly below a node, in code order."""
+    return sorted(n.code for n in _demo_batch().nodes if parent_of(n.code) == node)
+
+
+def under(units: list[Unit], node: str, sector: str | None = None,
+          unit_type: str | None = None) -> list[Unit]:
+    """The units placed at or below a node, optionally of one sector or unit type."""
+    return [u for u in units if u.node.startswith(node)
+            and (sector is None or u.sector == sector)
+            and (unit_type is None or u.unit_type == unit_type)]
 
 
 def county_registry(county: str, towns: int = 3, villages: int = 3) -> tuple[list, list[Unit]]:

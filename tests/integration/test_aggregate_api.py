@@ -13,7 +13,7 @@ from services.aggregate.app import create_app
 from services.aggregate.projector import apply_batch
 from shared.catalogue import default_catalogue
 from shared.db import make_engine, make_sessionmaker
-from tests.integration.aggregate_support import Unit, report
+from tests.integration.aggregate_support import Unit, demo_children, demo_units, report, under
 
 D1, D2, D3 = date(2023, 2, 1), date(2023, 2, 2), date(2023, 2, 3)
 NOW = datetime(2023, 2, 3, 2, 0, tzinfo=UTC)  # 10:00 on D3 in Asia/Shanghai
@@ -22,6 +22,11 @@ CL = Unit(f"{VILLAGE}-CL", VILLAGE, "village_clinic", "health")
 VC = Unit(f"{VILLAGE}-VC", VILLAGE, "village_committee", "civil_affairs")
 PS = Unit(f"{TOWN}-PS", TOWN, "primary_school", "education")
 MS = Unit("430621-MS1", "430621", "middle_school", "education")
+COUNTY = "430621"
+
+
+def codes(units: list[Unit]) -> set[str]:
+    return {u.code for u in units}
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +60,13 @@ def test_a_town_on_a_day_with_its_missing_and_late_units(client) -> None:
     assert town["values"] == {"fever": 2, "nat_tests": 20, "nat_positive": 1, "sick_absence": 4}
     assert town["ratios"]["nat_positivity"] == 0.05
     c = town["completeness"]
+    n = len(under(demo_units(D1), TOWN))
     assert (c["expected"], c["reported"], c["zero"], c["late"], c["on_time"], c["missing"]) == (
-        8, 3, 1, 1, 2, 5)
-    assert c["reporting_rate"] == 3 / 8 and c["on_time_rate"] == 2 / 8
+        n, 3, 1, 1, 2, n - 3)
+    assert c["reporting_rate"] == 3 / n and c["on_time_rate"] == 2 / n
     assert [u["unit"] for u in c["late_units"]] == [PS.code]
-    assert {u["unit"] for u in c["missing_units"]} == {
-        f"{TOWN}-HC", f"{TOWN}002-CL", f"{TOWN}002-VC", f"{TOWN}003-CL", f"{TOWN}003-VC"}
+    assert {u["unit"] for u in c["missing_units"]} == codes(under(demo_units(D1), TOWN)) - {
+        CL.code, VC.code, PS.code}
 
 
 def test_a_range_sums_the_days_and_ratios_come_from_sums(client) -> None:
@@ -70,7 +76,8 @@ def test_a_range_sums_the_days_and_ratios_come_from_sums(client) -> None:
     assert village["values"]["fever"] == 3 and village["values"]["nat_tests"] == 40
     assert village["ratios"]["nat_positivity"] == 4 / 40  # not the mean of 1/20 and 3/20
     c = village["completeness"]
-    assert (c["expected"], c["reported"], c["missing"]) == (4, 3, 1)  # unit-days
+    n = len(under(demo_units(D1), VILLAGE)) + len(under(demo_units(D2), VILLAGE))  # unit-days
+    assert (c["expected"], c["reported"], c["missing"]) == (n, 3, n - 3)
     assert "missing_units" not in c  # lists are for a single day
 
 
@@ -80,44 +87,58 @@ def test_the_series_has_every_day_of_the_span(client) -> None:
     assert [d["day"] for d in series["series"]] == [d.isoformat() for d in (D1, D2, D3)]
     assert [d["values"].get("fever", 0) for d in series["series"]] == [2, 1, 0]
     # D3 has no report yet, but it is today: its units are expected, all missing.
-    assert series["series"][2]["completeness"]["expected"] == 2
-    assert series["series"][2]["completeness"]["missing"] == 2
+    n = len(under(demo_units(D3), VILLAGE))
+    assert series["series"][2]["completeness"]["expected"] == n
+    assert series["series"][2]["completeness"]["missing"] == n
 
 
 def test_drill_down_from_county_to_unit(client) -> None:
-    county = get(client, "/v1/rollups/430621/children", day=D2.isoformat())
+    county = get(client, f"/v1/rollups/{COUNTY}/children", day=D2.isoformat())
     nodes = [r for r in county if r["kind"] == "node"]
     units = {r["unit"]: r for r in county if r["kind"] == "unit"}
-    assert len(nodes) == 15 and all(r["level"] == "town" for r in nodes)
+    assert [r["node"] for r in nodes] == demo_children(COUNTY)
+    assert all(r["level"] == "town" for r in nodes)
+    assert set(units) == {u.code for u in demo_units(D2) if u.node == COUNTY}
     assert units["430621-MS1"]["status"] == "reported"
     assert units["430621-HOSP"]["status"] == "missing"
     town = next(r for r in nodes if r["node"] == TOWN)
     assert town["values"]["fever"] == 1 and "missing_units" not in town["completeness"]
     village = get(client, f"/v1/rollups/{VILLAGE}/children", day=D1.isoformat())
     assert {r["unit"]: (r["status"], r["revision"], r["late"]) for r in village} == {
+        **{code: ("missing", None, None) for code in codes(under(demo_units(D1), VILLAGE))},
         CL.code: ("reported", 1, False), VC.code: ("zero", 1, False)}
 
 
 def test_filters_by_sector_and_unit_type(client) -> None:
-    education = get(client, "/v1/rollups/430621", day=D2.isoformat(), sector="education")
+    education = get(client, f"/v1/rollups/{COUNTY}", day=D2.isoformat(), sector="education")
     assert education["filter"] == {"sector": "education"}
     assert education["values"] == {"sick_absence": 7}
-    assert education["completeness"]["expected"] == 16  # the middle school, 15 primary schools
+    assert education["completeness"]["expected"] == len(
+        under(demo_units(D2), COUNTY, sector="education"))
     assert education["completeness"]["reported"] == 1
     clinics = get(client, f"/v1/rollups/{TOWN}/children", day=D1.isoformat(),
                   unit_type="village_clinic")
-    reported = {r["node"]: r["completeness"]["reported"] for r in clinics if r["kind"] == "node"}
-    assert reported == {f"{TOWN}001": 1, f"{TOWN}002": 0, f"{TOWN}003": 0}
+    counted = {r["node"]: (r["completeness"]["expected"], r["completeness"]["reported"])
+               for r in clinics if r["kind"] == "node"}
+    assert counted == {
+        v: (len(under(demo_units(D1), v, unit_type="village_clinic")), int(v == VILLAGE))
+        for v in demo_children(TOWN)}
     assert [r for r in clinics if r["kind"] == "unit"] == []  # the town's own are not clinics
 
 
 def test_completeness_lists_page_through(client) -> None:
-    whole = get(client, "/v1/rollups/430621/completeness", day=D1.isoformat())
+    whole = get(client, f"/v1/rollups/{COUNTY}/completeness", day=D1.isoformat())
     missing = whole["completeness"]["missing_units"]
-    assert len(missing) == whole["completeness"]["missing"] == 122 - 3
-    pages = [get(client, "/v1/rollups/430621/completeness", day=D1.isoformat(), limit=50,
-                 offset=o)["completeness"]["missing_units"] for o in (0, 50, 100)]
-    assert [u for page in pages for u in page] == missing
+    assert len(missing) == whole["completeness"]["missing"] == len(
+        under(demo_units(D1), COUNTY)) - 3
+    assert {u["unit"] for u in missing} == codes(under(demo_units(D1), COUNTY)) - {
+        CL.code, VC.code, PS.code}
+    size = 500  # the last page is a partial one
+    assert len(missing) % size
+    pages = [get(client, f"/v1/rollups/{COUNTY}/completeness", day=D1.isoformat(), limit=size,
+                 offset=o)["completeness"]["missing_units"]
+             for o in range(0, len(missing), size)]
+    assert len(pages) > 2 and [u for page in pages for u in page] == missing
 
 
 @pytest.mark.parametrize("path, params, field", [
@@ -147,9 +168,11 @@ def test_an_old_day_without_reports_counts_its_expected_units_without_building(c
     old = date(2023, 1, 10)  # before the lock window: nothing is built for it on reading
     village = get(client, f"/v1/rollups/{VILLAGE}", day=old.isoformat())
     c = village["completeness"]
-    assert (c["expected"], c["reported"], c["missing"]) == (2, 0, 2)
+    n = len(under(demo_units(old), VILLAGE))
+    assert (c["expected"], c["reported"], c["missing"]) == (n, 0, n)
     kids = get(client, f"/v1/rollups/{TOWN}/children", day=old.isoformat())
-    assert [r["completeness"]["expected"] for r in kids if r["kind"] == "node"] == [2, 2, 2]
+    assert [(r["node"], r["completeness"]["expected"]) for r in kids if r["kind"] == "node"] == [
+        (v, len(under(demo_units(old), v))) for v in demo_children(TOWN)]
 
     async def built() -> int:
         engine = make_engine(servers.database_url, pool_size=1)

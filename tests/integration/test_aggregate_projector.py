@@ -14,7 +14,7 @@ from services.aggregate.queries import Filter
 from services.aggregate.views import Span
 from shared.catalogue import default_catalogue
 from shared.db import make_engine, make_sessionmaker
-from tests.integration.aggregate_support import Unit, report
+from tests.integration.aggregate_support import Unit, demo_children, demo_units, report, under
 
 catalogue = default_catalogue()
 LEVELS = ("43", "4306", "430621", "430621108", "430621108001")
@@ -123,25 +123,33 @@ async def test_completeness_names_exactly_the_missing_and_late_units(sessions) -
         both = await views.node_view(session, "430621108001", Span(day, next_day), catalogue)
         series = await views.series_view(session, "430621108001", Span(day, next_day),
                                          catalogue)
+    roster, sent = demo_units(day), {CL1.code, VC1.code, CL2.code, HC.code}
+    in_town = {u.code for u in under(roster, "430621108")}
+    n = len(in_town)
     c = town["completeness"]
-    assert (c["expected"], c["reported"], c["zero"], c["late"], c["missing"]) == (8, 4, 1, 1, 4)
-    assert {u["unit"] for u in c["missing_units"]} == {
-        "430621108-PS", "430621108002-VC", "430621108003-VC", "430621108003-CL"}
+    assert (c["expected"], c["reported"], c["zero"], c["late"], c["missing"]) == (
+        n, 4, 1, 1, n - 4)
+    assert {u["unit"] for u in c["missing_units"]} == in_town - sent
     assert [u["unit"] for u in c["late_units"]] == ["430621108002-CL"]
-    assert c["reporting_rate"] == 0.5 and c["on_time_rate"] == 3 / 8
+    assert c["reporting_rate"] == 4 / n and c["on_time_rate"] == 3 / n
     assert town["values"]["fever"] == 7
     assert town["ratios"]["nat_positivity"] == pytest.approx(3 / 40)  # from sums, not averaged
-    assert village["completeness"]["missing_units"] == []
-    assert (county["completeness"]["expected"], county["completeness"]["missing"]) == (122, 118)
-    assert [k["node"] for k in kids if k["kind"] == "node"] == [
-        "430621108001", "430621108002", "430621108003"]
+    assert {u["unit"] for u in village["completeness"]["missing_units"]} == {
+        u.code for u in under(roster, "430621108001")} - sent
+    n_county = len(under(roster, "430621"))
+    assert (county["completeness"]["expected"], county["completeness"]["missing"]) == (
+        n_county, n_county - 4)
+    assert [k["node"] for k in kids if k["kind"] == "node"] == demo_children("430621108")
     assert {k["unit"]: k["status"] for k in kids if k["kind"] == "unit"} == {
-        "430621108-HC": "reported", "430621108-PS": "missing"}
+        **{u.code: "missing" for u in roster if u.node == "430621108"}, HC.code: "reported"}
     assert sum(k["completeness"]["reported"] for k in kids if k["kind"] == "node") == 3
     assert {u["unit"]: (u["status"], u["revision"]) for u in units} == {
+        **{u.code: ("missing", None) for u in under(roster, "430621108001")},
         CL1.code: ("reported", 1), VC1.code: ("zero", 1)}
+    health_units = {u.code for u in under(roster, "430621108", sector="health")}
     h = health["completeness"]
-    assert (h["expected"], h["reported"], h["missing"]) == (4, 3, 1)
-    assert [u["unit"] for u in h["missing_units"]] == ["430621108003-CL"]
+    assert (h["expected"], h["reported"], h["missing"]) == (
+        len(health_units), 3, len(health_units) - 3)
+    assert {u["unit"] for u in h["missing_units"]} == health_units - sent
     assert both["values"]["fever"] == 4 and both["completeness"]["reported"] == 3
     assert [d["values"].get("fever") for d in series["series"]] == [1, 3]

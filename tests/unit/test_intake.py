@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from services.ingest import intake
@@ -82,10 +82,19 @@ def expected_errors(unit_code: str, day: date, values: dict, unlocked: bool) -> 
             out.add((field, "out_of_range"))
     if values.get("nat_positive", 0) > values.get("nat_tests", 0):
         out.add(("values.nat_positive", "positives_le_tests"))
+    # Sick absences against enrolment only when the report carries both.
+    if "sick_absence" in values and "enrolled" in values \
+            and values["sick_absence"] > values["enrolled"]:
+        out.add(("values.sick_absence", "absences_le_enrolled"))
     return out
 
 
 @settings(max_examples=250)
+@example(unit_code="430621108001-CL", offset=0, values={"sick_absence": 5, "enrolled": 3},
+         unlocked=False)
+@example(unit_code="430621108001-CL", offset=0, values={"sick_absence": 5}, unlocked=False)
+@example(unit_code="430621108001-CL", offset=0, values={"sick_absence": 0, "enrolled": -1},
+         unlocked=False)
 @given(unit_code=st.sampled_from([*REFERENCE.units, "430621999001-XX"]),
        offset=st.integers(-12, 3), values=values_st, unlocked=st.booleans())
 def test_a_report_is_refused_for_exactly_the_reasons_the_rules_give(
