@@ -14,12 +14,14 @@ import httpx
 import typer
 from rich.console import Console
 
+from rollcall.bench.cli import bench
 from rollcall.registry_cli import app as registry_app
 from shared.settings import Settings
 
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.command()(bench)
 console = Console()
 
 
