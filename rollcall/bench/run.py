@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 from rich.console import Console
 from rich.table import Table
 
@@ -164,8 +165,12 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     latency = await phases.rate_bus(system, token, rate_bus_messages, rate_units, day_rate_bus,
                                     root, options.rate, probe)
     result["latency_bus"] = latency.as_dict()
-    result["case_to_alert"] = (await probe.latency(system.database_url,
-                                                   system.commit_timestamps)).as_dict()
+    try:
+        result["case_to_alert"] = (await probe.latency(system.database_url,
+                                                       system.commit_timestamps)).as_dict()
+    except (phases.BenchError, asyncpg.PostgresError) as exc:
+        # The other figures still stand; the table shows what went wrong here.
+        result["case_to_alert"] = {"error": f"{type(exc).__name__}: {exc}"}
     log(f"latency (bus): {result['latency_bus']}")
     log(f"case → alert: {result['case_to_alert']}")
 
@@ -201,7 +206,7 @@ def targets(r: dict) -> dict:
                                                      r["bus"]["per_second"]) >= 10_000,
         "≥ 0.6 × raw JetStream": best / r["baseline"]["jetstream_per_second"] >= 0.6,
         "p99 ≤ 1 s at 1,000/s": max(r["latency_bus"]["p99"], r["latency_bulk"]["p99"]) <= 1.0,
-        "case → alert p99 ≤ 0.5 s": r["case_to_alert"]["p99"] <= 0.5,
+        "case → alert p99 ≤ 0.5 s": r["case_to_alert"].get("p99", math.inf) <= 0.5,
     }
 
 
@@ -214,18 +219,18 @@ def table(r: dict) -> Table:
     t.add_column("target", justify="right")
     jsr = r["baseline"]["jetstream_per_second"]
 
-    def rate(name: str, key: str) -> None:
+    def rate(name: str, key: str, door: str) -> None:
         x = r[key]
         t.add_row(f"{name}: submission → rollup committed", f"{x['per_second']:,.0f} /s",
                   f"{x['per_second'] / jsr:.2f} ×", "≥ 10,000 /s, ≥ 0.6 ×")
-        t.add_row(f"{name}: accepted by ingest", f"{x['accepted_per_second']:,.0f} /s",
+        t.add_row(f"{name}: taken by the door ({door})", f"{x['accepted_per_second']:,.0f} /s",
                   f"{x['accepted_per_second'] / jsr:.2f} ×", "")
 
     t.add_row("raw JetStream publish + pull consume", f"{jsr:,.0f} /s", "1.00 ×", "")
     t.add_row("raw PostgreSQL COPY", f"{r['baseline']['copy_per_second']:,.0f} /s",
               f"{r['baseline']['copy_per_second'] / jsr:.2f} ×", "")
-    rate("bulk HTTP", "bulk")
-    rate("bus", "bus")
+    rate("bulk HTTP", "bulk", "answered")
+    rate("bus", "bus", "acknowledged by JetStream")
     for name, key, target in (("bus", "latency_bus", "p99 ≤ 1 s"),
                               ("bulk HTTP", "latency_bulk", "p99 ≤ 1 s")):
         x = r[key]
@@ -233,7 +238,8 @@ def table(r: dict) -> Table:
                   f"{x['p50']:.3f} / {x['p95']:.3f} / {x['p99']:.3f} s", "", target)
     x = r["case_to_alert"]
     t.add_row("fever case → open alert p50 / p95 / p99",
-              f"{x['p50']:.3f} / {x['p95']:.3f} / {x['p99']:.3f} s", "", "p99 ≤ 0.5 s")
+              f"{x['p50']:.3f} / {x['p95']:.3f} / {x['p99']:.3f} s" if "p99" in x
+              else f"[red]{x['error'][:200]}[/]", "", "p99 ≤ 0.5 s")
     b = r["backlog"]
     t.add_row(f"backlog of {b['reports']:,}: ingest alone (aggregate down)",
               f"{b['ingest_per_second']:,.0f} /s", "", "")
@@ -249,7 +255,7 @@ def table(r: dict) -> Table:
 
 def main(options: Options, json_path: Path | None) -> dict:
     result = run(options)
-    console.print(table(result))
+    Console(width=max(console.width, 130)).print(table(result))
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str))
