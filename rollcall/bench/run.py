@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -86,10 +87,18 @@ def run(options: Options) -> dict:
         if options.aggregate_batch:
             env["ROLLCALL_AGGREGATE_BATCH"] = str(options.aggregate_batch)
         system.env = env
+        # Stopped by a signal, it still stops what it started (a shell's background job
+        # ignores SIGINT, and its children with it: SIGTERM too must end the run cleanly).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return asyncio.run(_run(options, divisions, settings, system))
         finally:
             system.close()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _run(options: Options, divisions: Path, settings: Settings, system: System) -> dict:
