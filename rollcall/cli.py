@@ -16,11 +16,14 @@ from rich.console import Console
 
 from rollcall.bench.cli import bench
 from rollcall.registry_cli import app as registry_app
+from rollcall.token_cli import app as token_app
+from rollcall.token_cli import issue_demo_token
 from shared.settings import Settings
 
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.add_typer(token_app, name="token")
 app.command()(bench)
 console = Console()
 
@@ -112,6 +115,11 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
             console.print(f"[green]PostgreSQL[/] (embedded) on {database_url}")
         upgrade(database_url)
         asyncio.run(load_demo_and_announce(database_url, nats_url))
+        token = asyncio.run(issue_demo_token(database_url))
+        token_file = data_dir / "demo-token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
         env = {**os.environ, "ROLLCALL_NATS_URL": nats_url, "ROLLCALL_DATABASE_URL": database_url}
         procs: dict[Service, subprocess.Popen] = {}
         stack.callback(_stop_all, procs)
@@ -125,13 +133,16 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
             console.print(f"[green]{service.value}[/] on {base}:{port_of(settings, service)}"
                           f"  (API docs: {base}:{port_of(settings, service)}/docs)")
         console.print(
-            f"\nRollcall is running with the demo county 430621 岳阳县. Try:\n"
+            f"\nRollcall is running with the demo county 430621 岳阳县.\n"
+            f"Demo operator token for county 430621 (also in {token_file}):\n  {token}\n"
+            "Try:\n"
+            f"  export TOKEN={token}\n"
             f"  curl -X POST {base}:{settings.ingest_port}/v1/reports "
-            "-H 'content-type: application/json' \\\n"
+            "-H 'content-type: application/json' -H \"Authorization: Bearer $TOKEN\" \\\n"
             "    -d '{\"unit\": \"430621108001-CL\", \"day\": \"'$(TZ=Asia/Shanghai date +%F)'\", "
             "\"reporter\": \"王医生\", \"values\": {\"fever\": 2, \"ili\": 1}}'\n"
             f"  curl {base}:{settings.aggregate_port}/v1/rollups/430621\n"
-            "Press Ctrl-C to stop.")
+            "Press Ctrl-C to stop.", soft_wrap=True)
         while not stop and all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)
         console.print("stopping…")
