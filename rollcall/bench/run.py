@@ -70,8 +70,17 @@ def _messages(items: list[dict], nodes: dict[str, str]) -> list[tuple[str, str, 
             for item, body in zip(items, workload.messages(items), strict=True)]
 
 
+LOAD: list[tuple[str, float]] = []
+
+
+def load_average() -> float:
+    """The 1-minute load average: other work on the machine shows in every figure."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def log(what: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {what}")
+    LOAD.append((what[:60], load_average()))
+    console.print(f"[dim]{time.strftime('%H:%M:%S')} load {LOAD[-1][1]:.1f}[/] {what}")
 
 
 def run(options: Options) -> dict:
@@ -205,6 +214,7 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     result["ratios"] = {"bulk_to_jetstream": round(bulk.per_second / jsr, 3),
                         "bus_to_jetstream": round(bus.per_second / jsr, 3)}
     result["targets"] = targets(result)
+    result["load_average"] = LOAD
     return result
 
 
@@ -257,6 +267,10 @@ def table(r: dict) -> Table:
               f"{b['catch_up_per_second'] / jsr:.2f} ×", "")
     t.add_row("peak RSS (MiB)", ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_rss_mib"].items()),
               "", "")
+    loads = [x for _, x in r.get("load_average", [])]
+    if loads:
+        t.add_row("machine load (1-min average) during the run",
+                  f"{min(loads):.1f} – {max(loads):.1f}", "", f"≤ {r['machine']['cpus']}: idle")
     for name, met in r["targets"].items():
         t.add_row(f"target: {name}", "[green]met[/]" if met else "[red]missed[/]", "", "")
     return t
