@@ -14,6 +14,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from rollcall import reconcile
 from rollcall.bench.cli import bench
 from rollcall.registry_cli import app as registry_app
 from rollcall.token_cli import app as token_app
@@ -24,6 +25,7 @@ app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case ale
                   no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 app.add_typer(token_app, name="token")
+app.add_typer(reconcile.app, name="reconcile")
 app.command()(bench)
 console = Console()
 
