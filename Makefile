@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest --basetemp=.pytest-tmp
 
 bench: $(STAMP)
 	$(BIN)/rollcall bench
