@@ -101,8 +101,10 @@ class EmbeddedNats(Server):
 class EmbeddedPostgres(Server):
     name = "PostgreSQL"
 
-    def __init__(self, data_dir: Path, port: int | None = None, durable: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, durable: bool = True,
+                 settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        self.settings = settings or {}  # further server settings, e.g. for the benchmark
         self.port = port or free_port()
         # Tests trade crash-safety for speed; the dev server keeps it.
         self.durable = durable
@@ -149,6 +151,8 @@ class EmbeddedPostgres(Server):
                    "-c", "synchronous_commit=off"]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        for name, value in self.settings.items():
+            options += ["-c", f"{name}={value}"]
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(binary), "-D", str(self.data_dir / "pgdata"), "-h", HOST,

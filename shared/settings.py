@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
+    # Events the outbox relay publishes per round: a bulk request's worth, so that the relay
+    # keeps pace with intake while bulk requests hold the event loop.
+    relay_batch: int = 10_000
     relay_paused: bool = False
     relay_crash_after_publish: bool = False
     # Deployment: in a container every service listens on one port (the image sets 8080),

@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None,
         nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, paused=settings.relay_paused,
+        relay = OutboxRelay(sessions, nc, batch=settings.relay_batch,
+                            paused=settings.relay_paused,
                             crash_after_publish=settings.relay_crash_after_publish)
         authenticator = Authenticator(sessions, settings.auth_cache_s)
         ctx = IngestContext(settings, clock, sessions, default_catalogue(), reference, relay,

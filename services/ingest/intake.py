@@ -31,7 +31,8 @@ def is_late(unit: UnitInfo, day: date, submitted_at: datetime, zone: ZoneInfo) -
 
 def is_zero(values: Mapping[str, float]) -> bool:
     """A zero report (零报告) says "nothing to report": no value, or every value zero."""
-    return all(v == 0 for v in values.values())
+    # For numbers `not v` is `v == 0` (-0.0 included, NaN not), at C speed: a bulk hot path.
+    return not any(values.values())
 
 
 def case_is_late(found_at: datetime, received_at: datetime, deadline: timedelta) -> bool:

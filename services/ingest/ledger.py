@@ -204,10 +204,12 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
     for i in range(len(subs)):
         if i not in leftover_set:
             sub = subs[i]
-            # Our own values, just stored: no need to validate them again (hot path).
-            out[i] = Receipt.model_construct(
-                status="accepted", report_id=ids[i], unit=sub.unit.code, day=sub.day,
-                revision=1, zero=sub.zero, late=sub.late, submitted_at=sub.submitted_at)
+            # Validating our own, typed values costs a quarter of model_construct (which
+            # fills fields in Python): the hot path of a bulk request.
+            out[i] = Receipt.model_validate({
+                "status": "accepted", "report_id": ids[i], "unit": sub.unit.code,
+                "day": sub.day, "revision": 1, "zero": sub.zero, "late": sub.late,
+                "submitted_at": sub.submitted_at})
     if leftovers:
         rows = (await session.execute(STORED_FIRST, {
             "ids": [ids[i] for i in leftovers if subs[i].report_id is not None],

@@ -1,0 +1,194 @@
+"""The system under test: servers, a province's registry, an operator's token and the three
+services, each started as production starts it (`python -m rollcall serve NAME`)."""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from rollcall.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from rollcall.migrate import upgrade
+from shared import auth
+from shared.clock import utc_now
+from shared.db import make_engine, make_sessionmaker
+
+SERVICES = ("ingest", "aggregate", "alerts")
+# Commit timestamps let the benchmark read when each rollup was committed, not when it was seen.
+PG_SETTINGS = {"track_commit_timestamp": "on"}
+
+
+def dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM: the peak resident set of a process, in KiB (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    peak_kib: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def sample(self) -> None:
+        if self.proc.poll() is None:
+            self.peak_kib = max(self.peak_kib, peak_rss_kib(self.proc.pid) or 0)
+
+
+@dataclass
+class System:
+    root: Path
+    nats_url: str = ""
+    database_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    servers: list = field(default_factory=list)
+    nats_pid: int | None = None
+    commit_timestamps: bool = False
+
+    def start_servers(self, nats_url: str | None, database_url: str | None) -> None:
+        if nats_url:
+            self.nats_url = nats_url
+        else:
+            nats = EmbeddedNats(self.root / "nats")
+            self.nats_url = nats.start()
+            self.servers.append(nats)
+            self.nats_pid = nats.proc.pid if nats.proc else None
+        if database_url:
+            self.database_url = database_url
+        else:
+            pg = EmbeddedPostgres(self.root / "postgres", settings=PG_SETTINGS)
+            self.database_url = pg.start()
+            self.servers.append(pg)
+        upgrade(self.database_url)
+        self.commit_timestamps = asyncio.run(self._commit_timestamps_on())
+
+    async def _commit_timestamps_on(self) -> bool:
+        conn = await asyncpg.connect(dsn(self.database_url))
+        try:
+            return await conn.fetchval("SHOW track_commit_timestamp") == "on"
+        finally:
+            await conn.close()
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "ROLLCALL_NATS_URL": self.nats_url,
+                "ROLLCALL_DATABASE_URL": self.database_url, **self.env, **extra}
+
+    def start(self, name: str, timeout: float = 120) -> Service:
+        port = free_port()
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rollcall", "serve", name, "--port", str(port)],
+                env=self.service_env(), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        service = Service(name, port, proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {logs / name}.log")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                    self.services[name] = service
+                    return service
+            time.sleep(0.2)
+        proc.kill()
+        raise TimeoutError(f"{name} not ready within {timeout}s; see {logs / name}.log")
+
+    def stop(self, name: str) -> None:
+        service = self.services.pop(name, None)
+        if service is None:
+            return
+        service.sample()
+        service.proc.terminate()
+        try:
+            service.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            service.proc.kill()
+            service.proc.wait()
+
+    def sample(self) -> None:
+        for service in self.services.values():
+            service.sample()
+
+    def close(self) -> None:
+        for name in list(self.services):
+            self.stop(name)
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def generate_registry(divisions: Path, within: str, out: Path) -> None:
+    """Villages and units below real townships, as `rollcall registry generate` writes them."""
+    from shared.registry.generate import generate_from
+
+    files, problems = generate_from(divisions, within)
+    if problems:
+        raise RuntimeError("divisions do not read: " + "; ".join(map(str, problems[:5])))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (out / name).write_text(content, encoding="utf-8")
+
+
+async def load_registry(database_url: str, divisions: Path, within: str, out: Path
+                        ) -> dict[str, int]:
+    """Generate the registry and import it (as `rollcall registry import` does)."""
+    from rollcall.reference import import_files
+
+    await asyncio.to_thread(generate_registry, divisions, within, out)
+    _, result = await import_files(database_url, [out], within=within)
+    if result.counts is None:
+        raise RuntimeError("registry does not import: " + "; ".join(map(str, result.problems[:5])))
+    conn = await asyncpg.connect(dsn(database_url))
+    try:
+        rows = await conn.fetch("SELECT level, count(*) AS n FROM registry.nodes "
+                                "WHERE code LIKE $1 || '%' GROUP BY level", within)
+        units = await conn.fetchval("SELECT count(*) FROM registry.units")
+    finally:
+        await conn.close()
+    names = {1: "provinces", 2: "cities", 3: "counties", 4: "townships", 5: "villages"}
+    return {**{names.get(r["level"], str(r["level"])): r["n"] for r in rows}, "units": units}
+
+
+async def operator_token(database_url: str, scope: str) -> str:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            token, _ = await auth.issue(session, "operator", scope, "benchmark", utc_now())
+    finally:
+        await engine.dispose()
+    return token
+
+
+async def units_of(database_url: str) -> list[tuple[str, str, str]]:
+    """(unit code, node code, unit type) of every unit, in a stable order."""
+    conn = await asyncpg.connect(dsn(database_url))
+    try:
+        rows = await conn.fetch("""
+            SELECT DISTINCT ON (p.unit_code) p.unit_code, p.node_code, u.unit_type
+            FROM registry.placements p JOIN registry.units u ON u.code = p.unit_code
+            ORDER BY p.unit_code, p.valid_from DESC""")
+    finally:
+        await conn.close()
+    return [(r["unit_code"], r["node_code"], r["unit_type"]) for r in rows]
