@@ -33,8 +33,9 @@ from shared.registry import demo
 catalogue = default_catalogue()
 STREAM, SUBJECT = "INVARIANT", "invariant.events"
 NODES = ["430621108001", "430621108002", "430621104001", "430621108", "430621"]
-# Units of the demo registry (expected that day, so missing until they report) and units the
-# registry does not know (reported, never expected).
+# Units of the demo registry (expected that day, so missing until they report; the roster is read
+# from the registry, which earlier tests may have added to) and units the registry does not know
+# (reported, never expected).
 REGISTERED = ["430621108001-CL", "430621108001-VC", "430621108002-CL", "430621104001-VC",
               "430621108-HC", "430621-HOSP"]
 UNITS = [*REGISTERED, "T-0", "T-1", "T-2"]
@@ -70,6 +71,18 @@ LEDGER = text("""
                                 late, submitted_at, reporter, reason)
     VALUES (:report_id, :unit, :day, :revision, :node, CAST(:values AS jsonb), :zero, :late,
             :submitted_at, 'test', NULL)
+""")
+# Written out independently of aggregate's own query: active that day, at the latest placement
+# that had begun.
+ROSTER = text("""
+    SELECT u.code, (SELECT p.node_code FROM registry.placements p
+                    WHERE p.unit_code = u.code AND p.valid_from <= :d
+                    ORDER BY p.valid_from DESC LIMIT 1) AS node
+    FROM registry.units u
+    WHERE (u.active_from IS NULL OR u.active_from <= :d)
+      AND (u.active_to IS NULL OR u.active_to >= :d)
+      AND EXISTS (SELECT 1 FROM registry.placements p
+                  WHERE p.unit_code = u.code AND p.valid_from <= :d)
 """)
 
 
@@ -146,6 +159,12 @@ class Harness:
                 "FROM aggregate.completeness WHERE day = :d"), {"d": day})}
         return values, counts
 
+    async def roster(self, day: date) -> list[tuple[str, date, str]]:
+        """(unit, day, node) of every unit the registry expects that day, where it was placed
+        then: the demo county and whatever else earlier tests registered in this database."""
+        async with self.sessions() as session:
+            return [(code, day, node) for code, node in await session.execute(ROSTER, {"d": day})]
+
     async def reconcile(self, day: date) -> list:
         async with self.sessions() as session:
             return (await reconcile.check(session, day, "430621", catalogue)).differences
@@ -191,7 +210,9 @@ def test_stored_rollups_equal_recompute(harness, histories: dict, steps: list, d
     assert len(seqs) == len(events)  # the stream kept each event once
     latest = [Applied(e.unit, e.day, e.revision, e.node, e.values, e.zero, e.late)
               for e in events if e.revision == len(histories[e.unit])]
-    roster = [(u["code"], day, u["node"]) for u in demo.units()]
+    roster = runner.run(h.roster(day))
+    # The demo county is all there: a registry that lost it would make the check vacuous.
+    assert {(u["code"], u["node"]) for u in demo.units()} <= {(u, n) for u, _, n in roster}
     want_values, want_counts = from_scratch(latest, catalogue, roster)
     got = _comparable(*runner.run(h.stored(day)))
     assert got == _comparable(want_values, want_counts)
