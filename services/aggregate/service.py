@@ -1,6 +1,7 @@
 """What aggregate's edges share at run time."""
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -13,6 +14,8 @@ from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,10 +53,15 @@ class Pipeline:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def close(self) -> None:
+    async def close(self, patience_s: float = 20.0) -> None:
+        """Let batches in flight finish, for a while: one still running after `patience_s` is
+        left unacknowledged, and its redelivery changes nothing if it did commit."""
         self._closing = True
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
+            _, pending = await asyncio.wait(set(self._tasks), timeout=patience_s)
+            if pending:
+                log.warning("%d batches still running at shutdown; left for redelivery",
+                            len(pending))
 
 
 @dataclass
