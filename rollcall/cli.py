@@ -15,11 +15,13 @@ import typer
 from rich.console import Console
 
 from rollcall.registry_cli import app as registry_app
+from rollcall.simulate import app as simulate_app
 from shared.settings import Settings
 
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.add_typer(simulate_app, name="simulate")
 console = Console()
 
 
@@ -27,6 +29,7 @@ class Service(enum.StrEnum):
     ingest = "ingest"
     aggregate = "aggregate"
     alerts = "alerts"
+    console = "console"
 
 
 def port_of(settings: Settings, service: Service) -> int:

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     aggregate_batch: int = 1000
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
+    # Console: its port, and where it finds the other services (default: their local ports).
+    console_port: int = 8100
+    console_ingest_url: str | None = None
+    console_aggregate_url: str | None = None
+    console_alerts_url: str | None = None
+    console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,78 @@
+"""The console's composition root: settings → engine → NATS (live events) → the other services'
+addresses → routes. It serves the command centre's pages and the reporting form."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import nats
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import text
+
+from services.console import routes
+from services.console.live import Hub
+from services.console.service import ConsoleContext
+from services.console.upstream import Upstream, UpstreamDown
+from shared.catalogue import default_catalogue
+from shared.clock import utc_now
+from shared.db import make_engine, make_sessionmaker
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+LIVE_SUBJECTS = ("rollup.updated.>", "alert.>")
+
+
+def create_app(settings: Settings | None = None,
+               clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    settings = settings or Settings()
+    nats_url, database_url = settings.require_servers()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url, pool_size=5)
+        hub = Hub()
+        connection = await nats.connect(nats_url, name="rollcall-console",
+                                        max_reconnect_attempts=-1)
+        for subject in LIVE_SUBJECTS:
+            await connection.subscribe(subject, cb=hub.on_message)
+        upstream = Upstream(settings)
+        app.state.console = ConsoleContext(settings, clock, make_sessionmaker(engine),
+                                           default_catalogue(), upstream, hub)
+        app.state.engine, app.state.nats = engine, connection
+        try:
+            yield
+        finally:
+            hub.close()
+            await connection.drain()
+            await upstream.close()
+            await engine.dispose()
+
+    app = FastAPI(title="Rollcall console", version="0.1.0", lifespan=lifespan,
+                  description="The command centre's live picture, the daily summary and the "
+                              "reporting form for units without a system of their own.")
+    app.include_router(routes.pages)
+    app.include_router(routes.api)
+    app.add_exception_handler(routes.Refused, routes.on_refused)
+    app.add_exception_handler(UpstreamDown, routes.on_upstream_down)
+    app.add_exception_handler(routes.Passed, routes.on_passed)
+
+    @app.get("/healthz", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"])
+    async def ready(request: Request, response: Response) -> dict[str, str]:
+        state = request.app.state
+        checks = {"nats": "ok" if state.nats.is_connected else "down"}
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # readiness reports, never raises
+            checks["database"] = f"down: {type(exc).__name__}"
+        if any(v != "ok" for v in checks.values()):
+            response.status_code = 503
+        return checks
+
+    return app
