@@ -20,10 +20,12 @@ test: $(STAMP) chromium
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-# The browser tests drive Debian's chromium; install it once if it is not there (as root).
+# The browser tests drive Debian's chromium (with a Chinese font for the screenshots); install
+# them once if they are not there (as root).
 chromium:
-	@test -x /usr/bin/chromium || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/bin/chromium -a -d /usr/share/fonts/truetype/wqy || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei \
+		>/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/rollcall bench

@@ -4,6 +4,7 @@ simulated day fills a county's day with reports and cases, which the other tests
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-dev-shm-usage"]
 
 
+def in_thread(make_coroutine):
+    """Runs a coroutine to its end on a thread of its own: Playwright's sync API keeps an event
+    loop running on the test's thread, where asyncio.run may not start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
 def credential(servers: Servers, kind: str, scope: str, holder: str) -> str:
     """A token issued straight into the session's database, as `rollcall token` would."""
     from shared.auth import issue
@@ -36,7 +44,7 @@ def credential(servers: Servers, kind: str, scope: str, holder: str) -> str:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return in_thread(run)
 
 
 @pytest.fixture(scope="session")

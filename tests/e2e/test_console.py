@@ -4,7 +4,6 @@ operator acknowledges the alert and closes it from the page, drills down to a vi
 unit's history, prints the daily summary; a unit sends its report through the form, and errors
 show next to their field. Screenshots go to test-artifacts/ for people to look at."""
 
-import asyncio
 import csv
 import io
 import uuid
@@ -16,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from rollcall.simulate import Plan, Simulator
-from tests.e2e.conftest import credential
+from tests.e2e.conftest import credential, in_thread
 
 ZONE = ZoneInfo("Asia/Shanghai")
 COUNTY, TOWN, VILLAGE = "430621", "430621108", "430621108001"
@@ -38,7 +37,7 @@ def morning(day_system, county_token) -> dict:
     """The morning already passed: 60 % of the county's units reported, two cases were found."""
     simulator = Simulator(day_system["ingest"], day_system["aggregate"], county_token, COUNTY,
                           ZONE, Plan(share=0.6, burst=1.0, case_every_s=3600, seed=7))
-    sent = asyncio.run(simulator.run(duration_s=0))
+    sent = in_thread(lambda: simulator.run(duration_s=0))
     assert sent["reports"] > 500 and sent["cases"] == 2 and sent["refused"] == 0, sent
     return sent
 
