@@ -69,9 +69,10 @@ def test_a_county_command_centre_day(day_system, day_servers, county_token, morn
     expect(page.locator("#scope-name")).to_contain_text("岳阳县")
     page.wait_for_function("document.querySelector('#kpis').dataset.reported > 500",
                            timeout=LIVE)
-    expect(page.locator(".alert")).to_have_count(2, timeout=LIVE)
+    cases = page.locator(".alert.kind-case")
+    expect(cases).to_have_count(2, timeout=LIVE)
     # The case found 100 minutes ago has under 30 minutes left: highlighted.
-    expect(page.locator(".alert.urgent")).to_have_count(1, timeout=LIVE)
+    expect(page.locator(".alert.kind-case.urgent")).to_have_count(1, timeout=LIVE)
     page.screenshot(path=artifacts / "01-county-morning.png", full_page=True)
 
     # A report posted through the API appears live: no reload, the figures move.
@@ -96,15 +97,16 @@ def test_a_county_command_centre_day(day_system, day_servers, county_token, morn
         "symptoms": ["cough"], "person_ref": "P-e2e001", "case_id": str(uuid.uuid4())},
         county_token)
     assert case.status_code == 201, case.text
-    expect(page.locator(".alert")).to_have_count(3, timeout=LIVE)
-    fresh = page.locator(".alert", has_text="长源社区卫生服务站").filter(
-        has=page.locator("[data-countdown]"))
-    expect(fresh.first.locator(".countdown")).to_contain_text("剩余 1:5", timeout=LIVE)
+    known = {cases.nth(i).get_attribute("data-alert") for i in range(2)}
+    expect(cases).to_have_count(3, timeout=LIVE)
+    [alert_id] = {cases.nth(i).get_attribute("data-alert") for i in range(3)} - known
+    fresh = page.locator(f'[data-alert="{alert_id}"]')
+    expect(fresh).to_contain_text("长源社区卫生服务站")
+    expect(fresh.locator(".countdown")).to_contain_text("剩余 1:5", timeout=LIVE)
     page.screenshot(path=artifacts / "02-new-alert-live.png", full_page=True)
 
     # Acknowledge it from the page; the alerts service records who did.
-    alert_id = fresh.first.get_attribute("data-alert")
-    fresh.first.locator('[data-action="acknowledge"]').click()
+    fresh.locator('[data-action="acknowledge"]').click()
     expect(page.locator(f'[data-alert="{alert_id}"] .chip-ack')).to_be_visible(timeout=LIVE)
     stored = httpx.get(f"{day_system['alerts']}/v1/alerts/{alert_id}", timeout=30,
                        headers={"Authorization": f"Bearer {county_token}"}).json()

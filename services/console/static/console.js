@@ -315,23 +315,41 @@ function clock(seconds) {
   return `${h ? `${h}:` : ""}${pad(m)}:${pad(r)}`;
 }
 
+// Fever, flu-like and outbreak alerts come first, each on its own card with its clock; the
+// missing-report alerts (漏报, one per village at each cutoff) are many and follow as a
+// compact, folded list.
 function renderAlerts() {
-  const alerts = state.alerts;
-  $("alert-count").textContent = alerts.filter((a) => a.status === "open").length;
-  if (!alerts.length) {
-    $("alerts").replaceChildren(el("p", { class: "muted empty ok" }, "✓ " + t("no_alerts")));
-    return;
+  const cases = state.alerts.filter((a) => a.kind !== "missing_report");
+  const missing = state.alerts.filter((a) => a.kind === "missing_report");
+  $("alert-count").textContent = cases.filter((a) => a.status === "open").length;
+  const parts = cases.length ? cases.map(alertCard)
+    : [el("p", { class: "muted empty ok" }, "✓ " + t("no_alerts"))];
+  if (missing.length) {
+    const open = missing.filter((a) => a.status === "open").length;
+    const group = el("details", { class: "missing-alerts" },
+      el("summary", {}, el("span", {}, t("kind_missing_report")),
+        el("span", { class: "count" }, missing.length),
+        open ? el("span", { class: "muted small" }, ` ${t("open")} ${open}`) : null),
+      el("div", {}, missing.map(alertCard)));
+    group.open = state.missingOpen || false;
+    group.addEventListener("toggle", () => { state.missingOpen = group.open; });
+    parts.push(group);
   }
-  $("alerts").replaceChildren(...alerts.map((a) => el("article", {
-    class: `alert alert-${a.status} kind-${a.kind}`, dataset: { alert: a.alert_id },
-  },
+  $("alerts").replaceChildren(...parts);
+  tick();
+}
+
+function alertCard(a) {
+  const units = (a.details && a.details.units) || a.missing_units || [];
+  return el("article", { class: `alert alert-${a.status} kind-${a.kind}`, dataset: { alert: a.alert_id } },
     el("div", { class: "alert-top" },
       el("span", { class: "alert-kind" }, alertTitle(a)),
       a.status === "open" ? el("span", { class: "countdown", dataset: { countdown: a.alert_id } })
         : el("span", { class: "chip chip-ack" }, t(a.status))),
     el("div", { class: "alert-where" },
-      el("b", {}, a.unit_name || a.unit || a.node_name || a.node),
-      el("span", { class: "muted" }, ` ${a.node_name || a.node}`)),
+      el("b", {}, a.unit_name || a.node_name || a.unit || a.node),
+      a.unit ? el("span", { class: "muted" }, ` ${a.node_name || a.node}`) : null,
+      a.kind === "missing_report" ? el("span", { class: "muted" }, ` · ${a.day} · ${units.length} ${LANG === "zh" ? "家未报" : "missing"}`) : null),
     el("div", { class: "alert-meta muted small" },
       `${t("started")} ${localTime(a.started_at)} · ${t("deadline")} ${localTime(a.deadline)}`,
       a.escalations ? el("span", { class: "chip chip-late" }, `${t("escalated")} ×${a.escalations}`) : null,
@@ -343,8 +361,7 @@ function renderAlerts() {
         onclick: (e) => acknowledge(a, e.currentTarget),
       }, t("acknowledge")) : null,
       el("button", { type: "button", class: "btn small", dataset: { action: "close" },
-                     onclick: () => closeAlert(a) }, t("close_alert"))))));
-  tick();
+                     onclick: () => closeAlert(a) }, t("close_alert"))));
 }
 
 function tick() {
