@@ -4,8 +4,8 @@ simulated day fills a county's day with reports and cases, which the other tests
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
