@@ -206,3 +206,8 @@ function rateClass(rate) {
 }
 
 function todayIn(zoneToday) { return zoneToday || new Date().toISOString().slice(0, 10); }
+
+// Like replaceChildren, without turning an absent part (null, false) into the text "null".
+function fill(parent, ...children) {
+  parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -164,14 +164,14 @@ function render() {
   if (!o) return;
   const view = o.node, comp = view.completeness;
   document.title = `${view.name || view.node} · ${t("app_title")}`;
-  $("crumbs").replaceChildren(...o.path.flatMap((p, i) => [
+  fill($("crumbs"), ...o.path.flatMap((p, i) => [
     i ? el("span", { class: "sep" }, "›") : null,
     p.node === view.node ? el("b", {}, p.name || p.node)
       : el("a", { href: "#", onclick: (e) => { e.preventDefault(); go(p.node); } }, p.name || p.node),
   ]), el("span", { class: "crumb-day" }, state.day));
   $("summary-link").href = `/summary?node=${view.node}&day=${state.day}`;
 
-  $("kpis").replaceChildren(
+  fill($("kpis"), 
     kpi(t("reporting_rate"), pct(comp.reporting_rate), rateClass(comp.reporting_rate), "big",
         gauge(comp.reporting_rate)),
     kpi(t("on_time_rate"), pct(comp.on_time_rate), rateClass(comp.on_time_rate), "big",
@@ -186,7 +186,7 @@ function render() {
 
   const metrics = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
                    "nat_tests", "nat_positive"];
-  $("metrics").replaceChildren(...metrics.map((code) => {
+  fill($("metrics"), ...metrics.map((code) => {
     const value = view.values[code] || 0;
     return el("div", { class: `metric ${value && (code === "fever" || code === "ili" || code === "nat_positive") ? "hot" : ""}`,
                        dataset: { metric: code } },
@@ -197,7 +197,7 @@ function render() {
   const nodes = o.children.filter((c) => c.kind === "node");
   const units = o.children.filter((c) => c.kind === "unit");
   $("children-title").textContent = nodes.length ? t("children_title") : t("units_title");
-  $("heat").replaceChildren(...nodes.map((c) => el("button", {
+  fill($("heat"), ...nodes.map((c) => el("button", {
     type: "button", class: `heat-cell ${rateClass(c.completeness.reporting_rate)}`,
     title: `${c.name} ${pct(c.completeness.reporting_rate)}`,
     onclick: () => go(c.node),
@@ -206,7 +206,7 @@ function render() {
 
   const rows = nodes.slice().sort((a, b) =>
     (a.completeness.reporting_rate ?? 2) - (b.completeness.reporting_rate ?? 2));
-  $("children").replaceChildren(
+  fill($("children"), 
     nodes.length ? childTable(rows) : null,
     units.length ? unitTable(units) : null,
     !nodes.length && !units.length ? el("p", { class: "muted empty" }, t("none")) : null);
@@ -289,11 +289,11 @@ function renderUnitList() {
   $("late-count").textContent = comp.late;
   const list = state.tab === "missing" ? missing : late;
   if (!list.length) {
-    $("unit-list").replaceChildren(el("p", { class: "muted empty" },
+    fill($("unit-list"), el("p", { class: "muted empty" },
       state.tab === "missing" && comp.expected ? t("all_clear") : t("none")));
     return;
   }
-  $("unit-list").replaceChildren(el("ul", {}, list.map((u) => el("li", {
+  fill($("unit-list"), el("ul", {}, list.map((u) => el("li", {
     class: "clickable", dataset: { unit: u.unit }, onclick: () => showUnit(u.unit),
   },
     el("span", { class: "u-name" }, u.name || u.unit),
@@ -335,7 +335,7 @@ function renderAlerts() {
     group.addEventListener("toggle", () => { state.missingOpen = group.open; });
     parts.push(group);
   }
-  $("alerts").replaceChildren(...parts);
+  fill($("alerts"), ...parts);
   tick();
 }
 
@@ -411,20 +411,20 @@ function closeAlert(alert) {
     el("div", { class: "dialog-actions" },
       el("button", { type: "button", class: "btn", onclick: () => $("dialog").close() }, t("cancel")),
       el("button", { type: "submit", class: "btn primary" }, t("submit"))));
-  $("dialog-body").replaceChildren(form);
+  fill($("dialog-body"), form);
   $("dialog").showModal();
 }
 
 // ---- a unit's history --------------------------------------------------------------------
 
 async function showUnit(code) {
-  $("dialog-body").replaceChildren(el("p", { class: "muted" }, "…"));
+  fill($("dialog-body"), el("p", { class: "muted" }, "…"));
   $("dialog").showModal();
   try {
     const data = await api(`/api/units/${encodeURIComponent(code)}`);
     const info = data.unit;
     const values = (v) => Object.entries(v).filter(([, x]) => x).map(([k, x]) => `${metricLabel(k)} ${num(x)}`).join(",") || t("zero");
-    $("dialog-body").replaceChildren(el("div", { class: "unit-history" },
+    fill($("dialog-body"), el("div", { class: "unit-history" },
       el("div", { class: "dialog-head" },
         el("div", {}, el("h2", {}, info.name || code),
           el("div", { class: "muted small" }, `${code} · ${unitType(info.unit_type)}`)),
@@ -443,7 +443,7 @@ async function showUnit(code) {
         `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}℃` : "",
         ` · ${c.person_ref}`))) : null));
   } catch (error) {
-    $("dialog-body").replaceChildren(el("p", { class: "field-error" },
+    fill($("dialog-body"), el("p", { class: "field-error" },
       error.errors.length ? message(error.errors[0]) : error.message));
   }
 }

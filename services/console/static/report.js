@@ -41,7 +41,7 @@ function localNow() {
 }
 
 function renderMetrics() {
-  $("metric-fields").replaceChildren(...metrics.map((m) => el("label", {},
+  fill($("metric-fields"), ...metrics.map((m) => el("label", {},
     el("span", {}, metricName(m)),
     el("input", { type: "number", min: "0", step: m.value_type === "count" ? "1" : "any",
                   inputmode: "numeric", "data-field": `values.${m.code}`, "data-metric": m.code,
@@ -50,7 +50,7 @@ function renderMetrics() {
 }
 
 function renderSymptoms() {
-  $("symptoms").replaceChildren(...SYMPTOMS.map((s) => el("label", {},
+  fill($("symptoms"), ...SYMPTOMS.map((s) => el("label", {},
     el("input", { type: "checkbox", value: s }), el("span", {}, t(s)))));
 }
 
@@ -93,7 +93,7 @@ async function searchUnits(q) {
   if (!me || me.kind === "unit") return;
   const code = q.split(" ")[0];
   found = await api(`/api/units?q=${encodeURIComponent(code)}`);
-  $("unit-options").replaceChildren(...found.map((u) =>
+  fill($("unit-options"), ...found.map((u) =>
     el("option", { value: u.code }, `${u.name} · ${unitType(u.unit_type)}`)));
   const exact = found.find((u) => u.code === code);
   if (exact) showUnit(exact);
@@ -103,7 +103,7 @@ async function searchUnits(q) {
 function showUnit(unit) {
   if (!unit) return;
   $("unit-card").hidden = false;
-  $("unit-card").replaceChildren(el("b", {}, unit.name), " ",
+  fill($("unit-card"), el("b", {}, unit.name), " ",
     el("span", { class: "muted" }, `${unit.code} · ${unitType(unit.unit_type)}`));
 }
 

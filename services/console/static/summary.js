@@ -15,7 +15,7 @@ async function start() {
     doc = await api(`/api/summary/${node}${day ? `?day=${day}` : ""}`);
   } catch (error) {
     if (error.status === 401) { location.href = "/"; return; }
-    $("doc").replaceChildren(el("p", { class: "field-error" },
+    fill($("doc"), el("p", { class: "field-error" },
       error.errors.length ? message(error.errors[0]) : error.message));
     return;
   }
@@ -75,7 +75,7 @@ function render() {
       el("td", {}, t(a.status), a.outcome ? ` · ${t(a.outcome)}` : "", a.note ? ` · ${a.note}` : ""),
       el("td", {}, a.closed_by || a.acknowledged_by || "")))))
     : el("p", { class: "muted" }, t("none"));
-  $("doc").replaceChildren(
+  fill($("doc"), 
     el("header", { class: "doc-head" },
       el("h1", {}, `${d.name}${LANG === "zh" ? "" : " · "}${t("summary_title")}`),
       el("div", { class: "muted" }, `${d.day} · ${t("generated")} ${d.generated_at}`)),
