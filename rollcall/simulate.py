@@ -7,9 +7,12 @@ never report (漏报); and now and then a clinic or school finds a fever or flu-
 import asyncio
 import contextlib
 import random
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -184,3 +187,13 @@ def simulate(
     with contextlib.suppress(KeyboardInterrupt):
         sent = asyncio.run(simulator.run(duration))
         console.print(f"simulator: {sent}")
+
+
+def start_beside_dev(env: dict[str, str], token: str, log_path: Path) -> subprocess.Popen:
+    """The simulator as its own process beside `rollcall dev`'s services (its output goes to a
+    log file, so that the terminal keeps the addresses readable)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # the child process writes to it
+    return subprocess.Popen([sys.executable, "-m", "rollcall", "simulate"],
+                            env={**env, "ROLLCALL_SIMULATE_TOKEN": token}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
