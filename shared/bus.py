@@ -1,6 +1,7 @@
 """Broker plumbing: a FastStream broker per service, its JetStream context, the streams declared."""
 
 from faststream.nats import JStream, NatsBroker
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from shared.streams import ensure_streams
@@ -8,6 +9,7 @@ from shared.streams import ensure_streams
 # Subscribers bind to streams that `ensure_streams` declares; FastStream must not redeclare them.
 REPORTS = JStream(name="REPORTS", declare=False)
 CASES = JStream(name="CASES", declare=False)
+SUBMISSIONS = JStream(name="SUBMISSIONS", declare=False)
 
 
 def _fetch_times_out_as_nats_timeout() -> None:
@@ -46,3 +48,12 @@ async def connect(broker: NatsBroker, replicas: int = 1) -> JetStreamContext:
     js = connection.jetstream()
     await ensure_streams(js, replicas)
     return js
+
+
+async def connect_client(broker: NatsBroker, replicas: int = 1
+                         ) -> tuple[NatsClient, JetStreamContext]:
+    """As `connect`, with the core connection too (for publishing with a reply subject)."""
+    connection = await broker.connect()
+    js = connection.jetstream()
+    await ensure_streams(js, replicas)
+    return connection, js

@@ -4,6 +4,7 @@ Events are past tense. Every subject carries the hierarchy, `<county>.<town>.<vi
 consumer can take one county's traffic and the work can be partitioned by county.
 """
 
+import re
 from datetime import date, datetime
 from typing import ClassVar, Literal
 from uuid import UUID
@@ -11,6 +12,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.hierarchy import subject_tokens
+
+_SAFE_TOKEN = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 class Event(BaseModel):
@@ -33,6 +36,8 @@ class ReportAccepted(Event):
     submitted_at: datetime
     reporter: str
     reason: str | None = Field(default=None, description="why a correction was made")
+    actor: str | None = Field(default=None,
+                              description="who sent it: the credential, `unit:…`/`operator:…`")
 
     @property
     def subject(self) -> str:
@@ -55,7 +60,9 @@ class SubmissionRejected(Event):
 
     @property
     def subject(self) -> str:
-        return f"{self.kind}.rejected.{self.unit or '_'}"
+        # The unit is as received, so it may not be a valid subject token.
+        unit = self.unit if self.unit and _SAFE_TOKEN.fullmatch(self.unit) else "_"
+        return f"{self.kind}.rejected.{unit}"
 
     @property
     def msg_id(self) -> str:
@@ -77,6 +84,7 @@ class CaseReported(Event):
     symptoms: list[str] = []
     person_ref: str
     late: bool
+    actor: str | None = None
 
     @property
     def subject(self) -> str:
@@ -112,3 +120,12 @@ class RegistryChanged(Event):
     @property
     def msg_id(self) -> str:
         return f"registry:{self.changed_at.isoformat()}"
+
+
+# Commands gateways publish (captured by the SUBMISSIONS stream, handled by ingest): the body is
+# the HTTP API's (SubmitReport, a correction with `unit` and `day`, SubmitCase), the credential
+# goes in an `Authorization: Bearer …` header, and a `reply_to` header asks for the outcome.
+# A gateway may append tokens (`report.submit.430621`) to spread its traffic.
+REPORT_SUBMIT = "report.submit"
+REPORT_CORRECT = "report.correct"
+CASE_SUBMIT = "case.submit"

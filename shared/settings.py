@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     aggregate_batch: int = 1000
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
+    # Ingest.
+    auth_cache_s: float = 5.0  # a verified token is trusted this long (revocation delay); 0: never
+    bulk_max_items: int = 10_000  # reports in one bulk request
+    case_deadline_minutes: int = 120  # 两小时: a case found longer before it arrives is late
+    fever_threshold_c: float = 37.3  # a fever case reports at least this temperature
+    clock_skew_s: int = 300  # how far in the future a case's found time may be (device clocks)
+    submit_batch: int = 1000  # bus submissions taken per batch
+    submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
+    # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
+    # publishing a batch and before deleting it from the outbox.
+    relay_paused: bool = False
+    relay_crash_after_publish: bool = False
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None

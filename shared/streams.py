@@ -12,6 +12,11 @@ STREAMS = (
     StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
     StreamConfig(name="ALERTS", subjects=["alert.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
+    # What gateways submit, kept until ingest has committed its outcome (work queue: removed
+    # once acknowledged; the ledger and ingest.rejections keep the record).
+    StreamConfig(name="SUBMISSIONS", retention=RetentionPolicy.WORK_QUEUE, subjects=[
+        "report.submit", "report.submit.>", "report.correct", "report.correct.>",
+        "case.submit", "case.submit.>"]),
 )
 
 
@@ -21,7 +26,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
         config = StreamConfig(
             name=base.name,
             subjects=base.subjects,
-            retention=RetentionPolicy.LIMITS,
+            retention=base.retention or RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
             num_replicas=replicas,

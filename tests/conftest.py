@@ -88,7 +88,12 @@ class RunningService:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # never leave a service running after the tests
+                self.proc.kill()
+                self.proc.wait(10)
+                raise
 
 
 def start_service(servers: Servers, name: str, log_dir: Path, **env: str) -> RunningService:
@@ -121,8 +126,43 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         yield {name: s.url for name, s in running.items()}
     finally:
+        stuck = []
         for service in running.values():
-            service.stop()
+            try:
+                service.stop()
+            except subprocess.TimeoutExpired:
+                stuck.append(service.name)
+        assert not stuck, f"did not stop on SIGTERM within 30 s: {stuck}"
+
+
+def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test") -> str:
+    """A credential issued straight into the session's database."""
+    from shared.auth import issue
+    from shared.clock import utc_now
+    from shared.db import make_engine, make_sessionmaker
+
+    async def run() -> str:
+        engine = make_engine(servers.database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                token, _ = await issue(session, kind, scope, holder, utc_now())  # type: ignore[arg-type]
+                return token
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def county_token(servers: Servers) -> str:
+    """An operator's token for the demo county 430621: may submit for every unit in it."""
+    return issue_token(servers, "operator", "430621", "县指挥部值班")
+
+
+@pytest.fixture(scope="session")
+def auth(county_token: str) -> dict[str, str]:
+    """Headers carrying the county operator's token."""
+    return {"Authorization": f"Bearer {county_token}"}
 
 
 def eventually(check, timeout: float = 10.0, interval: float = 0.1):

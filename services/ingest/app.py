@@ -1,8 +1,8 @@
-"""Ingest's composition root: settings → engine → broker → relay → routes.
+"""Ingest's composition root: settings → engine → broker → relay → authenticator → routes and
+the bus consumer of submissions.
 
 Nothing connects at import."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -10,15 +10,16 @@ from datetime import datetime
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from services.ingest import routes
+from services.ingest import handlers, routes
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestContext
-from shared.bus import connect, make_broker
+from shared.bus import connect_client, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
@@ -33,33 +34,39 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
-        js = await connect(broker, settings.stream_replicas)
+        nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, js)
-        ctx = IngestContext(settings, clock, sessions, default_catalogue(), reference, relay)
+        relay = OutboxRelay(sessions, nc, paused=settings.relay_paused,
+                            crash_after_publish=settings.relay_crash_after_publish)
+        authenticator = Authenticator(sessions, settings.auth_cache_s)
+        ctx = IngestContext(settings, clock, sessions, default_catalogue(), reference, relay,
+                            authenticator)
         app.state.ingest, app.state.engine, app.state.broker = ctx, engine, broker
+        app.state.authenticator = authenticator
 
         # A notification only: core NATS delivers it to every replica, no consumer to keep.
         @broker.subscriber(RegistryChanged.subject)
         async def on_registry_changed(event: RegistryChanged) -> None:
             await ctx.reload_reference()
 
+        handlers.subscribe(broker, ctx)
         await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        relay.start()
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
+            await relay.stop()  # publishes what is committed, while the connection is open
+            await broker.stop()  # finishes the batch of submissions in hand
             await engine.dispose()
 
     app = FastAPI(title="Rollcall ingest", version="0.1.0", lifespan=lifespan,
-                  description="The door for daily reports, zero reports and corrections.")
+                  description="The door for daily reports, zero reports (零报告), corrections "
+                              "and fever cases. Every call needs `Authorization: Bearer <token>`"
+                              " (a unit's, or an operator's scoped to a node).")
     app.include_router(routes.router)
+    app.include_router(routes.cases)
     app.include_router(health_router())
-    app.add_exception_handler(routes.Refused, routes.on_refused)
+    app.add_exception_handler(AuthError, on_auth_error)
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
     return app

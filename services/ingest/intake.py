@@ -1,11 +1,22 @@
 """The rules at the door: pure functions, no database and no broker."""
 
+import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.errors import FieldError
 from shared.registry.reference import Reference, UnitInfo
+
+# Beyond these, whatever was measured was not a living person's body temperature.
+PHYSICAL_TEMPERATURE_C = (30.0, 45.0)
+# A pseudonym: letters, digits and a few separators. No names (no CJK), and not an ID card
+# (18 characters, the last a digit or X) or a mobile number, which identify a person outright.
+_PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_ID_CARD = re.compile(r"\d{17}[\dXx]")
+_MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
@@ -18,29 +29,113 @@ def is_late(unit: UnitInfo, day: date, submitted_at: datetime, zone: ZoneInfo) -
     return submitted_at > cutoff
 
 
-def is_zero(values: dict[str, float]) -> bool:
+def is_zero(values: Mapping[str, float]) -> bool:
     """A zero report (零报告) says "nothing to report": no value, or every value zero."""
     return all(v == 0 for v in values.values())
 
 
-def check_report(unit_code: str, day: date, values: dict[str, float], *, reference: Reference,
-                 catalogue: Catalogue, now: datetime, zone: ZoneInfo,
-                 lock_days: int) -> tuple[UnitInfo | None, list[FieldError]]:
-    """The unit, and every reason the report cannot be accepted."""
-    errors: list[FieldError] = []
-    unit = reference.units.get(unit_code)
+def case_is_late(found_at: datetime, received_at: datetime, deadline: timedelta) -> bool:
+    """The two-hour rule: a case found longer than `deadline` before it arrived is late."""
+    return received_at - found_at > deadline
+
+
+def normalise(values: Mapping[str, float], catalogue: Catalogue) -> dict[str, int | float]:
+    """Counts as integers (2.0 → 2), so that stored and published values read as counts."""
+    out: dict[str, int | float] = {}
+    for code, value in values.items():
+        metric = catalogue.metrics.get(code)
+        out[code] = int(value) if metric is not None and metric.value_type == "count" else value
+    return out
+
+
+def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
+                 day: date) -> FieldError | None:
+    """A unit submits only for itself; an operator for units at or below its node."""
+    if principal.kind == "unit":
+        allowed = unit_code == principal.scope
+    elif unit is None:
+        return None  # an operator learns that the unit is unknown: a 422, not a 403
+    else:
+        allowed = principal.may_submit_for(unit_code, unit.node_on(day))
+    if allowed:
+        return None
+    return FieldError("unit", "forbidden", f"此凭证无权为单位 {unit_code} 报送",
+                      f"this credential may not submit for unit {unit_code}")
+
+
+def _check_unit(unit_code: str, unit: UnitInfo | None, day: date) -> list[FieldError]:
     if unit is None:
-        errors.append(FieldError("unit", "unknown_unit", f"未知报告单位 {unit_code}",
-                                 f"unknown reporting unit {unit_code}"))
-    elif not unit.active_on(day) or unit.node_on(day) is None:
-        errors.append(FieldError("unit", "unit_inactive", f"单位在 {day} 未启用",
-                                 f"unit is not active on {day}"))
-    today = local_day(now, zone)
+        return [FieldError("unit", "unknown_unit", f"未知报告单位 {unit_code}",
+                           f"unknown reporting unit {unit_code}")]
+    if not unit.active_on(day) or unit.node_on(day) is None:
+        return [FieldError("unit", "unit_inactive", f"单位在 {day} 未启用",
+                           f"unit is not active on {day}")]
+    return []
+
+
+def _check_day(day: date, today: date, lock_days: int, unlocked: bool,
+               field: str = "day") -> list[FieldError]:
     if day > today:
-        errors.append(FieldError("day", "future_day", "不能报告未来的日期",
-                                 f"{day} is in the future (today is {today})"))
-    elif day < today - timedelta(days=lock_days):
-        errors.append(FieldError("day", "day_locked", f"超过 {lock_days} 天的报告已锁定",
-                                 f"days older than {lock_days} days are locked"))
-    errors.extend(catalogue.validate(values))
+        return [FieldError(field, "future_day", "不能报告未来的日期",
+                           f"{day} is in the future (today is {today})")]
+    if day < today - timedelta(days=lock_days) and not unlocked:
+        return [FieldError(field, "day_locked",
+                           f"超过 {lock_days} 天的报告已锁定,只有指挥部操作员可以更正",
+                           f"days older than {lock_days} days are locked; only an operator "
+                           "may write them")]
+    return []
+
+
+def check_report(unit_code: str, day: date, values: Mapping[str, object], *,
+                 reference: Reference, catalogue: Catalogue, now: datetime, zone: ZoneInfo,
+                 lock_days: int, unlocked: bool = False
+                 ) -> tuple[UnitInfo | None, list[FieldError]]:
+    """The unit, and every reason the report cannot be accepted. `unlocked`: the sender is an
+    operator, who may still write days past the lock window."""
+    unit = reference.units.get(unit_code)
+    errors = _check_unit(unit_code, unit, day)
+    errors += _check_day(day, local_day(now, zone), lock_days, unlocked)
+    errors += catalogue.validate(values)
+    return unit, errors
+
+
+def check_person_ref(ref: str) -> FieldError | None:
+    if _PSEUDONYM.fullmatch(ref) and not _ID_CARD.fullmatch(ref) and not _MOBILE.fullmatch(ref):
+        return None
+    return FieldError("person_ref", "not_pseudonymous",
+                      "人员编号须为化名编号(字母、数字、- _ . :),不得填写姓名、身份证号或手机号",
+                      "a pseudonymous reference only (letters, digits, - _ . :): no name, "
+                      "ID card or phone number")
+
+
+def check_case(unit_code: str, kind: str, found_at: datetime, temperature: float | None,
+               person_ref: str, symptoms: list[str], *, reference: Reference, now: datetime,
+               zone: ZoneInfo, lock_days: int, unlocked: bool, fever_threshold: float,
+               clock_skew: timedelta) -> tuple[UnitInfo | None, list[FieldError]]:
+    """The unit, and every reason the case cannot be accepted."""
+    unit = reference.units.get(unit_code)
+    found_day = local_day(found_at, zone)
+    errors = _check_unit(unit_code, unit, found_day)
+    if found_at > now + clock_skew:
+        errors.append(FieldError("found_at", "future_time", "发现时间不能晚于当前时间",
+                                 f"{found_at.isoformat()} is in the future"))
+    else:
+        errors += _check_day(found_day, local_day(now, zone), lock_days, unlocked, "found_at")
+    low, high = PHYSICAL_TEMPERATURE_C
+    if temperature is not None and not (low <= temperature <= high):
+        errors.append(FieldError("temperature", "temperature_out_of_range",
+                                 f"体温须在 {low}–{high} °C 之间",
+                                 f"a body temperature is between {low} and {high} °C"))
+    elif kind == "fever" and temperature is None:
+        errors.append(FieldError("temperature", "missing", "发热病例须填写体温",
+                                 "a fever case needs its temperature"))
+    elif kind == "fever" and temperature is not None and temperature < fever_threshold:
+        errors.append(FieldError("temperature", "not_a_fever",
+                                 f"体温低于 {fever_threshold} °C,不是发热病例",
+                                 f"below {fever_threshold} °C is not a fever"))
+    if kind == "ili" and not symptoms:
+        errors.append(FieldError("symptoms", "missing", "流感样病例须填写症状(如咳嗽、咽痛)",
+                                 "a flu-like case needs its symptoms (e.g. cough, sore throat)"))
+    if (error := check_person_ref(person_ref)) is not None:
+        errors.append(error)
     return unit, errors

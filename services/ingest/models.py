@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     Identity,
     Integer,
     LargeBinary,
@@ -39,6 +40,9 @@ class ReportRow(Base):
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reporter: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
+    # Who sent it: the credential used (null for rows older than credentials).
+    credential_id: Mapped[UUID | None]
+    actor: Mapped[str | None] = mapped_column(String(120))
 
 
 class OutboxRow(Base):
@@ -64,3 +68,26 @@ class RejectionRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     errors: Mapped[list] = mapped_column(JSONB)
     payload: Mapped[dict] = mapped_column(JSONB)
+    credential_id: Mapped[UUID | None]
+    actor: Mapped[str | None] = mapped_column(String(120))
+    source: Mapped[str | None] = mapped_column(String(10))  # http | bus
+
+
+class CaseRow(Base):
+    """Fever and flu-like cases as received; the alerts service keeps their clocks."""
+
+    __tablename__ = "cases"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: Mapped[UUID] = mapped_column(primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(32))
+    node_code: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(10))
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    temperature: Mapped[float | None] = mapped_column(Float)
+    symptoms: Mapped[list] = mapped_column(JSONB)
+    person_ref: Mapped[str] = mapped_column(String(64))
+    late: Mapped[bool]
+    credential_id: Mapped[UUID | None]
+    actor: Mapped[str | None] = mapped_column(String(120))

@@ -1,21 +1,42 @@
-"""Ingest's HTTP edge: validate, call the ledger, answer. No SQL and no business branching here."""
+"""Ingest's HTTP edge: read the request, call `submissions`, answer. Every refusal names the
+field, a stable code and the reason in Chinese and English, and is kept (ingest.rejections and
+`report.rejected.<unit>`); only a request without valid credentials (401) is not."""
 
-import uuid
-from datetime import date
-from typing import Annotated
+import json
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
 
-from services.ingest import ledger
-from services.ingest.intake import check_report, is_late, is_zero
-from services.ingest.schemas import CorrectReport, Problem, Receipt, SubmitReport
+from services.ingest import ledger, submissions
+from services.ingest.csvfile import CsvRefused, read_reports
+from services.ingest.schemas import (
+    BulkResult,
+    CaseReceipt,
+    CaseView,
+    CorrectionCommand,
+    CorrectReport,
+    Problem,
+    Receipt,
+    Revision,
+    SubmitCase,
+    SubmitReport,
+    SubmitZeroReport,
+)
 from services.ingest.service import IngestContext
-from shared.contracts import SubmissionRejected
+from services.ingest.submissions import Incoming, Outcome, read
+from shared.auth import Principal
 from shared.errors import FieldError
+from shared.http_auth import Authenticated, forbidden, token_from_header
+from shared.problems import from_pydantic
 
 router = APIRouter(prefix="/v1", tags=["reports"])
+# A bulk body above this is refused unread (10,000 reports take about 2 MB).
+MAX_BULK_BYTES = 32 * 1024 * 1024
+_BULK = TypeAdapter(list[SubmitReport])
 
 
 def context(request: Request) -> IngestContext:
@@ -23,99 +44,219 @@ def context(request: Request) -> IngestContext:
 
 
 Ctx = Annotated[IngestContext, Depends(context)]
+REFUSED = {code: {"model": Problem} for code in (401, 403, 404, 409, 422)}
 
 
-class Refused(Exception):
-    def __init__(self, status: int, detail: str, errors: list[FieldError], payload: dict,
-                 unit: str | None) -> None:
-        self.status, self.detail, self.errors, self.payload, self.unit = (
-            status, detail, errors, payload, unit)
+def _answer(outcome: Outcome) -> Response:
+    if outcome.receipt is not None:
+        return JSONResponse(outcome.receipt.model_dump(mode="json"), status_code=outcome.code)
+    return JSONResponse(outcome.problem(), status_code=outcome.code)
 
 
-async def _submit(ctx: Ctx, unit_code: str, day: date, values: dict[str, float], reporter: str,
-                  report_id: uuid.UUID | None, reason: str | None, payload: dict) -> Receipt:
-    now = ctx.clock()
-    unit, errors = check_report(unit_code, day, values, reference=ctx.reference,
-                                catalogue=ctx.catalogue, now=now, zone=ctx.settings.zone,
-                                lock_days=ctx.settings.lock_days)
-    if errors:
-        raise Refused(422, "report refused", errors, payload, unit_code)
-    assert unit is not None
-    sub = ledger.Submission(unit=unit, day=day, values=values, zero=is_zero(values),
-                            late=is_late(unit, day, now, ctx.settings.zone), reporter=reporter,
-                            submitted_at=now, report_id=report_id, reason=reason)
+@router.post("/reports", response_model=Receipt, status_code=201, responses={
+    200: {"model": Receipt, "description": "a retry: the stored report, nothing new"},
+    **REFUSED})
+async def submit_report(body: SubmitReport, principal: Authenticated, ctx: Ctx) -> Response:
+    """Submit a unit's daily report. Empty or all-zero `values` is a zero report (零报告).
+    After the unit's cutoff it is accepted and marked late (迟报). A retry (same `report_id`,
+    or the same unit, day and values) answers 200 with the stored report and changes nothing."""
+    [outcome] = await submissions.submit_reports(ctx, [Incoming(None, body, principal)])
+    return _answer(outcome)
+
+
+@router.post("/reports/zero", response_model=Receipt, status_code=201, responses={
+    200: {"model": Receipt}, **REFUSED})
+async def submit_zero_report(body: SubmitZeroReport, principal: Authenticated, ctx: Ctx
+                             ) -> Response:
+    """零报告: nothing to report today, all clear. It counts as reported (not as missing), with
+    every value zero."""
+    report = SubmitReport(unit=body.unit, day=body.day, reporter=body.reporter,
+                          report_id=body.report_id, values={})
+    [outcome] = await submissions.submit_reports(ctx, [Incoming(None, report, principal)])
+    return _answer(outcome)
+
+
+def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
+    # Built by hand: 10,000 results through a response model cost more than the whole insert.
+    results = []
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for i, o in enumerate(outcomes):
+        counts[o.status] += 1
+        r = o.receipt
+        if r is not None:
+            assert isinstance(r, Receipt)
+            results.append({"index": i, "status": o.status, "code": o.code,
+                            "report_id": str(r.report_id), "unit": r.unit,
+                            "day": r.day.isoformat(), "revision": r.revision, "zero": r.zero,
+                            "late": r.late})
+        else:
+            results.append({"index": i, "status": o.status, "code": o.code,
+                            "errors": [e.as_dict() for e in o.errors],
+                            "rejection_id": str(o.rejection_id)})
+    return JSONResponse({**counts, "results": results})
+
+
+async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
+                        error: FieldError, payload: dict) -> JSONResponse:
+    [outcome] = await submissions.keep_refused(
+        ctx, [Incoming(payload, None, principal, [error], status)], "report")
+    return JSONResponse(outcome.problem(), status_code=status)
+
+
+def _too_many(limit: int) -> FieldError:
+    return FieldError("body", "too_many", f"一次最多 {limit} 份报告",
+                      f"at most {limit} reports in one request")
+
+
+def _excerpt(data: bytes) -> dict:
+    return {"raw": data[:10_000].decode("utf-8", "replace"), "bytes": len(data)}
+
+
+BULK_JSON = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "array", "maxItems": 10_000, "items": {"$ref": "#/components/schemas/SubmitReport"}}}}}}
+BULK_CSV = {"requestBody": {"required": True, "content": {"text/csv": {
+    "schema": {"type": "string"},
+    "example": "unit,day,reporter,fever,ili\n430621108001-CL,2026-03-02,王医生,2,1\n"
+               "430621108001-VC,2026-03-02,李主任,,\n"}}}}
+
+
+@router.post("/reports/bulk", response_model=BulkResult, openapi_extra=BULK_JSON,
+             responses={413: {"model": Problem}, 422: {"model": Problem}, 401: {"model": Problem}})
+async def submit_bulk(request: Request, principal: Authenticated, ctx: Ctx) -> Response:
+    """Up to 10,000 reports as a JSON array, one result per report in the same order
+    (`index`): accepted, a duplicate of what is stored, or rejected with its reasons. One bad
+    report does not refuse the others."""
+    data = await request.body()
+    limit = ctx.settings.bulk_max_items
+    if len(data) > MAX_BULK_BYTES:
+        return await _refuse_whole(ctx, principal, 413, _too_many(limit), _excerpt(data))
     try:
-        async with ctx.sessions() as session, session.begin():
-            receipt = await ledger.record(session, sub)
-    except ledger.AlreadyReported as exc:
-        raise Refused(409, "already reported", [FieldError(
-            "day", "already_reported", f"该单位当日已报告(第 {exc.args[0]} 版),请提交更正",
-            f"this unit already reported for {day} (revision {exc.args[0]}); send a correction")],
-            payload, unit_code) from None
-    except ledger.NothingToCorrect:
-        raise Refused(404, "nothing to correct", [FieldError(
-            "day", "no_report", "该单位当日尚无报告,无法更正",
-            f"this unit has no report for {day} to correct")], payload, unit_code) from None
-    if receipt.status == "accepted":
-        ctx.relay.wake()
-    return receipt
+        items = [Incoming(None, report, principal) for report in _BULK.validate_json(data)]
+    except ValidationError:
+        # Some report is malformed: read them one by one, so the others still go in.
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return await _refuse_whole(ctx, principal, 422, FieldError(
+                "body", "invalid_json", "不是有效的 JSON", "not valid JSON"), _excerpt(data))
+        if not isinstance(body, list):
+            return await _refuse_whole(ctx, principal, 422, FieldError(
+                "body", "not_a_list", "批量报送须为 JSON 数组", "a bulk request is a JSON array"),
+                {"body": body})
+        items = [read(SubmitReport, payload, principal) for payload in body]
+    if len(items) > limit:
+        return await _refuse_whole(ctx, principal, 413, _too_many(limit),
+                                   {"items": len(items)})
+    return _bulk_answer(await submissions.submit_reports(ctx, items))
 
 
-@router.post("/reports", response_model=Receipt, status_code=201,
-             responses={409: {"model": Problem}, 422: {"model": Problem}})
-async def submit_report(body: SubmitReport, ctx: Ctx) -> Receipt:
-    """Submit today's report; send empty or all-zero values for a zero report (零报告)."""
-    return await _submit(ctx, body.unit, body.day, body.values, body.reporter, body.report_id,
-                         None, body.model_dump(mode="json"))
+@router.post("/reports/bulk/csv", response_model=BulkResult, openapi_extra=BULK_CSV,
+             responses={413: {"model": Problem}, 422: {"model": Problem}, 401: {"model": Problem}})
+async def submit_bulk_csv(request: Request, principal: Authenticated, ctx: Ctx) -> Response:
+    """Up to 10,000 reports as a CSV file (the request body, `text/csv`): columns `unit`,
+    `day`, `reporter`, optional `report_id`, then one column per metric code. An empty cell is
+    a metric not reported; a row with every metric empty is a zero report. One result per data
+    row, in order."""
+    data = await request.body()
+    if len(data) > MAX_BULK_BYTES:
+        return await _refuse_whole(ctx, principal, 413, _too_many(ctx.settings.bulk_max_items),
+                                   _excerpt(data))
+    try:
+        rows = read_reports(data, ctx.settings.bulk_max_items)
+    except CsvRefused as refused:
+        status = 413 if refused.error.code == "too_many" else 422
+        return await _refuse_whole(ctx, principal, status, refused.error, _excerpt(data))
+    items = []
+    for payload, errors in rows:
+        item = read(SubmitReport, payload, principal)
+        if errors:
+            item.parsed, item.errors = None, errors + item.errors
+        items.append(item)
+    return _bulk_answer(await submissions.submit_reports(ctx, items))
 
 
 @router.post("/reports/{unit}/{day}/corrections", response_model=Receipt, status_code=201,
-             responses={404: {"model": Problem}, 422: {"model": Problem}})
-async def correct_report(unit: str, day: date, body: CorrectReport, ctx: Ctx) -> Receipt:
-    """A new revision that replaces the latest everywhere; the history keeps both, with why."""
-    return await _submit(ctx, unit, day, body.values, body.reporter, body.report_id,
-                         body.reason, body.model_dump(mode="json"))
+             responses={200: {"model": Receipt}, **REFUSED})
+async def correct_report(unit: str, day: date, body: CorrectReport, principal: Authenticated,
+                         ctx: Ctx) -> Response:
+    """A new revision that replaces the latest everywhere downstream; the history keeps every
+    revision with who sent it and why. Past the lock window (`ROLLCALL_LOCK_DAYS`) only an
+    operator may correct. Send `revision` (latest + 1) or `report_id` to make retries safe."""
+    item = read(CorrectionCommand, {**body.model_dump(), "unit": unit, "day": day}, principal)
+    [outcome] = await submissions.correct_reports(ctx, [item])
+    return _answer(outcome)
 
 
-@router.get("/units/{unit}/reports")
-async def unit_reports(unit: str, ctx: Ctx, day: date | None = None) -> list[dict]:
-    """A unit's reports with every revision, newest day first."""
+def _may_read(principal: Principal, ctx: IngestContext, unit: str) -> None:
+    info = ctx.reference.units.get(unit)
+    if principal.kind == "unit":
+        if unit != principal.scope:
+            raise forbidden(unit)
+    elif info is None or not any(principal.may_see(node) for _, node in info.placements):
+        raise forbidden(unit)
+
+
+@router.get("/units/{unit}/reports", response_model=list[Revision],
+            responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def unit_reports(unit: str, principal: Authenticated, ctx: Ctx,
+                       day: date | None = None) -> list[Revision]:
+    """A unit's reports with every revision, newest day first: who sent each and why it was
+    corrected."""
+    _may_read(principal, ctx, unit)
     async with ctx.sessions() as session:
         rows = await ledger.history(session, unit, day)
-    return [{"report_id": r.report_id, "day": r.day, "revision": r.revision, "values": r.values,
-             "zero": r.zero, "late": r.late, "submitted_at": r.submitted_at,
-             "reporter": r.reporter, "reason": r.reason} for r in rows]
+    return [Revision(report_id=r.report_id, unit=r.unit_code, day=r.day, revision=r.revision,
+                     values=r.values, zero=r.zero, late=r.late, submitted_at=r.submitted_at,
+                     reporter=r.reporter, reason=r.reason, actor=r.actor) for r in rows]
 
 
-async def _keep(ctx: IngestContext, refused: Refused) -> uuid.UUID:
-    event = SubmissionRejected(
-        rejection_id=uuid.uuid4(), kind="report", unit=refused.unit, received_at=ctx.clock(),
-        errors=[e.as_dict() for e in refused.errors], payload=refused.payload)
-    async with ctx.sessions() as session, session.begin():
-        await ledger.reject(session, event)
-    ctx.relay.wake()
-    return event.rejection_id
+cases = APIRouter(prefix="/v1", tags=["cases"])
 
 
-async def on_refused(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Refused)
-    rejection_id = await _keep(context(request), exc)
-    problem = Problem(detail=exc.detail, errors=[e.as_dict() for e in exc.errors],
-                      rejection_id=rejection_id)
-    return JSONResponse(problem.model_dump(mode="json"), status_code=exc.status)
+@cases.post("/cases", response_model=CaseReceipt, status_code=201, responses={
+    200: {"model": CaseReceipt, "description": "a retry: the stored case, nothing new"},
+    **REFUSED})
+async def report_case(body: SubmitCase, principal: Authenticated, ctx: Ctx) -> Response:
+    """A fever or flu-like case, as soon as it is found: it opens a two-hour clock. A case that
+    arrives more than two hours after it was found is accepted and marked late. No names: the
+    person is a pseudonymous reference."""
+    [outcome] = await submissions.report_cases(ctx, [Incoming(None, body, principal)])
+    return _answer(outcome)
+
+
+@cases.get("/units/{unit}/cases", response_model=list[CaseView],
+           responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
+                     since: Annotated[datetime | None, Query()] = None) -> list[CaseView]:
+    """A unit's cases, most recently found first."""
+    _may_read(principal, ctx, unit)
+    async with ctx.sessions() as session:
+        rows = await ledger.cases_of(session, unit, since)
+    return [CaseView(case_id=c.case_id, unit=c.unit_code, kind=c.kind, found_at=c.found_at,
+                     received_at=c.received_at, temperature=c.temperature,
+                     symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor)
+            for c in rows]
 
 
 async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """Malformed bodies are refused like any other bad report, and kept."""
+    """Malformed bodies are refused like any other bad submission, and kept."""
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(".".join(str(p) for p in err["loc"] if p != "body") or "body",
-                         err["type"], err["msg"], err["msg"]) for err in exc.errors()]
+    errors = from_pydantic(exc.errors(), skip=("body", "path", "query"))
+    if request.method != "POST":  # a bad query is not a submission: nothing to keep
+        return JSONResponse({"detail": "refused", "errors": [e.as_dict() for e in errors]},
+                            status_code=422)
     try:
-        body = await request.json()
+        body = json.loads(await request.body())
     except ValueError:
-        body = {"raw": (await request.body()).decode("utf-8", "replace")[:10_000]}
+        body = _excerpt(await request.body())
     payload = body if isinstance(body, dict) else {"body": body}
-    unit = payload.get("unit") if isinstance(payload.get("unit"), str) else None
-    return await on_refused(request, Refused(422, "invalid request", errors, payload, unit))
-
+    payload = {**payload, **request.path_params}
+    ctx: IngestContext = request.app.state.ingest
+    principal = await request.app.state.authenticator.principal(
+        token_from_header(request.headers.get("authorization")))
+    kind: Literal["report", "case"] = ("case" if request.url.path.startswith("/v1/cases")
+                                       else "report")
+    [outcome] = await submissions.keep_refused(
+        ctx, [Incoming(payload, None, principal, errors, 422)], kind)
+    return JSONResponse(outcome.problem(), status_code=422)
 

@@ -1,30 +1,111 @@
-"""Ingest's wire schemas: what units and gateways send, and what they get back."""
+"""Ingest's wire schemas: what units and gateways send, and what they get back.
+
+The same bodies travel over HTTP and over the bus. Unknown fields are refused rather than
+ignored (a misspelt metric must not vanish), and values must be JSON numbers.
+"""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.types import Strict
+
+from shared.problems import custom_error
+
+_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
 
 
-class SubmitReport(BaseModel):
+def _printable(value: str) -> str:
+    # NUL and other control characters cannot be stored or shown; they are never meant.
+    if any(ch in _CONTROL for ch in value):
+        raise custom_error("bad_characters", "含有不可见的控制字符",
+                           "contains control characters")
+    return value
+
+
+UnitCode = Annotated[str, StringConstraints(min_length=1, max_length=32),
+                     AfterValidator(_printable),
+                     Field(examples=["430621108001-CL"], description="the reporting unit's code")]
+Reporter = Annotated[str, StringConstraints(min_length=1, max_length=100),
+                     AfterValidator(_printable),
+                     Field(description="the designated reporter (信息报送专员)")]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000),
+                   AfterValidator(_printable), Field(description="why the report is corrected")]
+MetricCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Values = Annotated[dict[MetricCode, Annotated[float, Strict()]], Field(
+    max_length=200, examples=[{"fever": 2, "ili": 1}],
+    description="metric code → value, from the catalogue; counts are whole numbers ≥ 0")]
+ReportDay = Annotated[date, Field(description="the reporting day, in the deployment's time zone")]
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitReport(Wire):
     """A unit's daily report. An empty or all-zero `values` is a zero report (零报告)."""
 
-    unit: str = Field(min_length=1, max_length=32, examples=["430621108001-VC"])
-    day: date = Field(description="the reporting day, in the deployment's time zone")
-    values: dict[str, float] = Field(default_factory=dict, examples=[{"fever": 1, "ili": 2}])
-    reporter: str = Field(min_length=1, max_length=100)
+    unit: UnitCode
+    day: ReportDay
+    values: Values = Field(default_factory=dict)
+    reporter: Reporter
     report_id: UUID | None = Field(
         default=None, description="client-chosen id: a retry with the same id changes nothing")
 
 
-class CorrectReport(BaseModel):
+class SubmitZeroReport(Wire):
+    """零报告: "nothing to report today, all clear". Counts as reported, with every value zero."""
+
+    unit: UnitCode
+    day: ReportDay
+    reporter: Reporter
+    report_id: UUID | None = None
+
+
+class CorrectReport(Wire):
     """A new revision that replaces the latest one everywhere; the old one is kept."""
 
-    values: dict[str, float] = Field(default_factory=dict)
-    reporter: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=1000)
-    report_id: UUID | None = None
+    values: Values = Field(default_factory=dict)
+    reporter: Reporter
+    reason: Reason
+    report_id: UUID | None = Field(
+        default=None, description="client-chosen id of this revision: a retry changes nothing")
+    revision: int | None = Field(
+        default=None, ge=2, le=10_000,
+        description="the revision this correction creates (latest + 1); with it, a retry is "
+                    "recognised and a correction made meanwhile by someone else is refused")
+
+
+class CorrectionCommand(CorrectReport):
+    """A correction sent over the bus, where the unit and day are not in a path."""
+
+    unit: UnitCode
+    day: ReportDay
+
+
+Symptom = Annotated[str, StringConstraints(min_length=1, max_length=50),
+                    AfterValidator(_printable)]
+
+
+class SubmitCase(Wire):
+    """A fever (≥ 37.3 °C) or flu-like (ILI) case found at a unit: opens a two-hour clock.
+
+    No names: the person is a pseudonymous reference the unit can resolve, never a name, an ID
+    card or a phone number."""
+
+    unit: UnitCode
+    kind: Literal["fever", "ili"] = Field(description="fever 发热 or ili 流感样病例")
+    found_at: datetime = Field(
+        description="when the case was found (ISO 8601; without an offset, local time)")
+    temperature: Annotated[float, Strict()] | None = Field(
+        default=None, examples=[38.2], description="°C; required for a fever case")
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=20,
+                                    examples=[["cough", "sore_throat"]])
+    person_ref: str = Field(min_length=1, max_length=64, examples=["P-7f3a9c"],
+                            description="a pseudonymous reference: letters, digits, - _ . :")
+    case_id: UUID | None = Field(
+        default=None, description="client-chosen id: a retry with the same id changes nothing")
 
 
 class Receipt(BaseModel):
@@ -34,8 +115,19 @@ class Receipt(BaseModel):
     day: date
     revision: int
     zero: bool
-    late: bool
+    late: bool = Field(description="迟报: submitted after the unit's cutoff")
     submitted_at: datetime
+
+
+class CaseReceipt(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    case_id: UUID
+    unit: str
+    kind: str
+    found_at: datetime
+    received_at: datetime
+    late: bool = Field(description="arrived more than two hours after it was found")
+    deadline: datetime = Field(description="found + two hours: when the case was due")
 
 
 class Problem(BaseModel):
@@ -44,3 +136,55 @@ class Problem(BaseModel):
     detail: str
     errors: list[dict[str, str]]
     rejection_id: UUID | None = None
+
+
+class ItemResult(BaseModel):
+    """One report of a bulk request: accepted, a duplicate of what is stored, or rejected."""
+
+    index: int = Field(description="position in the request (data row for CSV, from 0)")
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: int = Field(description="the HTTP status the report would have had on its own")
+    report_id: UUID | None = None
+    unit: str | None = None
+    day: date | None = None
+    revision: int | None = None
+    zero: bool | None = None
+    late: bool | None = None
+    errors: list[dict[str, str]] = []
+    rejection_id: UUID | None = None
+
+
+class BulkResult(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[ItemResult]
+
+
+class Revision(BaseModel):
+    """One stored revision of a report, with who sent it and why it was corrected."""
+
+    report_id: UUID
+    unit: str
+    day: date
+    revision: int
+    values: dict[str, int | float]
+    zero: bool
+    late: bool
+    submitted_at: datetime
+    reporter: str
+    reason: str | None
+    actor: str | None
+
+
+class CaseView(BaseModel):
+    case_id: UUID
+    unit: str
+    kind: str
+    found_at: datetime
+    received_at: datetime
+    temperature: float | None
+    symptoms: list[str]
+    person_ref: str
+    late: bool
+    actor: str | None

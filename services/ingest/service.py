@@ -1,4 +1,5 @@
-"""What ingest's edges share at run time: settings, the clock, sessions, reference data, relay."""
+"""What ingest's edges share at run time: settings, the clock, sessions, reference data, relay,
+and the authenticator that turns tokens into principals."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.relay import OutboxRelay
 from shared.catalogue import Catalogue
+from shared.http_auth import Authenticator
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
@@ -20,6 +22,7 @@ class IngestContext:
     catalogue: Catalogue
     reference: Reference
     relay: OutboxRelay
+    authenticator: Authenticator
 
     async def reload_reference(self) -> None:
         async with self.sessions() as session:

@@ -24,14 +24,14 @@ def rollup(system: dict, node: str) -> dict:
     return httpx.get(f"{system['aggregate']}/v1/rollups/{node}", params={"day": today()}).json()
 
 
-def submit(system: dict, body: dict) -> httpx.Response:
-    return httpx.post(f"{system['ingest']}/v1/reports", json=body, timeout=10)
+def submit(system: dict, body: dict, auth: dict) -> httpx.Response:
+    return httpx.post(f"{system['ingest']}/v1/reports", json=body, headers=auth, timeout=10)
 
 
-def test_report_rolls_up_to_village_town_and_county(system: dict) -> None:
+def test_report_rolls_up_to_village_town_and_county(system: dict, auth: dict) -> None:
     before = {n: rollup(system, n) for n in (VILLAGE, TOWN, COUNTY)}
     response = submit(system, {"unit": f"{VILLAGE}-CL", "day": today(), "reporter": "王医生",
-                               "values": {"fever": 2, "ili": 1, "nat_tests": 10}})
+                               "values": {"fever": 2, "ili": 1, "nat_tests": 10}}, auth)
     assert response.status_code == 201, response.text
     assert response.json()["revision"] == 1
 
@@ -48,36 +48,36 @@ def test_report_rolls_up_to_village_town_and_county(system: dict) -> None:
     assert f"{VILLAGE}-CL" not in {u["unit"] for u in county["completeness"]["missing_units"]}
 
 
-def test_retry_changes_nothing_and_correction_replaces(system: dict) -> None:
+def test_retry_changes_nothing_and_correction_replaces(system: dict, auth: dict) -> None:
     unit = f"{VILLAGE}-VC"
     body = {"unit": unit, "day": today(), "reporter": "李主任", "values": {"home_observation": 5}}
-    first = submit(system, body)
+    first = submit(system, body, auth)
     assert first.status_code == 201
-    retry = submit(system, body)
+    retry = submit(system, body, auth)
     assert retry.json()["status"] == "duplicate"
     assert retry.json()["report_id"] == first.json()["report_id"]
-    conflicting = submit(system, {**body, "values": {"home_observation": 6}})
+    conflicting = submit(system, {**body, "values": {"home_observation": 6}}, auth)
     assert conflicting.status_code == 409
     assert conflicting.json()["errors"][0]["code"] == "already_reported"
 
     assert eventually(lambda: rollup(system, VILLAGE)["values"].get("home_observation") == 5)
     correction = httpx.post(f"{system['ingest']}/v1/reports/{unit}/{today()}/corrections",
                             json={"values": {"home_observation": 3}, "reporter": "李主任",
-                                  "reason": "两人已解除观察"})
+                                  "reason": "两人已解除观察"}, headers=auth)
     assert correction.status_code == 201
     assert correction.json()["revision"] == 2
     assert eventually(lambda: rollup(system, VILLAGE)["values"].get("home_observation") == 3)
     assert rollup(system, VILLAGE)["completeness"]["reported"] >= 1
     history = httpx.get(f"{system['ingest']}/v1/units/{unit}/reports",
-                        params={"day": today()}).json()
+                        params={"day": today()}, headers=auth).json()
     assert [(r["revision"], r["values"]["home_observation"], r["reason"]) for r in history] == [
         (1, 5, None), (2, 3, "两人已解除观察")]
 
 
-def test_zero_report_counts_as_reported(system: dict) -> None:
+def test_zero_report_counts_as_reported(system: dict, auth: dict) -> None:
     unit = "430621104001-VC"
     before = rollup(system, "430621104001")["completeness"]
-    response = submit(system, {"unit": unit, "day": today(), "reporter": "张", "values": {}})
+    response = submit(system, {"unit": unit, "day": today(), "reporter": "张", "values": {}}, auth)
     assert response.status_code == 201 and response.json()["zero"] is True
     assert eventually(lambda: rollup(system, "430621104001")["completeness"]["zero"]
                       == before["zero"] + 1)
@@ -86,14 +86,14 @@ def test_zero_report_counts_as_reported(system: dict) -> None:
     assert unit not in {u["unit"] for u in after["missing_units"]}
 
 
-def test_bad_report_is_refused_with_reasons_and_kept_on_the_bus(system: dict,
-                                                                 servers) -> None:
+def test_bad_report_is_refused_with_reasons_and_kept_on_the_bus(system: dict, servers,
+                                                                 auth: dict) -> None:
     async def listen_and_submit() -> tuple[httpx.Response, dict]:
         connection = await nats.connect(servers.nats_url)
         subscription = await connection.subscribe("report.rejected.>")
         response = await asyncio.to_thread(submit, system, {
             "unit": f"{VILLAGE}-CL", "day": "2999-01-01", "reporter": "x",
-            "values": {"fever": -1, "nat_tests": 1, "nat_positive": 2, "bogus": 1}})
+            "values": {"fever": -1, "nat_tests": 1, "nat_positive": 2, "bogus": 1}}, auth)
         message = await subscription.next_msg(timeout=5)
         await connection.close()
         return response, json.loads(message.data)
@@ -114,8 +114,9 @@ def test_bad_report_is_refused_with_reasons_and_kept_on_the_bus(system: dict,
     ({"unit": "x", "day": "2026-01-01", "reporter": "x", "values": {"fever": "many"}},
      "values.fever"),
 ])
-def test_malformed_bodies_name_the_field(system: dict, body: dict, field: str) -> None:
-    response = submit(system, body)
+def test_malformed_bodies_name_the_field(system: dict, body: dict, field: str,
+                                        auth: dict) -> None:
+    response = submit(system, body, auth)
     assert response.status_code == 422
     assert field in {e["field"] for e in response.json()["errors"]}
     assert response.json()["rejection_id"]

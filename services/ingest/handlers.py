@@ -1,0 +1,155 @@
+"""Ingest's bus edge: what gateways publish to the submit subjects is handled exactly as over
+HTTP. The SUBMISSIONS stream holds each message until its outcome is committed, so a gateway's
+publish, once acknowledged by the server, survives an ingest crash or restart.
+
+- `report.submit[.…]`: a daily or zero report (the body of `POST /v1/reports`)
+- `report.correct[.…]`: a correction (the body of a correction, with `unit` and `day`)
+- `case.submit[.…]`: a fever or flu-like case (the body of `POST /v1/cases`)
+
+The credential travels in an `Authorization: Bearer …` header. A `reply_to` header asks for the
+outcome (the same JSON as one result of a bulk request). Refused messages are kept and published
+on `report.rejected.<unit>` / `case.rejected.<unit>` like any refusal.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from faststream import AckPolicy as FsAckPolicy
+from faststream import Context
+from faststream.nats import NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from pydantic import BaseModel, ValidationError
+
+from services.ingest import submissions
+from services.ingest.schemas import CorrectionCommand, SubmitCase, SubmitReport
+from services.ingest.service import IngestContext
+from services.ingest.submissions import Incoming, Outcome, read
+from shared.bus import SUBMISSIONS
+from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT
+from shared.errors import FieldError
+from shared.http_auth import token_from_header
+
+log = logging.getLogger(__name__)
+
+DURABLE = "ingest-submissions"
+_REJECTIONS = uuid.UUID("6f1c2a52-4f43-4c1e-9b7e-2f0d6c1b9a11")
+
+Handler = Callable[[IngestContext, Sequence[Incoming]], Awaitable[list[Outcome]]]
+KINDS: dict[str, tuple[type[BaseModel], Handler, str]] = {
+    REPORT_SUBMIT: (SubmitReport, submissions.submit_reports, "report"),
+    REPORT_CORRECT: (CorrectionCommand, submissions.correct_reports, "report"),
+    CASE_SUBMIT: (SubmitCase, submissions.report_cases, "case"),
+}
+
+
+def command_of(subject: str) -> str:
+    """`report.submit` for `report.submit` and for `report.submit.430621`."""
+    return ".".join(subject.split(".")[:2])
+
+
+def rejection_id_of(msg: Msg) -> uuid.UUID:
+    """Named after the message's place in the stream, so that a redelivery keeps one."""
+    try:
+        meta = msg.metadata
+    except Exception:  # not a JetStream message: no stable position
+        return uuid.uuid4()
+    key = f"{meta.stream}:{meta.sequence.stream}:{meta.timestamp.isoformat()}"
+    return uuid.uuid5(_REJECTIONS, key)
+
+
+def incoming_of(msg: Msg, model: type[BaseModel], principal) -> Incoming:
+    def rejection_id() -> uuid.UUID:  # only a refused message needs one
+        return rejection_id_of(msg)
+
+    try:
+        # The common case in one step: JSON parsed and checked by pydantic's own parser.
+        return Incoming(None, model.model_validate_json(msg.data), principal,  # type: ignore[arg-type]
+                        source="bus", rejection_id=rejection_id)
+    except ValidationError:
+        pass
+    try:
+        payload = json.loads(msg.data)
+    except ValueError:
+        raw = {"raw": msg.data[:10_000].decode("utf-8", "replace"), "subject": msg.subject}
+        return Incoming(raw, None, principal, [FieldError(
+            "body", "invalid_json", "不是有效的 JSON", "not valid JSON")], source="bus",
+            rejection_id=rejection_id)
+    return read(model, payload, principal, "bus", rejection_id)
+
+
+def reply_body(outcome: Outcome) -> bytes:
+    body: dict = {"status": outcome.status, "code": outcome.code}
+    if outcome.receipt is not None:
+        body.update(outcome.receipt.model_dump(mode="json"))
+    else:
+        body.update(outcome.problem())
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _header(msg: Msg, name: str) -> str | None:
+    headers = msg.headers
+    if not headers:
+        return None
+    found = headers.get(name) or headers.get(name.lower())
+    if found is None:  # any other spelling of the name
+        found = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return found
+
+
+async def handle(ctx: IngestContext, msgs: Sequence[Msg],
+                 reply: Callable[[str, bytes], Awaitable[None]]) -> None:
+    """One batch: grouped by command, one transaction per group, acknowledged once committed."""
+    groups: dict[str, list[tuple[Msg, Incoming]]] = {}
+    for msg in msgs:
+        command = command_of(msg.subject)
+        principal = await ctx.authenticator.principal(
+            token_from_header(_header(msg, "Authorization")))
+        if command in KINDS:
+            incoming = incoming_of(msg, KINDS[command][0], principal)
+        else:  # the stream captures only the submit subjects; kept all the same
+            incoming = Incoming({"subject": msg.subject}, None, principal, [FieldError(
+                "subject", "unknown_subject", f"未知主题 {msg.subject}",
+                f"unknown subject {msg.subject}")], source="bus")
+        groups.setdefault(command, []).append((msg, incoming))
+    for command, pairs in groups.items():
+        handler = KINDS[command][1] if command in KINDS else _keep_refused
+        try:
+            outcomes = await handler(ctx, [incoming for _, incoming in pairs])
+        except Exception:
+            log.exception("submissions on %s failed; redelivering", command)
+            for msg, _ in pairs:
+                await msg.nak(delay=2)
+            continue
+        for (msg, _), outcome in zip(pairs, outcomes, strict=True):
+            await msg.ack()
+            if reply_to := _header(msg, "reply_to"):
+                await reply(reply_to, reply_body(outcome))
+
+
+async def _keep_refused(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
+    return await submissions.keep_refused(ctx, items, "report")
+
+
+def subscribe(broker: NatsBroker, ctx: IngestContext) -> None:
+    # One durable pull consumer over the whole work-queue stream; replicas share it.
+    async def reply(subject: str, body: bytes) -> None:
+        try:
+            await broker.publish(body, subject, headers={"content-type": "application/json"})
+        except Exception:  # the outcome is committed; a lost reply is the publisher's retry
+            log.warning("could not reply on %s", subject, exc_info=True)
+
+    async def raw(message):  # the handler reads raw messages: decode nothing
+        return None
+
+    @broker.subscriber(
+        "", stream=SUBMISSIONS, durable=DURABLE,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000,
+                              ack_wait=ctx.settings.submit_ack_wait_s),
+        pull_sub=PullSub(batch_size=ctx.settings.submit_batch, timeout=0.05, batch=True),
+        ack_policy=FsAckPolicy.MANUAL, decoder=raw)
+    async def on_submissions(message: NatsBatchMessage = Context("message")) -> None:
+        await handle(ctx, message.raw_message, reply)

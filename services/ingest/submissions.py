@@ -1,0 +1,274 @@
+"""What ingest does with what units send, whichever door it came through (one report, a bulk
+request, the bus): check it, store it with its event, or refuse it and keep the refusal.
+
+Each call is one unit of work: every item's outcome, the stored rows, their events and the kept
+rejections commit together, and then the relay is woken to publish.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from services.ingest import intake, ledger
+from services.ingest.schemas import (
+    CaseReceipt,
+    CorrectionCommand,
+    Receipt,
+    SubmitCase,
+    SubmitReport,
+)
+from services.ingest.service import IngestContext
+from shared.auth import Principal
+from shared.contracts import SubmissionRejected
+from shared.errors import FieldError
+from shared.problems import from_pydantic
+
+Source = Literal["http", "bus"]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One submission as received: its payload (kept if refused; None when `parsed` says it
+    all) and its parsed form, or the reasons it could not be read."""
+
+    payload: dict | None
+    parsed: SubmitReport | CorrectionCommand | SubmitCase | None
+    principal: Principal | None
+    errors: list[FieldError] = field(default_factory=list)
+    status: int = 422
+    source: Source = "http"
+    # Set by the bus from the message's stream position, so a redelivery keeps one rejection.
+    rejection_id: Callable[[], uuid.UUID] | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: int  # the HTTP status that says it
+    receipt: Receipt | CaseReceipt | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    rejection_id: uuid.UUID | None = None
+
+    def problem(self) -> dict:
+        return {"detail": DETAILS.get(self.code, "refused"),
+                "errors": [e.as_dict() for e in self.errors],
+                "rejection_id": str(self.rejection_id) if self.rejection_id else None}
+
+
+DETAILS = {401: "unauthenticated", 403: "forbidden", 404: "nothing to correct",
+           409: "conflict", 413: "too large", 422: "refused"}
+
+UNAUTHENTICATED = FieldError("authorization", "unauthenticated",
+                             "缺少或无效的凭证(Authorization: Bearer <令牌>)",
+                             "missing or invalid credentials (Authorization: Bearer <token>)")
+
+
+def read(model: type[BaseModel], payload: object, principal: Principal | None,
+         source: Source = "http", rejection_id: Callable[[], uuid.UUID] | None = None
+         ) -> Incoming:
+    """A payload as received, parsed into `model` or with every reason it cannot be."""
+    if not isinstance(payload, dict):
+        return Incoming({"body": payload}, None, principal, [FieldError(
+            "body", "not_an_object", "每份报送须为一个 JSON 对象",
+            "each submission is a JSON object")], source=source, rejection_id=rejection_id)
+    try:
+        parsed = model.model_validate(payload)
+    except ValidationError as exc:
+        return Incoming(payload, None, principal, from_pydantic(exc.errors(), skip=()),
+                        source=source, rejection_id=rejection_id)
+    return Incoming(payload, parsed, principal, source=source,  # type: ignore[arg-type]
+                    rejection_id=rejection_id)
+
+
+def actor_of(principal: Principal | None) -> str | None:
+    return f"{principal.kind}:{principal.holder}"[:120] if principal else None
+
+
+class _Batch:
+    """Outcomes in request order, and the refusals to keep."""
+
+    def __init__(self, items: Sequence[Incoming], kind: Literal["report", "case"],
+                 ctx: IngestContext) -> None:
+        self.items, self.kind, self.ctx = items, kind, ctx
+        self.outcomes: list[Outcome | None] = [None] * len(items)
+        self.rejections: list[ledger.Rejection] = []
+        self.now = ctx.clock()
+
+    def admissible(self, i: int) -> bool:
+        """Whether item i was read and comes with a credential; refuses it otherwise."""
+        item = self.items[i]
+        if item.errors:
+            self.refuse(i, item.status, item.errors)
+        elif item.principal is None:
+            self.refuse(i, 401, [UNAUTHENTICATED])
+        else:
+            return item.parsed is not None
+        return False
+
+    def refuse(self, i: int, status: int, errors: list[FieldError]) -> None:
+        item = self.items[i]
+        payload = item.payload
+        if payload is None:
+            # What was sent, field for field (defaults it left out stay out).
+            payload = (item.parsed.model_dump(mode="json", exclude_unset=True)
+                       if item.parsed is not None else {})
+        unit = getattr(item.parsed, "unit", None) or payload.get("unit")
+        event = SubmissionRejected(
+            rejection_id=item.rejection_id() if item.rejection_id else uuid.uuid4(),
+            kind=self.kind,
+            unit=unit if isinstance(unit, str) else None, received_at=self.now,
+            errors=[e.as_dict() for e in errors], payload=ledger.jsonable(payload))
+        principal = item.principal
+        self.rejections.append(ledger.Rejection(
+            event, principal.credential_id if principal else None, actor_of(principal),
+            item.source))
+        self.outcomes[i] = Outcome("rejected", status, errors=errors,
+                                   rejection_id=event.rejection_id)
+
+    def settle(self, i: int, result: Receipt | CaseReceipt | ledger.Refusal) -> None:
+        if isinstance(result, ledger.Refusal):
+            self.refuse(i, result.status, [result.error])
+        else:
+            self.outcomes[i] = Outcome(result.status, 201 if result.status == "accepted" else 200,
+                                       receipt=result)
+
+    async def keep_rejections(self, session) -> None:
+        await ledger.reject_many(session, self.rejections)
+
+    def done(self) -> list[Outcome]:
+        self.ctx.relay.wake()
+        assert all(o is not None for o in self.outcomes)
+        return self.outcomes  # type: ignore[return-value]
+
+
+def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values, now
+           ) -> tuple[object, int, list[FieldError]]:
+    unit, errors = intake.check_report(
+        unit_code, day, values, reference=ctx.reference, catalogue=ctx.catalogue, now=now,
+        zone=ctx.settings.zone, lock_days=ctx.settings.lock_days,
+        unlocked=principal.kind == "operator")
+    # A credential that may not write for the unit learns nothing more about the report.
+    if (denied := intake.check_access(principal, unit_code, unit, day)) is not None:
+        return unit, 403, [denied]
+    return unit, 422, errors
+
+
+async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
+    """First reports and zero reports (零报告), any number in one transaction."""
+    batch = _Batch(items, "report", ctx)
+    subs: list[ledger.Submission] = []
+    where: list[int] = []
+    zone = ctx.settings.zone
+    for i, item in enumerate(items):
+        if not batch.admissible(i):
+            continue
+        body, principal = item.parsed, item.principal
+        assert isinstance(body, SubmitReport) and principal is not None
+        unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
+                                      batch.now)
+        if errors:
+            batch.refuse(i, status, errors)
+            continue
+        values = intake.normalise(body.values, ctx.catalogue)
+        subs.append(ledger.Submission(
+            unit=unit, day=body.day, values=values, zero=intake.is_zero(values),  # type: ignore[arg-type]
+            late=intake.is_late(unit, body.day, batch.now, zone),  # type: ignore[arg-type]
+            reporter=body.reporter, submitted_at=batch.now, report_id=body.report_id,
+            credential_id=principal.credential_id, actor=actor_of(principal)))
+        where.append(i)
+    async with ctx.sessions() as session, session.begin():
+        if subs:
+            for i, result in zip(where, await ledger.record_first_reports(session, subs),
+                                 strict=True):
+                batch.settle(i, result)
+        await batch.keep_rejections(session)
+    return batch.done()
+
+
+async def correct_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
+    """Corrections: each a new revision replacing the latest, with who and why. Past the lock
+    window only an operator may correct."""
+    batch = _Batch(items, "report", ctx)
+    async with ctx.sessions() as session, session.begin():
+        for i, item in enumerate(items):
+            if not batch.admissible(i):
+                continue
+            body, principal = item.parsed, item.principal
+            assert isinstance(body, CorrectionCommand) and principal is not None
+            unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
+                                          batch.now)
+            if errors:
+                batch.refuse(i, status, errors)
+                continue
+            values = intake.normalise(body.values, ctx.catalogue)
+            sub = ledger.Submission(
+                unit=unit, day=body.day, values=values, zero=intake.is_zero(values),  # type: ignore[arg-type]
+                late=False, reporter=body.reporter, submitted_at=batch.now,
+                report_id=body.report_id, reason=body.reason, revision=body.revision,
+                credential_id=principal.credential_id, actor=actor_of(principal))
+            try:
+                batch.settle(i, await ledger.record_correction(session, sub))
+            except ledger.Refusal as refusal:
+                batch.settle(i, refusal)
+        await batch.keep_rejections(session)
+    return batch.done()
+
+
+async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
+    """Fever and flu-like cases; late when found more than two hours before they arrived."""
+    batch = _Batch(items, "case", ctx)
+    settings = ctx.settings
+    deadline = timedelta(minutes=settings.case_deadline_minutes)
+    cases: list[ledger.Case] = []
+    where: list[int] = []
+    for i, item in enumerate(items):
+        if not batch.admissible(i):
+            continue
+        body, principal = item.parsed, item.principal
+        assert isinstance(body, SubmitCase) and principal is not None
+        found_at = body.found_at
+        if found_at.tzinfo is None:
+            found_at = found_at.replace(tzinfo=settings.zone)  # local time, as clinics write it
+        unit, errors = intake.check_case(
+            body.unit, body.kind, found_at, body.temperature, body.person_ref, body.symptoms,
+            reference=ctx.reference, now=batch.now, zone=settings.zone,
+            lock_days=settings.lock_days, unlocked=principal.kind == "operator",
+            fever_threshold=settings.fever_threshold_c,
+            clock_skew=timedelta(seconds=settings.clock_skew_s))
+        found_day = intake.local_day(found_at, settings.zone)
+        if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
+            batch.refuse(i, 403, [denied])
+            continue
+        if errors:
+            batch.refuse(i, 422, errors)
+            continue
+        assert unit is not None
+        cases.append(ledger.Case(
+            unit=unit, node=unit.node_on(found_day), kind=body.kind,  # type: ignore[arg-type]
+            found_at=found_at, received_at=batch.now, temperature=body.temperature,
+            symptoms=list(body.symptoms), person_ref=body.person_ref,
+            late=intake.case_is_late(found_at, batch.now, deadline), deadline=deadline,
+            case_id=body.case_id, credential_id=principal.credential_id,
+            actor=actor_of(principal)))
+        where.append(i)
+    async with ctx.sessions() as session, session.begin():
+        if cases:
+            for i, result in zip(where, await ledger.record_cases(session, cases), strict=True):
+                batch.settle(i, result)
+        await batch.keep_rejections(session)
+    return batch.done()
+
+
+async def keep_refused(ctx: IngestContext, items: Sequence[Incoming],
+                       kind: Literal["report", "case"]) -> list[Outcome]:
+    """Items refused before they could be read (malformed, unauthenticated): kept all the same."""
+    batch = _Batch(items, kind, ctx)
+    for i, item in enumerate(items):
+        batch.refuse(i, item.status if item.errors else 401, item.errors or [UNAUTHENTICATED])
+    async with ctx.sessions() as session, session.begin():
+        await batch.keep_rejections(session)
+    return batch.done()

@@ -1,0 +1,512 @@
+"""Ingest's HTTP API over a real server (NATS, PostgreSQL, the services as processes):
+credentials, zero reports, corrections, bulk JSON and CSV, cases, and every kind of bad input
+with its field, code and bilingual message."""
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import date, datetime, timedelta
+
+import httpx
+import nats
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from shared.auth import revoke
+from shared.clock import utc_now
+from shared.db import make_engine, make_sessionmaker
+from tests.conftest import eventually, issue_token
+from tests.integration.conftest import (
+    ZONE,
+    SyntheticCounty,
+    open_days,
+    subject_counts,
+    today,
+)
+
+DEMO_CLINIC = "430621108002-CL"  # 公田镇西湖村卫生室
+
+
+async def count_rows(database_url: str, sql: str) -> int:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return (await session.execute(text(sql))).scalar_one()
+    finally:
+        await engine.dispose()
+
+
+def post(system: dict, path: str, body: object, auth: dict | None = None,
+         **kwargs) -> httpx.Response:
+    return httpx.post(f"{system['ingest']}{path}", json=body, headers=auth or {}, timeout=60,
+                      **kwargs)
+
+
+def codes(response: httpx.Response) -> set[tuple[str, str]]:
+    return {(e["field"], e["code"]) for e in response.json()["errors"]}
+
+
+def assert_bilingual(errors: list[dict]) -> None:
+    for e in errors:
+        assert e["field"] and e["code"] and e["message_zh"] and e["message_en"], e
+        assert e["message_zh"] != e["message_en"], e
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+def test_missing_or_wrong_credentials_are_401_never_500(system: dict) -> None:
+    body = {"unit": DEMO_CLINIC, "day": today().isoformat(), "reporter": "x", "values": {}}
+    for headers in ({}, {"Authorization": "Bearer rc_not-a-token"},
+                    {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer " + "x" * 5000}):
+        response = post(system, "/v1/reports", body, headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert_bilingual(response.json()["errors"])
+    for path in ("/v1/reports/bulk", "/v1/reports/bulk/csv", "/v1/cases", "/v1/reports/zero"):
+        assert post(system, path, [body]).status_code == 401
+    assert httpx.get(f"{system['ingest']}/v1/units/{DEMO_CLINIC}/reports").status_code == 401
+
+
+def test_a_revoked_token_is_refused(system: dict, servers) -> None:
+    token = issue_token(servers, "unit", DEMO_CLINIC, "王医生")
+
+    async def revoke_it() -> None:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            from sqlalchemy import select
+
+            from shared.auth import Credential, hash_token
+            credential_id = await session.scalar(select(Credential.credential_id).where(
+                Credential.token_hash == hash_token(token)))
+            assert await revoke(session, credential_id, utc_now())
+        await engine.dispose()
+
+    asyncio.run(revoke_it())
+    response = httpx.get(f"{system['ingest']}/v1/units/{DEMO_CLINIC}/reports",
+                         headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "bad_token"
+
+
+def test_a_unit_submits_only_for_itself(system: dict, servers) -> None:
+    mine, other = "430621109001-CL", "430621109002-CL"
+    auth = {"Authorization": f"Bearer {issue_token(servers, 'unit', mine, '毛田镇医生')}"}
+    day = (today() - timedelta(days=1)).isoformat()
+    ok = post(system, "/v1/reports", {"unit": mine, "day": day, "reporter": "刘",
+                                      "values": {"fever": 1}}, auth)
+    assert ok.status_code == 201, ok.text
+    refused = post(system, "/v1/reports", {"unit": other, "day": day, "reporter": "刘",
+                                           "values": {"fever": 1}}, auth)
+    assert refused.status_code == 403
+    assert codes(refused) == {("unit", "forbidden")}
+    assert refused.json()["rejection_id"]  # kept, like every refusal of a known sender
+    assert httpx.get(f"{system['ingest']}/v1/units/{other}/reports",
+                     headers=auth).status_code == 403
+    history = httpx.get(f"{system['ingest']}/v1/units/{mine}/reports", headers=auth).json()
+    assert [(r["day"], r["values"], r["actor"]) for r in history] == [
+        (day, {"fever": 1}, "unit:毛田镇医生")]
+
+
+def test_an_operator_reaches_its_subtree_only(system: dict, servers) -> None:
+    auth = {"Authorization": f"Bearer {issue_token(servers, 'operator', '430621110')}"}
+    day = (today() - timedelta(days=1)).isoformat()
+    inside = post(system, "/v1/reports", {"unit": "430621110003-VC", "day": day,
+                                          "reporter": "值班", "values": {}}, auth)
+    assert inside.status_code == 201, inside.text
+    outside = post(system, "/v1/reports", {"unit": "430621111003-VC", "day": day,
+                                           "reporter": "值班", "values": {}}, auth)
+    assert outside.status_code == 403
+    county_unit = post(system, "/v1/reports", {"unit": "430621-HOSP", "day": day,
+                                               "reporter": "值班", "values": {}}, auth)
+    assert county_unit.status_code == 403
+
+
+# -- zero reports, lateness, idempotency, corrections ------------------------------------------
+
+
+def test_zero_report_is_explicit_and_counts_as_reported(system: dict, auth: dict) -> None:
+    unit = "430621105001-VC"
+    day = today() - timedelta(days=2)
+    response = post(system, "/v1/reports/zero",
+                    {"unit": unit, "day": day.isoformat(), "reporter": "周"}, auth)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["zero"] is True and body["late"] is True  # two days after its cutoff: 迟报
+    with_values = post(system, "/v1/reports/zero", {"unit": unit, "day": day.isoformat(),
+                                                    "reporter": "周", "values": {"fever": 1}},
+                       auth)
+    assert with_values.status_code == 422
+    assert codes(with_values) == {("values", "unknown_field")}
+
+    def counted() -> bool:
+        view = httpx.get(f"{system['aggregate']}/v1/rollups/430621105001",
+                         params={"day": day.isoformat()}).json()["completeness"]
+        return view["zero"] == 1 and view["reported"] == 1
+
+    assert eventually(counted, timeout=20)
+
+
+def test_retries_return_the_original_and_publish_nothing(system: dict, auth: dict,
+                                                         servers) -> None:
+    unit, day = "430621106001-CL", (today() - timedelta(days=3)).isoformat()
+    report_id = str(uuid.uuid4())
+    body = {"unit": unit, "day": day, "reporter": "陈", "values": {"fever": 3},
+            "report_id": report_id}
+    first = post(system, "/v1/reports", body, auth)
+    assert first.status_code == 201
+    subject = "report.accepted.430621.430621106.430621106001"
+    assert eventually(lambda: asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject)))
+    before = asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject))
+    for retry in (body, {k: v for k, v in body.items() if k != "report_id"}):
+        again = post(system, "/v1/reports", retry, auth)
+        assert again.status_code == 200, again.text
+        assert again.json()["status"] == "duplicate"
+        assert again.json()["report_id"] == report_id
+        assert again.json()["submitted_at"] == first.json()["submitted_at"]
+    reused = post(system, "/v1/reports", {**body, "unit": "430621106002-CL"}, auth)
+    assert reused.status_code == 409 and codes(reused) == {("report_id", "id_reused")}
+    other = post(system, "/v1/reports", {**body, "report_id": None, "values": {"fever": 4}},
+                 auth)
+    assert other.status_code == 409 and codes(other) == {("day", "already_reported")}
+    time.sleep(1.0)  # the relay would have published by now
+    assert asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject)) == before
+
+
+def test_a_correction_is_a_new_revision_with_who_and_why(system: dict, auth: dict,
+                                                         servers) -> None:
+    unit, day = "430621106002-VC", (today() - timedelta(days=1)).isoformat()
+    assert post(system, "/v1/reports", {"unit": unit, "day": day, "reporter": "陈",
+                                        "values": {"home_observation": 4}}, auth).status_code == 201
+    path = f"/v1/reports/{unit}/{day}/corrections"
+    correction = {"values": {"home_observation": 2}, "reporter": "陈", "reason": "两人解除观察",
+                  "revision": 2}
+    first = post(system, path, correction, auth)
+    assert first.status_code == 201 and first.json()["revision"] == 2
+    assert first.json()["late"] is True  # timeliness is the first report's
+    retry = post(system, path, correction, auth)
+    assert retry.status_code == 200 and retry.json()["report_id"] == first.json()["report_id"]
+    clash = post(system, path, {**correction, "values": {"home_observation": 1}}, auth)
+    assert clash.status_code == 409 and codes(clash) == {("revision", "revision_conflict")}
+    skip = post(system, path, {**correction, "revision": 7}, auth)
+    assert skip.status_code == 409
+    unnumbered = {"values": {"home_observation": 1}, "reporter": "陈", "reason": "又解除一人"}
+    third = post(system, path, unnumbered, auth)
+    assert third.status_code == 201 and third.json()["revision"] == 3
+    assert post(system, path, unnumbered, auth).json()["status"] == "duplicate"
+    nothing = post(system, f"/v1/reports/{unit}/{today().isoformat()}/corrections",
+                   unnumbered, auth)
+    assert nothing.status_code == 404 and codes(nothing) == {("day", "no_report")}
+    history = httpx.get(f"{system['ingest']}/v1/units/{unit}/reports", params={"day": day},
+                        headers=auth).json()
+    assert [(r["revision"], r["values"], r["reason"], r["actor"]) for r in history] == [
+        (1, {"home_observation": 4}, None, "operator:县指挥部值班"),
+        (2, {"home_observation": 2}, "两人解除观察", "operator:县指挥部值班"),
+        (3, {"home_observation": 1}, "又解除一人", "operator:县指挥部值班")]
+    # Downstream, the latest revision replaces the others.
+    assert eventually(lambda: httpx.get(
+        f"{system['aggregate']}/v1/rollups/430621106002", params={"day": day}
+    ).json()["values"].get("home_observation") == 1, timeout=20)
+
+
+def test_past_the_lock_window_only_an_operator_writes(system: dict, auth: dict,
+                                                      servers) -> None:
+    unit = "430621107001-CL"
+    unit_auth = {"Authorization": f"Bearer {issue_token(servers, 'unit', unit)}"}
+    old = (today() - timedelta(days=10)).isoformat()
+    body = {"unit": unit, "day": old, "reporter": "黄", "values": {"fever": 1}}
+    locked = post(system, "/v1/reports", body, unit_auth)
+    assert locked.status_code == 422 and codes(locked) == {("day", "day_locked")}
+    assert post(system, "/v1/reports", body, auth).status_code == 201
+    path = f"/v1/reports/{unit}/{old}/corrections"
+    fix = {"values": {"fever": 0}, "reporter": "黄", "reason": "误报"}
+    assert codes(post(system, path, fix, unit_auth)) == {("day", "day_locked")}
+    assert post(system, path, fix, auth).status_code == 201
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"unit": "430621199001-XX"}, {("unit", "unknown_unit")}),
+    ({"values": {"fevers": 1}}, {("values.fevers", "unknown_metric")}),
+    ({"values": {"fever": -2}}, {("values.fever", "negative")}),
+    ({"values": {"fever": 1.5}}, {("values.fever", "not_integer")}),
+    ({"values": {"fever": "3"}}, {("values.fever", "not_a_number")}),
+    ({"values": {"fever": True}}, {("values.fever", "not_a_number")}),
+    ({"values": {"nat_tests": 3, "nat_positive": 4}},
+     {("values.nat_positive", "positives_le_tests")}),
+    ({"values": {"max_temperature": 47.5}}, {("values.max_temperature", "out_of_range")}),
+    ({"day": "2999-01-01"}, {("day", "future_day")}),
+    ({"day": "2026-02-30"}, {("day", "bad_date")}),
+    ({"reporter": ""}, {("reporter", "too_short")}),
+    ({"reporter": "a\x00b"}, {("reporter", "bad_characters")}),
+    ({"surprise": 1}, {("surprise", "unknown_field")}),
+    ({"report_id": "not-a-uuid"}, {("report_id", "bad_uuid")}),
+])
+def test_bad_reports_name_field_and_code(system: dict, auth: dict, change: dict,
+                                         expected: set) -> None:
+    body = {"unit": "430621108003-CL", "day": today().isoformat(), "reporter": "x",
+            "values": {"fever": 1}, **change}
+    response = post(system, "/v1/reports", body, auth)
+    assert response.status_code == 422, response.text
+    assert codes(response) == expected
+    assert_bilingual(response.json()["errors"])
+    assert response.json()["rejection_id"]
+
+
+def test_a_unit_not_active_that_day_is_refused(system: dict, test_county: SyntheticCounty
+                                               ) -> None:
+    response = post(system, "/v1/reports", {"unit": test_county.inactive_unit,
+                                             "day": today().isoformat(), "reporter": "x"},
+                    test_county.auth)
+    assert response.status_code == 422 and codes(response) == {("unit", "unit_inactive")}
+
+
+def test_refusals_are_kept_and_published(system: dict, auth: dict, servers) -> None:
+    async def run() -> tuple[httpx.Response, dict]:
+        connection = await nats.connect(servers.nats_url)
+        sub = await connection.subscribe("report.rejected.>")
+        response = await asyncio.to_thread(post, system, "/v1/reports", {
+            "unit": "bad unit.*", "day": today().isoformat(), "reporter": "x"}, auth)
+        message = await sub.next_msg(timeout=10)
+        await connection.close()
+        return response, {"subject": message.subject, **json.loads(message.data)}
+
+    response, published = asyncio.run(run())
+    assert response.status_code == 422
+    # A unit that is not a subject token goes out on report.rejected._ all the same.
+    assert published["subject"] == "report.rejected._"
+    assert published["rejection_id"] == response.json()["rejection_id"]
+    assert published["payload"]["unit"] == "bad unit.*"
+
+
+# -- bulk -------------------------------------------------------------------------------------
+
+
+def test_bulk_json_gives_one_result_per_report(system: dict, auth: dict, servers) -> None:
+    day = (today() - timedelta(days=4)).isoformat()
+    items = [
+        {"unit": "430621111001-CL", "day": day, "reporter": "a", "values": {"fever": 1}},
+        {"unit": "430621111001-VC", "day": day, "reporter": "a", "values": {"fever": "x"}},
+        {"unit": "430621111002-CL", "day": day, "reporter": "a", "values": {"fever": -1}},
+        "not an object",
+        {"unit": "430621111001-CL", "day": day, "reporter": "a", "values": {"fever": 1}},
+        {"unit": "430621111001-CL", "day": day, "reporter": "a", "values": {"fever": 2}},
+        {"unit": "430621111002-VC", "day": day, "reporter": "a", "values": {}},
+    ]
+    response = post(system, "/v1/reports/bulk", items, auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(r["index"], r["status"], r["code"]) for r in body["results"]] == [
+        (0, "accepted", 201), (1, "rejected", 422), (2, "rejected", 422), (3, "rejected", 422),
+        (4, "duplicate", 200), (5, "rejected", 409), (6, "accepted", 201)]
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 4)
+    results = body["results"]
+    assert results[4]["report_id"] == results[0]["report_id"]
+    assert {(e["field"], e["code"]) for e in results[1]["errors"]} == {
+        ("values.fever", "not_a_number")}
+    assert results[2]["errors"][0]["code"] == "negative"
+    assert results[3]["errors"][0]["code"] == "not_an_object"
+    assert results[6]["zero"] is True
+    for r in results:
+        assert r["status"] != "rejected" or r["rejection_id"]
+
+
+def test_bulk_limits_and_shapes(system: dict, auth: dict) -> None:
+    one = {"unit": "430621111003-CL", "day": today().isoformat(), "reporter": "a"}
+    too_many = post(system, "/v1/reports/bulk", [one] * 10_001, auth)
+    assert too_many.status_code == 413 and codes(too_many) == {("body", "too_many")}
+    not_a_list = post(system, "/v1/reports/bulk", one, auth)
+    assert not_a_list.status_code == 422 and codes(not_a_list) == {("body", "not_a_list")}
+    garbage = httpx.post(f"{system['ingest']}/v1/reports/bulk", content=b"[{,",
+                         headers={**auth, "content-type": "application/json"})
+    assert garbage.status_code == 422 and codes(garbage) == {("body", "invalid_json")}
+    empty = post(system, "/v1/reports/bulk", [], auth)
+    assert empty.json() == {"accepted": 0, "duplicate": 0, "rejected": 0, "results": []}
+
+
+def test_bulk_csv_rows(system: dict, auth: dict) -> None:
+    day = (today() - timedelta(days=5)).isoformat()
+    csv_text = ("unit,day,reporter,fever,ili,nat_tests,nat_positive\n"
+                f"430621112001-CL,{day},王医生,2,1,10,1\n"
+                f"430621112001-VC,{day},李主任,,,,\n"
+                "\n"
+                f"430621112002-CL,{day},张,两个,,,\n"
+                f"430621112002-VC,{day},张,,,1,2\n"
+                f"430621112003-CL,{day},张,1\n")
+    response = httpx.post(f"{system['ingest']}/v1/reports/bulk/csv",
+                          content=csv_text.encode("gb18030"),
+                          headers={**auth, "content-type": "text/csv"}, timeout=30)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [
+        "accepted", "accepted", "rejected", "rejected", "rejected"]
+    assert results[1]["zero"] is True
+    assert {(e["field"], e["code"]) for e in results[2]["errors"]} == {
+        ("values.fever", "not_a_number")}
+    assert {(e["field"], e["code"]) for e in results[3]["errors"]} == {
+        ("values.nat_positive", "positives_le_tests")}
+    assert ("row", "bad_row") in {(e["field"], e["code"]) for e in results[4]["errors"]}
+    history = httpx.get(f"{system['ingest']}/v1/units/430621112001-CL/reports",
+                        params={"day": day}, headers=auth).json()
+    assert history[0]["values"] == {"fever": 2, "ili": 1, "nat_tests": 10, "nat_positive": 1}
+    assert history[0]["reporter"] == "王医生"  # read from GB 18030
+    no_unit = httpx.post(f"{system['ingest']}/v1/reports/bulk/csv", content=b"day,fever\n",
+                         headers={**auth, "content-type": "text/csv"})
+    assert no_unit.status_code == 422 and codes(no_unit) == {("header", "missing_column")}
+
+
+def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,
+                                                        test_county: SyntheticCounty) -> None:
+    """The largest bulk request: every report accepted, published once, rolled up; the same
+    request again is all duplicates and publishes nothing."""
+    days = open_days()
+    items = [{"unit": unit, "day": day.isoformat(), "reporter": "批量",
+              "values": {"fever": n % 3, "nat_tests": 2, "nat_positive": n % 2}}
+             for n, (unit, day) in enumerate((u, d) for d in days for u in test_county.units)]
+    assert len(items) == 10_000
+    started = time.monotonic()
+    response = post(system, "/v1/reports/bulk", items, test_county.auth)
+    took = time.monotonic() - started
+    assert response.status_code == 200, response.text[:2000]
+    assert response.json()["accepted"] == 10_000, response.json()["results"][:3]
+    print(f"\n10,000 reports in one bulk request: {took:.2f} s")
+    assert eventually(lambda: asyncio.run(count_rows(
+        servers.database_url, "SELECT count(*) FROM ingest.outbox")) == 0, timeout=60,
+        interval=0.1)
+    print(f"…all published within {time.monotonic() - started:.2f} s")
+
+    def rolled_up() -> bool:
+        return asyncio.run(count_rows(servers.database_url, f"""
+            SELECT coalesce(sum(reported), 0) FROM aggregate.completeness
+            WHERE node_code = '{test_county.county}'""")) == 10_000
+
+    assert eventually(rolled_up, timeout=120, interval=0.2)
+    print(f"…and rolled up to the county within {time.monotonic() - started:.2f} s")
+    for d in (days[0], days[-1]):
+        county = httpx.get(f"{system['aggregate']}/v1/rollups/{test_county.county}",
+                           params={"day": d.isoformat()}, timeout=30).json()
+        assert county["completeness"]["reported"] == len(test_county.units)
+        assert county["values"]["fever"] == sum(
+            i["values"]["fever"] for i in items if i["day"] == d.isoformat())
+    subject = f"report.accepted.{test_county.county}.>"
+    counts = asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject))
+    assert sum(counts.values()) == 10_000
+
+    again = post(system, "/v1/reports/bulk", items, test_county.auth)
+    assert again.json()["duplicate"] == 10_000
+    time.sleep(1.0)
+    assert asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject)) == counts
+
+
+# -- cases ------------------------------------------------------------------------------------
+
+
+def test_cases_open_the_two_hour_clock(system: dict, auth: dict, servers) -> None:
+    unit = "430621113001-CL"
+    now = datetime.now(ZONE)
+    fresh = {"unit": unit, "kind": "fever", "found_at": (now - timedelta(minutes=30)).isoformat(),
+             "temperature": 38.6, "symptoms": ["cough"], "person_ref": "P-7f3a9c"}
+    stale = {"unit": unit, "kind": "ili", "symptoms": ["cough", "sore_throat"],
+             "found_at": (now - timedelta(hours=3)).replace(tzinfo=None).isoformat(),
+             "person_ref": "P-0001"}
+
+    async def run() -> tuple[list[httpx.Response], list[dict]]:
+        connection = await nats.connect(servers.nats_url)
+        sub = await connection.subscribe("case.reported.430621.430621113.430621113001")
+        responses = [await asyncio.to_thread(post, system, "/v1/cases", body, auth)
+                     for body in (fresh, stale, fresh)]
+        events = [json.loads((await sub.next_msg(timeout=10)).data) for _ in range(2)]
+        with pytest.raises(TimeoutError):  # the retry published nothing
+            await sub.next_msg(timeout=1)
+        await connection.close()
+        return responses, events
+
+    (first, late, retry), events = asyncio.run(run())
+    assert first.status_code == 201, first.text
+    assert first.json()["late"] is False
+    assert late.status_code == 201 and late.json()["late"] is True  # naive time is local
+    assert retry.status_code == 200 and retry.json()["case_id"] == first.json()["case_id"]
+    found = datetime.fromisoformat(first.json()["found_at"])
+    assert datetime.fromisoformat(first.json()["deadline"]) == found + timedelta(hours=2)
+    assert [e["case_id"] for e in events] == [first.json()["case_id"], late.json()["case_id"]]
+    assert events[0]["node"] == "430621113001" and events[0]["temperature"] == 38.6
+    assert events[0]["person_ref"] == "P-7f3a9c" and events[1]["late"] is True
+    listed = httpx.get(f"{system['ingest']}/v1/units/{unit}/cases", headers=auth).json()
+    assert {c["case_id"] for c in listed} >= {e["case_id"] for e in events}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"person_ref": "张三"}, {("person_ref", "not_pseudonymous")}),
+    ({"person_ref": "43062119900101123X"}, {("person_ref", "not_pseudonymous")}),
+    ({"person_ref": "13812345678"}, {("person_ref", "not_pseudonymous")}),
+    ({"temperature": 51.0}, {("temperature", "temperature_out_of_range")}),
+    ({"temperature": 25}, {("temperature", "temperature_out_of_range")}),
+    ({"temperature": 36.6}, {("temperature", "not_a_fever")}),
+    ({"temperature": None}, {("temperature", "missing")}),
+    ({"kind": "ili", "symptoms": []}, {("symptoms", "missing")}),
+    ({"kind": "cold"}, {("kind", "not_allowed")}),
+    ({"found_at": "2999-01-01T00:00:00+08:00"}, {("found_at", "future_time")}),
+    ({"found_at": "yesterday"}, {("found_at", "bad_time")}),
+    ({"unit": "nowhere"}, {("unit", "unknown_unit")}),
+    ({"name": "张三"}, {("name", "unknown_field")}),
+])
+def test_bad_cases_name_field_and_code(system: dict, auth: dict, change: dict,
+                                       expected: set) -> None:
+    body = {"unit": "430621113002-CL", "kind": "fever", "temperature": 38.1,
+            "found_at": datetime.now(ZONE).isoformat(), "person_ref": "P-42", **change}
+    response = post(system, "/v1/cases", body, auth)
+    assert response.status_code == 422, response.text
+    assert codes(response) == expected
+    assert_bilingual(response.json()["errors"])
+
+
+def test_the_api_is_documented(system: dict) -> None:
+    schema = httpx.get(f"{system['ingest']}/openapi.json").json()
+    for path in ("/v1/reports", "/v1/reports/zero", "/v1/reports/bulk", "/v1/reports/bulk/csv",
+                 "/v1/reports/{unit}/{day}/corrections", "/v1/units/{unit}/reports",
+                 "/v1/cases", "/v1/units/{unit}/cases"):
+        assert path in schema["paths"], path
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    bulk = schema["paths"]["/v1/reports/bulk"]["post"]["requestBody"]["content"]
+    assert bulk["application/json"]["schema"]["maxItems"] == 10_000
+    assert "text/csv" in schema["paths"]["/v1/reports/bulk/csv"]["post"]["requestBody"][
+        "content"]
+
+
+# -- whatever arrives: a clear answer, never a 500 -----------------------------------------
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3), max_leaves=6)
+plausible = st.fixed_dictionaries({}, optional={
+    "unit": st.sampled_from(["430621100001-CL", "430621100002-VC", "430621-MS1", "x", ""])
+    | anything,
+    "day": st.dates().map(date.isoformat) | anything,
+    "reporter": st.sampled_from(["王", "a\x00", ""]) | anything,
+    "values": st.dictionaries(st.sampled_from(["fever", "ili", "nat_tests", "nat_positive",
+                                               "max_temperature", "x"]),
+                              st.integers(-3, 10) | st.floats() | anything, max_size=4)
+    | anything,
+    "report_id": st.uuids().map(str) | anything,
+})
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=plausible | anything)
+def test_any_body_gets_a_clear_answer(system: dict, auth: dict, body: object) -> None:
+    response = httpx.post(f"{system['ingest']}/v1/reports", headers=auth, timeout=30,
+                          content=json.dumps(body, allow_nan=True),
+                          params=None)
+    assert response.status_code in (200, 201, 403, 409, 422), response.text
+    if response.status_code >= 400:
+        assert response.json()["errors"], response.text
+        assert_bilingual(response.json()["errors"])
+        assert response.json()["rejection_id"]
