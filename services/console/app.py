@@ -17,6 +17,7 @@ from services.console.upstream import Upstream, UpstreamDown
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
+from shared.http_auth import Authenticator
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ def create_app(settings: Settings | None = None,
         for subject in LIVE_SUBJECTS:
             await connection.subscribe(subject, cb=hub.on_message)
         upstream = Upstream(settings)
-        app.state.console = ConsoleContext(settings, clock, make_sessionmaker(engine),
-                                           default_catalogue(), upstream, hub)
+        sessions = make_sessionmaker(engine)
+        app.state.console = ConsoleContext(
+            settings, clock, sessions, default_catalogue(), upstream, hub,
+            Authenticator(sessions, ttl_s=settings.auth_cache_s))
         app.state.engine, app.state.nats = engine, connection
         try:
             yield
