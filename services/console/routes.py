@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -219,14 +220,18 @@ async def overview(node: str, who: Operator, ctx: Ctx, day: date | None = None) 
 @api.get("/alerts")
 async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
                  status: str = "active") -> JSONResponse:
-    """The alerts of the operator's area, each with its unit's and node's names."""
+    """The alerts of the operator's area, each with its unit's and node's names. Case and
+    outbreak alerts are asked for apart from missing-report ones: a county has one of those per
+    village and cutoff, and they must not crowd the fever cases out of a page."""
     node = _node(who, node)
-    answer = await ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node,
-                                    status=status, limit=500)
-    if answer.ok:
-        async with ctx.sessions() as session:
-            await reference.name_alerts(session, answer.body)
-    return _relay(answer)
+    answers = await asyncio.gather(*(
+        ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
+                         kind=kind, limit=limit)
+        for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300))))
+    alerts = [alert for answer in answers for alert in _must(answer)]
+    async with ctx.sessions() as session:
+        await reference.name_alerts(session, alerts)
+    return JSONResponse(jsonable_encoder(alerts))
 
 
 @api.get("/alerts/{alert_id}/history")
@@ -295,14 +300,14 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, active, closed = await asyncio.gather(
+    view, children, *lists = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status="active",
-                         limit=1000),
-        ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status="closed",
-                         limit=1000))
-    day_alerts = [a for a in (_must(active) + _must(closed)) if a.get("day") == day.isoformat()]
+        *(ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
+                           kind=kind, limit=1000)
+          for status in ("active", "closed") for kind in ("case", "outbreak", "missing_report")))
+    day_alerts = [a for answer in lists for a in _must(answer)
+                  if a.get("day") == day.isoformat()]
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
     generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
     return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated)

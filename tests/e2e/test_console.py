@@ -175,14 +175,20 @@ def test_a_county_command_centre_day(day_system, day_servers, county_token, morn
     context.close()
 
 
-def test_a_unit_reports_through_the_form(day_system, day_servers, morning, browser, artifacts):
+def test_a_unit_reports_through_the_form(day_system, day_servers, county_token, morning,
+                                         browser, artifacts):
     console = day_system["console"]
-    token = credential(day_servers, "unit", "430621108002-CL", "村医 周芳")
+    missing = httpx.get(f"{day_system['aggregate']}/v1/rollups/{TOWN}/completeness",
+                        params={"day": today()}, timeout=30,
+                        headers={"Authorization": f"Bearer {county_token}"}
+                        ).json()["completeness"]["missing_units"]
+    clinic = next(u["unit"] for u in missing if u["unit_type"] == "village_clinic")
+    token = credential(day_servers, "unit", clinic, "村医 周芳")
     context = browser.new_context(viewport={"width": 1100, "height": 1000}, locale="zh-CN",
                                   timezone_id="Asia/Shanghai")
     page = context.new_page()
     page.goto(f"{console}/report#token={token}")
-    expect(page.locator("#unit")).to_have_value("430621108002-CL", timeout=LIVE)
+    expect(page.locator("#unit")).to_have_value(clinic, timeout=LIVE)
 
     # Wrong input: the error shows next to the field at fault.
     page.fill('[data-metric="nat_tests"]', "1")
@@ -202,6 +208,9 @@ def test_a_unit_reports_through_the_form(day_system, day_servers, morning, brows
     page.click("#zero")
     expect(page.locator("#report-receipt")).to_contain_text("零报告已提交", timeout=LIVE)
     page.screenshot(path=artifacts / "10-form-zero-report.png", full_page=True)
+    history = httpx.get(f"{day_system['ingest']}/v1/units/{clinic}/reports", timeout=30,
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    assert [(r["day"], r["zero"], r["reporter"]) for r in history] == [(today(), True, "村医 周芳")]
     context.close()
 
 

@@ -147,7 +147,7 @@ function connect() {
   source.addEventListener("alert", (event) => {
     const data = JSON.parse(event.data);
     if (!data.node.startsWith(state.node)) return;
-    if (data.change === "opened") toast(`${t("new_alert")}: ${alertTitle(data)} · ${data.unit || data.node}`);
+    if (data.change === "opened" && data.kind !== "missing_report") toast(`${t("new_alert")}: ${alertTitle(data)} · ${data.unit || data.node}`);
     soon("alerts"); soon("figures");
   });
   source.addEventListener("resync", () => { soon("figures"); soon("alerts"); });
@@ -208,9 +208,15 @@ function render() {
     (a.completeness.reporting_rate ?? 2) - (b.completeness.reporting_rate ?? 2));
   fill($("children"), 
     nodes.length ? childTable(rows) : null,
+    units.length && nodes.length ? el("h3", { class: "sub-title" }, ownUnitsTitle(view)) : null,
     units.length ? unitTable(units) : null,
     !nodes.length && !units.length ? el("p", { class: "muted empty" }, t("none")) : null);
   renderUnitList();
+}
+
+function ownUnitsTitle(view) {
+  const zh = { county: "县直单位", town: "镇直单位" }, en = { county: "County-run units", town: "Town-run units" };
+  return (LANG === "zh" ? zh : en)[view.level] || t("units_title");
 }
 
 function kpi(label, value, cls = "", size = "", extra = null) {

@@ -60,10 +60,22 @@ function render() {
       el("td", { class: `n ${rateClass(r.reporting_rate)}` }, pct(r.reporting_rate)),
       el("td", { class: "n" }, pct(r.on_time_rate)),
       shown.map((m) => el("td", { class: "n" }, num(r.values[m.code] || 0)))))));
-  const units = (list, time) => list.length
-    ? el("ol", { class: "units-inline" }, list.map((u) => el("li", {},
-        `${u.name || u.unit}`, el("span", { class: "muted small" }, ` ${u.unit}${time && u.submitted_at ? " · " + localTime(u.submitted_at) : ""}`))))
-    : el("p", { class: "muted" }, t("none"));
+  // Listed by area below the node, as a 通报 names them: each town (or village) in turn.
+  const areas = d.rows.filter((r) => !r.total);
+  const units = (list, time) => {
+    if (!list.length) return el("p", { class: "muted" }, t("none"));
+    const groups = new Map();
+    for (const u of list) {
+      const area = areas.find((r) => (u.node || "").startsWith(r.node));
+      const key = area ? area.name : (LANG === "zh" ? "本级直属" : "Run at this level");
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(u);
+    }
+    return el("div", { class: "unit-groups" }, [...groups].map(([name, us]) => el("p", {},
+      el("b", {}, `${name}(${us.length}):`),
+      us.map((u, i) => el("span", {}, i ? "、" : "", u.name || u.unit,
+        time && u.submitted_at ? el("span", { class: "muted small" }, `(${localTime(u.submitted_at)})`) : null)))));
+  };
   const alerts = d.alerts.length ? el("table", { class: "table" },
     el("thead", {}, el("tr", {}, [t("started"), t("type"), t("unit"), t("deadline"), t("outcome"), t("by")]
       .map((h) => el("th", {}, h)))),
