@@ -194,12 +194,14 @@ def test_a_unit_reports_through_the_form(day_system, day_servers, county_token, 
     page.fill('[data-metric="nat_tests"]', "1")
     page.fill('[data-metric="nat_positive"]', "3")
     page.click("#report-form button[type=submit]")
-    expect(page.locator('[data-error="values.nat_positive"], [data-error="values"]').first
-           ).not_to_be_empty(timeout=LIVE)
+    expect(page.locator('[data-error="values.nat_positive"]')).to_contain_text(
+        "核酸", timeout=LIVE)
+    expect(page.locator('[data-field="values.nat_positive"]')).to_have_class("invalid")
     # A fever case without a temperature is refused on the temperature field.
     page.click("#case-form button[type=submit]")
     expect(page.locator('[data-error="temperature"]')).not_to_be_empty(timeout=LIVE)
     expect(page.locator('[data-field="temperature"]')).to_have_class("invalid")
+    expect(page.locator('[data-error="values.nat_positive"]')).not_to_be_empty()
     page.screenshot(path=artifacts / "09-form-errors.png", full_page=True)
 
     # The zero report in one click.

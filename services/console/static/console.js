@@ -446,7 +446,7 @@ async function showUnit(code) {
         : el("p", { class: "muted" }, t("no_reports")),
       data.cases.length ? el("h3", {}, t("cases")) : null,
       data.cases.length ? el("ul", { class: "cases" }, data.cases.map((c) => el("li", {},
-        `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}℃` : "",
+        `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}°C` : "",
         ` · ${c.person_ref}`))) : null));
   } catch (error) {
     fill($("dialog-body"), el("p", { class: "field-error" },

@@ -40,13 +40,25 @@ function localNow() {
   return d.toISOString().slice(0, 16);
 }
 
-function renderMetrics() {
-  fill($("metric-fields"), ...metrics.map((m) => el("label", {},
+// The metrics most units send come first; the rest of the catalogue is folded below them.
+const COMMON = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
+                "nat_tests", "nat_positive", "returnees_risk"];
+
+function metricField(m) {
+  return el("label", {},
     el("span", {}, metricName(m)),
     el("input", { type: "number", min: "0", step: m.value_type === "count" ? "1" : "any",
                   inputmode: "numeric", "data-field": `values.${m.code}`, "data-metric": m.code,
                   placeholder: "0" }),
-    el("span", { class: "field-error", "data-error": `values.${m.code}` }))));
+    el("span", { class: "field-error", "data-error": `values.${m.code}` }));
+}
+
+function renderMetrics() {
+  const common = metrics.filter((m) => COMMON.includes(m.code));
+  const more = metrics.filter((m) => !COMMON.includes(m.code));
+  fill($("metric-fields"), ...common.map(metricField));
+  fill($("more-fields"), ...more.map(metricField));
+  $("more").hidden = !more.length;
 }
 
 function renderSymptoms() {
@@ -119,20 +131,22 @@ function collectSymptoms() {
   return [...document.querySelectorAll("#symptoms input:checked")].map((box) => box.value);
 }
 
-function clearErrors(form) {
-  form.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
-  document.querySelectorAll("[data-error]").forEach((x) => { x.textContent = ""; });
+function clearErrors(section) {
+  section.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
+  section.querySelectorAll("[data-error]").forEach((x) => { x.textContent = ""; });
 }
 
 // Each refusal goes next to its field ("values.fever" next to the fever box); what names no
 // field on the page goes under the form.
-function showErrors(errors, fallback) {
+function showErrors(errors, fallback, section) {
   const loose = [];
+  const find = (selector) => section.querySelector(selector) || $("common").querySelector(selector);
   for (const error of errors) {
     const field = error.field || "";
-    const slot = document.querySelector(`[data-error="${CSS.escape(field)}"]`)
-      || document.querySelector(`[data-error="${CSS.escape(field.split(".")[0])}"]`);
-    const input = document.querySelector(`[data-field="${CSS.escape(field)}"]`);
+    const slot = find(`[data-error="${CSS.escape(field)}"]`)
+      || find(`[data-error="${CSS.escape(field.split(".")[0])}"]`);
+    const input = find(`[data-field="${CSS.escape(field)}"]`);
+    if (input && input.closest("details")) input.closest("details").open = true;
     if (input) input.classList.add("invalid");
     if (slot) slot.textContent = (slot.textContent ? slot.textContent + ";" : "") + message(error);
     else loose.push(message(error));
@@ -155,13 +169,15 @@ function receipt(box, text) {
 }
 
 async function send(path, body, box, form, done) {
-  clearErrors(document);
+  const section = form.closest("section");
+  clearErrors(section);
+  clearErrors($("common"));
   box.hidden = true;
   try {
     const answer = await api(path, { json: body });
     receipt(box, done(answer));
   } catch (error) {
-    if (error.errors.length) showErrors(error.errors, box);
+    if (error.errors.length) showErrors(error.errors, box, section);
     else { box.hidden = false; box.classList.add("bad"); box.textContent = error.message; }
   }
 }
