@@ -36,24 +36,37 @@ class Service(enum.StrEnum):
 
 
 def port_of(settings: Settings, service: Service) -> int:
-    return getattr(settings, f"{service.value}_port")
+    return settings.http_port or getattr(settings, f"{service.value}_port")
 
 
 @app.command()
 def serve(service: Service, port: int | None = typer.Option(None, help="HTTP port")) -> None:
     """Run one service (HTTP API and bus consumers) against ROLLCALL_NATS_URL / DATABASE_URL."""
     import importlib
-    import logging
 
     import uvicorn
 
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("faststream").setLevel(logging.WARNING)
+    from shared.observability import configure_logging
+
     settings = Settings()
+    configure_logging(service.value, settings.log_level, settings.log_format)
+    _exit_zero_after_sigterm()
     module = importlib.import_module(f"services.{service.value}.app")
+    # log_config=None: uvicorn's loggers go through the handler configured above.
     uvicorn.run(module.create_app(settings), host=settings.http_host,
-                port=port or port_of(settings, service), log_level="warning",
+                port=port or port_of(settings, service), log_config=None,
                 timeout_graceful_shutdown=15)
+
+
+def _exit_zero_after_sigterm() -> None:
+    """SIGTERM asks for a graceful stop: uvicorn stops taking requests, the broker drains its
+    in-flight messages, the process exits 0. Uvicorn re-raises the signal once it has shut down,
+    which would end the process with "killed by SIGTERM"; this handler turns that into exit 0
+    (and a SIGTERM that arrives before uvicorn listens stops the process at once)."""
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @app.command()
@@ -61,7 +74,10 @@ def migrate() -> None:
     """Apply the database migrations (every service's schema)."""
     from rollcall.migrate import upgrade
 
-    _, database_url = Settings().require_servers()
+    # Only the database: the one-shot migration step of a deployment has no NATS user.
+    database_url = Settings().database_url
+    if not database_url:
+        raise typer.BadParameter("ROLLCALL_DATABASE_URL must be set")
     upgrade(database_url)
     console.print("migrations applied")
 
@@ -71,8 +87,9 @@ def demo() -> None:
     """Load the built-in demo county (岳阳县) into the registry and tell running services."""
     from rollcall.reference import load_demo_and_announce
 
-    nats_url, database_url = Settings().require_servers()
-    asyncio.run(load_demo_and_announce(database_url, nats_url))
+    settings = Settings()
+    nats_url, database_url = settings.require_servers()
+    asyncio.run(load_demo_and_announce(database_url, nats_url, settings.stream_replicas))
     console.print("demo county 430621 岳阳县 loaded")
 
 

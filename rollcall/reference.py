@@ -8,12 +8,13 @@ import nats
 import nats.errors
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.bus import connection_options
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo, importer, store
 from shared.settings import Settings
-from shared.streams import ensure_streams
+from shared.streams import ensure_streams_patiently
 
 
 def today() -> date:
@@ -34,12 +35,13 @@ async def _quiet(exc: Exception) -> None:
     """nats-py logs every failed attempt with a traceback; the caller reports the outcome."""
 
 
-async def announce(nats_url: str, what: list[str]) -> None:
-    connection = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3,
-                                    reconnect_time_wait=0.5, error_cb=_quiet)
+async def announce(nats_url: str, what: list[str], replicas: int = 1) -> None:
+    connection = await nats.connect(**connection_options(nats_url), connect_timeout=5,
+                                    max_reconnect_attempts=3, reconnect_time_wait=0.5,
+                                    error_cb=_quiet)
     try:
         js = connection.jetstream()
-        await ensure_streams(js)
+        await ensure_streams_patiently(js, replicas)  # the deployment's: never shrink a cluster's
         event = RegistryChanged(changed_at=utc_now(), what=what)
         await js.publish(event.subject, event.model_dump_json().encode(),
                          headers={"Nats-Msg-Id": event.msg_id})
@@ -89,14 +91,14 @@ async def import_and_announce(database_url: str, nats_url: str | None, paths: It
     return batch, result
 
 
-async def load_demo_and_announce(database_url: str, nats_url: str) -> None:
+async def load_demo_and_announce(database_url: str, nats_url: str, replicas: int = 1) -> None:
     engine = make_engine(database_url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             await load_demo(session)
     finally:
         await engine.dispose()
-    await announce(nats_url, ["nodes", "units"])
+    await announce(nats_url, ["nodes", "units"], replicas)
 
 
 async def registry_summary(database_url: str, code: str | None) -> dict | None:

@@ -2,6 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, field_validator
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     # publishing a batch and before deleting it from the outbox.
     relay_paused: bool = False
     relay_crash_after_publish: bool = False
+    # Deployment: in a container every service listens on one port (the image sets 8080),
+    # overriding the per-service ports above; logs are JSON lines for a log collector.
+    http_port: int | None = None
+    log_level: str = "WARNING"
+    log_format: Literal["json", "text"] = "json"
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None

@@ -1,8 +1,15 @@
 """JetStream streams, declared idempotently at start-up by every service that needs them."""
 
+import asyncio
+import logging
+import time
+
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox replay after a crash
 
@@ -38,3 +45,21 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+
+
+async def ensure_streams_patiently(js: JetStreamContext, replicas: int = 1,
+                                   patience_s: float = 120) -> None:
+    """`ensure_streams`, retried. On a NATS cluster that has just started, JetStream answers
+    only once its meta leader is elected, a replicated stream takes a moment to form, and every
+    service declares the same streams at once: a timeout or a refusal is retried (declaring is
+    idempotent) until `patience_s` has passed."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            await ensure_streams(js, replicas)
+            return
+        except (nats.errors.TimeoutError, APIError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("declaring the streams failed, retrying: %r", exc)
+            await asyncio.sleep(1)

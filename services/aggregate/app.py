@@ -13,6 +13,7 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.observability import metrics_router
 from shared.settings import Settings
 
 
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None,
                   description="Live rollups, completeness and timeliness at every level.")
     app.include_router(routes.router)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     return app

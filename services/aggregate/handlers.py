@@ -1,6 +1,7 @@
 """Aggregate's bus edge: accepted reports in batches, one transaction per batch."""
 
 import re
+import time
 
 from faststream.nats import NatsBroker, PullSub
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -9,6 +10,7 @@ from services.aggregate.projector import apply_batch
 from services.aggregate.service import AggregateContext
 from shared.bus import REPORTS
 from shared.contracts import ReportAccepted
+from shared.observability import ROLLUP_APPLY_SECONDS, ROLLUP_EVENTS
 
 DURABLE = "aggregate"
 
@@ -30,5 +32,8 @@ def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
                               ack_wait=60),
         pull_sub=PullSub(batch_size=ctx.settings.aggregate_batch, timeout=0.05, batch=True))
     async def on_reports_accepted(events: list[ReportAccepted]) -> None:
+        started = time.perf_counter()
         async with ctx.sessions() as session, session.begin():
             await apply_batch(session, events, ctx.catalogue, ctx.clock())
+        ROLLUP_APPLY_SECONDS.observe(time.perf_counter() - started)
+        ROLLUP_EVENTS.inc(len(events))

@@ -13,6 +13,7 @@ from shared.bus import connect, make_broker
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.observability import metrics_router
 from shared.settings import Settings
 
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None,
     app = FastAPI(title="Rollcall alerts", version="0.1.0", lifespan=lifespan,
                   description="Fever-case clocks, escalation, outbreaks and missing reports.")
     app.include_router(health_router())
+    app.include_router(metrics_router())
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import nats
 from fastapi import FastAPI, Request, Response
+from prometheus_client import Gauge
 from sqlalchemy import text
 
 from services.console import routes
@@ -18,10 +19,20 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.http_auth import Authenticator
+from shared.observability import metrics_router
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 LIVE_SUBJECTS = ("rollup.updated.>", "alert.>")
+LIVE_PAGES = Gauge("rollcall_console_live_pages", "Pages following live updates (SSE streams)")
+LIVE_EVENTS = Gauge("rollcall_console_live_events_delivered",
+                    "Live events handed to pages since the console started")
+
+
+async def live_figures(app: FastAPI) -> None:
+    hub = app.state.console.hub
+    LIVE_PAGES.set(hub.pages)
+    LIVE_EVENTS.set(hub.delivered)
 
 
 def create_app(settings: Settings | None = None,
@@ -54,6 +65,7 @@ def create_app(settings: Settings | None = None,
     app = FastAPI(title="Rollcall console", version="0.1.0", lifespan=lifespan,
                   description="The command centre's live picture, the daily summary and the "
                               "reporting form for units without a system of their own.")
+    app.include_router(metrics_router(live_figures))
     app.include_router(routes.pages)
     app.include_router(routes.api)
     app.add_exception_handler(routes.Refused, routes.on_refused)

@@ -20,6 +20,7 @@ from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.observability import metrics_router
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
@@ -68,5 +69,6 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.cases)
     app.include_router(health_router())
     app.add_exception_handler(AuthError, on_auth_error)
+    app.include_router(metrics_router())
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
     return app

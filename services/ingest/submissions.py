@@ -25,6 +25,7 @@ from services.ingest.service import IngestContext
 from shared.auth import Principal
 from shared.contracts import SubmissionRejected
 from shared.errors import FieldError
+from shared.observability import ACCEPTED, RECEIVED, REJECTED
 from shared.problems import from_pydantic
 
 Source = Literal["http", "bus"]
@@ -142,6 +143,13 @@ class _Batch:
     def done(self) -> list[Outcome]:
         self.ctx.relay.wake()
         assert all(o is not None for o in self.outcomes)
+        RECEIVED.labels(self.kind).inc(len(self.outcomes))
+        for outcome in self.outcomes:
+            if outcome.status == "accepted":
+                ACCEPTED.labels(self.kind).inc()
+            elif outcome.status == "rejected":
+                REJECTED.labels(self.kind, outcome.errors[0].code if outcome.errors
+                                else "refused").inc()
         return self.outcomes  # type: ignore[return-value]
 
 

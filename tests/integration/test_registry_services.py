@@ -22,8 +22,8 @@ def write(path: Path, header: str, *rows: str) -> Path:
     return path
 
 
-def submit(system: dict, unit: str, day: str, values: dict) -> httpx.Response:
-    return httpx.post(f"{system['ingest']}/v1/reports", timeout=10,
+def submit(system: dict, unit: str, day: str, values: dict, auth: dict) -> httpx.Response:
+    return httpx.post(f"{system['ingest']}/v1/reports", timeout=10, headers=auth,
                       json={"unit": unit, "day": day, "reporter": "测试", "values": values})
 
 
@@ -37,11 +37,11 @@ def imported(servers, *paths: Path, **options) -> None:
     assert result.problems == [], [str(p) for p in result.problems]
 
 
-def test_ingest_accepts_a_unit_imported_after_it_started(system: dict, servers,
+def test_ingest_accepts_a_unit_imported_after_it_started(system: dict, servers, auth: dict,
                                                          tmp_path: Path) -> None:
     today = datetime.now(ZONE).date().isoformat()
     unit = f"{HERE}-NEW"
-    refused = submit(system, unit, today, {"fever": 1})
+    refused = submit(system, unit, today, {"fever": 1}, auth)
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["code"] == "unknown_unit"
 
@@ -50,15 +50,16 @@ def test_ingest_accepts_a_unit_imported_after_it_started(system: dict, servers,
                   f"village_clinic,{HERE}")
     imported(servers, villages, units)
 
-    accepted = eventually(lambda: submit(system, unit, today, {"fever": 1}).status_code == 201,
-                          timeout=30, interval=0.5)
+    accepted = eventually(
+        lambda: submit(system, unit, today, {"fever": 1}, auth).status_code == 201,
+        timeout=30, interval=0.5)
     assert accepted
     assert eventually(lambda: rollup(system, HERE, today)["values"].get("fever") == 1,
                       timeout=30)
     assert rollup(system, HERE, today)["name"] == "新建村"
 
 
-def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers,
+def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers, auth: dict,
                                                         tmp_path: Path) -> None:
     today = datetime.now(ZONE).date()
     yesterday = today - timedelta(days=1)
@@ -72,11 +73,12 @@ def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers,
     write(units, header, f"{unit},流动药店,pharmacy,{THERE},{today}",
           f"{witness},见证药店,pharmacy,{HERE},")
     imported(servers, units)
-    assert eventually(lambda: submit(system, witness, today.isoformat(), {}).status_code == 201,
-                      timeout=30, interval=0.5)
+    assert eventually(
+        lambda: submit(system, witness, today.isoformat(), {}, auth).status_code == 201,
+        timeout=30, interval=0.5)
 
-    assert submit(system, unit, yesterday.isoformat(), {"ili": 3}).status_code == 201
-    assert submit(system, unit, today.isoformat(), {"ili": 4}).status_code == 201
+    assert submit(system, unit, yesterday.isoformat(), {"ili": 3}, auth).status_code == 201
+    assert submit(system, unit, today.isoformat(), {"ili": 4}, auth).status_code == 201
     assert eventually(lambda: rollup(system, THERE, today.isoformat())["values"].get("ili") == 4,
                       timeout=30)
     assert eventually(lambda: rollup(system, HERE, yesterday.isoformat())["values"].get("ili")
