@@ -1,8 +1,10 @@
 """The console's composition root: settings → engine → NATS (live events) → the other services'
 addresses → routes. It serves the command centre's pages and the reporting form."""
 
+import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -35,6 +37,25 @@ async def live_figures(app: FastAPI) -> None:
     LIVE_EVENTS.set(hub.delivered)
 
 
+def end_streams_on_stop(hub: Hub) -> None:
+    """Uvicorn waits for open responses to finish before it shuts an app down, and a live stream
+    never finishes by itself: end every stream as soon as the stop signal arrives, then let
+    uvicorn's own handler go on. Outside the main thread (an embedded test server) there are no
+    signals to chain."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum, frame, previous=previous) -> None:
+            loop.call_soon_threadsafe(hub.close)
+            previous(signum, frame)
+
+        with contextlib.suppress(ValueError):
+            signal.signal(sig, handler)
+
+
 def create_app(settings: Settings | None = None,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or Settings()
@@ -48,6 +69,7 @@ def create_app(settings: Settings | None = None,
                                         max_reconnect_attempts=-1)
         for subject in LIVE_SUBJECTS:
             await connection.subscribe(subject, cb=hub.on_message)
+        end_streams_on_stop(hub)
         upstream = Upstream(settings)
         sessions = make_sessionmaker(engine)
         app.state.console = ConsoleContext(
