@@ -50,15 +50,20 @@ def test_events_reach_their_area_only_and_end_when_the_console_stops(
         assert all(r.wait(30) for r in ready)
 
         day = datetime.now(ZONE).date().isoformat()
-        answer = httpx.post(f"{day_system['ingest']}/v1/reports", timeout=30,
-                            headers={"Authorization": f"Bearer {town}"},
-                            json={"unit": "430621105001-VC", "day": day, "reporter": "刘主任",
-                                  "values": {"home_observation": 2}})
-        assert answer.status_code in (200, 201), answer.text
+        as_town = {"Authorization": f"Bearer {town}"}
+        missing = httpx.get(f"{day_system['aggregate']}/v1/rollups/430621105/completeness",
+                            params={"day": day}, headers=as_town, timeout=30
+                            ).json()["completeness"]["missing_units"]
+        unit = missing[0]
+        answer = httpx.post(f"{day_system['ingest']}/v1/reports", timeout=30, headers=as_town,
+                            json={"unit": unit["unit"], "day": day, "reporter": "刘主任",
+                                  "values": {"sick_absence": 2}})
+        assert answer.status_code == 201, answer.text
+        node = f'"{unit["node"]}"'
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any('"430621105001"' in s for s in seen_town):
+        while time.monotonic() < deadline and not any(node in s for s in seen_town):
             time.sleep(0.1)
-        assert any('"430621105001"' in s for s in seen_town), seen_town
+        assert any(node in s for s in seen_town), seen_town
         assert not any("430621105" in s for s in seen_other), seen_other
 
         # Stopping: the open streams end and the process exits well within uvicorn's grace.
