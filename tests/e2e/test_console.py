@@ -135,6 +135,7 @@ def test_a_county_command_centre_day(day_system, day_servers, county_token, morn
     page.go_back()
     page.go_back()
     expect(page.locator(".crumbs b")).to_have_text("岳阳县", timeout=LIVE)
+    expect(cases).to_have_count(2, timeout=LIVE)  # the county's alerts again, not the village's
 
     # English on a switch, and back.
     page.click("#lang")

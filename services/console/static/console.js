@@ -107,8 +107,11 @@ async function refresh() {
 }
 
 async function refreshAlerts() {
+  const node = state.node;
   try {
-    state.alerts = await api(`/api/alerts?node=${state.node}`);
+    const alerts = await api(`/api/alerts?node=${node}`);
+    if (node !== state.node) return;  // an answer for a node the operator has left
+    state.alerts = alerts;
     const now = Date.now();
     state.deadlines = new Map(state.alerts.map((a) => [a.alert_id,
       a.seconds_left === null ? null : now + a.seconds_left * 1000]));
