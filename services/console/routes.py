@@ -309,6 +309,8 @@ async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | Non
     day_alerts = [a for answer in lists for a in _must(answer)
                   if a.get("day") == day.isoformat()]
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
+    async with ctx.sessions() as session:
+        await reference.name_alerts(session, day_alerts)
     generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
     return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated)
 

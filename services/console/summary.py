@@ -91,8 +91,10 @@ def to_csv(doc: dict) -> bytes:
                 "处置结果 Outcome", "说明 Note"])
     for a in doc["alerts"]:
         w.writerow([ALERT_KIND.get(a.get("kind"), a.get("kind")),
-                    ALERT_STATUS.get(a.get("status"), a.get("status")), a.get("unit") or "",
-                    a.get("node"), a.get("started_at"), a.get("deadline"),
+                    ALERT_STATUS.get(a.get("status"), a.get("status")),
+                    " ".join(filter(None, (a.get("unit"), a.get("unit_name")))),
+                    " ".join(filter(None, (a.get("node"), a.get("node_name")))),
+                    a.get("started_at"), a.get("deadline"),
                     "是 yes" if a.get("overdue") else "", a.get("escalations", 0),
                     a.get("acknowledged_by") or "", a.get("outcome") or "", a.get("note") or ""])
     return ("\ufeff" + out.getvalue()).encode()

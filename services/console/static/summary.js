@@ -82,7 +82,8 @@ function render() {
     el("tbody", {}, d.alerts.map((a) => el("tr", {},
       el("td", {}, localTime(a.started_at)),
       el("td", {}, t(`kind_${a.kind}`)),
-      el("td", {}, a.unit || a.node),
+      el("td", {}, a.unit_name || a.node_name || a.unit || a.node,
+        a.kind === "missing_report" && a.details && a.details.units ? el("span", { class: "muted small" }, ` (${a.details.units.length})`) : null),
       el("td", {}, localTime(a.deadline), a.overdue ? el("span", { class: "chip chip-missing" }, t("overdue")) : null),
       el("td", {}, t(a.status), a.outcome ? ` · ${t(a.outcome)}` : "", a.note ? ` · ${a.note}` : ""),
       el("td", {}, a.closed_by || a.acknowledged_by || "")))))
