@@ -14,6 +14,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from rollcall import reconcile
 from rollcall.registry_cli import app as registry_app
 from rollcall.simulate import app as simulate_app
 from rollcall.token_cli import app as token_app
@@ -25,6 +26,7 @@ app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case ale
 app.add_typer(registry_app, name="registry")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(token_app, name="token")
+app.add_typer(reconcile.app, name="reconcile")
 console = Console()
 
 

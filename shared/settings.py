@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     # Consumers of a deployment may take only some counties: "report.accepted.430621.>".
     aggregate_filter: str = "report.accepted.>"
     aggregate_batch: int = 1000
+    # Batches one aggregate replica applies at once (the next is fetched while one commits).
+    aggregate_concurrency: int = 2
+    # Seconds a batch taken by an aggregate replica stays its own before another may take it
+    # (when the replica died before acknowledging). Set when the durable consumer is created.
+    aggregate_ack_wait: float = 60.0
+    # RollupUpdated for a node and day at most once per this many seconds (live views).
+    rollup_updated_interval: float = 1.0
     stream_replicas: int = 1  # 3 on a NATS cluster
     lock_days: int = 7  # reports older than this many days are locked (only operators correct)
     # Ingest.

@@ -1,13 +1,16 @@
-"""Aggregate's composition root: settings → engine → broker → consumer → routes."""
+"""Aggregate's composition root: settings → engine → broker → consumer → announcer → routes."""
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
 
 from services.aggregate import handlers, routes
-from services.aggregate.service import AggregateContext
+from services.aggregate.live import Announcer
+from services.aggregate.service import AggregateContext, Pipeline
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -15,6 +18,19 @@ from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.observability import metrics_router
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+TODAY_CHECK_S = 60.0
+
+
+async def _keep_today_built(ctx: AggregateContext) -> None:
+    """Today's expected figures exist before its first report (and after midnight)."""
+    while True:
+        try:
+            await ctx.ensure_today()
+        except Exception:
+            log.exception("could not build today's expected figures; retrying")
+        await asyncio.sleep(TODAY_CHECK_S)
 
 
 def create_app(settings: Settings | None = None,
@@ -26,20 +42,35 @@ def create_app(settings: Settings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
-        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue())
+        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue(),
+                               pipeline=Pipeline(settings.aggregate_concurrency))
         app.state.aggregate, app.state.engine, app.state.broker = ctx, engine, broker
         await connect(broker, settings.stream_replicas)
+
+        async def publish(subject: str, data: bytes) -> None:
+            await broker.connection.publish(subject, data)
+
+        ctx.announcer = Announcer(publish, clock, settings.rollup_updated_interval)
         handlers.subscribe(broker, ctx)
+        tasks = [asyncio.create_task(ctx.announcer.run(), name="rollup-announcer"),
+                 asyncio.create_task(_keep_today_built(ctx), name="today-built")]
         await broker.start()
         try:
             yield
         finally:
-            await broker.stop()  # drains in-flight batches before closing
+            await ctx.pipeline.close()  # batches in flight commit and are acknowledged
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await broker.stop()
             await engine.dispose()
 
     app = FastAPI(title="Rollcall aggregate", version="0.1.0", lifespan=lifespan,
                   description="Live rollups, completeness and timeliness at every level.")
     app.include_router(routes.router)
+    app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app

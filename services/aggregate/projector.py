@@ -1,131 +1,242 @@
 """Applies accepted reports to the rollups: one transaction per batch, holding both the effect and
 the record of what was applied (each unit-day's revision), so redelivery changes nothing and an
-older revision arriving after a newer one never wins."""
+older revision arriving after a newer one never wins.
+
+The batch path is set-based: a handful of statements whatever the batch size (locks, the current
+state of the batch's unit-days, the unit records, the node-day rows locked and written back),
+plus one statement per level when a correction withdrew a max or min."""
 
 import json
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.aggregate.rollup import Applied, Changes
+from services.aggregate import expected
+from services.aggregate.rollup import Applied, Changes, Effect, NodeDay
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
+from shared.hierarchy import CODE_LENGTHS
 
-LOCK = text("""
+# Batches travel as one JSON parameter each (rows of short keys): PostgreSQL parses it much
+# faster than the driver encodes thousands of array elements one by one.
+KEYS = "json_to_recordset(CAST(:keys AS json)) AS t(u text, d date)"
+LOCK_UNIT_DAYS = text(f"""
     SELECT pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT hashtextextended(u || ':' || d::text, 1) AS k
-        FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)) keys
+        SELECT DISTINCT hashtextextended(t.u || ':' || t.d::text, 1) AS k FROM {KEYS}) keys
     ORDER BY k
 """)
-CURRENT = text("""
-    SELECT ud.unit_code, ud.day, ud.revision, ud.node_code, ud.values, ud.zero, ud.late
-    FROM aggregate.unit_days ud
-    JOIN unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
-      ON ud.unit_code = t.u AND ud.day = t.d
+# The revision each unit-day holds now and, for a unit-day's first report, where the registry
+# expects the unit that day (its report ends its being missing there): the unit's latest
+# placement on or before the day, if the unit is active that day. The same rule as
+# expected.expected_units_sql, written to look up many units at once rather than a subtree.
+CURRENT = text(f"""
+    WITH t AS MATERIALIZED (SELECT * FROM {KEYS}),
+    cur AS (
+        SELECT t.u, t.d, ud.revision, ud.node_code, ud.values, ud.zero, ud.late
+        FROM t LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d),
+    reg AS (
+        SELECT DISTINCT ON (c.u, c.d) c.u, c.d, p.node_code
+        FROM cur c
+        JOIN registry.units un ON un.code = c.u
+             AND (un.active_from IS NULL OR un.active_from <= c.d)
+             AND (un.active_to IS NULL OR un.active_to >= c.d)
+        JOIN registry.placements p ON p.unit_code = c.u AND p.valid_from <= c.d
+        WHERE c.revision IS NULL
+        ORDER BY c.u, c.d, p.valid_from DESC)
+    SELECT cur.u AS unit_code, cur.d AS day, cur.revision, cur.node_code, cur.values, cur.zero,
+           cur.late, reg.node_code AS expected_node
+    FROM cur LEFT JOIN reg ON reg.u = cur.u AND reg.d = cur.d
 """)
-UPSERT_UNIT_DAY = text("""
+UPSERT_UNIT_DAYS = text("""
     INSERT INTO aggregate.unit_days AS ud (unit_code, day, revision, report_id, node_code,
-        unit_type, sector, values, zero, late, applied_at)
-    VALUES (:unit, :day, :revision, :report_id, :node, :unit_type, :sector,
-        CAST(:values AS jsonb), :zero, :late, :applied_at)
+        unit_type, sector, values, zero, late, submitted_at, applied_at)
+    SELECT u, d, r, id, n, ut, s, v, z, l, sa, :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS t(u text, d date, r int, id uuid, n text,
+        ut text, s text, v jsonb, z boolean, l boolean, sa timestamptz)
+    ORDER BY u, d
     ON CONFLICT (unit_code, day) DO UPDATE SET revision = excluded.revision,
         report_id = excluded.report_id, node_code = excluded.node_code,
         unit_type = excluded.unit_type, sector = excluded.sector, values = excluded.values,
-        zero = excluded.zero, late = excluded.late, applied_at = excluded.applied_at
+        zero = excluded.zero, late = excluded.late, submitted_at = excluded.submitted_at,
+        applied_at = excluded.applied_at
 """)
-ADD_SUM = text("""
-    INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    VALUES (:node, :day, :metric, :value)
-    ON CONFLICT (node_code, day, metric) DO UPDATE SET value = r.value + excluded.value
+# A batch's node-days (every level above its units) are locked in key order, merged here and
+# written back whole: one row per node-day, and replicas writing the same hot rows (county,
+# city, province) queue rather than deadlock. Rows are created ahead when missing (building a
+# day creates those of every node with units, so this is rare).
+NODE_DAY_KEYS = "json_to_recordset(CAST(:keys AS json)) AS t(n text, d date)"
+CREATE_NODE_DAYS = text(f"""
+    INSERT INTO aggregate.node_days (node_code, day)
+    SELECT t.n, t.d FROM {NODE_DAY_KEYS} ORDER BY t.n, t.d
+    ON CONFLICT DO NOTHING
 """)
-RAISE_MAX = text("""
-    INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    VALUES (:node, :day, :metric, :value)
-    ON CONFLICT (node_code, day, metric) DO UPDATE SET value = GREATEST(r.value, excluded.value)
+LOCK_NODE_DAYS = text(f"""
+    SELECT nd.node_code, nd.day, nd.values, nd.reported, nd.zero, nd.late, nd.missing
+    FROM aggregate.node_days nd JOIN {NODE_DAY_KEYS} ON nd.node_code = t.n AND nd.day = t.d
+    ORDER BY nd.node_code, nd.day
+    FOR UPDATE OF nd
 """)
-LOWER_MIN = text("""
-    INSERT INTO aggregate.rollups AS r (node_code, day, metric, value)
-    VALUES (:node, :day, :metric, :value)
-    ON CONFLICT (node_code, day, metric) DO UPDATE SET value = LEAST(r.value, excluded.value)
+WRITE_NODE_DAYS = text("""
+    UPDATE aggregate.node_days nd
+    SET values = t.v, reported = t.r, zero = t.z, late = t.l, missing = t.m
+    FROM json_to_recordset(CAST(:rows AS json))
+         AS t(n text, d date, v jsonb, r int, z int, l int, m int)
+    WHERE nd.node_code = t.n AND nd.day = t.d
 """)
-ADD_COUNTS = text("""
-    INSERT INTO aggregate.completeness AS c (node_code, day, reported, zero, late)
-    VALUES (:node, :day, :reported, :zero, :late)
-    ON CONFLICT (node_code, day) DO UPDATE SET reported = c.reported + excluded.reported,
-        zero = c.zero + excluded.zero, late = c.late + excluded.late
-""")
-# An extreme that a correction may have withdrawn, recomputed from the units below the node.
-RECOMPUTE = {
-    agg: text(f"""
-        WITH e AS (
-            SELECT {agg}((values ->> :metric)::float) AS value FROM aggregate.unit_days
-            WHERE day = :day AND node_code LIKE :node || '%' AND values ? :metric),
-        gone AS (
-            DELETE FROM aggregate.rollups WHERE node_code = :node AND day = :day
-                AND metric = :metric AND (SELECT value FROM e) IS NULL)
-        INSERT INTO aggregate.rollups (node_code, day, metric, value)
-        SELECT :node, :day, :metric, value FROM e WHERE value IS NOT NULL
-        ON CONFLICT (node_code, day, metric) DO UPDATE SET value = excluded.value
-    """)
-    for agg in ("max", "min")
+# An extreme a correction may have withdrawn, recomputed one level at a time from the bottom up:
+# from the node's child nodes (already right, being lower) and the units placed at the node
+# itself. The rows are the batch's, locked already.
+RECOMPUTE = """
+    WITH k AS (
+        SELECT * FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
+                             CAST(:metrics AS text[]), CAST(:aggs AS text[]))
+               AS k(node, day, metric, agg)),
+    e AS (
+        SELECT k.node, k.day, k.metric,
+               CASE WHEN k.agg = 'max' THEN max(s.v) ELSE min(s.v) END AS value
+        FROM k LEFT JOIN LATERAL (
+            SELECT CAST(c.values ->> k.metric AS float8) AS v FROM aggregate.node_days c
+            WHERE c.day = k.day AND c.node_code ~>=~ k.node AND c.node_code ~<~ (k.node || '~')
+              AND length(c.node_code) = {child_length} AND c.values ? k.metric
+            UNION ALL
+            SELECT CAST(ud.values ->> k.metric AS float8) FROM aggregate.unit_days ud
+            WHERE ud.day = k.day AND ud.node_code = k.node AND ud.values ? k.metric) s ON true
+        GROUP BY k.node, k.day, k.metric, k.agg),
+    found AS (
+        SELECT node, day,
+               coalesce(jsonb_object_agg(metric, value) FILTER (WHERE value IS NOT NULL),
+                        '{{}}') AS present,
+               coalesce(array_agg(metric) FILTER (WHERE value IS NULL), '{{}}') AS gone
+        FROM e GROUP BY node, day)
+    UPDATE aggregate.node_days nd SET values = (nd.values - f.gone) || f.present
+    FROM found f WHERE nd.node_code = f.node AND nd.day = f.day
+"""
+_LENGTHS = sorted(CODE_LENGTHS.values())
+RECOMPUTE_AT = {
+    length: text(RECOMPUTE.format(child_length=(
+        _LENGTHS[i + 1] if i + 1 < len(_LENGTHS) else length + 1)))
+    for i, length in enumerate(_LENGTHS)
 }
 
 
-def _applied(event: ReportAccepted) -> Applied:
-    return Applied(event.unit, event.day, event.revision, event.node, event.values, event.zero,
-                   event.late)
+@dataclass
+class BatchResult:
+    applied: int = 0  # unit-days whose revision changed
+    touched: set[NodeDay] = field(default_factory=set)
+
+
+def _json(rows: list) -> str:
+    """Days, times and ids are given as ISO strings already, so the C encoder does it all."""
+    return json.dumps(rows, separators=(",", ":"))
 
 
 async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catalogue: Catalogue,
-                      now: datetime) -> int:
-    """Apply what is new in `events`; returns how many unit-days changed. The caller commits."""
-    newest: dict[tuple[str, object], ReportAccepted] = {}
+                      now: datetime, known_days: set[date] | None = None) -> BatchResult:
+    """Apply what is new in `events`; the caller commits. `known_days` caches the days whose
+    expected figures are known to be built."""
+    newest: dict[tuple[str, date], ReportAccepted] = {}
     for event in events:
         key = (event.unit, event.day)
         if key not in newest or event.revision > newest[key].revision:
             newest[key] = event
     if not newest:
-        return 0
-    keys = {"units": [u for u, _ in newest], "days": [d for _, d in newest]}
+        return BatchResult()
+    keys = {"keys": _json([{"u": u, "d": d.isoformat()} for u, d in newest])}
+    await expected.enter_days(session, {d for _, d in newest}, now, known_days)
     # Replicas sharing the stream may hold revisions of the same unit-day: take them in turn.
-    await session.execute(LOCK, keys)
-    current = {(r.unit_code, r.day): Applied(r.unit_code, r.day, r.revision, r.node_code,
-                                             r.values, r.zero, r.late)
-               for r in (await session.execute(CURRENT, keys)).all()}
-    changes = Changes()
-    rows = []
-    for key, event in newest.items():
-        old = current.get(key)
-        if old is not None and old.revision >= event.revision:
+    await session.execute(LOCK_UNIT_DAYS, keys)
+    rows = (await session.execute(CURRENT, {**keys, "sector": None, "unit_type": None})).all()
+    changes = Changes(catalogue)
+    fresh: list[ReportAccepted] = []
+    for r in rows:
+        event = newest[(r.unit_code, r.day)]
+        if r.revision is not None and r.revision >= event.revision:
             continue  # a redelivery, or an older revision after a newer one
-        changes.replace(old, _applied(event), catalogue)
-        rows.append({"unit": event.unit, "day": event.day, "revision": event.revision,
-                     "report_id": event.report_id, "node": event.node,
-                     "unit_type": event.unit_type, "sector": event.sector,
-                     "values": json.dumps(event.values),
-                     "zero": event.zero, "late": event.late, "applied_at": now})
-    if not rows:
-        return 0
-    await _write(session, rows, changes, catalogue)
-    return len(rows)
+        old = None if r.revision is None else Applied(
+            r.unit_code, r.day, r.revision, r.node_code, r.values, r.zero, r.late)
+        changes.replace(old, Applied(event.unit, event.day, event.revision, event.node,
+                                     event.values, event.zero, event.late),
+                        r.expected_node if old is None else None)
+        fresh.append(event)
+    if not fresh:
+        return BatchResult()
+    effect = changes.effect()
+    await _write(session, fresh, effect, catalogue, now)
+    return BatchResult(len(fresh), effect.touched)
 
 
-async def _write(session: AsyncSession, rows: list[dict], changes: Changes,
-                 catalogue: Catalogue) -> None:
-    await session.execute(UPSERT_UNIT_DAY, rows)
-    for statement, items in (
-        (ADD_SUM, [(k, v) for k, v in changes.sums.items() if v]),
-        (RAISE_MAX, changes.highs.items()),
-        (LOWER_MIN, changes.lows.items()),
-    ):
-        params = [{"node": n, "day": d, "metric": m, "value": v} for (n, d, m), v in items]
-        if params:
-            await session.execute(statement, params)
-    counts = [{"node": n, "day": d, "reported": c[0], "zero": c[1], "late": c[2]}
-              for (n, d), c in changes.counts.items() if any(c)]
-    if counts:
-        await session.execute(ADD_COUNTS, counts)
-    for node, day, metric in sorted(changes.recompute):
-        await session.execute(RECOMPUTE[catalogue.metrics[metric].aggregation],
-                              {"node": node, "day": day, "metric": metric})
+async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Effect,
+                 catalogue: Catalogue, now: datetime) -> None:
+    await session.execute(UPSERT_UNIT_DAYS, {"now": now, "rows": _json([
+        {"u": e.unit, "d": e.day.isoformat(), "r": e.revision, "id": str(e.report_id),
+         "n": e.node, "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero,
+         "l": e.late, "sa": e.submitted_at.isoformat()} for e in fresh])})
+    # Every node-day row this batch writes, the extremes to recompute included, is locked here
+    # in one order before any is written.
+    keys = set(effect.counts)
+    for items in (effect.sums, effect.highs, effect.lows, effect.recompute):
+        keys.update((n, d) for n, d, _ in items)
+    if keys:
+        moves: defaultdict[NodeDay, list[tuple[str, str, float]]] = defaultdict(list)
+        for kind, items in (("s", effect.sums), ("x", effect.highs), ("n", effect.lows)):
+            for (n, d, m), v in items.items():
+                moves[(n, d)].append((m, kind, v))
+        current = await _lock_node_days(session, sorted(keys))
+        rows = [_merged(key, *current[key], effect.counts.get(key), moves.get(key, ()))
+                for key in sorted(keys)]
+        await session.execute(WRITE_NODE_DAYS, {"rows": _json(rows)})
+    await recompute_extremes(session, effect.recompute, catalogue)
+
+
+async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
+                          ) -> dict[NodeDay, tuple[dict, list[int]]]:
+    def read(rows) -> dict[NodeDay, tuple[dict, list[int]]]:
+        return {(r.node_code, r.day): (r.values, [r.reported, r.zero, r.late, r.missing])
+                for r in rows}
+
+    param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in keys])}
+    current = read(await session.execute(LOCK_NODE_DAYS, param))
+    absent = [k for k in keys if k not in current]
+    if absent:
+        param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in absent])}
+        await session.execute(CREATE_NODE_DAYS, param)
+        current.update(read(await session.execute(LOCK_NODE_DAYS, param)))
+    return current
+
+
+def _merged(key: NodeDay, values: dict, counts: list[int], delta: tuple | None,
+            moves: Iterable[tuple[str, str, float]]) -> dict:
+    """A node-day's row after the batch: counts and sums move, a max only rises, a min only
+    falls (an extreme a correction withdrew is recomputed afterwards)."""
+    node, day = key
+    values = dict(values)
+    if delta is not None:
+        counts = [c + d for c, d in zip(counts, delta, strict=True)]
+    for metric, kind, v in moves:
+        was = values.get(metric)
+        if was is None:
+            values[metric] = v
+        elif kind == "s":
+            values[metric] = was + v
+        elif kind == "x":
+            values[metric] = max(was, v)
+        else:
+            values[metric] = min(was, v)
+    return {"n": node, "d": day.isoformat(), "v": values, "r": counts[0], "z": counts[1],
+            "l": counts[2], "m": counts[3]}
+
+
+async def recompute_extremes(session: AsyncSession, keys: set[tuple[str, date, str]],
+                             catalogue: Catalogue) -> None:
+    """Recompute the max/min of these node-day-metrics, lowest level first."""
+    for length in sorted(RECOMPUTE_AT, reverse=True):
+        level = sorted(k for k in keys if len(k[0]) == length)
+        if level:
+            await session.execute(RECOMPUTE_AT[length], {
+                "nodes": [k[0] for k in level], "days": [k[1] for k in level],
+                "metrics": [k[2] for k in level],
+                "aggs": [catalogue.metrics[k[2]].aggregation for k in level]})

@@ -1,96 +1,185 @@
-"""Read side of the rollups: a node's totals and completeness for a day, and its children's."""
+"""Read side of the rollups. Two sources give the same figures:
+
+- the stored node-day rows (rollup and completeness), kept by the projector: what every
+  unfiltered view reads, a few index lookups whatever the size of the node;
+- a count over the stored unit records (`aggregate.unit_days`, which keep each unit's type and
+  sector) and the registry: what views filtered by sector or unit type read (the education
+  bureau's schools are a filter on the same data, DESIGN "Hierarchy").
+
+Lists (missing and late units, a node's own units) always come from the unit records and the
+registry. Every query takes all the nodes a view needs at once, never one query per child."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.aggregate.expected import expected_units_sql
+from services.aggregate.rollup import Counts, Figures
 from shared.catalogue import Catalogue
-from shared.hierarchy import level_of
 
-# Units expected on a day: active then, and placed (on that day) at or below the node.
-EXPECTED = text("""
-    WITH placed AS (
-        SELECT DISTINCT ON (p.unit_code) p.unit_code, p.node_code
-        FROM registry.placements p WHERE p.valid_from <= :day
-        ORDER BY p.unit_code, p.valid_from DESC)
-    SELECT placed.unit_code, u.name, placed.node_code FROM placed
-    JOIN registry.units u ON u.code = placed.unit_code
-    WHERE placed.node_code LIKE :node || '%'
-      AND (u.active_from IS NULL OR u.active_from <= :day)
-      AND (u.active_to IS NULL OR u.active_to >= :day)
+NodeDayFigures = dict[tuple[str, date], Figures]
+
+
+def under(column: str, param: str) -> str:
+    """`column` is the node named by :param or below it (codes are digits, compared bytewise)."""
+    return (f"{column} ~>=~ CAST(:{param} AS text) "
+            f"AND {column} ~<~ (CAST(:{param} AS text) || '~')")
+
+
+FILTERS = """(CAST(:sector AS text) IS NULL OR {t}.sector = CAST(:sector AS text))
+    AND (CAST(:unit_type AS text) IS NULL OR {t}.unit_type = CAST(:unit_type AS text))"""
+DAY_RANGE = ("(SELECT CAST(g AS date) FROM generate_series(CAST(:d0 AS timestamp), "
+             "CAST(:d1 AS timestamp), interval '1 day') AS g)")
+ONE_DAY = "(SELECT CAST(:day AS date))"
+
+STORED = text("""
+    SELECT node_code, day, values, expected, reported, zero, late, missing
+    FROM aggregate.node_days
+    WHERE node_code = ANY(CAST(:codes AS text[])) AND day BETWEEN :d0 AND :d1
 """)
-REPORTED = text("""
-    SELECT unit_code, late, zero FROM aggregate.unit_days
-    WHERE day = :day AND node_code LIKE :node || '%'
+# Counting from the unit records, grouped by the first :glen digits of the unit's node (the
+# node itself, or each child); units placed at a shorter code than :glen are left out.
+COUNTED_VALUES = text(f"""
+    SELECT left(ud.node_code, :glen) AS grp, ud.day, kv.key AS metric,
+           sum(CAST(kv.value AS float8)) AS total, max(CAST(kv.value AS float8)) AS high,
+           min(CAST(kv.value AS float8)) AS low
+    FROM aggregate.unit_days ud CROSS JOIN LATERAL jsonb_each_text(ud.values) AS kv
+    WHERE ud.day BETWEEN :d0 AND :d1 AND {under("ud.node_code", "node")}
+      AND length(ud.node_code) >= :glen AND {FILTERS.format(t="ud")}
+    GROUP BY 1, 2, 3
 """)
-TOTALS = text("""
-    SELECT metric, value FROM aggregate.rollups WHERE node_code = :node AND day = :day
+COUNTED_REPORTS = text(f"""
+    SELECT left(ud.node_code, :glen) AS grp, ud.day, count(*) AS reported,
+           count(*) FILTER (WHERE ud.zero) AS zero, count(*) FILTER (WHERE ud.late) AS late
+    FROM aggregate.unit_days ud
+    WHERE ud.day BETWEEN :d0 AND :d1 AND {under("ud.node_code", "node")}
+      AND length(ud.node_code) >= :glen AND {FILTERS.format(t="ud")}
+    GROUP BY 1, 2
 """)
-COUNTS = text("""
-    SELECT reported, zero, late FROM aggregate.completeness WHERE node_code = :node AND day = :day
+COUNTED_EXPECTED = text(f"""
+    WITH e AS ({expected_units_sql(DAY_RANGE, under("p.node_code", "node"))})
+    SELECT left(e.node_code, :glen) AS grp, e.day, count(*) AS expected,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM aggregate.unit_days ud
+               WHERE ud.unit_code = e.unit_code AND ud.day = e.day)) AS missing
+    FROM e WHERE length(e.node_code) >= :glen
+    GROUP BY 1, 2
 """)
-CHILDREN = text("SELECT code, name FROM registry.nodes WHERE parent_code = :node ORDER BY code")
-NAME = text("SELECT name FROM registry.nodes WHERE code = :node")
+CHILD_CODES = text(f"""
+    SELECT code FROM registry.nodes WHERE parent_code = :node
+    UNION
+    SELECT DISTINCT node_code FROM aggregate.node_days
+    WHERE day BETWEEN :d0 AND :d1 AND {under("node_code", "node")}
+      AND length(node_code) = :glen
+""")
+NAMES = text("SELECT code, name FROM registry.nodes WHERE code = ANY(CAST(:codes AS text[]))")
+# A node's own units (placed at the node itself, not below): expected ones and any that reported.
+OWN_UNITS = text(f"""
+    WITH e AS ({expected_units_sql(ONE_DAY, "p.node_code = :node")}),
+    r AS (SELECT * FROM aggregate.unit_days ud
+          WHERE ud.day = :day AND ud.node_code = :node AND {FILTERS.format(t="ud")})
+    SELECT coalesce(e.unit_code, r.unit_code) AS unit, u.name,
+           coalesce(r.unit_type, e.unit_type) AS unit_type, coalesce(r.sector, e.sector) AS sector,
+           e.unit_code IS NOT NULL AS expected, r.revision, r.values, r.zero, r.late,
+           r.submitted_at
+    FROM e FULL JOIN r ON r.unit_code = e.unit_code
+    LEFT JOIN registry.units u ON u.code = coalesce(e.unit_code, r.unit_code)
+    ORDER BY 1
+""")
+MISSING_UNITS = text(f"""
+    WITH e AS ({expected_units_sql(ONE_DAY, under("p.node_code", "node"))})
+    SELECT e.unit_code AS unit, e.name, e.node_code AS node, e.unit_type, e.sector FROM e
+    WHERE NOT EXISTS (SELECT 1 FROM aggregate.unit_days ud
+                      WHERE ud.unit_code = e.unit_code AND ud.day = e.day)
+    ORDER BY e.node_code, e.unit_code LIMIT :limit OFFSET :offset
+""")
+LATE_UNITS = text(f"""
+    SELECT ud.unit_code AS unit, u.name, ud.node_code AS node, ud.unit_type, ud.sector,
+           ud.submitted_at, ud.revision
+    FROM aggregate.unit_days ud LEFT JOIN registry.units u ON u.code = ud.unit_code
+    WHERE ud.day = :day AND {under("ud.node_code", "node")} AND ud.late
+      AND {FILTERS.format(t="ud")}
+    ORDER BY ud.node_code, ud.unit_code LIMIT :limit OFFSET :offset
+""")
 
 
-@dataclass
-class Completeness:
-    expected: int
-    reported: int
-    zero: int
-    late: int
-    missing: list[dict]
-    late_units: list[dict]
+@dataclass(frozen=True)
+class Filter:
+    sector: str | None = None
+    unit_type: str | None = None
 
-    @property
-    def reporting_rate(self) -> float | None:
-        return self.reported / self.expected if self.expected else None
+    def __bool__(self) -> bool:
+        return self.sector is not None or self.unit_type is not None
 
-    @property
-    def on_time_rate(self) -> float | None:
-        return (self.reported - self.late) / self.expected if self.expected else None
+    def params(self) -> dict[str, str | None]:
+        return {"sector": self.sector, "unit_type": self.unit_type}
 
 
-async def totals(session: AsyncSession, node: str, day: date) -> dict[str, float]:
-    rows = await session.execute(TOTALS, {"node": node, "day": day})
-    return {metric: value for metric, value in rows.tuples()}
+def days(d0: date, d1: date) -> list[date]:
+    return [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
 
 
-async def completeness(session: AsyncSession, node: str, day: date) -> Completeness:
-    """Kept counts (reported, zero, late) with the lists of missing and late units."""
-    counts = (await session.execute(COUNTS, {"node": node, "day": day})).first() or (0, 0, 0)
-    expected = (await session.execute(EXPECTED, {"node": node, "day": day})).all()
-    reported = {r.unit_code: r for r in await session.execute(REPORTED, {"node": node, "day": day})}
-    missing = [{"unit": u.unit_code, "name": u.name, "node": u.node_code}
-               for u in expected if u.unit_code not in reported]
-    names = {u.unit_code: u for u in expected}
-    late = [{"unit": code, "name": names[code].name if code in names else None,
-             "node": names[code].node_code if code in names else None}
-            for code, r in reported.items() if r.late]
-    return Completeness(len(expected), counts[0], counts[1], counts[2], missing, late)
+async def stored(session: AsyncSession, codes: list[str], d0: date, d1: date) -> NodeDayFigures:
+    """The kept figures of these nodes on these days (only node-days that have any)."""
+    rows = await session.execute(STORED, {"codes": codes, "d0": d0, "d1": d1})
+    return {(r.node_code, r.day): Figures(
+        r.values, Counts(r.expected, r.reported, r.zero, r.late, r.missing)) for r in rows}
 
 
-async def node_view(session: AsyncSession, node: str, day: date, catalogue: Catalogue,
-                    with_lists: bool = True) -> dict:
-    level_of(node)
-    name = (await session.execute(NAME, {"node": node})).scalar_one_or_none()
-    values = await totals(session, node, day)
-    comp = await completeness(session, node, day)
-    view = {
-        "node": node, "name": name, "level": level_of(node).name.lower(), "day": day,
-        "values": values, "ratios": catalogue.ratios_of(values),
-        "completeness": {"expected": comp.expected, "reported": comp.reported,
-                         "zero": comp.zero, "late": comp.late,
-                         "missing": comp.expected - comp.reported,
-                         "reporting_rate": comp.reporting_rate, "on_time_rate": comp.on_time_rate},
-    }
-    if with_lists:
-        view["completeness"]["missing_units"] = comp.missing
-        view["completeness"]["late_units"] = comp.late_units
-    return view
+async def counted(session: AsyncSession, node: str, glen: int, d0: date, d1: date,
+                  where: Filter, catalogue: Catalogue) -> NodeDayFigures:
+    """Figures counted from the unit records and the registry, grouped by the first `glen`
+    digits of the unit's node: `glen = len(node)` for the node itself, more for its children."""
+    out: NodeDayFigures = {}
+    params = {"node": node, "glen": glen, "d0": d0, "d1": d1, **where.params()}
+    for r in await session.execute(COUNTED_VALUES, params):
+        agg = catalogue.metrics[r.metric].aggregation if r.metric in catalogue.metrics else "sum"
+        value = {"sum": r.total, "max": r.high, "min": r.low}[agg]
+        out.setdefault((r.grp, r.day), Figures()).values[r.metric] = value
+    for r in await session.execute(COUNTED_REPORTS, params):
+        f = out.setdefault((r.grp, r.day), Figures())
+        f.counts = f.counts + Counts(0, r.reported, r.zero, r.late, 0)
+    for r in await session.execute(COUNTED_EXPECTED, params):
+        f = out.setdefault((r.grp, r.day), Figures())
+        f.counts = f.counts + Counts(r.expected, 0, 0, 0, r.missing)
+    return out
 
 
-async def children(session: AsyncSession, node: str) -> list[tuple[str, str]]:
-    return list((await session.execute(CHILDREN, {"node": node})).tuples())
+async def child_codes(session: AsyncSession, node: str, glen: int, d0: date, d1: date
+                      ) -> list[str]:
+    rows = await session.execute(CHILD_CODES, {"node": node, "glen": glen, "d0": d0, "d1": d1})
+    return sorted(rows.scalars())
+
+
+async def names(session: AsyncSession, codes: list[str]) -> dict[str, str]:
+    return {code: name for code, name in await session.execute(NAMES, {"codes": codes})}
+
+
+async def own_units(session: AsyncSession, node: str, day: date, where: Filter) -> list[dict]:
+    """The units placed at the node itself with their report's status that day."""
+    rows = await session.execute(OWN_UNITS, {"node": node, "day": day, **where.params()})
+    out = []
+    for r in rows:
+        status = ("missing" if r.revision is None else "zero" if r.zero else "reported")
+        out.append({"kind": "unit", "unit": r.unit, "name": r.name, "node": node,
+                    "unit_type": r.unit_type, "sector": r.sector, "day": day,
+                    "expected": r.expected, "status": status, "revision": r.revision,
+                    "zero": r.zero, "late": r.late, "submitted_at": r.submitted_at,
+                    "values": r.values or {}})
+    return out
+
+
+async def missing_units(session: AsyncSession, node: str, day: date, where: Filter,
+                        limit: int | None = None, offset: int = 0) -> list[dict]:
+    rows = await session.execute(MISSING_UNITS, {"node": node, "day": day, "limit": limit,
+                                                 "offset": offset, **where.params()})
+    return [dict(r._mapping) for r in rows]
+
+
+async def late_units(session: AsyncSession, node: str, day: date, where: Filter,
+                     limit: int | None = None, offset: int = 0) -> list[dict]:
+    rows = await session.execute(LATE_UNITS, {"node": node, "day": day, "limit": limit,
+                                              "offset": offset, **where.params()})
+    return [dict(r._mapping) for r in rows]

@@ -1,15 +1,33 @@
-"""Aggregate's HTTP edge: rollups with drill-down."""
+"""Aggregate's HTTP edge: rollups with drill-down, ranges, time series and completeness lists."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
-from services.aggregate import queries
+from services.aggregate import views
+from services.aggregate.handlers import durable_name
+from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext
+from services.aggregate.views import Span
+from shared.errors import FieldError
 from shared.hierarchy import level_of
+from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
+MAX_SPAN_DAYS = 366
+
+
+class BadQuery(Exception):
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+
+
+async def on_bad_query(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BadQuery)
+    return JSONResponse({"detail": "bad query", "errors": [e.as_dict() for e in exc.errors]},
+                        status_code=422)
 
 
 def context(request: Request) -> AggregateContext:
@@ -17,29 +35,117 @@ def context(request: Request) -> AggregateContext:
 
 
 Ctx = Annotated[AggregateContext, Depends(context)]
+Day = Annotated[date | None, Query(description="one reporting day (default today)")]
+Start = Annotated[date | None, Query(description="first day of a range")]
+End = Annotated[date | None, Query(description="last day of a range (default today)")]
+Sector = Annotated[str | None, Query(description="only units of this sector, e.g. education")]
+UnitType = Annotated[str | None, Query(description="only units of this type, e.g. primary_school")]
 
 
 def _node(node: str) -> str:
     try:
         level_of(node)
-    except ValueError as exc:
-        raise HTTPException(422, {"field": "node", "code": "bad_node", "message_en": str(exc),
-                                  "message_zh": f"区划代码无效: {node}"}) from None
+    except ValueError:
+        raise BadQuery([FieldError("node", "bad_node", f"区划代码无效: {node}",
+                                   f"not a division code: {node} (2, 4, 6, 9 or 12 digits)")]
+                       ) from None
     return node
 
 
+def _filter(sector: str | None, unit_type: str | None) -> Filter:
+    types = unit_types()
+    errors = []
+    if unit_type is not None and unit_type not in types:
+        errors.append(FieldError("unit_type", "unknown_unit_type", f"未知单位类型 {unit_type}",
+                                 f"unknown unit type {unit_type}"))
+    if sector is not None and sector not in {t.sector for t in types.values()}:
+        errors.append(FieldError("sector", "unknown_sector", f"未知行业 {sector}",
+                                 f"unknown sector {sector}"))
+    if errors:
+        raise BadQuery(errors)
+    return Filter(sector, unit_type)
+
+
+def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date | None) -> Span:
+    if day is not None and (start is not None or end is not None):
+        raise BadQuery([FieldError("day", "day_or_range", "日期与日期范围只能二选一",
+                                   "give either day or start/end, not both")])
+    if day is not None or (start is None and end is None):
+        day = day or ctx.today()
+        return Span(day, day)
+    if start is None:
+        raise BadQuery([FieldError("start", "missing_start", "缺少起始日期",
+                                   "a range needs its start")])
+    end = end or ctx.today()
+    if start > end:
+        raise BadQuery([FieldError("start", "start_after_end", "起始日期晚于结束日期",
+                                   f"start {start} is after end {end}")])
+    if (end - start).days + 1 > MAX_SPAN_DAYS:
+        raise BadQuery([FieldError("start", "range_too_long",
+                                   f"日期范围不能超过 {MAX_SPAN_DAYS} 天",
+                                   f"a range spans at most {MAX_SPAN_DAYS} days")])
+    return Span(start, end)
+
+
 @router.get("/rollups/{node}")
-async def rollup(node: str, ctx: Ctx, day: date | None = None) -> dict:
-    """A node's totals, ratios and completeness for a day (today by default)."""
-    day = day or ctx.today()
+async def rollup(node: str, ctx: Ctx, day: Day = None, start: Start = None, end: End = None,
+                 sector: Sector = None, unit_type: UnitType = None,
+                 limit: Annotated[int, Query(ge=0, le=100_000, description=(
+                     "at most this many missing and late units listed (single day)"))] = 1000,
+                 ) -> dict:
+    """A node's totals, ratios and completeness for a day (today by default) or a range of days
+    (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
+    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return await queries.node_view(session, _node(node), day, ctx.catalogue)
+        return await views.node_view(session, _node(node), span, ctx.catalogue, where, limit)
 
 
 @router.get("/rollups/{node}/children")
-async def rollup_children(node: str, ctx: Ctx, day: date | None = None) -> list[dict]:
-    """Drill-down: each child node's totals and completeness for a day."""
-    day = day or ctx.today()
+async def rollup_children(node: str, ctx: Ctx, day: Day = None, start: Start = None,
+                          end: End = None, sector: Sector = None,
+                          unit_type: UnitType = None) -> list[dict]:
+    """Drill-down: each child node (`kind: node`), then each unit placed at the node itself
+    (`kind: unit`, with its report's revision, zero/late flags and status; single day only).
+    A village's children are its units."""
+    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return [await queries.node_view(session, code, day, ctx.catalogue, with_lists=False)
-                for code, _ in await queries.children(session, _node(node))]
+        return await views.children_view(session, _node(node), span, ctx.catalogue, where)
+
+
+@router.get("/rollups/{node}/series")
+async def rollup_series(node: str, ctx: Ctx, start: Start = None, end: End = None,
+                        sector: Sector = None, unit_type: UnitType = None) -> dict:
+    """A node's figures day by day from start to end (default: the last 30 days)."""
+    end = end or ctx.today()
+    span = _span(ctx, None, start or end - timedelta(days=29), end)
+    where = _filter(sector, unit_type)
+    await ctx.prepare(span.start, span.end, where)
+    async with ctx.sessions() as session:
+        return await views.series_view(session, _node(node), span, ctx.catalogue, where)
+
+
+@router.get("/rollups/{node}/completeness")
+async def rollup_completeness(
+        node: str, ctx: Ctx, day: Day = None, sector: Sector = None, unit_type: UnitType = None,
+        limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+        offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    """Expected, reported, zero, late and missing units with the lists of missing (漏报) and late
+    (迟报) units, in code order; `limit`/`offset` page through large lists."""
+    span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
+    await ctx.prepare(span.start, span.end, where)
+    async with ctx.sessions() as session:
+        return await views.completeness_view(session, _node(node), span.start, ctx.catalogue,
+                                             where, limit, offset)
+
+
+@router.get("/status")
+async def status(ctx: Ctx) -> dict:
+    """What this replica has consumed: its subject filter and durable, and its counters."""
+    stats = ctx.stats
+    return {"filter": ctx.settings.aggregate_filter,
+            "durable": durable_name(ctx.settings.aggregate_filter),
+            "events": stats.events, "applied": stats.applied, "batches": stats.batches,
+            "poisoned": stats.poisoned,
+            "announced": ctx.announcer.sent if ctx.announcer else 0}

@@ -1,13 +1,59 @@
 """What aggregate's edges share at run time."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.aggregate import expected
+from services.aggregate.live import Announcer
+from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
+from shared.contracts import ReportAccepted
 from shared.settings import Settings
+
+
+@dataclass
+class Stats:
+    events: int = 0  # accepted-report events taken in (redeliveries included)
+    applied: int = 0  # unit-day revisions that changed the rollups
+    batches: int = 0
+    poisoned: int = 0  # messages that are not a ReportAccepted (kept in the log, not retried)
+
+
+class Pipeline:
+    """At most `width` batches applied at once; on shutdown, no new ones, and those in flight
+    finish (and are acknowledged) before the connection closes."""
+
+    def __init__(self, width: int) -> None:
+        self._slots = asyncio.Semaphore(width)
+        self._tasks: set[asyncio.Task] = set()
+        self._closing = False
+
+    async def enter(self) -> bool:
+        if self._closing:
+            return False
+        await self._slots.acquire()
+        if self._closing:
+            self._slots.release()
+            return False
+        return True
+
+    def start(self, work: Coroutine) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
 
 @dataclass
@@ -16,6 +62,51 @@ class AggregateContext:
     clock: Callable[[], datetime]
     sessions: async_sessionmaker[AsyncSession]
     catalogue: Catalogue
+    announcer: Announcer | None = None
+    known_days: set[date] = field(default_factory=set)
+    stats: Stats = field(default_factory=Stats)
+    pipeline: Pipeline = field(default_factory=lambda: Pipeline(1))
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()
+
+    async def apply(self, events: list[ReportAccepted]) -> BatchResult:
+        """One batch, one transaction: the effect and the record of what was applied."""
+        async with self.sessions() as session, session.begin():
+            result = await apply_batch(session, events, self.catalogue, self.clock(),
+                                       self.known_days)
+        self.stats.batches += 1
+        self.stats.events += len(events)
+        self.stats.applied += result.applied
+        if self.announcer is not None and result.touched:
+            self.announcer.touched(result.touched)
+        return result
+
+    async def prepare(self, start: date, end: date, filtered: object = None) -> None:
+        """Build the expected figures of the days a stored view reads that can still receive
+        reports (from today back over the lock window) and are not built yet. Older days never
+        built had no report: views count their expected units on the spot; filtered views
+        count from the registry anyway."""
+        today = self.today()
+        first = max(start, expected.recent(today, self.settings.lock_days))
+        last = min(end, today)
+        if filtered or first > last:
+            return
+        days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+        if days - self.known_days:
+            async with self.sessions() as session, session.begin():
+                await expected.enter_days(session, days, self.clock(), self.known_days)
+
+    async def ensure_today(self) -> None:
+        """Build today's expected figures ahead of the first report."""
+        async with self.sessions() as session, session.begin():
+            await expected.enter_days(session, {self.today()}, self.clock(), self.known_days)
+
+    async def registry_changed(self) -> None:
+        """Recount the expected figures of every built day that can still receive reports."""
+        async with self.sessions() as session:
+            days = await expected.built_since(
+                session, expected.recent(self.today(), self.settings.lock_days))
+        for day in days:  # a transaction per day: batches of other days go on meanwhile
+            async with self.sessions() as session, session.begin():
+                await expected.rebuild(session, {day}, self.clock())

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollcall.embedded import free_port
 from shared.contracts import ReportAccepted
 from shared.registry import demo
-from tests.conftest import eventually
+from tests.conftest import Servers, eventually, issue_token
 from tests.deploy.compose import CLUSTER, COMPOSE
 from tests.deploy.native import Deployment, prepare
 
@@ -95,9 +95,12 @@ def test_losing_a_node_loses_no_report(cluster: Deployment) -> None:
     aggregate replicas share the durable consumer, and the county's total is exact."""
     ingest = cluster.services["ingest"].url
     today = datetime.now(UTC).date().isoformat()
+    database_url = cluster.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    token = issue_token(Servers("", database_url), "operator", "430621", "县指挥部值班")
 
     def submit() -> httpx.Response | None:
-        response = httpx.post(f"{ingest}/v1/reports", timeout=10, json={
+        response = httpx.post(f"{ingest}/v1/reports", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"}, json={
             "unit": "430621108001-CL", "day": today, "reporter": "王医生",
             "values": {"fever": 1}})
         return None if "unknown_unit" in response.text else response

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts import ReportAccepted
 from shared.registry import demo
-from tests.conftest import eventually
+from tests.conftest import Servers, eventually, issue_token
 from tests.deploy.compose import COMPOSE
 from tests.deploy.native import Deployment, prepare
 
@@ -57,9 +57,14 @@ def rollup(county: Deployment, node: str, day: str) -> dict:
 def submit_once_known(county: Deployment, unit: str, values: dict) -> httpx.Response:
     """POST a report for today; ingest learns of the units loaded after it started from
     registry.changed, so a first `unknown_unit` is retried for a while."""
+    database_url = county.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    token = issue_token(Servers("", database_url), "operator", COUNTY, "县指挥部值班")
+
     def submitted() -> httpx.Response | None:
-        response = httpx.post(f"{county.services['ingest'].url}/v1/reports", timeout=10, json={
-            "unit": unit, "day": today(), "reporter": "王医生", "values": values})
+        response = httpx.post(f"{county.services['ingest'].url}/v1/reports", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"}, json={
+                                  "unit": unit, "day": today(), "reporter": "王医生",
+                                  "values": values})
         unknown = response.status_code == 422 and "unknown_unit" in response.text
         return None if unknown else response
 

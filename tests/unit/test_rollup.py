@@ -6,7 +6,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aggregate.rollup import Applied, Changes, from_scratch
+from services.aggregate.rollup import Applied, Changes, Counts, Figures, from_scratch, spread
 from shared.catalogue import default_catalogue
 
 catalogue = default_catalogue()
@@ -35,19 +35,20 @@ class MemoryStore:
         old = self.units.get(new.unit)
         if old is not None and old.revision >= new.revision:
             return
-        changes = Changes()
-        changes.replace(old, new, catalogue)
+        changes = Changes(catalogue)
+        changes.replace(old, new)
+        effect = changes.effect()
         self.units[new.unit] = new
-        for key, delta in changes.sums.items():
+        for key, delta in effect.sums.items():
             self.values[key] = self.values.get(key, 0.0) + delta
-        for key, v in changes.highs.items():
+        for key, v in effect.highs.items():
             self.values[key] = max(self.values.get(key, v), v)
-        for key, v in changes.lows.items():
+        for key, v in effect.lows.items():
             self.values[key] = min(self.values.get(key, v), v)
-        for key, (r, z, late) in changes.counts.items():
+        for key, (r, z, late, _) in effect.counts.items():
             c = self.counts.get(key, (0, 0, 0))
             self.counts[key] = (c[0] + r, c[1] + z, c[2] + late)
-        for node, day, metric in changes.recompute:
+        for node, day, metric in effect.recompute:
             expected, _ = from_scratch(self.units.values(), catalogue)
             if (node, day, metric) in expected:
                 self.values[(node, day, metric)] = expected[(node, day, metric)]
@@ -64,7 +65,8 @@ def test_incremental_equals_recompute(reports: list[Applied]) -> None:
     expected_values, expected_counts = from_scratch(store.units.values(), catalogue)
     got = {k: v for k, v in store.values.items() if v != 0}
     assert got == {k: v for k, v in expected_values.items() if v != 0}
-    assert {k: c for k, c in store.counts.items() if any(c)} == expected_counts
+    assert {k: c for k, c in store.counts.items() if any(c)} == {
+        k: (c.reported, c.zero, c.late) for k, c in expected_counts.items()}
 
 
 def test_correction_lowering_the_max_recomputes_it() -> None:
@@ -82,3 +84,58 @@ def test_zero_report_counts_as_reported_but_adds_nothing() -> None:
     store.apply(Applied("A", DAY, 1, "430621108001", {}, True, False))
     assert store.counts[("430621", DAY)] == (1, 1, 0)
     assert not any(store.values.values())
+
+
+@settings(max_examples=200)
+@given(st.lists(report_st, max_size=30))
+def test_a_batch_has_the_effect_of_its_reports_one_by_one(reports: list[Applied]) -> None:
+    """What the projector does with a batch (the newest revision per unit-day, replacing what is
+    stored) moves the figures as far as applying the reports one at a time does."""
+    one_by_one, batched = MemoryStore(), MemoryStore()
+    for r in reports:
+        one_by_one.apply(r)
+    newest: dict = {}
+    for r in reports:
+        if r.unit not in newest or r.revision > newest[r.unit].revision:
+            newest[r.unit] = r
+    for r in newest.values():
+        batched.apply(r)
+    assert {k: c for k, c in batched.counts.items() if any(c)} == {
+        k: c for k, c in one_by_one.counts.items() if any(c)}
+    assert {k: v for k, v in batched.values.items() if v} == {
+        k: v for k, v in one_by_one.values.items() if v}
+
+
+def test_a_first_report_ends_missing_where_the_registry_expects_the_unit() -> None:
+    changes = Changes(catalogue)
+    changes.replace(None, Applied("A", DAY, 1, "430621108001", {"fever": 1}, False, True),
+                    expected_node="430621108002")
+    effect = changes.effect()
+    assert effect.counts[("430621108002", DAY)] == (0, 0, 0, -1)
+    assert effect.counts[("430621108001", DAY)] == (1, 0, 1, 0)
+    assert effect.counts[("430621108", DAY)] == (1, 0, 1, -1)
+    assert ("430621108002", DAY) in effect.touched and ("43", DAY) in effect.touched
+
+
+def test_from_scratch_counts_expected_and_missing() -> None:
+    applied = [Applied("A", DAY, 2, "430621108001", {}, True, False)]
+    roster = [("A", DAY, "430621108001"), ("B", DAY, "430621108001"), ("C", DAY, "430621108")]
+    _, counts = from_scratch(applied, catalogue, roster)
+    assert counts[("430621108001", DAY)] == Counts(2, 1, 1, 0, 1)
+    assert counts[("430621108", DAY)] == Counts(3, 1, 1, 0, 2)
+    assert counts[("430621108", DAY)].rates() == {"reporting_rate": 1 / 3,
+                                                  "on_time_rate": 1 / 3}
+    assert Counts().rates() == {"reporting_rate": None, "on_time_rate": None}
+
+
+def test_spread_reaches_every_level_once() -> None:
+    assert spread({("430621108001", DAY), ("430621108002", DAY)}) == {
+        (n, DAY) for n in ("430621108001", "430621108002", "430621108", "430621", "4306", "43")}
+
+
+def test_figures_over_days_sum_sums_and_keep_extremes() -> None:
+    a = Figures({"fever": 2, "max_temperature": 38.5, "supply_days": 9}, Counts(3, 2, 1, 0, 1))
+    b = Figures({"fever": 1, "max_temperature": 39.0, "supply_days": 4}, Counts(3, 3, 0, 1, 0))
+    both = a.fold(b, catalogue)
+    assert both.values == {"fever": 3, "max_temperature": 39.0, "supply_days": 4}
+    assert both.counts == Counts(6, 5, 1, 1, 1)

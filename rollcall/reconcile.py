@@ -1,0 +1,249 @@
+"""`rollcall reconcile --day D [--node N] [--repair]`: the rollup invariant, checked.
+
+Recomputes a day's figures from scratch out of the ingest ledger (the latest revision of every
+unit's report) and the registry (the units expected), compares them with what aggregate stores
+(unit records, rollups, completeness) for N and every node below it, prints the differences and
+exits 1 if there are any. `--repair` rewrites the unit records that differ from the ledger and
+recounts the day, under the day's exclusive lock (batches for that day wait meanwhile).
+
+An admin tool, not a service: it reads the ledger (ingest's table) and aggregate's tables.
+Reports still on their way (in the outbox or the stream) show as differences until applied."""
+
+import asyncio
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.aggregate import expected, rebuild
+from services.aggregate.queries import under
+from services.aggregate.rebuild import UnitRecord
+from services.aggregate.rollup import Applied, Counts, from_scratch
+from shared.catalogue import Catalogue, default_catalogue
+from shared.clock import utc_now
+from shared.db import make_engine, make_sessionmaker
+from shared.hierarchy import level_of
+from shared.settings import Settings
+
+app = typer.Typer(help="Check the stored rollups against a recompute from the ledger.")
+console = Console()
+SHOWN = 50
+
+LEDGER = text("""
+    SELECT DISTINCT ON (r.unit_code) r.unit_code, r.day, r.revision, r.report_id, r.node_code,
+           r.values, r.zero, r.late, r.submitted_at, u.unit_type, u.sector
+    FROM ingest.reports r LEFT JOIN registry.units u ON u.code = r.unit_code
+    WHERE r.day = :day
+    ORDER BY r.unit_code, r.revision DESC
+""")
+STORED_UNITS = text("""
+    SELECT unit_code, day, revision, report_id, node_code, unit_type, sector, values, zero, late,
+           submitted_at
+    FROM aggregate.unit_days WHERE day = :day
+""")
+STORED = text(f"""
+    SELECT node_code, values, expected, reported, zero, late, missing FROM aggregate.node_days
+    WHERE day = :day AND {under("node_code", "node")}
+""")
+EXPECTED = text(expected.expected_units_sql("(SELECT CAST(:day AS date))",
+                                            under("p.node_code", "node")))
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # unit, value or count
+    key: str  # the unit or node
+    what: str  # the unit's field, the metric or the count
+    stored: object
+    recomputed: object
+
+
+@dataclass
+class Result:
+    day: date
+    node: str
+    units: int = 0
+    nodes: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+
+def _record(r) -> UnitRecord:
+    return UnitRecord(r.unit_code, r.day, r.revision, r.report_id, r.node_code,
+                      r.unit_type or "unknown", r.sector or "unknown", dict(r.values), r.zero,
+                      r.late, r.submitted_at)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _in(node: str, scope: str) -> bool:
+    return node.startswith(scope)
+
+
+async def _load(session: AsyncSession, day: date
+                ) -> tuple[dict[str, UnitRecord], dict[str, UnitRecord]]:
+    ledger = {r.unit_code: _record(r) for r in await session.execute(LEDGER, {"day": day})}
+    stored = {r.unit_code: _record(r) for r in await session.execute(STORED_UNITS, {"day": day})}
+    return ledger, stored
+
+
+def _unit_differences(ledger: dict[str, UnitRecord], stored: dict[str, UnitRecord],
+                      scope: str) -> list[Difference]:
+    out = []
+    units = {u for u, r in ledger.items() if _in(r.node, scope)}
+    units |= {u for u, r in stored.items() if _in(r.node, scope)}
+    for unit in sorted(units):
+        want, have = ledger.get(unit), stored.get(unit)
+        if want is None or have is None:
+            out.append(Difference("unit", unit, "revision", have and have.revision,
+                                  want and want.revision))
+            continue
+        for what in ("revision", "node", "values", "zero", "late"):
+            a, b = getattr(have, what), getattr(want, what)
+            if what == "values":
+                same = a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+            else:
+                same = a == b
+            if not same:
+                out.append(Difference("unit", unit, what, a, b))
+    return out
+
+
+async def check(session: AsyncSession, day: date, node: str = "",
+                catalogue: Catalogue | None = None) -> Result:
+    """Every difference between what aggregate stores for `node` (all nodes when empty) and
+    its subtree on `day`, and the recompute from the ledger and the registry."""
+    catalogue = catalogue or default_catalogue()
+    ledger, stored = await _load(session, day)
+    result = Result(day, node)
+    result.differences += _unit_differences(ledger, stored, node)
+    in_scope = [r for r in ledger.values() if _in(r.node, node)]
+    result.units = len(in_scope)
+    roster = [(r.unit_code, r.day, r.node_code) for r in await session.execute(
+        EXPECTED, {"day": day, "node": node, "sector": None, "unit_type": None})]
+    values, counts = from_scratch(
+        (Applied(r.unit, r.day, r.revision, r.node, r.values, r.zero, r.late) for r in in_scope),
+        catalogue, roster)
+    params = {"day": day, "node": node}
+    have_values, have_counts = {}, {}
+    for r in await session.execute(STORED, params):
+        have_counts[r.node_code] = Counts(r.expected, r.reported, r.zero, r.late, r.missing)
+        have_values.update({(r.node_code, m): float(v) for m, v in r.values.items()})
+    want_values = {(n, m): v for (n, _, m), v in values.items() if _in(n, node)}
+    want_counts = {n: c for (n, _), c in counts.items() if _in(n, node)}
+    result.differences += _value_differences(have_values, want_values, catalogue)
+    nodes = sorted(set(have_counts) | set(want_counts))
+    result.nodes = len(nodes)
+    for n in nodes:
+        have, want = have_counts.get(n, Counts()), want_counts.get(n, Counts())
+        for what, a, b in zip(Counts._fields, have, want, strict=True):
+            if a != b:
+                result.differences.append(Difference("count", n, what, a, b))
+    return result
+
+
+def _value_differences(have: dict[tuple[str, str], float], want: dict[tuple[str, str], float],
+                       catalogue: Catalogue) -> Iterable[Difference]:
+    for key in sorted(set(have) | set(want)):
+        metric = catalogue.metrics.get(key[1])
+        if metric is None:
+            continue
+        # A sum of nothing is zero whether or not its row exists; an extreme of nothing is none.
+        default = 0.0 if metric.aggregation == "sum" else None
+        a, b = have.get(key, default), want.get(key, default)
+        if not _same(a, b):
+            yield Difference("value", key[0], key[1], a, b)
+
+
+async def repair(session: AsyncSession, day: date, node: str = "",
+                 catalogue: Catalogue | None = None) -> int:
+    """Rewrite the unit records of `node`'s subtree that differ from the ledger, then recount
+    the whole day. Returns how many unit records were rewritten. The caller commits."""
+    catalogue = catalogue or default_catalogue()
+    now = utc_now()
+    await expected.lock_days(session, exclusive={day})
+    ledger, stored = await _load(session, day)  # read under the lock: nothing applies meanwhile
+    units = sorted({d.key for d in _unit_differences(ledger, stored, node)})
+    records = []
+    for unit in units:
+        if unit in ledger:
+            kept = stored.get(unit)
+            # Keep the type and sector the report was accepted with, when known.
+            records.append(ledger[unit] if kept is None else _with_kind(ledger[unit], kept))
+    await rebuild.replace_units(session, day, units, records, now)
+    await rebuild.rebuild_day(session, day, catalogue, now)
+    return len(units)
+
+
+def _with_kind(record: UnitRecord, kept: UnitRecord) -> UnitRecord:
+    return UnitRecord(record.unit, record.day, record.revision, record.report_id, record.node,
+                      kept.unit_type, kept.sector, record.values, record.zero, record.late,
+                      record.submitted_at)
+
+
+def _print(result: Result) -> None:
+    where = result.node or "all nodes"
+    if not result.differences:
+        console.print(f"[green]{result.day} {where}: consistent[/] "
+                      f"({result.units} unit reports, {result.nodes} nodes checked)")
+        return
+    table = Table(title=f"{result.day} {where}: {len(result.differences)} differences")
+    for column in ("kind", "unit / node", "field", "stored", "recomputed"):
+        table.add_column(column)
+    for d in result.differences[:SHOWN]:
+        table.add_row(d.kind, d.key, d.what, repr(d.stored), repr(d.recomputed))
+    console.print(table)
+    if len(result.differences) > SHOWN:
+        console.print(f"… and {len(result.differences) - SHOWN} more")
+
+
+async def run(database_url: str, day: date, node: str, fix: bool) -> int:
+    engine = make_engine(database_url, pool_size=1)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            result = await check(session, day, node)
+        _print(result)
+        if not result.differences or not fix:
+            return 1 if result.differences else 0
+        async with sessions() as session, session.begin():
+            rewritten = await repair(session, day, node)
+        console.print(f"repaired: {rewritten} unit records rewritten, {day} recounted")
+        async with sessions() as session:
+            result = await check(session, day, node)
+        _print(result)
+        return 1 if result.differences else 0
+    finally:
+        await engine.dispose()
+
+
+@app.callback(invoke_without_command=True)
+def reconcile(
+    day: str = typer.Option(..., help="the reporting day, YYYY-MM-DD"),
+    node: str = typer.Option("", help="check only this node and its subtree"),
+    fix: bool = typer.Option(False, "--repair", help="rewrite what differs, then check again"),
+) -> None:
+    """Recompute DAY from the ledger and compare with the stored rollups; exit 1 on differences
+    (with --repair: on differences that remain after the repair)."""
+    try:
+        the_day = date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter(f"not a day: {day}", param_hint="--day") from None
+    if node:
+        try:
+            level_of(node)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--node") from None
+    database_url = Settings().database_url
+    if not database_url:
+        raise typer.BadParameter("set ROLLCALL_DATABASE_URL", param_hint="environment")
+    raise typer.Exit(asyncio.run(run(database_url, the_day, node, fix)))

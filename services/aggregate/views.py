@@ -1,0 +1,150 @@
+"""What the HTTP API answers: a node's figures for a day or a range of days, its children (child
+nodes and the units placed at the node itself), its time series, its missing and late units.
+Ratios and rates are computed from summed parts at each level, never averaged."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.aggregate import expected, queries
+from services.aggregate.queries import Filter
+from services.aggregate.rollup import Figures
+from shared.catalogue import Catalogue
+from shared.hierarchy import CODE_LENGTHS, Level, level_of
+
+DEFAULT_LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Span:
+    start: date
+    end: date
+
+    @property
+    def single(self) -> bool:
+        return self.start == self.end
+
+    def describe(self) -> dict:
+        if self.single:
+            return {"day": self.start}
+        return {"start": self.start, "end": self.end,
+                "days": (self.end - self.start).days + 1}
+
+
+def child_length(node: str) -> int | None:
+    level = level_of(node)
+    return None if level == Level.VILLAGE else CODE_LENGTHS[Level(level + 1)]
+
+
+def _fold(figures: queries.NodeDayFigures, code: str, span: Span,
+          catalogue: Catalogue) -> Figures:
+    out = Figures()
+    for day in queries.days(span.start, span.end):
+        if (code, day) in figures:
+            out = out.fold(figures[(code, day)], catalogue)
+    return out
+
+
+def _shape(figures: Figures, catalogue: Catalogue) -> dict:
+    c = figures.counts
+    return {
+        "values": figures.values, "ratios": catalogue.ratios_of(figures.values),
+        "completeness": {"expected": c.expected, "reported": c.reported, "zero": c.zero,
+                         "late": c.late, "on_time": c.on_time, "missing": c.missing,
+                         **c.rates()},
+    }
+
+
+def _head(node: str, name: str | None, span: Span, where: Filter) -> dict:
+    head = {"kind": "node", "node": node, "name": name, "level": level_of(node).name.lower(),
+            **span.describe()}
+    if where:
+        head["filter"] = {k: v for k, v in where.params().items() if v is not None}
+    return head
+
+
+async def _figures(session: AsyncSession, node: str, span: Span, where: Filter,
+                   catalogue: Catalogue) -> queries.NodeDayFigures:
+    if where:
+        return await queries.counted(session, node, len(node), span.start, span.end, where,
+                                     catalogue)
+    return await _stored(session, [node], node, len(node), span, catalogue)
+
+
+async def _stored(session: AsyncSession, codes: list[str], node: str, glen: int, span: Span,
+                  catalogue: Catalogue) -> queries.NodeDayFigures:
+    """The kept figures of `codes` (`node` itself or its children, grouped by `glen` digits).
+    A day never built has had no report (the projector builds a day before its first report):
+    its expected units are counted from the registry on the spot rather than kept."""
+    figures = await queries.stored(session, codes, span.start, span.end)
+    every = queries.days(span.start, span.end)
+    unbuilt = set(every) - await expected.built(session, every)
+    if unbuilt:
+        counted = await queries.counted(session, node, glen, min(unbuilt), max(unbuilt),
+                                        Filter(), catalogue)
+        figures.update({k: f for k, f in counted.items() if k[1] in unbuilt and k[0] in codes})
+    return figures
+
+
+async def node_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,
+                    where: Filter = Filter(), list_limit: int | None = DEFAULT_LIST_LIMIT
+                    ) -> dict:
+    """A node's totals, ratios and completeness; for a single day, with the missing and late
+    units (at most `list_limit` of each; the counts say how many there are)."""
+    figures = await _figures(session, node, span, where, catalogue)
+    name = (await queries.names(session, [node])).get(node)
+    view = {**_head(node, name, span, where),
+            **_shape(_fold(figures, node, span, catalogue), catalogue)}
+    if span.single and list_limit != 0:
+        view["completeness"]["missing_units"] = await queries.missing_units(
+            session, node, span.start, where, list_limit)
+        view["completeness"]["late_units"] = await queries.late_units(
+            session, node, span.start, where, list_limit)
+    return view
+
+
+async def children_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,
+                        where: Filter = Filter()) -> list[dict]:
+    """Drill-down: each child node's figures, then (for a single day) each unit placed at the
+    node itself with its report's status. A village's children are its units."""
+    glen = child_length(node)
+    rows: list[dict] = []
+    if glen is not None:
+        codes = await queries.child_codes(session, node, glen, span.start, span.end)
+        if where:
+            figures = await queries.counted(session, node, glen, span.start, span.end, where,
+                                            catalogue)
+            codes = sorted(set(codes) | {code for code, _ in figures})
+        else:
+            figures = await _stored(session, codes, node, glen, span, catalogue)
+        named = await queries.names(session, codes)
+        rows = [{**_head(code, named.get(code), span, where),
+                 **_shape(_fold(figures, code, span, catalogue), catalogue)} for code in codes]
+    if span.single:
+        rows += await queries.own_units(session, node, span.start, where)
+    return rows
+
+
+async def series_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,
+                      where: Filter = Filter()) -> dict:
+    """A node's figures day by day over the span (days with nothing yet show zeros)."""
+    figures = await _figures(session, node, span, where, catalogue)
+    name = (await queries.names(session, [node])).get(node)
+    series = [{"day": day, **_shape(figures.get((node, day), Figures()), catalogue)}
+              for day in queries.days(span.start, span.end)]
+    head = _head(node, name, span, where)
+    head.pop("day", None)
+    head.update(start=span.start, end=span.end)
+    return {**head, "series": series}
+
+
+async def completeness_view(session: AsyncSession, node: str, day: date, catalogue: Catalogue,
+                            where: Filter, limit: int | None, offset: int) -> dict:
+    """The completeness figures with the lists of missing and late units, page by page."""
+    view = await node_view(session, node, Span(day, day), catalogue, where, list_limit=0)
+    comp = view["completeness"]
+    comp["missing_units"] = await queries.missing_units(session, node, day, where, limit,
+                                                        offset)
+    comp["late_units"] = await queries.late_units(session, node, day, where, limit, offset)
+    return {k: view[k] for k in view if k not in ("values", "ratios")}

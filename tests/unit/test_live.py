@@ -1,0 +1,93 @@
+"""Coalescing RollupUpdated: a burst makes about one notice per node-day and interval."""
+
+import asyncio
+from datetime import UTC, date, datetime
+
+from services.aggregate.handlers import durable_name, filters
+from services.aggregate.live import Announcer, Coalescer
+from shared.contracts import RollupUpdated
+
+DAY = date(2026, 11, 23)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_first_touch_is_due_at_once_then_at_most_once_per_interval() -> None:
+    clock = FakeClock()
+    c = Coalescer(1.0, clock)
+    c.touch([("430621", DAY), ("43", DAY)])
+    assert sorted(c.due()) == [("43", DAY), ("430621", DAY)]
+    for _ in range(50):  # a burst within the same second
+        clock.now += 0.01
+        c.touch([("430621", DAY)])
+        assert c.due() == []
+    assert 0 < c.wait() <= 0.51
+    clock.now = 101.0
+    assert c.due() == [("430621", DAY)]
+    assert c.wait() is None and c.due() == []
+
+
+def test_node_days_are_coalesced_separately() -> None:
+    clock = FakeClock()
+    c = Coalescer(1.0, clock)
+    c.touch([("430621", DAY)])
+    c.due()
+    c.touch([("430621", DAY), ("430621", date(2026, 11, 22))])
+    assert c.due() == [("430621", date(2026, 11, 22))]
+
+
+async def test_the_announcer_publishes_what_is_due() -> None:
+    sent: list[tuple[str, bytes]] = []
+
+    async def publish(subject: str, data: bytes) -> None:
+        sent.append((subject, data))
+
+    announcer = Announcer(publish, lambda: datetime(2026, 11, 23, 8, 0, 0, 123, tzinfo=UTC), 0.2)
+    task = asyncio.create_task(announcer.run())
+    for _ in range(20):
+        announcer.touched([("430621108", DAY)])
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.4)
+    task.cancel()
+    assert 2 <= len(sent) <= 4  # the first at once, then about one per 0.2 s of the burst
+    subject, data = sent[0]
+    event = RollupUpdated.model_validate_json(data)
+    assert subject == "rollup.updated.430621108" == event.subject
+    assert event.updated_at.microsecond == 0
+    assert data.decode() == event.model_dump_json()  # written out by hand, same as the model
+
+
+def test_durable_names_follow_the_filter() -> None:
+    assert durable_name("report.accepted.>") == "aggregate"
+    assert durable_name("report.accepted.430621.>") == "aggregate-430621"
+    assert filters("report.accepted.430621.>, report.accepted.430622.>") == [
+        "report.accepted.430621.>", "report.accepted.430622.>"]
+    assert durable_name("report.accepted.430621.>,report.accepted.430622.>") == (
+        "aggregate-430621-430622")
+
+
+async def test_the_pipeline_bounds_batches_in_flight_and_finishes_them_on_close() -> None:
+    from services.aggregate.service import Pipeline
+
+    pipeline, running, peak, done = Pipeline(2), 0, 0, []
+
+    async def work(i: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        done.append(i)
+
+    for i in range(5):
+        assert await pipeline.enter()
+        pipeline.start(work(i))
+    await pipeline.close()
+    assert peak == 2 and sorted(done) == [0, 1, 2, 3, 4]
+    assert not await pipeline.enter()  # closed: no new batch starts
