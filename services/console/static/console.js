@@ -206,6 +206,7 @@ function render() {
     onclick: () => go(c.node),
   }, el("span", {}, shortName(c.name || c.node)), el("b", {}, pct(c.completeness.reporting_rate)))));
   $("heat").hidden = nodes.length < 2;
+  $("legend").hidden = nodes.length < 2;
 
   const rows = nodes.slice().sort((a, b) =>
     (a.completeness.reporting_rate ?? 2) - (b.completeness.reporting_rate ?? 2));
