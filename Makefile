@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest --basetemp=.pytest-tmp
 
 # The browser tests drive Debian's chromium (with a Chinese font for the screenshots); install
 # them once if they are not there (as root).

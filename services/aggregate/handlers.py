@@ -96,6 +96,7 @@ def subscribe(broker: NatsBroker, ctx: AggregateContext) -> None:
         ctx.pipeline.start(_apply_and_acknowledge(ctx, message, events))
 
     # A notification only: core NATS delivers it to every replica; recounting is idempotent.
-    @broker.subscriber(RegistryChanged.subject)
+    # no_reply: the JetStream publish that carries it has a reply inbox meant for the stream.
+    @broker.subscriber(RegistryChanged.subject, no_reply=True)
     async def on_registry_changed(event: RegistryChanged) -> None:
         await ctx.registry_changed()

@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None,
         app.state.authenticator = authenticator
 
         # A notification only: core NATS delivers it to every replica, no consumer to keep.
-        @broker.subscriber(RegistryChanged.subject)
+        @broker.subscriber(RegistryChanged.subject, no_reply=True)
         async def on_registry_changed(event: RegistryChanged) -> None:
             await ctx.reload_reference()
 
