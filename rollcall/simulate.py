@@ -44,7 +44,7 @@ class Plan:
 def values_for(unit_type: str, rng: random.Random) -> dict[str, int]:
     """Plausible figures for a unit that has something to report."""
     if unit_type in CLINICS:
-        fever = rng.choice([0, 1, 1, 2, 3])
+        fever = rng.choice([0, 0, 0, 1, 1, 2])
         tests = rng.randint(0, 40)
         return {"fever": fever, "ili": rng.randint(0, 2), "nat_tests": tests,
                 "nat_positive": 1 if tests and rng.random() < 0.03 else 0}
