@@ -193,3 +193,8 @@ def _stop_all(procs: dict) -> None:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+from rollcall.alerts_bench import app as alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")

@@ -129,3 +129,73 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
+AlertKind = Literal["case", "outbreak", "missing_report"]
+AlertStatus = Literal["open", "acknowledged", "closed"]
+AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported"]
+
+
+class AlertEvent(Event):
+    """What every alert event says: the alert, where it is, who must act, and by when.
+
+    Subject `alert.<change>.<county>.<town>.<village>` of the alert's node, so that a deployment
+    routes one area's alerts; `recipients` names who must be told (village committee, CDC,
+    education authority...). `seq` numbers an alert's changes from 1 (opened), which makes the
+    message id deterministic: a change published twice is dropped by the stream."""
+
+    change: str
+    alert_id: UUID
+    seq: int = Field(ge=1)
+    kind: AlertKind
+    node: str
+    unit: str | None = None
+    unit_type: str | None = None
+    recipients: list[str]
+    level: str = Field(description="the level now responsible: village, town, county...")
+    responsible: str = Field(description="the node now responsible")
+    status: AlertStatus
+    deadline: datetime
+    late: bool
+    at: datetime
+    actor: str = Field(description="the operator, or `system` for the clock")
+    reason: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"alert.{self.change}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"alert:{self.alert_id}:{self.seq}"
+
+
+class AlertOpened(AlertEvent):
+    change: Literal["opened"] = "opened"
+    case_id: UUID | None = None
+    case_kind: Literal["fever", "ili"] | None = None
+    started_at: datetime = Field(description="when the clock started: found-time, cutoff...")
+    details: dict = {}
+
+
+class AlertWarned(AlertEvent):
+    change: Literal["warned"] = "warned"
+    minutes_left: int
+
+
+class AlertAcknowledged(AlertEvent):
+    change: Literal["acknowledged"] = "acknowledged"
+
+
+class AlertEscalated(AlertEvent):
+    change: Literal["escalated"] = "escalated"
+    from_node: str
+    step: int = Field(ge=1, description="1: the level above, 2: the one above that...")
+
+
+class AlertClosed(AlertEvent):
+    change: Literal["closed"] = "closed"
+    outcome: AlertOutcome
+    note: str | None = None
+
+
+# Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
+AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed

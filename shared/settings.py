@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     http_port: int | None = None
     log_level: str = "WARNING"
     log_format: Literal["json", "text"] = "json"
+    # Alerts: the rules file (default services/alerts/rules.toml), how often the clock looks for
+    # due deadlines (0: only when asked, as tests do), and the durable consumers' base name.
+    alerts_rules: Path | None = None
+    alerts_tick_s: float = 2.0
+    alerts_durable: str = "alerts"
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None

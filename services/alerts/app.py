@@ -1,5 +1,7 @@
-"""The alerts service's composition root: settings → engine → broker → consumers → routes."""
+"""The alerts service's composition root: settings → rules → engine → broker → consumers →
+clock loop → outbox relay → routes. Nothing connects at import."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -7,13 +9,18 @@ from datetime import datetime
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
-from services.alerts import handlers
+from services.alerts import handlers, routes
+from services.alerts.relay import OutboxRelay
+from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
+from services.alerts.ticker import Ticker
 from shared.bus import connect, make_broker
 from shared.clock import utc_now
+from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.observability import metrics_router
+from shared.registry.reference import Reference
 from shared.settings import Settings
 
 
@@ -21,33 +28,60 @@ def create_app(settings: Settings | None = None,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
+    rules = load_rules(settings.alerts_rules)  # bad rules stop the start, not the first alert
     broker = make_broker(nats_url, "alerts")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
-        ctx = AlertsContext(settings, clock, make_sessionmaker(engine))
+        sessions = make_sessionmaker(engine)
+        js = await connect(broker, settings.stream_replicas)
+        async with sessions() as session:
+            reference = await Reference.load(session)
+        relay = OutboxRelay(sessions, js)
+        ctx = AlertsContext(settings, clock, sessions, rules, reference, relay)
+        ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
-        await connect(broker, settings.stream_replicas)
+        app.state.ticker = ticker
+
+        # A notification only: core NATS delivers it to every replica, no consumer to keep.
+        @broker.subscriber(RegistryChanged.subject)
+        async def on_registry_changed(event: RegistryChanged) -> None:
+            await ctx.reload_reference()
+
         handlers.subscribe(broker, ctx)
         await broker.start()
+        tasks = [asyncio.create_task(relay.run(), name="alerts-outbox-relay")]
+        if settings.alerts_tick_s > 0:
+            tasks.append(asyncio.create_task(ticker.run(settings.alerts_tick_s),
+                                             name="alerts-clock"))
         try:
             yield
         finally:
+            relay.stop()
+            ticker.stop()
+            _, late = await asyncio.wait(tasks, timeout=10)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
             await engine.dispose()
 
     app = FastAPI(title="Rollcall alerts", version="0.1.0", lifespan=lifespan,
                   description="Fever-case clocks, escalation, outbreaks and missing reports.")
+    app.include_router(routes.router)
     app.include_router(health_router())
     app.include_router(metrics_router())
+    app.add_exception_handler(routes.Refused, routes.on_refused)
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:
-        """How many accepted-report events this service has taken in."""
+        """How many events this service has taken in, and how many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
             seen = await session.scalar(
                 select(func.count()).select_from(text("alerts.applied_events")))
-        return {"events_applied": seen or 0}
+            active = await session.scalar(text(
+                "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
+        return {"events_applied": seen or 0, "alerts_active": active or 0}
 
     return app

@@ -2,10 +2,13 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerts.relay import OutboxRelay
+from services.alerts.rules import Rules
+from shared.registry.reference import Reference
 from shared.settings import Settings
 
 
@@ -14,3 +17,13 @@ class AlertsContext:
     settings: Settings
     clock: Callable[[], datetime]
     sessions: async_sessionmaker[AsyncSession]
+    rules: Rules
+    reference: Reference
+    relay: OutboxRelay
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.settings.zone).date()
+
+    async def reload_reference(self) -> None:
+        async with self.sessions() as session:
+            self.reference = await Reference.load(session)

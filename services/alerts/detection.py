@@ -1,0 +1,270 @@
+"""What opens and resolves alerts: fever and flu-like cases, outbreaks counted from cases and
+daily reports, and units missing at their cutoff. Each function works in the caller's
+transaction, which also records what was applied, so redelivery and replays change nothing."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alerts import clock
+from services.alerts.lifecycle import NewAlert, advance, close_locked, open_alert
+from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
+from services.alerts.rules import Rules
+from shared.contracts import CaseReported, ReportAccepted
+from shared.registry.reference import Reference
+
+# The events of a batch not applied before; the record commits with their effect.
+RECORD_FRESH = text("""
+    INSERT INTO alerts.applied_events (msg_id, applied_at)
+    SELECT m, :now FROM unnest(CAST(:ids AS text[])) AS t(m)
+    ON CONFLICT DO NOTHING RETURNING msg_id
+""")
+# A unit's flu-like counts are read and the threshold checked under one lock per unit, so that
+# two replicas adding cases of the same unit cannot both miss the crossing. Sorted: no deadlock.
+LOCK_UNITS = text("""
+    SELECT pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT hashtextextended('alerts-outbreak:' || u, 0) AS k
+        FROM unnest(CAST(:units AS text[])) AS t(u)) keys
+    ORDER BY k
+""")
+ADD_CASE_ILI = text("""
+    INSERT INTO alerts.unit_days AS ud (unit, day, case_ili)
+    SELECT u, d, n FROM unnest(CAST(:units AS text[]), CAST(:days AS date[]),
+                               CAST(:counts AS int[])) AS t(u, d, n)
+    ON CONFLICT (unit, day) DO UPDATE SET case_ili = ud.case_ili + excluded.case_ili
+""")
+# Newer revisions only: an older revision arriving after a newer one changes nothing.
+UPSERT_REPORTS = text("""
+    INSERT INTO alerts.unit_days AS ud (unit, day, report_revision, report_ili, case_ili)
+    SELECT u, d, r, i, 0 FROM unnest(CAST(:units AS text[]), CAST(:days AS date[]),
+                                     CAST(:revisions AS int[]), CAST(:ili AS float8[]))
+                          AS t(u, d, r, i)
+    ON CONFLICT (unit, day) DO UPDATE
+        SET report_revision = excluded.report_revision, report_ili = excluded.report_ili
+        WHERE ud.report_revision IS NULL OR ud.report_revision < excluded.report_revision
+    RETURNING unit, day, report_ili
+""")
+WINDOW = text("""
+    SELECT day, case_ili, report_ili FROM alerts.unit_days
+    WHERE unit = :unit AND day BETWEEN :first AND :last
+""")
+MISSING_OF = text("""
+    SELECT DISTINCT mu.alert_id FROM alerts.missing_units mu
+    JOIN unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
+      ON mu.unit = t.u AND mu.day = t.d
+    WHERE mu.reported_at IS NULL
+""")
+MARK_REPORTED = text("""
+    UPDATE alerts.missing_units mu SET reported_at = :now
+    FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
+    WHERE mu.unit = t.u AND mu.day = t.d AND mu.reported_at IS NULL
+      AND mu.alert_id = ANY(CAST(:alerts AS uuid[]))
+""")
+STILL_MISSING = text("""
+    SELECT DISTINCT alert_id FROM alerts.missing_units
+    WHERE alert_id = ANY(CAST(:alerts AS uuid[])) AND reported_at IS NULL
+""")
+REPORTED_ON = text("""
+    SELECT unit FROM alerts.unit_days
+    WHERE day = :day AND report_revision IS NOT NULL AND unit = ANY(CAST(:units AS text[]))
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A flu-like count that changed: the unit, the day, and when the clock would start."""
+
+    unit: str
+    node: str
+    unit_type: str
+    day: date
+    started_at: datetime
+    received_at: datetime
+    source: str  # the msg id of the event that changed the count
+
+
+async def _fresh(session: AsyncSession, msg_ids: list[str], now: datetime) -> set[str]:
+    rows = await session.execute(RECORD_FRESH, {"ids": sorted(set(msg_ids)), "now": now})
+    return set(rows.scalars())
+
+
+async def apply_cases(session: AsyncSession, events: list[CaseReported], rules: Rules,
+                      zone: ZoneInfo, now: datetime) -> list[AlertRow]:
+    """Each new case opens its alert (deadline: found-time + the rule's minutes); flu-like cases
+    count toward the unit's outbreak. Returns the alerts opened."""
+    fresh = await _fresh(session, [e.msg_id for e in events], now)
+    new = list({e.msg_id: e for e in events if e.msg_id in fresh}.values())
+    if not new:
+        return []
+    flu = [e for e in new if e.kind == rules.outbreak_metric]
+    if flu:
+        await session.execute(LOCK_UNITS, {"units": sorted({e.unit for e in flu})})
+    opened = []
+    for e in sorted(new, key=lambda e: e.found_at):
+        row = await open_alert(session, NewAlert(
+            key=f"case:{e.case_id}", kind="case", topic=e.kind, node=e.node,
+            day=e.found_at.astimezone(zone).date(), started_at=e.found_at,
+            received_at=e.received_at, recipients=rules.recipients_for(e.unit_type),
+            unit=e.unit, unit_type=e.unit_type, case_id=e.case_id, case_kind=e.kind,
+            late=e.late, details={"sector": e.sector, "temperature": e.temperature,
+                                  "symptoms": list(e.symptoms), "person_ref": e.person_ref,
+                                  "found_at": e.found_at.isoformat(),
+                                  "received_at": e.received_at.isoformat()}), rules, now)
+        if row is not None:
+            opened.append(row)
+    if flu:
+        per_day: defaultdict[tuple[str, date], int] = defaultdict(int)
+        for e in flu:
+            per_day[(e.unit, e.found_at.astimezone(zone).date())] += 1
+        keys = sorted(per_day)
+        await session.execute(ADD_CASE_ILI, {"units": [u for u, _ in keys],
+                                             "days": [d for _, d in keys],
+                                             "counts": [per_day[k] for k in keys]})
+        opened += await check_outbreaks(session, [
+            Trigger(e.unit, e.node, e.unit_type, e.found_at.astimezone(zone).date(), e.found_at,
+                    e.received_at, e.msg_id) for e in flu], rules, zone, now)
+    return opened
+
+
+async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rules: Rules,
+                        zone: ZoneInfo, now: datetime) -> int:
+    """Accepted reports: their flu-like counts toward outbreaks, and a report that arrives
+    resolves the unit in missing-report alerts (one whose units have all reported closes).
+    Returns how many alerts were opened or closed."""
+    await _fresh(session, [e.msg_id for e in events], now)
+    newest: dict[tuple[str, date], ReportAccepted] = {}
+    for e in events:
+        if (e.unit, e.day) not in newest or e.revision > newest[(e.unit, e.day)].revision:
+            newest[(e.unit, e.day)] = e
+    if not newest:
+        return 0
+    metric = rules.outbreak_metric
+    flu_units = sorted({e.unit for e in newest.values() if e.values.get(metric, 0) > 0})
+    if flu_units:
+        await session.execute(LOCK_UNITS, {"units": flu_units})
+    keys = sorted(newest)  # one order for every replica: row locks without deadlock
+    changed = await session.execute(UPSERT_REPORTS, {
+        "units": [u for u, _ in keys], "days": [d for _, d in keys],
+        "revisions": [newest[k].revision for k in keys],
+        "ili": [newest[k].values.get(metric) for k in keys]})
+    triggers = [Trigger(u, newest[(u, d)].node, newest[(u, d)].unit_type, d,
+                        newest[(u, d)].submitted_at, newest[(u, d)].submitted_at,
+                        newest[(u, d)].msg_id)
+                for u, d, ili in changed.all() if ili and ili > 0]
+    opened = await check_outbreaks(session, triggers, rules, zone, now) if triggers else []
+    return len(opened) + await resolve_missing(session, keys, rules, now)
+
+
+async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules: Rules,
+                          zone: ZoneInfo, now: datetime) -> list[AlertRow]:
+    """流感样病例暴发: `threshold` flu-like cases or more in one unit within `window_days` open
+    one outbreak alert for the unit; further cases add to it rather than open another (while
+    it is not closed and its day lies within the window). After it is closed, only cases of the
+    days after the closing day count toward a new one. The caller holds the units' locks."""
+    by_unit: defaultdict[str, list[Trigger]] = defaultdict(list)
+    for t in triggers:
+        by_unit[t.unit].append(t)
+    opened = []
+    for unit in sorted(by_unit):
+        outbreaks = (AlertRow.kind == "outbreak", AlertRow.unit == unit)
+        last_closed = await session.scalar(select(func.max(AlertRow.closed_at)).where(*outbreaks))
+        after = last_closed.astimezone(zone).date() if last_closed else None
+        for t in sorted(by_unit[unit], key=lambda t: (t.day, t.started_at)):
+            first = t.day - timedelta(days=rules.outbreak_window_days - 1)
+            active = await session.scalar(select(AlertRow.alert_id).where(
+                *outbreaks, AlertRow.status != "closed", AlertRow.day >= first).limit(1))
+            if active is not None:
+                break
+            counts = {d: clock.unit_day_count(c, r) for d, c, r in (await session.execute(
+                WINDOW, {"unit": unit, "first": first, "last": t.day})).all()}
+            total = clock.window_total(counts, t.day, rules, after)
+            if not clock.is_outbreak(total, rules):
+                continue
+            row = await open_alert(session, NewAlert(
+                key=f"outbreak:{unit}:{t.source}", kind="outbreak", topic="outbreak",
+                node=t.node, day=t.day, started_at=t.started_at, received_at=t.received_at,
+                recipients=rules.recipients_for(t.unit_type), unit=unit, unit_type=t.unit_type,
+                details={"cases": total, "threshold": rules.outbreak_threshold,
+                         "window_days": rules.outbreak_window_days,
+                         "from": (max(first, after + timedelta(days=1)) if after
+                                  else first).isoformat(),
+                         "to": t.day.isoformat(),
+                         "by_day": {d.isoformat(): n for d, n in sorted(counts.items()) if n}}),
+                rules, now)
+            if row is not None:
+                opened.append(row)
+                break
+    return opened
+
+
+async def resolve_missing(session: AsyncSession, keys: list[tuple[str, date]], rules: Rules,
+                          now: datetime) -> int:
+    """Mark reported units in missing-report alerts; close those with no unit left missing.
+    The alerts are locked first, so two replicas resolving the last two units of one alert
+    cannot each see the other's unit still missing."""
+    pairs = {"units": [u for u, _ in keys], "days": [d for _, d in keys]}
+    ids = sorted((await session.execute(MISSING_OF, pairs)).scalars())
+    if not ids:
+        return 0
+    rows = list(await session.scalars(select(AlertRow).where(AlertRow.alert_id.in_(ids))
+                                      .order_by(AlertRow.alert_id).with_for_update()))
+    await session.execute(MARK_REPORTED, {**pairs, "now": now, "alerts": ids})
+    still = set((await session.execute(STILL_MISSING, {"alerts": ids})).scalars())
+    closed = 0
+    for row in rows:
+        if row.alert_id in still or row.status == "closed":
+            continue
+        advance(session, row, now, rules)
+        close_locked(session, row, None, "reported", "all listed units have reported", now)
+        closed += 1
+    return closed
+
+
+async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cutoff: time,
+                     rules: Rules, zone: ZoneInfo, now: datetime) -> int | None:
+    """漏报: at a cutoff, the units with that cutoff that have not reported raise one alert per
+    node (village, or the town or county that runs them) listing them. None if this cutoff was
+    already checked (by this replica before a restart, or by another)."""
+    claimed = await session.execute(
+        pg_insert(CutoffRunRow).values(day=day, cutoff=cutoff, ran_at=now, alerts_opened=0)
+        .on_conflict_do_nothing().returning(CutoffRunRow.day))
+    if claimed.scalar_one_or_none() is None:
+        return None
+    # Reports committing now either finish before this look (and count) or wait for it and
+    # then resolve the alerts it opens: no report slips between the two.
+    await session.execute(text("LOCK TABLE alerts.unit_days IN SHARE MODE"))
+    expected = {u.code: u.node_on(day) for u in reference.units.values()
+                if u.cutoff == cutoff and u.active_on(day) and u.node_on(day) is not None}
+    if not expected:
+        return 0
+    reported = set((await session.execute(
+        REPORTED_ON, {"day": day, "units": sorted(expected)})).scalars())
+    by_node: defaultdict[str, list[str]] = defaultdict(list)
+    for unit, node in sorted(expected.items()):
+        if unit not in reported and node is not None:
+            by_node[node].append(unit)
+    started = clock.cutoff_instant(day, cutoff, zone)
+    opened = 0
+    for node, units in sorted(by_node.items()):
+        row = await open_alert(session, NewAlert(
+            key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
+            topic="missing_report", node=node, day=day, started_at=started, received_at=started,
+            recipients=rules.recipients_for(None, missing_report=True),
+            details={"day": day.isoformat(), "cutoff": cutoff.strftime("%H:%M"),
+                     "units": [{"unit": u, "name": reference.units[u].name,
+                                "unit_type": reference.units[u].unit_type} for u in units]}),
+            rules, now)
+        if row is None:
+            continue
+        session.add_all([MissingUnitRow(alert_id=row.alert_id, unit=u, day=day) for u in units])
+        opened += 1
+    await session.execute(
+        CutoffRunRow.__table__.update().where(CutoffRunRow.day == day,
+                                              CutoffRunRow.cutoff == cutoff)
+        .values(alerts_opened=opened))
+    return opened

@@ -1,0 +1,129 @@
+"""Alerts' tables (schema `alerts`); the migration alerts_0002 creates them."""
+
+from datetime import date, datetime, time
+from uuid import UUID
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+SCHEMA = "alerts"
+TZ = DateTime(timezone=True)
+
+
+class AlertRow(Base):
+    """An alert and its durable clock: `stage` is how far along its schedule it is, `next_at`
+    when the clock must next act (None once acknowledged, closed, or at the end)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = {"schema": SCHEMA}
+
+    alert_id: Mapped[UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    node: Mapped[str] = mapped_column(String(12))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    unit_type: Mapped[str | None] = mapped_column(String(40))
+    case_id: Mapped[UUID | None]
+    case_kind: Mapped[str | None] = mapped_column(String(10))
+    recipients: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    status: Mapped[str] = mapped_column(String(12))
+    responsible: Mapped[str] = mapped_column(String(12))
+    day: Mapped[date] = mapped_column(Date)
+    started_at: Mapped[datetime] = mapped_column(TZ)
+    deadline: Mapped[datetime] = mapped_column(TZ)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    next_at: Mapped[datetime | None] = mapped_column(TZ)
+    late: Mapped[bool]
+    seq: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(TZ)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(TZ)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSONB)
+
+
+class TransitionRow(Base):
+    """An alert's history: every change with who, when and why; never updated."""
+
+    __tablename__ = "transitions"
+    __table_args__ = {"schema": SCHEMA}
+
+    alert_id: Mapped[UUID] = mapped_column(ForeignKey(f"{SCHEMA}.alerts.alert_id"),
+                                           primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(TZ)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSONB)
+
+
+class AlertOutboxRow(Base):
+    """Alert events committed with the change they describe, published after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    msg_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class UnitDayRow(Base):
+    """Whether a unit reported on a day, and its flu-like counts from the report and from cases."""
+
+    __tablename__ = "unit_days"
+    __table_args__ = {"schema": SCHEMA}
+
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    report_revision: Mapped[int | None] = mapped_column(Integer)
+    report_ili: Mapped[float | None] = mapped_column(Float)
+    case_ili: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MissingUnitRow(Base):
+    """A unit listed by a missing-report alert; `reported_at` set once its report arrives."""
+
+    __tablename__ = "missing_units"
+    __table_args__ = {"schema": SCHEMA}
+
+    alert_id: Mapped[UUID] = mapped_column(ForeignKey(f"{SCHEMA}.alerts.alert_id"),
+                                           primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    reported_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class CutoffRunRow(Base):
+    """A cutoff already checked for missing reports: its row makes the check happen once."""
+
+    __tablename__ = "cutoff_runs"
+    __table_args__ = {"schema": SCHEMA}
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    cutoff: Mapped[time] = mapped_column(Time, primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(TZ)
+    alerts_opened: Mapped[int] = mapped_column(Integer)

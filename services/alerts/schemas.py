@@ -1,0 +1,69 @@
+"""Alerts' wire schemas: what operators send and get back."""
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class Acknowledge(BaseModel):
+    reason: str | None = Field(default=None, max_length=1000,
+                               examples=["值班员已电话联系村委会"])
+
+
+class Close(BaseModel):
+    """What was done: isolated, referred to a fever clinic, excluded, or other (say what)."""
+
+    outcome: Literal["isolated", "referred", "excluded", "other"]
+    note: str = Field(min_length=1, max_length=2000, examples=["已转诊至县人民医院发热门诊"])
+
+
+class MissingUnit(BaseModel):
+    unit: str
+    reported_at: datetime | None
+
+
+class AlertView(BaseModel):
+    alert_id: UUID
+    kind: Literal["case", "outbreak", "missing_report"]
+    status: Literal["open", "acknowledged", "closed"]
+    node: str
+    unit: str | None
+    unit_type: str | None
+    case_id: UUID | None
+    case_kind: str | None
+    recipients: list[str]
+    level: str = Field(description="the level now responsible")
+    responsible: str = Field(description="the node now responsible")
+    day: date
+    started_at: datetime
+    deadline: datetime
+    seconds_left: int | None = Field(description="until the deadline; negative once overdue; "
+                                                 "None once acknowledged or closed")
+    overdue: bool
+    late: bool = Field(description="reported already past its deadline")
+    escalations: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    outcome: str | None
+    note: str | None
+    details: dict
+    missing_units: list[MissingUnit] | None = None
+
+
+class Change(BaseModel):
+    seq: int
+    change: str
+    at: datetime
+    actor: str
+    reason: str | None
+    details: dict
+
+
+class Problem(BaseModel):
+    detail: str
+    errors: list[dict[str, str]]

@@ -1,0 +1,130 @@
+"""The alert clock's rules, with a fake clock: pure functions, no broker, no database."""
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.alerts import clock
+from services.alerts.rules import DEFAULT_PATH, load_rules
+from shared.contracts import AlertEscalated, AlertOpened
+
+RULES = load_rules()
+ZONE = ZoneInfo("Asia/Shanghai")
+FOUND = datetime(2031, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+M = timedelta(minutes=1)
+
+
+def test_deadline_is_found_time_plus_two_hours_and_configurable_by_kind_and_type() -> None:
+    assert clock.deadline_for(FOUND, "fever", "village_clinic", RULES) == FOUND + 120 * M
+    assert clock.deadline_for(FOUND, "ili", "kindergarten", RULES) == FOUND + 120 * M
+    rules = replace(RULES, deadlines={**RULES.deadlines, "fever": 90 * M,
+                                      "fever.kindergarten": 60 * M})
+    assert clock.deadline_for(FOUND, "fever", "kindergarten", rules) == FOUND + 60 * M
+    assert clock.deadline_for(FOUND, "fever", "pharmacy", rules) == FOUND + 90 * M
+    assert clock.deadline_for(FOUND, "ili", "pharmacy", rules) == FOUND + 120 * M
+
+
+def test_recipients_by_unit_type() -> None:
+    assert RULES.recipients_for("private_clinic") == ["village_committee"]
+    assert RULES.recipients_for("pharmacy") == ["village_committee"]
+    assert RULES.recipients_for("primary_school") == ["cdc", "education_authority"]
+    assert RULES.recipients_for("kindergarten") == ["cdc", "education_authority"]
+    assert RULES.recipients_for("something_new") == ["village_committee"]
+    assert RULES.recipients_for(None, missing_report=True) == ["village_committee"]
+
+
+def walk(deadline: datetime, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+    """Tick every minute from start to end, as the clock loop does; what fires, and when."""
+    stage, fired, now = 0, [], start
+    while now <= end:
+        steps, stage = clock.due(deadline, stage, now, RULES)
+        fired += [(now, s.action, s.levels_up) for s in steps]
+        now += M
+    return fired
+
+
+def test_each_step_fires_once_at_its_minute() -> None:
+    deadline = FOUND + 120 * M
+    fired = walk(deadline, FOUND, FOUND + 6 * 60 * M)
+    assert fired == [(deadline - 30 * M, "warn", 0), (deadline, "escalate", 1),
+                     (deadline + 60 * M, "escalate", 2)]
+
+
+def test_after_an_outage_due_steps_fire_together_without_a_stale_warning() -> None:
+    deadline = FOUND + 120 * M
+    steps, stage = clock.due(deadline, 0, deadline + 61 * M, RULES)
+    assert [(s.action, s.levels_up) for s in steps] == [("escalate", 1), ("escalate", 2)]
+    assert stage == 3 and clock.next_due(deadline, stage, RULES) is None
+    # Within the warning window but before the deadline: the warning alone.
+    steps, stage = clock.due(deadline, 0, deadline - 5 * M, RULES)
+    assert [s.action for s in steps] == ["warn"] and stage == 1
+    assert clock.next_due(deadline, 1, RULES) == deadline
+
+
+def test_nothing_is_due_before_its_time_and_nothing_twice() -> None:
+    deadline = FOUND + 120 * M
+    assert clock.due(deadline, 0, deadline - 31 * M, RULES) == ([], 0)
+    assert clock.due(deadline, 1, deadline - 1 * M, RULES) == ([], 1)
+    assert clock.due(deadline, 3, deadline + 600 * M, RULES) == ([], 3)
+
+
+def test_escalation_goes_village_town_county() -> None:
+    village = "430621108001"
+    assert clock.escalation_target(village, 1) == "430621108"
+    assert clock.escalation_target(village, 2) == "430621"
+    assert clock.escalation_target("430621108", 1) == "430621"
+    assert clock.escalation_target("430621", 9) == "43"
+    assert clock.level_name("430621108") == "town"
+
+
+def test_late_means_received_at_or_after_the_deadline() -> None:
+    deadline = FOUND + 120 * M
+    assert clock.is_late(deadline, deadline)
+    assert not clock.is_late(deadline - M, deadline)
+
+
+def test_outbreak_window_takes_the_larger_count_per_day_and_seven_days() -> None:
+    day = date(2031, 3, 8)
+    counts = {day - timedelta(days=i): clock.unit_day_count(1, 2.0) for i in range(8)}
+    assert clock.window_total(counts, day, RULES) == 14  # days 2..8, not the 8th day back
+    assert clock.unit_day_count(3, None) == 3
+    assert clock.window_total(counts, day, RULES, after=day - timedelta(days=2)) == 4
+    assert not clock.is_outbreak(9, RULES) and clock.is_outbreak(10, RULES)
+
+
+def test_cutoffs_due_in_local_time_after_the_grace() -> None:
+    cutoffs = [time(10), time(12), time(14)]
+    ten = datetime(2031, 3, 2, 10, 0, tzinfo=ZONE)
+    today, yesterday = date(2031, 3, 2), date(2031, 3, 1)
+    before = clock.cutoffs_due(ten + 59 * timedelta(seconds=1), ZONE, cutoffs, RULES)
+    assert before == [(yesterday, time(10)), (yesterday, time(12)), (yesterday, time(14))]
+    after = clock.cutoffs_due(ten + 60 * timedelta(seconds=1), ZONE, cutoffs, RULES)
+    assert after[-1] == (today, time(10)) and len(after) == 4
+
+
+def test_rules_that_the_clock_cannot_follow_are_refused(tmp_path) -> None:
+    text = DEFAULT_PATH.read_text(encoding="utf-8")
+    bad = tmp_path / "rules.toml"
+    bad.write_text(text.replace("after_deadline = 60", "after_deadline = -5"), encoding="utf-8")
+    with pytest.raises(ValueError, match="later and higher"):
+        load_rules(bad)
+    bad.write_text(text.replace("threshold = 10", "threshold = 0"), encoding="utf-8")
+    with pytest.raises(ValueError, match="threshold"):
+        load_rules(bad)
+
+
+def test_alert_events_carry_the_hierarchy_and_a_deterministic_id() -> None:
+    import uuid
+
+    alert_id = uuid.uuid4()
+    common = {"alert_id": alert_id, "kind": "case", "node": "430621108001",
+              "recipients": ["village_committee"], "level": "town",
+              "responsible": "430621108", "status": "open", "deadline": FOUND, "late": False,
+              "at": FOUND, "actor": "system"}
+    opened = AlertOpened(seq=1, started_at=FOUND, **common)
+    escalated = AlertEscalated(seq=3, from_node="430621108001", step=1, **common)
+    assert opened.subject == "alert.opened.430621.430621108.430621108001"
+    assert escalated.subject == "alert.escalated.430621.430621108.430621108001"
+    assert escalated.msg_id == f"alert:{alert_id}:3"
