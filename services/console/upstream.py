@@ -1,12 +1,15 @@
 """The other services, over HTTP: the console never reads their tables. Each call carries the
 operator's own bearer token, so every service applies its own checks as well as ours."""
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ def base_urls(settings: Settings) -> dict[str, str]:
 
 
 class Upstream:
-    def __init__(self, settings: Settings, timeout_s: float = 15.0) -> None:
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
         self.urls = base_urls(settings)
         self._client = httpx.AsyncClient(timeout=timeout_s,
                                          limits=httpx.Limits(max_connections=50))
@@ -51,6 +54,8 @@ class Upstream:
             response = await self._client.request(method, self.urls[service] + path,
                                                   headers=headers, params=params, json=json)
         except httpx.HTTPError as exc:
+            log.warning("upstream call failed", extra={
+                "upstream": service, "path": path, "error": repr(exc)})
             raise UpstreamDown(service, type(exc).__name__) from exc
         try:
             body = response.json()
