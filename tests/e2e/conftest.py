@@ -47,7 +47,7 @@ def credential(servers: Servers, kind: str, scope: str, holder: str) -> str:
     return in_thread(run)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def day_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     root = tmp_path_factory.mktemp("day-servers")
     nats, pg = EmbeddedNats(root / "nats"), EmbeddedPostgres(root / "postgres", durable=False)
@@ -62,7 +62,7 @@ def day_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         nats.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[dict[str, str]]:
     """The three services and the console, each in its own process as production runs them."""
@@ -82,7 +82,9 @@ def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
             service.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running on the test thread while it
+# is open, where the other tests' asyncio.run would refuse to start; it closes with this package.
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 
