@@ -230,6 +230,10 @@ def test_nobody_sees_another_area(day_system, day_servers, morning):
             refused = client.get(path, headers=as_town)
             assert refused.status_code == 403, (path, refused.text)
             assert refused.json()["errors"][0]["code"] == "outside_area"
+        # The form's unit picker offers the operator's own units only.
+        picked = client.get("/api/units", params={"q": "卫生"}, headers=as_town).json()
+        assert picked and all(u["node"].startswith(TOWN) for u in picked)
+        assert client.get("/api/units", params={"q": "430621109"}, headers=as_town).json() == []
         # A unit's token opens the form, not the command centre's pages.
         assert client.get(f"/api/overview/{TOWN}",
                           headers={"Authorization": f"Bearer {unit}"}).status_code == 403
