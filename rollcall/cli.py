@@ -17,6 +17,7 @@ from rich.console import Console
 from rollcall import reconcile
 from rollcall.bench.cli import bench
 from rollcall.registry_cli import app as registry_app
+from rollcall.simulate import app as simulate_app
 from rollcall.token_cli import app as token_app
 from rollcall.token_cli import issue_demo_token
 from shared.settings import Settings
@@ -24,6 +25,7 @@ from shared.settings import Settings
 app = typer.Typer(help="Rollcall: multi-level daily reporting and fever-case alerts.",
                   no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.add_typer(simulate_app, name="simulate")
 app.add_typer(token_app, name="token")
 app.add_typer(reconcile.app, name="reconcile")
 app.command()(bench)
@@ -34,6 +36,7 @@ class Service(enum.StrEnum):
     ingest = "ingest"
     aggregate = "aggregate"
     alerts = "alerts"
+    console = "console"
 
 
 def port_of(settings: Settings, service: Service) -> int:
@@ -108,9 +111,11 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 @app.command()
 def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded servers keep data"),
+        simulate: bool = typer.Option(True, help="run the report simulator beside the services"),
         ) -> None:
     """Run everything on this machine: embedded NATS and PostgreSQL (unless ROLLCALL_NATS_URL /
-    ROLLCALL_DATABASE_URL are set), migrations, the demo county and the three services."""
+    ROLLCALL_DATABASE_URL are set), migrations, the demo county, the services, the console and
+    a simulator sending the demo county's day."""
     from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
     from rollcall.migrate import upgrade
     from rollcall.reference import load_demo_and_announce
@@ -151,6 +156,20 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
             _wait_ready(f"{base}:{port_of(settings, service)}", proc)
             console.print(f"[green]{service.value}[/] on {base}:{port_of(settings, service)}"
                           f"  (API docs: {base}:{port_of(settings, service)}/docs)")
+        simulator = {}
+        if simulate:
+            from rollcall.simulate import start_beside_dev
+
+            simulator["simulate"] = start_beside_dev(env, token, data_dir / "simulate.log")
+            stack.callback(_stop_all, simulator)
+        console_url = f"{base}:{settings.console_port}"
+        console.print(
+            f"\n[bold]Console (岳阳县 command centre):[/] {console_url}/#token={token}\n"
+            f"  (the link signs in as the county's demo operator; the form for units is at "
+            f"{console_url}/report"
+            + (f"; a simulator is sending the day's reports, log in "
+               f"{data_dir / 'simulate.log'})" if simulate else ")"),
+            soft_wrap=True)
         console.print(
             f"\nRollcall is running with the demo county 430621 岳阳县.\n"
             f"Demo operator token for county 430621 (also in {token_file}):\n  {token}\n"

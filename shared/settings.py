@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     alerts_rules: Path | None = None
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
+    # Console: its port, and where it finds the other services (default: their local ports).
+    console_port: int = 8100
+    console_ingest_url: str | None = None
+    console_aggregate_url: str | None = None
+    console_alerts_url: str | None = None
+    console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,341 @@
+"""The console's HTTP edge: the pages, and a small backend for them that asks the other services
+with the signed-in operator's token and keeps each operator inside their own area."""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from services.console import live, reference, summary
+from services.console.service import ConsoleContext
+from services.console.upstream import Answer, UpstreamDown
+from shared.auth import Principal
+from shared.errors import FieldError
+from shared.hierarchy import level_of
+
+COOKIE = "rollcall_token"
+STATIC = resources.files("services.console") / "static"
+
+pages = APIRouter(tags=["pages"], include_in_schema=False)
+api = APIRouter(prefix="/api", tags=["console"])
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error: FieldError) -> None:
+        self.status, self.error = status, error
+
+
+async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse({"detail": exc.error.message_en, "errors": [exc.error.as_dict()]},
+                        status_code=exc.status)
+
+
+async def on_upstream_down(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UpstreamDown)
+    return JSONResponse({"detail": f"{exc.service} unavailable", "errors": [FieldError(
+        exc.service, "unavailable", f"{exc.service} 服务暂不可用,请稍后重试",
+        f"the {exc.service} service does not answer; try again shortly").as_dict()]},
+        status_code=502)
+
+
+def context(request: Request) -> ConsoleContext:
+    return request.app.state.console
+
+
+Ctx = Annotated[ConsoleContext, Depends(context)]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(COOKIE)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    principal: Principal
+    token: str
+
+
+async def signed_in(request: Request, ctx: Ctx) -> Session:
+    token = _token(request)
+    principal = await ctx.principal(token) if token else None
+    if principal is None:
+        raise Refused(401, FieldError("token", "signed_out", "请先登录(粘贴您的访问令牌)",
+                                      "sign in first (paste your access token)"))
+    assert token is not None
+    return Session(principal=principal, token=token)
+
+
+async def operator(who: Annotated[Session, Depends(signed_in)]) -> Session:
+    if who.principal.kind != "operator":
+        raise Refused(403, FieldError("token", "not_operator", "此页面仅供指挥部值班人员使用",
+                                      "this page is for command-centre operators"))
+    return who
+
+
+Anyone = Annotated[Session, Depends(signed_in)]
+Operator = Annotated[Session, Depends(operator)]
+
+
+def _node(who: Session, node: str | None) -> str:
+    node = node or who.principal.scope
+    try:
+        level_of(node)
+    except ValueError:
+        raise Refused(422, FieldError("node", "bad_node", f"区划代码无效: {node}",
+                                      f"not a division code: {node}")) from None
+    if not who.principal.may_see(node):
+        raise Refused(403, FieldError("node", "outside_area", f"无权查看 {node}",
+                                      f"{node} is outside your area"))
+    return node
+
+
+def _relay(answer: Answer) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+def _must(answer: Answer) -> Any:
+    if not answer.ok:
+        raise Passed(answer)
+    return answer.body
+
+
+class Passed(Exception):
+    """Another service refused: its answer goes back to the page as it is."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+
+async def on_passed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Passed)
+    return _relay(exc.answer)
+
+
+# ---- pages -------------------------------------------------------------------------------
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(str(STATIC / name), headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/")
+async def console_page() -> FileResponse:
+    return _page("index.html")
+
+
+@pages.get("/report")
+async def report_page() -> FileResponse:
+    return _page("report.html")
+
+
+@pages.get("/summary")
+async def summary_page() -> FileResponse:
+    return _page("summary.html")
+
+
+@pages.get("/static/{name}")
+async def static(name: str) -> Response:
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        return Response(status_code=404)
+    return FileResponse(str(path), headers={"Cache-Control": "no-cache"})
+
+
+# ---- sign-in -----------------------------------------------------------------------------
+
+class SignIn(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
+    async with ctx.sessions() as session:
+        if principal.kind == "operator":
+            names = await reference.node_names(session, [principal.scope])
+            unit = None
+        else:
+            names, unit = {}, await reference.unit(session, principal.scope)
+    return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
+            "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
+            "unit": unit, "today": ctx.today().isoformat()}
+
+
+@api.post("/session")
+async def sign_in(body: SignIn, ctx: Ctx, request: Request) -> JSONResponse:
+    """Sign in with an access token: it is kept in an HttpOnly cookie for this console."""
+    principal = await ctx.principal(body.token.strip())
+    if principal is None:
+        raise Refused(401, FieldError("token", "bad_token", "令牌无效或已吊销",
+                                      "the token is unknown or revoked"))
+    response = JSONResponse(await _me(ctx, principal))
+    response.set_cookie(COOKIE, body.token.strip(), httponly=True, samesite="strict",
+                        secure=ctx.settings.console_secure_cookie, max_age=30 * 86400)
+    return response
+
+
+@api.delete("/session")
+async def sign_out() -> JSONResponse:
+    response = JSONResponse({"signed_out": True})
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@api.get("/me")
+async def me(who: Anyone, ctx: Ctx) -> dict:
+    return await _me(ctx, who.principal)
+
+
+@api.get("/catalogue")
+async def catalogue(ctx: Ctx) -> dict:
+    return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
+                         "value_type": m.value_type} for m in ctx.catalogue.metrics.values()]}
+
+
+# ---- the command centre's picture ---------------------------------------------------------
+
+@api.get("/overview/{node}")
+async def overview(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> dict:
+    """A node's figures with each child's, and the way back up to the operator's own node."""
+    node = _node(who, node)
+    view, children = await asyncio.gather(
+        ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=500),
+        ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day))
+    view, children = _must(view), _must(children)
+    scope = who.principal.scope
+    path = [code for code in reference.ancestors(node) if code.startswith(scope)]
+    async with ctx.sessions() as session:
+        names = await reference.node_names(session, path)
+    return {"node": view, "children": children,
+            "path": [{"node": code, "name": names.get(code)} for code in path]}
+
+
+@api.get("/alerts")
+async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
+                 status: str = "active") -> JSONResponse:
+    """The alerts of the operator's area, each with its unit's and node's names. Case and
+    outbreak alerts are asked for apart from missing-report ones: a county has one of those per
+    village and cutoff, and they must not crowd the fever cases out of a page."""
+    node = _node(who, node)
+    answers = await asyncio.gather(*(
+        ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
+                         kind=kind, limit=limit)
+        for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300))))
+    alerts = [alert for answer in answers for alert in _must(answer)]
+    async with ctx.sessions() as session:
+        await reference.name_alerts(session, alerts)
+    return JSONResponse(jsonable_encoder(alerts))
+
+
+@api.get("/alerts/{alert_id}/history")
+async def alert_history(alert_id: str, who: Operator, ctx: Ctx) -> JSONResponse:
+    return _relay(await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}/history", who.token))
+
+
+@api.post("/alerts/{alert_id}/acknowledge")
+async def acknowledge(alert_id: str, who: Operator, ctx: Ctx,
+                      body: Annotated[dict | None, Body()] = None) -> JSONResponse:
+    return _relay(await ctx.upstream.post("alerts", f"/v1/alerts/{alert_id}/acknowledge",
+                                          who.token, body or {}))
+
+
+@api.post("/alerts/{alert_id}/close")
+async def close(alert_id: str, who: Operator, ctx: Ctx,
+                body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("alerts", f"/v1/alerts/{alert_id}/close",
+                                          who.token, body))
+
+
+@api.get("/units/{unit}")
+async def unit_history(unit: str, who: Anyone, ctx: Ctx) -> dict:
+    """A unit with its report history (every revision) and its cases."""
+    reports, cases = await asyncio.gather(
+        ctx.upstream.get("ingest", f"/v1/units/{unit}/reports", who.token),
+        ctx.upstream.get("ingest", f"/v1/units/{unit}/cases", who.token))
+    reports = _must(reports)
+    async with ctx.sessions() as session:
+        info = await reference.unit(session, unit)
+    return {"unit": info or {"code": unit}, "reports": reports,
+            "cases": cases.body if cases.ok else []}
+
+
+# ---- the reporting form --------------------------------------------------------------------
+
+@api.post("/reports")
+async def submit_report(who: Anyone, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("ingest", "/v1/reports", who.token, body))
+
+
+@api.post("/reports/zero")
+async def submit_zero(who: Anyone, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("ingest", "/v1/reports/zero", who.token, body))
+
+
+@api.post("/cases")
+async def submit_case(who: Anyone, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("ingest", "/v1/cases", who.token, body))
+
+
+@api.get("/units")
+async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=50)] = "",
+                      ) -> list[dict]:
+    """Units the signed-in credential may report for, matching a code or name (the form's
+    picker): a unit token reaches only its own unit."""
+    async with ctx.sessions() as session:
+        if who.principal.kind == "unit":
+            one = await reference.unit(session, who.principal.scope)
+            return [one] if one else []
+        return await reference.find_units(session, who.principal.scope, q, ctx.today())
+
+
+# ---- the daily summary (日报/通报) -----------------------------------------------------------
+
+async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
+    node = _node(who, node)
+    day = day or ctx.today()
+    view, children, *lists = await asyncio.gather(
+        ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
+        ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
+        *(ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
+                           kind=kind, limit=1000)
+          for status in ("active", "closed") for kind in ("case", "outbreak", "missing_report")))
+    day_alerts = [a for answer in lists for a in _must(answer)
+                  if a.get("day") == day.isoformat()]
+    day_alerts.sort(key=lambda a: a.get("started_at") or "")
+    async with ctx.sessions() as session:
+        await reference.name_alerts(session, day_alerts)
+    generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
+    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated)
+
+
+@api.get("/summary/{node}")
+async def daily_summary(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> dict:
+    return await _summary(ctx, who, node, day)
+
+
+@api.get("/summary/{node}/csv")
+async def daily_summary_csv(node: str, who: Operator, ctx: Ctx, day: date | None = None
+                            ) -> Response:
+    doc = await _summary(ctx, who, node, day)
+    filename = f"daily-summary-{doc['node']}-{doc['day']}.csv"
+    return Response(summary.to_csv(doc), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# ---- live updates ----------------------------------------------------------------------------
+
+@api.get("/events")
+async def events(who: Operator, ctx: Ctx, request: Request) -> StreamingResponse:
+    """Server-sent events: `rollup` (a node's figures changed: fetch again) and `alert` (an alert
+    opened, was warned, escalated, acknowledged or closed), only for the operator's area."""
+    return StreamingResponse(
+        live.stream(ctx.hub, who.principal.scope, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

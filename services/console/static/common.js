@@ -1,0 +1,213 @@
+// Shared by every page: the language switch (Chinese by default), calls to the console's API,
+// and small formatting helpers. No build step, no external scripts.
+"use strict";
+
+const I18N = {
+  zh: {
+    app_title: "疫情防控每日报送指挥平台",
+    console: "指挥看板", report_form: "单位报送", summary: "日报/通报",
+    live: "实时", offline: "重连中…", sign_out: "退出", lang: "EN",
+    sign_in_title: "值班人员登录", sign_in_hint: "请粘贴本级指挥部发放的访问令牌(rc_ 开头)。令牌只保存在本浏览器。",
+    token: "访问令牌", sign_in: "登录", day: "日期", today: "今天",
+    expected: "应报单位", reported: "已报", zero: "零报告", late: "迟报", missing: "漏报",
+    on_time: "按时", reporting_rate: "报告率", on_time_rate: "及时率",
+    children_title: "下级报送情况", units_title: "单位报送情况", alerts_title: "待处置预警",
+    missing_title: "漏报单位", late_title: "迟报单位", none: "暂无", all_clear: "全部按时报送",
+    no_alerts: "当前没有待处置预警", acknowledge: "确认接收", close_alert: "办结",
+    acknowledged: "已确认", open: "待处置", closed: "已办结", overdue: "已超时", left: "剩余",
+    escalated: "已升级", late_case: "迟报病例",
+    kind_case: "病例预警", kind_outbreak: "聚集性疫情", kind_missing_report: "漏报预警",
+    fever: "发热", ili: "流感样病例",
+    outcome: "处置结果", note: "处置说明", isolated: "已隔离", referred: "已转诊发热门诊",
+    excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
+    history: "报送记录", revision: "版本", submitted_at: "报送时间", reporter: "报送人",
+    reason: "更正原因", values: "数据", cases: "病例", no_reports: "尚无报送记录",
+    status_reported: "已报", status_zero: "零报告", status_missing: "未报", status_late: "迟报",
+    unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
+    print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
+    generated: "生成时间", rollup_table: "各地报送与监测汇总", day_alerts: "当日预警",
+    back: "返回看板", fever_cases: "发热病例", ili_cases: "流感样病例",
+    updated: "已更新", by: "处理人", started: "发现/开始", deadline: "时限",
+    new_alert: "新预警", whole_area: "全辖区", drill_hint: "点击下级查看详情",
+    unit_history: "单位报送记录", close: "关闭", escalations: "升级次数",
+    form_title: "单位每日报送", form_sign_in: "报送人员登录",
+    form_sign_in_hint: "请粘贴本单位的报送令牌(rc_ 开头),由乡镇或县指挥部发放。",
+    unit_search: "输入单位名称或代码", reporter_hint: "报送人姓名", daily_report: "今日报告",
+    daily_hint: "无异常情况请直接点击零报告;有数据请填写后提交",
+    zero_button: "✓ 今日无异常,一键零报告", submit_report: "提交日报",
+    case_title: "发现发热/流感样病例(须两小时内报告)", case_kind: "病例类型", found_at: "发现时间",
+    temperature: "体温(°C)", person_ref: "人员编号(不填姓名)", symptoms: "症状", submit_case: "上报病例",
+    accepted: "已受理", duplicate: "已收到(重复提交,未作改动)", zero_done: "零报告已提交",
+    late_note: "(已过截止时间,记为迟报)", case_done: "病例已上报,预警时限",
+    fix_fields: "请按提示修改标红的内容", more_metrics: "更多指标", pick_unit: "请选择单位",
+    cough: "咳嗽", sore_throat: "咽痛", headache: "头痛", fatigue: "乏力", muscle_ache: "肌肉酸痛",
+    runny_nose: "流涕", diarrhea: "腹泻",
+  },
+  en: {
+    app_title: "Daily Epidemic Reporting — Command Centre",
+    console: "Console", report_form: "Unit report", summary: "Daily summary",
+    live: "Live", offline: "Reconnecting…", sign_out: "Sign out", lang: "中文",
+    sign_in_title: "Operator sign-in", sign_in_hint: "Paste the access token your command centre issued (starts with rc_). It stays in this browser only.",
+    token: "Access token", sign_in: "Sign in", day: "Day", today: "Today",
+    expected: "Expected", reported: "Reported", zero: "Zero reports", late: "Late", missing: "Missing",
+    on_time: "On time", reporting_rate: "Reporting rate", on_time_rate: "On-time rate",
+    children_title: "Reporting below", units_title: "Units", alerts_title: "Open alerts",
+    missing_title: "Missing units", late_title: "Late units", none: "None", all_clear: "Everyone reported on time",
+    no_alerts: "No open alerts", acknowledge: "Acknowledge", close_alert: "Close",
+    acknowledged: "Acknowledged", open: "Open", closed: "Closed", overdue: "Overdue", left: "left",
+    escalated: "Escalated", late_case: "Reported late",
+    kind_case: "Case", kind_outbreak: "Outbreak", kind_missing_report: "Missing report",
+    fever: "Fever", ili: "Flu-like illness",
+    outcome: "Outcome", note: "Note", isolated: "Isolated", referred: "Referred to fever clinic",
+    excluded: "Excluded", other: "Other", submit: "Submit", cancel: "Cancel",
+    history: "Report history", revision: "Rev.", submitted_at: "Submitted", reporter: "Reporter",
+    reason: "Correction reason", values: "Values", cases: "Cases", no_reports: "No reports yet",
+    status_reported: "Reported", status_zero: "Zero report", status_missing: "Missing", status_late: "Late",
+    unit: "Unit", type: "Type", node: "Area", code: "Code", name: "Name",
+    print: "Print", download_csv: "Download CSV", summary_title: "Daily epidemic prevention summary",
+    generated: "Generated", rollup_table: "Reporting and surveillance by area", day_alerts: "Alerts of the day",
+    back: "Back to console", fever_cases: "Fever cases", ili_cases: "Flu-like cases",
+    updated: "Updated", by: "By", started: "Found/started", deadline: "Deadline",
+    new_alert: "New alert", whole_area: "Whole area", drill_hint: "Click an area to drill down",
+    unit_history: "Unit report history", close: "Close", escalations: "Escalations",
+    form_title: "Daily unit report", form_sign_in: "Reporter sign-in",
+    form_sign_in_hint: "Paste your unit's reporting token (starts with rc_), issued by the town or county command centre.",
+    unit_search: "Unit name or code", reporter_hint: "Your name", daily_report: "Today's report",
+    daily_hint: "Nothing to report? One click sends the zero report. Otherwise fill in and submit.",
+    zero_button: "✓ All clear today: send zero report", submit_report: "Submit report",
+    case_title: "Fever or flu-like case found (report within two hours)", case_kind: "Kind", found_at: "Found at",
+    temperature: "Temperature (°C)", person_ref: "Person reference (no names)", symptoms: "Symptoms", submit_case: "Report case",
+    accepted: "Accepted", duplicate: "Already received (a retry, nothing changed)", zero_done: "Zero report sent",
+    late_note: " (after the cutoff: counted as late)", case_done: "Case reported; alert deadline",
+    fix_fields: "Please correct the fields marked in red", more_metrics: "More metrics", pick_unit: "Choose a unit",
+    cough: "Cough", sore_throat: "Sore throat", headache: "Headache", fatigue: "Fatigue", muscle_ache: "Muscle ache",
+    runny_nose: "Runny nose", diarrhea: "Diarrhoea",
+  },
+};
+
+const UNIT_TYPES = {
+  village_committee: ["村(居)委会", "Village committee"], primary_school: ["小学", "Primary school"],
+  middle_school: ["中学", "Middle school"], kindergarten: ["幼儿园", "Kindergarten"],
+  village_clinic: ["村卫生室", "Village clinic"], township_health_centre: ["乡镇卫生院", "Health centre"],
+  private_clinic: ["个体诊所", "Private clinic"], hospital: ["县级医院", "County hospital"],
+  pharmacy: ["药店", "Pharmacy"], enterprise: ["企业", "Enterprise"], market: ["农贸市场", "Market"],
+  care_home: ["养老机构", "Care home"],
+};
+
+let LANG = localStorage.getItem("rollcall.lang") || "zh";
+
+function t(key) {
+  return (I18N[LANG] && I18N[LANG][key]) || I18N.zh[key] || key;
+}
+
+function unitType(code) {
+  const pair = UNIT_TYPES[code];
+  return pair ? pair[LANG === "zh" ? 0 : 1] : (code || "");
+}
+
+function metricName(metric) {
+  return LANG === "zh" ? metric.name_zh : metric.name_en;
+}
+
+function message(error) {
+  return LANG === "zh" ? error.message_zh : error.message_en;
+}
+
+function applyI18n(root = document) {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  });
+}
+
+function setLang(lang) {
+  LANG = lang;
+  localStorage.setItem("rollcall.lang", lang);
+  applyI18n();
+  document.dispatchEvent(new CustomEvent("langchange"));
+}
+
+function toggleLang() { setLang(LANG === "zh" ? "en" : "zh"); }
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.detail) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+    this.errors = (body && body.errors) || [];
+  }
+}
+
+async function api(path, options = {}) {
+  const init = { credentials: "same-origin", headers: {}, ...options };
+  if (options.json !== undefined) {
+    init.method = init.method || "POST";
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(options.json);
+  }
+  const response = await fetch(path, init);
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+// A token handed over in the address (#token=…) signs in once and leaves the address bar.
+async function signInFromHash() {
+  const match = location.hash.match(/token=([^&]+)/);
+  if (!match) return false;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    await api("/api/session", { json: { token: decodeURIComponent(match[1]) } });
+    return true;
+  } catch (_) { return false; }
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function pct(rate) {
+  return rate === null || rate === undefined ? "—" : `${(rate * 100).toFixed(1)}%`;
+}
+
+function num(value) {
+  if (value === null || value === undefined) return "0";
+  return Number.isInteger(value) ? value.toLocaleString("zh-CN") : String(+value.toFixed(2));
+}
+
+function localTime(iso, withDate = false) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return withDate ? `${d.getMonth() + 1}-${pad(d.getDate())} ${time}` : time;
+}
+
+function rateClass(rate) {
+  if (rate === null || rate === undefined) return "rate-none";
+  if (rate >= 0.95) return "rate-good";
+  if (rate >= 0.8) return "rate-fair";
+  if (rate >= 0.5) return "rate-poor";
+  return "rate-bad";
+}
+
+function todayIn(zoneToday) { return zoneToday || new Date().toISOString().slice(0, 10); }
+
+// Like replaceChildren, without turning an absent part (null, false) into the text "null".
+function fill(parent, ...children) {
+  parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -1,0 +1,212 @@
+// The reporting form for units without a system of their own: the daily report, the zero
+// report in one click, and a fever or flu-like case. Refusals are shown next to their field.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea"];
+let me = null, metrics = [];
+
+async function start() {
+  applyI18n();
+  $("lang").textContent = t("lang");
+  await signInFromHash();
+  try { me = await api("/api/me"); } catch (_) {
+    $("signin").hidden = false;
+    return;
+  }
+  $("main").hidden = false;
+  $("who").textContent = me.holder;
+  $("scope-name").textContent = me.scope_name || me.scope;
+  $("console-link").hidden = me.kind !== "operator";
+  $("day").value = me.today;
+  $("day").max = me.today;
+  $("reporter").value = localStorage.getItem("rollcall.reporter") || (me.kind === "unit" ? me.holder : "");
+  $("found-at").value = localNow();
+  $("person-ref").value = "P-" + Math.random().toString(36).slice(2, 8);
+  metrics = (await api("/api/catalogue")).metrics;
+  renderMetrics();
+  renderSymptoms();
+  if (me.kind === "unit") {
+    $("unit").value = me.scope;
+    $("unit").readOnly = true;
+    showUnit(me.unit);
+  } else {
+    await searchUnits("");
+  }
+}
+
+function localNow() {
+  const d = new Date(Date.now() - new Date().getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 16);
+}
+
+// The metrics most units send come first; the rest of the catalogue is folded below them.
+const COMMON = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
+                "nat_tests", "nat_positive", "returnees_risk"];
+
+function metricField(m) {
+  return el("label", {},
+    el("span", {}, metricName(m)),
+    el("input", { type: "number", min: "0", step: m.value_type === "count" ? "1" : "any",
+                  inputmode: "numeric", "data-field": `values.${m.code}`, "data-metric": m.code,
+                  placeholder: "0" }),
+    el("span", { class: "field-error", "data-error": `values.${m.code}` }));
+}
+
+function renderMetrics() {
+  const common = metrics.filter((m) => COMMON.includes(m.code));
+  const more = metrics.filter((m) => !COMMON.includes(m.code));
+  fill($("metric-fields"), ...common.map(metricField));
+  fill($("more-fields"), ...more.map(metricField));
+  $("more").hidden = !more.length;
+}
+
+function renderSymptoms() {
+  fill($("symptoms"), ...SYMPTOMS.map((s) => el("label", {},
+    el("input", { type: "checkbox", value: s }), el("span", {}, t(s)))));
+}
+
+document.addEventListener("langchange", () => {
+  $("lang").textContent = t("lang");
+  if (metrics.length) {
+    const kept = collectValues();
+    renderMetrics();
+    for (const [code, value] of Object.entries(kept)) {
+      document.querySelector(`[data-metric="${code}"]`).value = value;
+    }
+    const checked = collectSymptoms();
+    renderSymptoms();
+    document.querySelectorAll("#symptoms input").forEach((box) => { box.checked = checked.includes(box.value); });
+  }
+});
+$("lang").addEventListener("click", toggleLang);
+$("sign-out").addEventListener("click", async () => {
+  await api("/api/session", { method: "DELETE" });
+  location.href = "/report";
+});
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("/api/session", { json: { token: $("token").value.trim() } });
+    location.reload();
+  } catch (error) {
+    $("token-error").textContent = error.errors.length ? message(error.errors[0]) : error.message;
+  }
+});
+
+let searchTimer = null;
+$("unit").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => searchUnits($("unit").value), 250);
+});
+
+let found = [];
+async function searchUnits(q) {
+  if (!me || me.kind === "unit") return;
+  const code = q.split(" ")[0];
+  found = await api(`/api/units?q=${encodeURIComponent(code)}`);
+  fill($("unit-options"), ...found.map((u) =>
+    el("option", { value: u.code }, `${u.name} · ${unitType(u.unit_type)}`)));
+  const exact = found.find((u) => u.code === code);
+  if (exact) showUnit(exact);
+  else $("unit-card").hidden = true;
+}
+
+function showUnit(unit) {
+  if (!unit) return;
+  $("unit-card").hidden = false;
+  fill($("unit-card"), el("b", {}, unit.name), " ",
+    el("span", { class: "muted" }, `${unit.code} · ${unitType(unit.unit_type)}`));
+}
+
+function collectValues() {
+  const values = {};
+  document.querySelectorAll("[data-metric]").forEach((input) => {
+    if (input.value !== "") values[input.dataset.metric] = Number(input.value);
+  });
+  return values;
+}
+
+function collectSymptoms() {
+  return [...document.querySelectorAll("#symptoms input:checked")].map((box) => box.value);
+}
+
+function clearErrors(section) {
+  section.querySelectorAll(".invalid").forEach((x) => x.classList.remove("invalid"));
+  section.querySelectorAll("[data-error]").forEach((x) => { x.textContent = ""; });
+}
+
+// Each refusal goes next to its field ("values.fever" next to the fever box); what names no
+// field on the page goes under the form.
+function showErrors(errors, fallback, section) {
+  const loose = [];
+  const find = (selector) => section.querySelector(selector) || $("common").querySelector(selector);
+  for (const error of errors) {
+    const field = error.field || "";
+    const slot = find(`[data-error="${CSS.escape(field)}"]`)
+      || find(`[data-error="${CSS.escape(field.split(".")[0])}"]`);
+    const input = find(`[data-field="${CSS.escape(field)}"]`);
+    if (input && input.closest("details")) input.closest("details").open = true;
+    if (input) input.classList.add("invalid");
+    if (slot) slot.textContent = (slot.textContent ? slot.textContent + ";" : "") + message(error);
+    else loose.push(message(error));
+  }
+  fallback.hidden = false;
+  fallback.classList.add("bad");
+  fallback.textContent = loose.length ? loose.join(";") : t("fix_fields");
+}
+
+function common() {
+  const reporter = $("reporter").value.trim();
+  localStorage.setItem("rollcall.reporter", reporter);
+  return { unit: $("unit").value.trim().split(" ")[0], day: $("day").value, reporter };
+}
+
+function receipt(box, text) {
+  box.hidden = false;
+  box.classList.remove("bad");
+  box.textContent = text;
+}
+
+async function send(path, body, box, form, done) {
+  const section = form.closest("section");
+  clearErrors(section);
+  clearErrors($("common"));
+  box.hidden = true;
+  try {
+    const answer = await api(path, { json: body });
+    receipt(box, done(answer));
+  } catch (error) {
+    if (error.errors.length) showErrors(error.errors, box, section);
+    else { box.hidden = false; box.classList.add("bad"); box.textContent = error.message; }
+  }
+}
+
+function reportDone(answer) {
+  const what = answer.status === "duplicate" ? t("duplicate")
+    : answer.zero ? t("zero_done") : t("accepted");
+  return `✓ ${what} · ${answer.unit} · ${answer.day} · ${t("revision")} ${answer.revision}${answer.late ? t("late_note") : ""}`;
+}
+
+$("zero").addEventListener("click", () =>
+  send("/api/reports/zero", common(), $("report-receipt"), $("report-form"), reportDone));
+
+$("report-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  send("/api/reports", { ...common(), values: collectValues() }, $("report-receipt"),
+       $("report-form"), reportDone);
+});
+
+$("case-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const temperature = $("temperature").value;
+  const body = {
+    unit: common().unit, kind: $("case-kind").value, found_at: $("found-at").value,
+    temperature: temperature === "" ? null : Number(temperature),
+    symptoms: collectSymptoms(), person_ref: $("person-ref").value.trim(),
+  };
+  send("/api/cases", body, $("case-receipt"), $("case-form"), (answer) =>
+    `✓ ${t("case_done")} ${localTime(answer.deadline, true)}${answer.late ? t("late_note") : ""}`);
+});
+
+start();

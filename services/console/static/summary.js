@@ -1,0 +1,102 @@
+// The daily summary (日报/通报) of a node and day, laid out to be printed and sent upward.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let doc = null;
+
+async function start() {
+  applyI18n();
+  $("lang").textContent = t("lang");
+  await signInFromHash();
+  const p = new URLSearchParams(location.search);
+  let node = p.get("node"), day = p.get("day");
+  try {
+    if (!node) node = (await api("/api/me")).scope;
+    doc = await api(`/api/summary/${node}${day ? `?day=${day}` : ""}`);
+  } catch (error) {
+    if (error.status === 401) { location.href = "/"; return; }
+    fill($("doc"), el("p", { class: "field-error" },
+      error.errors.length ? message(error.errors[0]) : error.message));
+    return;
+  }
+  $("csv").href = `/api/summary/${doc.node}/csv?day=${doc.day}`;
+  render();
+}
+
+$("print").addEventListener("click", () => window.print());
+$("lang").addEventListener("click", toggleLang);
+document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (doc) render(); });
+
+function lead(d) {
+  const total = d.rows[0], v = total.values, a = d.alert_counts;
+  if (LANG === "zh") {
+    return `${d.day},${d.name}应报单位 ${total.expected} 家,已报 ${total.reported} 家(其中零报告 ${total.zero} 家),`
+      + `迟报 ${total.late} 家,漏报 ${total.missing} 家,报告率 ${pct(total.reporting_rate)},及时率 ${pct(total.on_time_rate)}。`
+      + `报告发热病例 ${num(v.fever || 0)} 例、流感样病例 ${num(v.ili || 0)} 例、因病缺勤 ${num(v.sick_absence || 0)} 人;`
+      + `居家观察 ${num(v.home_observation || 0)} 人,集中隔离 ${num(v.central_isolation || 0)} 人。`
+      + `当日预警 ${a.total} 起,其中待处置 ${a.open || 0} 起、已确认 ${a.acknowledged || 0} 起、已办结 ${a.closed || 0} 起`
+      + (a.overdue ? `,超时未处置 ${a.overdue} 起。` : "。");
+  }
+  return `On ${d.day}, ${total.expected} units of ${d.name} were due to report: ${total.reported} reported `
+    + `(${total.zero} zero reports), ${total.late} late, ${total.missing} missing; reporting rate `
+    + `${pct(total.reporting_rate)}, on-time rate ${pct(total.on_time_rate)}. Fever cases ${num(v.fever || 0)}, `
+    + `flu-like cases ${num(v.ili || 0)}, sick absences ${num(v.sick_absence || 0)}. Alerts of the day: ${a.total} `
+    + `(${a.open || 0} open, ${a.acknowledged || 0} acknowledged, ${a.closed || 0} closed${a.overdue ? `, ${a.overdue} overdue` : ""}).`;
+}
+
+function render() {
+  const d = doc;
+  document.title = `${d.name} ${t("summary_title")} ${d.day}`;
+  const shown = d.metrics.filter((m) => ["fever", "ili", "sick_absence", "home_observation",
+    "central_isolation", "nat_tests", "nat_positive"].includes(m.code));
+  const table = el("table", { class: "table" },
+    el("thead", {}, el("tr", {}, el("th", {}, t("name")),
+      ["expected", "reported", "zero", "late", "missing"].map((k) => el("th", { class: "n" }, t(k))),
+      el("th", { class: "n" }, t("reporting_rate")), el("th", { class: "n" }, t("on_time_rate")),
+      shown.map((m) => el("th", { class: "n" }, metricName(m))))),
+    el("tbody", {}, d.rows.map((r) => el("tr", { class: r.total ? "total" : "" },
+      el("td", {}, r.total ? `${LANG === "zh" ? "合计" : "Total"} · ${r.name}` : r.name),
+      ["expected", "reported", "zero", "late", "missing"].map((k) => el("td", { class: "n" }, num(r[k]))),
+      el("td", { class: `n ${rateClass(r.reporting_rate)}` }, pct(r.reporting_rate)),
+      el("td", { class: "n" }, pct(r.on_time_rate)),
+      shown.map((m) => el("td", { class: "n" }, num(r.values[m.code] || 0)))))));
+  // Listed by area below the node, as a 通报 names them: each town (or village) in turn.
+  const areas = d.rows.filter((r) => !r.total);
+  const units = (list, time) => {
+    if (!list.length) return el("p", { class: "muted" }, t("none"));
+    const groups = new Map();
+    for (const u of list) {
+      const area = areas.find((r) => (u.node || "").startsWith(r.node));
+      const key = area ? area.name : (LANG === "zh" ? "本级直属" : "Run at this level");
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(u);
+    }
+    return el("div", { class: "unit-groups" }, [...groups].map(([name, us]) => el("p", {},
+      el("b", {}, `${name}(${us.length}):`),
+      us.map((u, i) => el("span", {}, i ? "、" : "", u.name || u.unit,
+        time && u.submitted_at ? el("span", { class: "muted small" }, `(${localTime(u.submitted_at)})`) : null)))));
+  };
+  const alerts = d.alerts.length ? el("table", { class: "table" },
+    el("thead", {}, el("tr", {}, [t("started"), t("type"), t("unit"), t("deadline"), t("outcome"), t("by")]
+      .map((h) => el("th", {}, h)))),
+    el("tbody", {}, d.alerts.map((a) => el("tr", {},
+      el("td", {}, localTime(a.started_at)),
+      el("td", {}, t(`kind_${a.kind}`)),
+      el("td", {}, a.unit_name || a.node_name || a.unit || a.node,
+        a.kind === "missing_report" && a.details && a.details.units ? el("span", { class: "muted small" }, ` (${a.details.units.length})`) : null),
+      el("td", {}, localTime(a.deadline), a.overdue ? el("span", { class: "chip chip-missing" }, t("overdue")) : null),
+      el("td", {}, t(a.status), a.outcome ? ` · ${t(a.outcome)}` : "", a.note ? ` · ${a.note}` : ""),
+      el("td", {}, a.closed_by || a.acknowledged_by || "")))))
+    : el("p", { class: "muted" }, t("none"));
+  fill($("doc"), 
+    el("header", { class: "doc-head" },
+      el("h1", {}, `${d.name}${LANG === "zh" ? "" : " · "}${t("summary_title")}`),
+      el("div", { class: "muted" }, `${d.day} · ${t("generated")} ${d.generated_at}`)),
+    el("p", { class: "doc-lead" }, lead(d)),
+    el("h2", {}, t("rollup_table")), table,
+    el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`), units(d.missing_units, false),
+    el("h2", {}, `${t("late_title")} (${d.late_units.length})`), units(d.late_units, true),
+    el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts);
+}
+
+start();

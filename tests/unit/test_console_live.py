@@ -1,0 +1,78 @@
+"""The console's pure parts: which bus messages a page sees, and the daily summary's CSV."""
+
+import asyncio
+import csv
+import io
+import json
+
+from services.console import summary
+from services.console.live import Hub, LiveEvent, read, visible
+from shared.catalogue import default_catalogue
+
+
+def test_rollup_hint_is_read_from_subject_and_body():
+    event = read("rollup.updated.430621108", json.dumps(
+        {"node": "430621108", "day": "2026-03-02", "updated_at": "x"}).encode())
+    assert event == LiveEvent("rollup", "430621108", {"node": "430621108", "day": "2026-03-02"})
+
+
+def test_alert_event_keeps_what_the_page_needs():
+    body = {"change": "opened", "alert_id": "a1", "kind": "case", "node": "430621108001",
+            "unit": "430621108001-CL", "status": "open", "deadline": "2026-03-02T10:00:00Z",
+            "recipients": ["village"], "details": {"secret": 1}}
+    event = read("alert.opened.430621.430621108.430621108001", json.dumps(body).encode())
+    assert event is not None and event.kind == "alert" and event.node == "430621108001"
+    assert event.data["unit"] == "430621108001-CL" and "details" not in event.data
+
+
+def test_unreadable_or_foreign_messages_are_ignored():
+    assert read("rollup.updated.43", b"not json") is None
+    assert read("alert.opened.x", b"[1, 2]") is None
+    assert read("report.accepted.430621", b"{}") is None
+
+
+def test_an_operator_sees_only_their_subtree():
+    town_event = LiveEvent("rollup", "430621108", {})
+    assert visible("430621", town_event)
+    assert visible("430621108", town_event)
+    assert not visible("430621109", town_event)
+    assert not visible("430621108001", town_event)  # a village does not see its town's figures
+    assert not visible("430622", LiveEvent("alert", "430621108001", {}))
+
+
+async def test_hub_fans_out_by_scope_and_resyncs_a_page_that_stopped_reading():
+    hub = Hub()
+    async with hub.listen("430621108") as mine, hub.listen("430621109") as other:
+        for _ in range(600):
+            hub.publish(LiveEvent("rollup", "430621108001", {"node": "430621108001"}))
+        assert other.empty()
+        drained = [mine.get_nowait() for _ in range(mine.qsize())]
+        assert drained[0].kind == "resync" and len(drained) < 600
+        hub.close()
+        assert (await asyncio.wait_for(other.get(), 1)).kind == "bye"
+    assert hub.pages == 0
+
+
+def test_summary_csv_holds_the_rollup_the_lists_and_the_alerts():
+    comp = {"expected": 10, "reported": 8, "zero": 5, "late": 1, "missing": 2,
+            "reporting_rate": 0.8, "on_time_rate": 0.7,
+            "missing_units": [{"unit": "U1", "name": "某村卫生室", "node": "430621108001",
+                               "unit_type": "village_clinic"}],
+            "late_units": []}
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "values": {"fever": 3},
+            "completeness": comp}
+    child = {"kind": "node", "node": "430621108", "name": "公田镇", "values": {"fever": 3},
+             "completeness": {**comp, "reporting_rate": 0.8}}
+    alert = {"kind": "case", "status": "acknowledged", "unit": "U2", "node": "430621108001",
+             "started_at": "s", "deadline": "d", "overdue": False, "escalations": 0,
+             "acknowledged_by": "值班员"}
+    doc = summary.build(view, [child], [alert], default_catalogue(), "2026-03-02 18:00")
+    assert doc["alert_counts"]["acknowledged"] == 1
+    data = summary.to_csv(doc)
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    total = next(r for r in rows if r and r[0] == "430621")
+    assert total[1] == "合计 岳阳县" and total[2:7] == ["10", "8", "5", "1", "2"]
+    assert total[7] == "80.0%"
+    assert any(r and r[0] == "U1" for r in rows)
+    assert any(len(r) > 8 and r[1].startswith("已确认") and r[8] == "值班员" for r in rows)
