@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import nats
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Gauge
-from sqlalchemy import text
 
 from services.console import routes
 from services.console.live import Hub
@@ -20,6 +19,7 @@ from services.console.upstream import Upstream, UpstreamDown
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
+from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.observability import metrics_router
 from shared.settings import Settings
@@ -94,22 +94,6 @@ def create_app(settings: Settings | None = None,
     app.add_exception_handler(UpstreamDown, routes.on_upstream_down)
     app.add_exception_handler(routes.Passed, routes.on_passed)
 
-    @app.get("/healthz", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz", tags=["health"])
-    async def ready(request: Request, response: Response) -> dict[str, str]:
-        state = request.app.state
-        checks = {"nats": "ok" if state.nats.is_connected else "down"}
-        try:
-            async with state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # readiness reports, never raises
-            checks["database"] = f"down: {type(exc).__name__}"
-        if any(v != "ok" for v in checks.values()):
-            response.status_code = 503
-        return checks
+    app.include_router(health_router(lambda request: request.app.state.nats.is_connected))
 
     return app
