@@ -76,13 +76,17 @@ def create_app(settings: Settings | None = None,
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:
-        """How many events this service has taken in, and how many alerts are not closed."""
+        """What this service has taken in (case events; unit-days holding a report), and how
+        many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
-            seen = await session.scalar(
+            cases = await session.scalar(
                 select(func.count()).select_from(text("alerts.applied_events")))
+            reports = await session.scalar(text(
+                "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
             active = await session.scalar(text(
                 "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
-        return {"events_applied": seen or 0, "alerts_active": active or 0}
+        return {"cases_applied": cases or 0, "reports_applied": reports or 0,
+                "alerts_active": active or 0}
 
     return app
 
