@@ -18,6 +18,8 @@ import nats
 from rollcall.bench.system import System, dsn
 
 SUBMIT = "report.submit"
+# Alerts checks the cutoffs of today and of `catch_up_days` (1) before at start.
+FIRST_DAY_BACK = 2
 
 
 class BenchError(RuntimeError):

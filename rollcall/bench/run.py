@@ -132,9 +132,14 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     today = datetime.now(settings.zone).date()
     n = min(options.reports, len(units))
 
-    # The days: one per phase, in the past (no report may be for a day in the future).
-    day_bulk, day_bus, day_rate_bus, day_rate_bulk = phases.days_before(today, 1, 4)
-    backlog_days = phases.days_before(today, 5, max(1, math.ceil(options.backlog / len(units))))
+    # The days: one per phase, in the past (no report may be for a day in the future), and
+    # before the days whose cutoffs alerts checks at start (today and yesterday by default):
+    # otherwise every unit of the province would be missing at a cutoff, and each report would
+    # also resolve a missing-report alert, which is not a day's usual traffic.
+    first = phases.FIRST_DAY_BACK
+    day_bulk, day_bus, day_rate_bus, day_rate_bulk = phases.days_before(today, first, 4)
+    backlog_days = phases.days_before(
+        today, first + 4, max(1, math.ceil(options.backlog / len(units))))
 
     log("preparing payloads")
     bulk_items = workload.reports(units[:n], day_bulk)
@@ -165,6 +170,8 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
         system, root, [day_bulk, day_bus, day_rate_bus, day_rate_bulk, *backlog_days])
     result["prebuild_seconds"] = round(prebuild, 2)
     log(f"expected units of {4 + len(backlog_days)} days counted in {prebuild:.1f}s")
+    settled = await system.settle()
+    log(f"services idle after {settled:.1f}s (alerts' start-up cutoff checks done)")
 
     log(f"bulk HTTP, flat out: {n:,} reports in requests of {options.bulk_size:,}")
     cpu = system.cpu()

@@ -170,6 +170,21 @@ class System:
         used["bench client"] = cpu_seconds(os.getpid())
         return used
 
+    async def settle(self, idle_share: float = 0.05, window_s: float = 1.0,
+                     timeout_s: float = 600.0) -> float:
+        """Wait until every service is idle (under `idle_share` of a CPU over `window_s`):
+        work a service does at start, such as alerts checking the cutoffs that passed, is not
+        counted in a measured phase. Returns the seconds waited."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            before = self.cpu()
+            await asyncio.sleep(window_s)
+            after = self.cpu()
+            if all(after[name] - before.get(name, 0.0) < idle_share * window_s
+                   for name in self.services):
+                break
+        return time.monotonic() - start
+
     def cpu_since(self, before: dict[str, float], reports: int) -> dict[str, float]:
         """Microseconds of CPU per report each part used since `before` (from `cpu()`)."""
         now = self.cpu()

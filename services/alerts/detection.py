@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
-from services.alerts.lifecycle import NewAlert, advance, close_locked, open_alert
+from services.alerts.lifecycle import (
+    NewAlert,
+    advance,
+    close_locked,
+    open_alert,
+    open_alerts,
+)
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from services.alerts.rules import Rules
 from shared.contracts import CaseReported, ReportAccepted
@@ -267,20 +273,20 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
         if unit not in reported and node is not None:
             by_node[node].append(unit)
     started = clock.cutoff_instant(day, cutoff, zone)
-    opened = 0
-    for node, units in sorted(by_node.items()):
-        row = await open_alert(session, NewAlert(
-            key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
-            topic="missing_report", node=node, day=day, started_at=started, received_at=started,
-            recipients=rules.recipients_for(None, missing_report=True),
-            details={"day": day.isoformat(), "cutoff": cutoff.strftime("%H:%M"),
-                     "units": [{"unit": u, "name": reference.units[u].name,
-                                "unit_type": reference.units[u].unit_type} for u in units]}),
-            rules, now)
-        if row is None:
-            continue
-        session.add_all([MissingUnitRow(alert_id=row.alert_id, unit=u, day=day) for u in units])
-        opened += 1
+    news = [NewAlert(
+        key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
+        topic="missing_report", node=node, day=day, started_at=started, received_at=started,
+        recipients=rules.recipients_for(None, missing_report=True),
+        details={"day": day.isoformat(), "cutoff": cutoff.strftime("%H:%M"),
+                 "units": [{"unit": u, "name": reference.units[u].name,
+                            "unit_type": reference.units[u].unit_type} for u in units]})
+        for node, units in sorted(by_node.items())]
+    rows = await open_alerts(session, news, rules, now)
+    listed = [{"alert_id": row.alert_id, "unit": u, "day": day}
+              for row in rows for u in by_node[row.node]]
+    if listed:
+        await session.execute(MissingUnitRow.__table__.insert(), listed)
+    opened = len(rows)
     await session.execute(
         CutoffRunRow.__table__.update().where(CutoffRunRow.day == day,
                                               CutoffRunRow.cutoff == cutoff)

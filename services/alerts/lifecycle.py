@@ -84,31 +84,74 @@ def _record(session: AsyncSession, event: AlertEvent, details: dict) -> None:
                                payload=event.model_dump_json().encode(), created_at=event.at))
 
 
-async def open_alert(session: AsyncSession, new: NewAlert, rules: Rules,
-                     now: datetime) -> AlertRow | None:
-    """Open an alert, or nothing if one with the same key exists. A late one is escalated at
-    once."""
+def _opening(new: NewAlert, rules: Rules, now: datetime) -> dict:
+    """The row of a new alert, before any clock step."""
     deadline = clock.deadline_for(new.started_at, new.topic, new.unit_type, rules)
-    late = new.late or clock.is_late(new.received_at, deadline)
-    values = {
+    return {
         "alert_id": uuid.uuid4(), "key": new.key, "kind": new.kind, "node": new.node,
         "unit": new.unit, "unit_type": new.unit_type, "case_id": new.case_id,
         "case_kind": new.case_kind, "recipients": new.recipients, "status": "open",
         "responsible": new.node, "day": new.day, "started_at": new.started_at,
         "deadline": deadline, "stage": 0, "next_at": clock.next_due(deadline, 0, rules),
-        "late": late, "seq": 0, "opened_at": now, "details": new.details}
-    row = (await session.scalars(
-        pg_insert(AlertRow).values(values).on_conflict_do_nothing(index_elements=["key"])
-        .returning(AlertRow))).one_or_none()
-    if row is None:
-        return None
-    event = AlertOpened(**_base(row, now, SYSTEM, "late" if late else None),
+        "late": new.late or clock.is_late(new.received_at, deadline), "seq": 0,
+        "opened_at": now, "details": new.details}
+
+
+def _opened(session, row: AlertRow, new: NewAlert, rules: Rules, now: datetime) -> None:
+    """Record the opening, and take at once the steps of an alert that is late already."""
+    event = AlertOpened(**_base(row, now, SYSTEM, "late" if row.late else None),
                         case_id=new.case_id, case_kind=new.case_kind,  # type: ignore[arg-type]
                         started_at=new.started_at, details=new.details)
     _record(session, event, {"started_at": new.started_at.isoformat(), **new.details})
     # A late alert is escalated at once, whatever the clock of this replica says.
-    advance(session, row, max(now, deadline) if late else now, rules, actual=now)
+    advance(session, row, max(now, row.deadline) if row.late else now, rules, actual=now)
+
+
+async def open_alert(session: AsyncSession, new: NewAlert, rules: Rules,
+                     now: datetime) -> AlertRow | None:
+    """Open an alert, or nothing if one with the same key exists. A late one is escalated at
+    once."""
+    row = (await session.scalars(
+        pg_insert(AlertRow).values(_opening(new, rules, now))
+        .on_conflict_do_nothing(index_elements=["key"]).returning(AlertRow))).one_or_none()
+    if row is None:
+        return None
+    _opened(session, row, new, rules, now)
     return row
+
+
+class _Collected(list):
+    """Stands in for the session while alerts are prepared in bulk: keeps what `_record`
+    adds, to be written in one go."""
+
+    add = list.append
+
+
+async def open_alerts(session: AsyncSession, news: list[NewAlert], rules: Rules,
+                      now: datetime) -> list[AlertRow]:
+    """`open_alert` for many at once, in a few statements: a cutoff may find thousands of
+    villages with units missing. Returns the alerts opened (rows not held by the session)."""
+    prepared = []
+    for new in news:
+        row, records = AlertRow(**_opening(new, rules, now)), _Collected()
+        _opened(records, row, new, rules, now)
+        prepared.append((row, records))
+    if not prepared:
+        return []
+    table = AlertRow.__table__
+    opened = set((await session.execute(
+        pg_insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key),
+        [{c.key: getattr(row, c.key) for c in table.columns} for row, _ in prepared]
+    )).scalars())
+    kept = [(row, records) for row, records in prepared if row.key in opened]
+    transitions = [r for _, records in kept for r in records if isinstance(r, TransitionRow)]
+    outbox = [r for _, records in kept for r in records if isinstance(r, AlertOutboxRow)]
+    for model, rows in ((TransitionRow, transitions), (AlertOutboxRow, outbox)):
+        if rows:
+            columns = [c.key for c in model.__table__.columns if c.key != "id"]
+            await session.execute(model.__table__.insert(),
+                                  [{c: getattr(r, c) for c in columns} for r in rows])
+    return [row for row, _ in kept]
 
 
 def advance(session: AsyncSession, row: AlertRow, now: datetime, rules: Rules,
