@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.relay import OutboxRelay
 from services.alerts.rules import Rules
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
 from shared.settings import Settings
 

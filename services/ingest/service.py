@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.relay import OutboxRelay
 from shared.catalogue import Catalogue
 from shared.http_auth import Authenticator
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
 from shared.settings import Settings
 
