@@ -67,6 +67,11 @@ class NewAlert:
     details: dict = field(default_factory=dict)
 
 
+class _Collected(list):
+    """Stands in for the session while alerts are prepared in bulk: keeps the rows `_record`
+    would add (transition, outbox), to be written in one go."""
+
+
 def _base(row: AlertRow, at: datetime, actor: str, reason: str | None) -> dict:
     row.seq += 1
     return {"alert_id": row.alert_id, "seq": row.seq, "kind": row.kind, "node": row.node,
@@ -76,12 +81,17 @@ def _base(row: AlertRow, at: datetime, actor: str, reason: str | None) -> dict:
             "actor": actor, "reason": reason}
 
 
-def _record(session: AsyncSession, event: AlertEvent, details: dict) -> None:
-    session.add(TransitionRow(alert_id=event.alert_id, seq=event.seq, change=event.change,
-                              at=event.at, actor=event.actor, reason=event.reason,
-                              details=details))
-    session.add(AlertOutboxRow(subject=event.subject, msg_id=event.msg_id,
-                               payload=event.model_dump_json().encode(), created_at=event.at))
+def _record(session: "AsyncSession | _Collected", event: AlertEvent, details: dict) -> None:
+    transition = {"alert_id": event.alert_id, "seq": event.seq, "change": event.change,
+                  "at": event.at, "actor": event.actor, "reason": event.reason,
+                  "details": details}
+    outbox = {"subject": event.subject, "msg_id": event.msg_id,
+              "payload": event.model_dump_json().encode(), "created_at": event.at}
+    if isinstance(session, _Collected):
+        session.append((transition, outbox))
+    else:
+        session.add(TransitionRow(**transition))
+        session.add(AlertOutboxRow(**outbox))
 
 
 def _opening(new: NewAlert, rules: Rules, now: datetime) -> dict:
@@ -120,13 +130,6 @@ async def open_alert(session: AsyncSession, new: NewAlert, rules: Rules,
     return row
 
 
-class _Collected(list):
-    """Stands in for the session while alerts are prepared in bulk: keeps what `_record`
-    adds, to be written in one go."""
-
-    add = list.append
-
-
 async def open_alerts(session: AsyncSession, news: list[NewAlert], rules: Rules,
                       now: datetime) -> list[AlertRow]:
     """`open_alert` for many at once, in a few statements: a cutoff may find thousands of
@@ -144,13 +147,10 @@ async def open_alerts(session: AsyncSession, news: list[NewAlert], rules: Rules,
         [{c.key: getattr(row, c.key) for c in table.columns} for row, _ in prepared]
     )).scalars())
     kept = [(row, records) for row, records in prepared if row.key in opened]
-    transitions = [r for _, records in kept for r in records if isinstance(r, TransitionRow)]
-    outbox = [r for _, records in kept for r in records if isinstance(r, AlertOutboxRow)]
-    for model, rows in ((TransitionRow, transitions), (AlertOutboxRow, outbox)):
+    for model, i in ((TransitionRow, 0), (AlertOutboxRow, 1)):
+        rows = [record[i] for _, records in kept for record in records]
         if rows:
-            columns = [c.key for c in model.__table__.columns if c.key != "id"]
-            await session.execute(model.__table__.insert(),
-                                  [{c: getattr(r, c) for c in columns} for r in rows])
+            await session.execute(model.__table__.insert(), rows)
     return [row for row, _ in kept]
 
 
