@@ -21,6 +21,7 @@ from shared.health import health_router
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None,
         relay.start()
         clock_task = (asyncio.create_task(ticker.run(settings.alerts_tick_s), name="alerts-clock")
                       if settings.alerts_tick_s > 0 else None)
+        freeze_long_lived()
         try:
             yield
         finally:

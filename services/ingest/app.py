@@ -22,6 +22,7 @@ from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.observability import metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None,
         handlers.subscribe(broker, ctx)
         await broker.start()
         relay.start()
+        freeze_long_lived()
         try:
             yield
         finally:

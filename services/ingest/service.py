@@ -11,6 +11,7 @@ from shared.catalogue import Catalogue
 from shared.http_auth import Authenticator
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -27,3 +28,4 @@ class IngestContext:
     async def reload_reference(self) -> None:
         async with self.sessions() as session:
             self.reference = await Reference.load(session)
+        freeze_long_lived()
