@@ -143,10 +143,15 @@ def servers(url: str) -> list[str]:
     return connection_options(url)["servers"]
 
 
-def make_broker(url: str, service: str) -> NatsBroker:
+def apply_client_fixes() -> None:
+    """The nats-py patches above, once per process (each is idempotent)."""
     _fetch_times_out_as_nats_timeout()
     _next_msg_takes_a_queued_message_at_once()
     _nak_what_a_stopping_consumer_fetched()
+
+
+def make_broker(url: str, service: str) -> NatsBroker:
+    apply_client_fixes()
     # FastStream's per-message lines go to DEBUG on a logger that reaches the root handler (JSON
     # in a deployment); its warnings and errors keep their level.
     options = connection_options(url)

@@ -65,6 +65,13 @@ async def jetstream_publish_consume(nats_url: str, payloads: list[bytes],
         await nc.close()
 
 
+def apply_rollcall_client_fixes() -> None:
+    """The nats-py fixes every Rollcall service runs with (shared/bus.py), for this process."""
+    from shared.bus import apply_client_fixes
+
+    apply_client_fixes()
+
+
 async def postgres_copy(database_url: str, rows: list[tuple]) -> Rate:
     """COPY the same rows into an unlogged-free temporary table: the ceiling for any DB write."""
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
