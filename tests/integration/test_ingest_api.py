@@ -145,7 +145,7 @@ def test_zero_report_is_explicit_and_counts_as_reported(system: dict, auth: dict
 
     def counted() -> bool:
         view = httpx.get(f"{system['aggregate']}/v1/rollups/430621105001",
-                         params={"day": day.isoformat()}).json()["completeness"]
+                         params={"day": day.isoformat()}, headers=auth).json()["completeness"]
         return view["zero"] == 1 and view["reported"] == 1
 
     assert eventually(counted, timeout=20)
@@ -209,7 +209,7 @@ def test_a_correction_is_a_new_revision_with_who_and_why(system: dict, auth: dic
         (3, {"home_observation": 1}, "又解除一人", "operator:县指挥部值班")]
     # Downstream, the latest revision replaces the others.
     assert eventually(lambda: httpx.get(
-        f"{system['aggregate']}/v1/rollups/430621106002", params={"day": day}
+        f"{system['aggregate']}/v1/rollups/430621106002", params={"day": day}, headers=auth
     ).json()["values"].get("home_observation") == 1, timeout=20)
 
 
@@ -395,7 +395,8 @@ def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,
     print(f"…and rolled up to the county within {time.monotonic() - started:.2f} s")
     for d in (days[0], days[-1]):
         county = httpx.get(f"{system['aggregate']}/v1/rollups/{test_county.county}",
-                           params={"day": d.isoformat()}, timeout=30).json()
+                           params={"day": d.isoformat()}, headers=test_county.auth,
+                           timeout=30).json()
         assert county["completeness"]["reported"] == len(test_county.units)
         assert county["values"]["fever"] == sum(
             i["values"]["fever"] for i in items if i["day"] == d.isoformat())
