@@ -44,13 +44,21 @@ def context(request: Request) -> IngestContext:
 
 
 Ctx = Annotated[IngestContext, Depends(context)]
-REFUSED = {code: {"model": Problem} for code in (401, 403, 404, 409, 422)}
+REFUSED = {code: {"model": Problem} for code in (401, 403, 404, 409, 422)} | {429: {
+    "model": Problem, "description": "the unit sent too much lately (ROLLCALL_SUBMIT_RATE_*): "
+                                     "retry after `Retry-After` seconds"}}
+
+
+def _retry_after(outcomes: list[Outcome]) -> dict[str, str] | None:
+    waits = [o.retry_after for o in outcomes if o.retry_after]
+    return {"Retry-After": str(max(waits))} if waits else None
 
 
 def _answer(outcome: Outcome) -> Response:
     if outcome.receipt is not None:
         return JSONResponse(outcome.receipt.model_dump(mode="json"), status_code=outcome.code)
-    return JSONResponse(outcome.problem(), status_code=outcome.code)
+    return JSONResponse(outcome.problem(), status_code=outcome.code,
+                        headers=_retry_after([outcome]))
 
 
 @router.post("/reports", response_model=Receipt, status_code=201, responses={
@@ -93,7 +101,9 @@ def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
             results.append({"index": i, "status": o.status, "code": o.code,
                             "errors": [e.as_dict() for e in o.errors],
                             "rejection_id": str(o.rejection_id)})
-    return JSONResponse({**counts, "results": results})
+    # A unit that sent too fast is refused alone (code 429 in its result); the header says when
+    # the longest-waiting one may try again.
+    return JSONResponse({**counts, "results": results}, headers=_retry_after(outcomes))
 
 
 async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
