@@ -16,7 +16,7 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import AuthError, Authenticator, on_auth_error
+from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.observability import metrics_router
 from shared.settings import Settings
 

@@ -17,8 +17,8 @@ from services.aggregate.service import AggregateContext
 from services.aggregate.views import Span
 from shared.auth import Principal
 from shared.errors import FieldError
-from shared.http_auth import AuthError, Authenticated
 from shared.hierarchy import level_of
+from shared.http_auth import Authenticated, AuthError
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -110,8 +110,9 @@ def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date
 
 
 @router.get("/rollups/{node}", responses=PROBLEMS)
-async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None, start: Start = None, end: End = None,
-                 sector: Sector = None, unit_type: UnitType = None,
+async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
+                 start: Start = None, end: End = None, sector: Sector = None,
+                 unit_type: UnitType = None,
                  limit: Annotated[int, Query(ge=0, le=100_000, description=(
                      "at most this many missing and late units listed (single day)"))] = 1000,
                  ) -> dict:
@@ -125,8 +126,8 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
 
 
 @router.get("/rollups/{node}/children", responses=PROBLEMS)
-async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Day = None, start: Start = None,
-                          end: End = None, sector: Sector = None,
+async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
+                          start: Start = None, end: End = None, sector: Sector = None,
                           unit_type: UnitType = None) -> list[dict]:
     """Drill-down: each child node (`kind: node`), then each unit placed at the node itself
     (`kind: unit`, with its report's revision, zero/late flags and status; single day only).
@@ -139,8 +140,8 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
 
 
 @router.get("/rollups/{node}/series", responses=PROBLEMS)
-async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: Start = None, end: End = None,
-                        sector: Sector = None, unit_type: UnitType = None) -> dict:
+async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: Start = None,
+                        end: End = None, sector: Sector = None, unit_type: UnitType = None) -> dict:
     """A node's figures day by day from start to end (default: the last 30 days)."""
     node = _visible(principal, node)
     end = end or ctx.today()
@@ -153,7 +154,8 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
 
 @router.get("/rollups/{node}/completeness", responses=PROBLEMS)
 async def rollup_completeness(
-        node: str, principal: Authenticated, ctx: Ctx, day: Day = None, sector: Sector = None, unit_type: UnitType = None,
+        node: str, principal: Authenticated, ctx: Ctx, day: Day = None, sector: Sector = None,
+        unit_type: UnitType = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
         offset: Annotated[int, Query(ge=0)] = 0) -> dict:
     """Expected, reported, zero, late and missing units with the lists of missing (漏报) and late

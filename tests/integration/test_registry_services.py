@@ -80,8 +80,9 @@ def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers, a
 
     assert submit(system, unit, yesterday.isoformat(), {"ili": 3}, auth).status_code == 201
     assert submit(system, unit, today.isoformat(), {"ili": 4}, auth).status_code == 201
-    assert eventually(lambda: rollup(system, THERE, today.isoformat(), auth)["values"].get("ili") == 4,
-                      timeout=30)
+    assert eventually(
+        lambda: rollup(system, THERE, today.isoformat(), auth)["values"].get("ili") == 4,
+        timeout=30)
     assert eventually(lambda: rollup(system, HERE, yesterday.isoformat(), auth)["values"].get("ili")
                       == 3, timeout=30)
     assert rollup(system, HERE, today.isoformat(), auth)["values"].get("ili") is None
