@@ -17,6 +17,7 @@ from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.settings import Settings
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
     app.add_exception_handler(AuthError, on_auth_error)
+    install_problems(app)  # framework refusals in the project's shape, and in the schema
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app
