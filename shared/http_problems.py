@@ -2,11 +2,15 @@
 query value) in the project's shape, `errors` with field, code and both messages; and OpenAPI
 schemas that say so (a Problem, not FastAPI's HTTPValidationError)."""
 
+import re
+from urllib.parse import parse_qsl
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import FieldError
 from shared.problems import from_pydantic
@@ -67,11 +71,53 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
+class UnknownQuery:
+    """Refuses a query parameter the operation does not take (422, naming it):
+    `?dya=2026-03-01` must not quietly answer for today. What each operation takes is read from
+    the app's own OpenAPI schema."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app, self.api = app, api
+        self._operations: list[tuple[re.Pattern, str, frozenset[str]]] | None = None
+
+    def _known(self, method: str, path: str) -> frozenset[str] | None:
+        if self._operations is None:
+            self._operations = [
+                (re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"),
+                 verb.upper(), frozenset(p["name"] for p in op.get("parameters", [])
+                                         if p.get("in") == "query"))
+                for template, item in self.api.openapi().get("paths", {}).items()
+                for verb, op in item.items() if isinstance(op, dict)]
+        for pattern, verb, names in self._operations:
+            if verb == method and pattern.match(path):
+                return names
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            known = self._known(scope["method"], scope["path"])
+            if known is not None:
+                names = {k for k, _ in parse_qsl(scope["query_string"].decode("latin-1"),
+                                                 keep_blank_values=True)}
+                unknown = sorted(names - known)
+                if unknown:
+                    errors = [FieldError(n[:100] or "query", "unknown_parameter",
+                                         "不认识的查询参数", "this path takes no such query "
+                                         f"parameter (it takes: {', '.join(sorted(known))})")
+                              for n in unknown[:20]]
+                    response = JSONResponse(problem_body(errors), status_code=422)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def install_problems(app: FastAPI) -> None:
     """Framework refusals answer in the project's shape, and the OpenAPI schema says so: its
-    422 (and every other refusal) is a Problem, not FastAPI's HTTPValidationError."""
+    422 (and every other refusal) is a Problem, not FastAPI's HTTPValidationError. A query
+    parameter the route does not take is refused too."""
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_middleware(UnknownQuery, api=app)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
