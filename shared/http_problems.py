@@ -103,7 +103,7 @@ class UnknownQuery:
                 if unknown:
                     errors = [FieldError(n[:100] or "query", "unknown_parameter",
                                          "不认识的查询参数", "this path takes no such query "
-                                         f"parameter (it takes: {', '.join(sorted(known))})")
+                                         f"parameter (it takes: {', '.join(sorted(known)) or 'none'})")
                               for n in unknown[:20]]
                     response = JSONResponse(problem_body(errors), status_code=422)
                     await response(scope, receive, send)
