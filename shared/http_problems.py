@@ -101,9 +101,10 @@ class UnknownQuery:
                                                  keep_blank_values=True)}
                 unknown = sorted(names - known)
                 if unknown:
+                    takes = ", ".join(sorted(known)) or "none"
                     errors = [FieldError(n[:100] or "query", "unknown_parameter",
                                          "不认识的查询参数", "this path takes no such query "
-                                         f"parameter (it takes: {', '.join(sorted(known)) or 'none'})")
+                                         f"parameter (it takes: {takes})")
                               for n in unknown[:20]]
                     response = JSONResponse(problem_body(errors), status_code=422)
                     await response(scope, receive, send)
