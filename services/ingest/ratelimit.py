@@ -16,13 +16,17 @@ from shared.errors import FieldError
 
 
 class UnitRate:
+    """A token bucket kept as one number per unit (GCRA): the time at which the unit's bucket
+    would be full again. A unit whose bucket is full needs no entry at all."""
+
     def __init__(self, burst: int, interval_s: float,
                  monotonic: Callable[[], float] = time.monotonic,
                  max_entries: int = 500_000) -> None:
         self.burst, self.interval_s = burst, interval_s
         self._monotonic = monotonic
         self._max_entries = max_entries
-        self._buckets: dict[str, tuple[float, float]] = {}  # unit → (tokens, when)
+        self._tolerance = (burst - 1) * interval_s
+        self._full_at: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -33,22 +37,19 @@ class UnitRate:
         if not self.enabled:
             return None
         now = self._monotonic()
-        tokens, then = self._buckets.get(unit, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) / self.interval_s)
-        if tokens >= 1:
-            if len(self._buckets) >= self._max_entries and unit not in self._buckets:
-                self._forget_full(now)
-            self._buckets[unit] = (tokens - 1, now)
-            return None
-        self._buckets[unit] = (tokens, now)
-        return (1 - tokens) * self.interval_s
+        full_at = max(self._full_at.get(unit, now), now)
+        if full_at - now > self._tolerance:
+            return full_at - self._tolerance - now
+        if len(self._full_at) >= self._max_entries and unit not in self._full_at:
+            self._forget_full(now)
+        self._full_at[unit] = full_at + self.interval_s
+        return None
 
     def _forget_full(self, now: float) -> None:
-        """A bucket that has filled up again is the same as none: bounded memory."""
-        horizon = self.burst * self.interval_s
-        self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < horizon}
-        if len(self._buckets) >= self._max_entries:
-            self._buckets.clear()
+        """Buckets that have filled up again are the same as none: bounded memory."""
+        self._full_at = {u: t for u, t in self._full_at.items() if t > now}
+        if len(self._full_at) >= self._max_entries:
+            self._full_at.clear()
 
     def refusal(self, unit: str, wait_s: float) -> FieldError:
         wait = max(1, math.ceil(wait_s))

@@ -141,6 +141,8 @@ def _check_outcome(outcome: dict) -> str | None:
         assert all(isinstance(error.get(k), str) and error[k]
                    for k in ("field", "code", "message_zh", "message_en")), error
     assert outcome["rejection_id"], outcome
+    if code == 429:  # the per-unit limit says when to try again
+        assert outcome["errors"][0]["code"] == "rate_limited" and outcome["retry_after"] >= 1
     return outcome["rejection_id"]
 
 

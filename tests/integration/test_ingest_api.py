@@ -511,7 +511,8 @@ def test_any_body_gets_a_clear_answer(system: dict, auth: dict, body: object) ->
     response = httpx.post(f"{system['ingest']}/v1/reports", headers=auth, timeout=30,
                           content=json.dumps(body, allow_nan=True),
                           params=None)
-    assert response.status_code in (200, 201, 403, 409, 422), response.text
+    # 429: the per-unit limit, when the examples happen to name one unit often enough.
+    assert response.status_code in (200, 201, 403, 409, 422, 429), response.text
     if response.status_code >= 400:
         assert response.json()["errors"], response.text
         assert_bilingual(response.json()["errors"])

@@ -28,7 +28,7 @@ def test_memory_stays_bounded_and_off_means_off() -> None:
     for i in range(1_000):
         now[0] += 0.01
         assert rate.take(f"U{i}") is None
-    assert len(rate._buckets) <= 100
+    assert len(rate._full_at) <= 100
     off = UnitRate(burst=0, interval_s=10)
     assert all(off.take("A") is None for _ in range(1_000))
 
