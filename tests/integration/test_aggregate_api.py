@@ -201,7 +201,7 @@ def _refusal(response, status: int, field: str) -> None:
 
 @pytest.mark.parametrize("path", READS)
 def test_reads_need_a_token_inside_the_area(client, servers, path) -> None:
-    params = {"day": D1.isoformat()}
+    params = {"start": D1.isoformat()} if path.endswith("/series") else {"day": D1.isoformat()}
     _refusal(client.get(path, params=params, headers={"Authorization": ""}), 401,
              "authorization")
     _refusal(client.get(path, params=params, headers={"Authorization": "Bearer rc_nope"}), 401,

@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.registry import demo
 from tests.conftest import issue_token, start_service
 from tests.integration.conftest import today
 
@@ -29,19 +30,11 @@ def _dsn(servers) -> str:
     return servers.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def units(servers, kind: str, count: int, skip: int = 0) -> list[str]:
-    """Demo units of a kind, from the far end of the list (other tests take the first ones)."""
-    async def fetch() -> list[str]:
-        conn = await asyncpg.connect(_dsn(servers))
-        try:
-            rows = await conn.fetch(
-                "SELECT code FROM registry.units WHERE unit_type = $1 AND code LIKE '430621%' "
-                "ORDER BY code DESC OFFSET $2 LIMIT $3", kind, skip, count)
-        finally:
-            await conn.close()
-        return [r["code"] for r in rows]
-
-    return asyncio.run(fetch())
+def units(kind: str | None, count: int, skip: int = 0) -> list[str]:
+    """Demo units (of a kind), from the far end of the list (other tests take the first ones,
+    and import units of their own)."""
+    codes = [u["code"] for u in reversed(demo.units()) if kind in (None, u["unit_type"])]
+    return codes[skip:skip + count]
 
 
 def kept(servers, rejection_id: str) -> dict | None:
@@ -64,7 +57,7 @@ def report(unit: str, days_ago: int) -> dict:
 
 
 def test_a_unit_that_sends_too_fast_gets_a_429_it_can_act_on(ingest, servers) -> None:
-    [unit] = units(servers, "village_clinic", 1)
+    [unit] = units("village_clinic", 1)
     auth = {"Authorization": f"Bearer {issue_token(servers, 'unit', unit, '限流测试')}"}
     with httpx.Client(base_url=ingest, headers=auth, timeout=30) as client:
         for days_ago in range(BURST):
@@ -91,7 +84,7 @@ def test_a_unit_that_sends_too_fast_gets_a_429_it_can_act_on(ingest, servers) ->
 
 def test_an_operators_bulk_upload_of_many_units_is_not_slowed(ingest, servers,
                                                               county_token) -> None:
-    many = units(servers, "village_committee", 200)
+    many = units(None, 200, skip=100)
     auth = {"Authorization": f"Bearer {county_token}"}
     with httpx.Client(base_url=ingest, headers=auth, timeout=60) as client:
         # Two days each, twice over (the retries count too): within a burst of 3 per unit…
@@ -109,7 +102,7 @@ def test_an_operators_bulk_upload_of_many_units_is_not_slowed(ingest, servers,
 
 
 def test_nobody_spends_another_units_budget(ingest, servers) -> None:
-    mine, theirs = units(servers, "village_clinic", 2, skip=5)
+    mine, theirs = units("village_clinic", 2, skip=5)
     intruder = {"Authorization": f"Bearer {issue_token(servers, 'unit', theirs, '别人')}"}
     owner = {"Authorization": f"Bearer {issue_token(servers, 'unit', mine, '本人')}"}
     with httpx.Client(base_url=ingest, timeout=30) as client:
