@@ -19,6 +19,7 @@ from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None,
         tasks = [asyncio.create_task(ctx.announcer.run(), name="rollup-announcer"),
                  asyncio.create_task(_keep_today_built(ctx), name="today-built")]
         await broker.start()
+        freeze_long_lived()
         try:
             yield
         finally:
