@@ -79,4 +79,3 @@ def from_pydantic(errors: Iterable[Mapping[str, Any]], skip: tuple[Any, ...] = (
             code, zh, en = kind, f"取值无效:{msg}", msg
         out.append(FieldError(field_path(err.get("loc", ()), skip), code, zh, en))
     return out
-
