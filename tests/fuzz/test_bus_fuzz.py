@@ -23,7 +23,7 @@ from tests.fuzz.conftest import UNIT, FuzzSystem
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SUBJECTS = ["report.submit", "report.correct", "case.submit"]
-QUICK, THOROUGH = 60, 600  # examples; each is a batch of up to 12 messages
+QUICK, THOROUGH = 150, 600  # examples; each is a batch of up to 12 messages
 
 token_chars = st.text(st.sampled_from("abcXYZ0123456789-_"), min_size=1, max_size=8)
 subject = st.sampled_from(SUBJECTS) | st.builds(

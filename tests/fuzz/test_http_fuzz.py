@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from tests.fuzz.conftest import FuzzSystem
 
-QUICK, THOROUGH = 30, 300
+QUICK, THOROUGH = 50, 300
 # Business rules refuse much that the schema allows (an unknown unit, a day outside the window,
 # a node outside the token's area): schema-valid data is not promised a 2xx.
 EXCLUDED = [positive_data_acceptance]
