@@ -179,7 +179,8 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
             "-H 'content-type: application/json' -H \"Authorization: Bearer $TOKEN\" \\\n"
             "    -d '{\"unit\": \"430621108001-CL\", \"day\": \"'$(TZ=Asia/Shanghai date +%F)'\", "
             "\"reporter\": \"王医生\", \"values\": {\"fever\": 2, \"ili\": 1}}'\n"
-            f"  curl {base}:{settings.aggregate_port}/v1/rollups/430621\n"
+            f"  curl -H \"Authorization: Bearer $TOKEN\" "
+            f"{base}:{settings.aggregate_port}/v1/rollups/430621\n"
             "Press Ctrl-C to stop.", soft_wrap=True)
         while not stop and all(p.poll() is None for p in procs.values()):
             time.sleep(0.2)

@@ -363,13 +363,14 @@ async def backlog(system: System, token: str, bodies: list[tuple[bytes, int]],
             "cpu_us_per_report": cpu_us}
 
 
-async def prebuild_days(system: System, root: str, days: Sequence[date]) -> float:
+async def prebuild_days(system: System, token: str, root: str, days: Sequence[date]) -> float:
     """Aggregate counts the units expected on a day the first time it sees the day (for today,
     ahead of the first report); the benchmark's past days are counted here, outside the
     measured phases."""
     start = time.perf_counter()
     first, last = min(days), max(days)
-    async with httpx.AsyncClient(base_url=system.services["aggregate"].url, timeout=600) as c:
+    async with httpx.AsyncClient(base_url=system.services["aggregate"].url, timeout=600,
+                                 headers={"Authorization": f"Bearer {token}"}) as c:
         answer = await c.get(f"/v1/rollups/{root}", params={
             "start": first.isoformat(), "end": last.isoformat(), "limit": 1})
         if answer.status_code != 200:

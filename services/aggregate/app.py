@@ -16,6 +16,8 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None,
         ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue(),
                                pipeline=Pipeline(settings.aggregate_concurrency))
         app.state.aggregate, app.state.engine, app.state.broker = ctx, engine, broker
+        app.state.authenticator = Authenticator(ctx.sessions, settings.auth_cache_s)
         await connect(broker, settings.stream_replicas)
 
         async def publish(subject: str, data: bytes) -> None:
@@ -73,6 +76,8 @@ def create_app(settings: Settings | None = None,
                   description="Live rollups, completeness and timeliness at every level.")
     app.include_router(routes.router)
     app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
+    app.add_exception_handler(AuthError, on_auth_error)
+    install_problems(app)  # framework refusals in the project's shape, and in the schema
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app

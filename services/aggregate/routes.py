@@ -1,4 +1,8 @@
-"""Aggregate's HTTP edge: rollups with drill-down, ranges, time series and completeness lists."""
+"""Aggregate's HTTP edge: rollups with drill-down, ranges, time series and completeness lists.
+
+Every rollup read needs a bearer token: an operator's reaches the node it is scoped to and every
+node below it (403 outside); a unit's token reads nothing here (a unit reads its own reports from
+ingest). `/v1/status` carries only this replica's counters and stays open, like /readyz."""
 
 from datetime import date, timedelta
 from typing import Annotated
@@ -11,8 +15,10 @@ from services.aggregate.handlers import durable_name
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext
 from services.aggregate.views import Span
+from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
+from shared.http_auth import Authenticated, AuthError
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -52,6 +58,22 @@ def _node(node: str) -> str:
     return node
 
 
+def _visible(principal: Principal, node: str) -> str:
+    """The node, if it is a division code inside the credential's area."""
+    node = _node(node)
+    if not principal.may_see(node):
+        raise AuthError(403, FieldError(
+            "node", "outside_area", f"{node} 不在此凭证的辖区内",
+            f"{node} is outside the area of this credential ({principal.kind} "
+            f"{principal.scope})"))
+    return node
+
+
+PROBLEMS = {code: {"description": text} for code, text in (
+    (401, "missing, unknown or revoked token"), (403, "the node is outside the token's area"),
+    (422, "a bad node code or query"))}
+
+
 def _filter(sector: str | None, unit_type: str | None) -> Filter:
     types = unit_types()
     errors = []
@@ -87,56 +109,62 @@ def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date
     return Span(start, end)
 
 
-@router.get("/rollups/{node}")
-async def rollup(node: str, ctx: Ctx, day: Day = None, start: Start = None, end: End = None,
-                 sector: Sector = None, unit_type: UnitType = None,
+@router.get("/rollups/{node}", responses=PROBLEMS)
+async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
+                 start: Start = None, end: End = None, sector: Sector = None,
+                 unit_type: UnitType = None,
                  limit: Annotated[int, Query(ge=0, le=100_000, description=(
                      "at most this many missing and late units listed (single day)"))] = 1000,
                  ) -> dict:
     """A node's totals, ratios and completeness for a day (today by default) or a range of days
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
+    node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return await views.node_view(session, _node(node), span, ctx.catalogue, where, limit)
+        return await views.node_view(session, node, span, ctx.catalogue, where, limit)
 
 
-@router.get("/rollups/{node}/children")
-async def rollup_children(node: str, ctx: Ctx, day: Day = None, start: Start = None,
-                          end: End = None, sector: Sector = None,
+@router.get("/rollups/{node}/children", responses=PROBLEMS)
+async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
+                          start: Start = None, end: End = None, sector: Sector = None,
                           unit_type: UnitType = None) -> list[dict]:
     """Drill-down: each child node (`kind: node`), then each unit placed at the node itself
     (`kind: unit`, with its report's revision, zero/late flags and status; single day only).
     A village's children are its units."""
+    node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return await views.children_view(session, _node(node), span, ctx.catalogue, where)
+        return await views.children_view(session, node, span, ctx.catalogue, where)
 
 
-@router.get("/rollups/{node}/series")
-async def rollup_series(node: str, ctx: Ctx, start: Start = None, end: End = None,
-                        sector: Sector = None, unit_type: UnitType = None) -> dict:
+@router.get("/rollups/{node}/series", responses=PROBLEMS)
+async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: Start = None,
+                        end: End = None, sector: Sector = None, unit_type: UnitType = None) -> dict:
     """A node's figures day by day from start to end (default: the last 30 days)."""
+    node = _visible(principal, node)
     end = end or ctx.today()
     span = _span(ctx, None, start or end - timedelta(days=29), end)
     where = _filter(sector, unit_type)
     await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return await views.series_view(session, _node(node), span, ctx.catalogue, where)
+        return await views.series_view(session, node, span, ctx.catalogue, where)
 
 
-@router.get("/rollups/{node}/completeness")
+@router.get("/rollups/{node}/completeness", responses=PROBLEMS)
 async def rollup_completeness(
-        node: str, ctx: Ctx, day: Day = None, sector: Sector = None, unit_type: UnitType = None,
+        node: str, principal: Authenticated, ctx: Ctx, day: Day = None, sector: Sector = None,
+        unit_type: UnitType = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
         offset: Annotated[int, Query(ge=0)] = 0) -> dict:
     """Expected, reported, zero, late and missing units with the lists of missing (漏报) and late
     (迟报) units, in code order; `limit`/`offset` page through large lists."""
+    node = _visible(principal, node)
     span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
     await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
-        return await views.completeness_view(session, _node(node), span.start, ctx.catalogue,
+        return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              where, limit, offset)
 
 

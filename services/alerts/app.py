@@ -18,6 +18,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(health_router())
     app.include_router(metrics_router(_refresh_alert_gauges))
     app.add_exception_handler(routes.Refused, routes.on_refused)
+    install_problems(app)  # framework refusals in the project's shape, and in the schema
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from services.ingest import handlers, routes
 from services.ingest.service import IngestContext
@@ -19,6 +20,7 @@ from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
@@ -73,5 +75,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(health_router())
     app.add_exception_handler(AuthError, on_auth_error)
     app.include_router(metrics_router())
+    install_problems(app)  # framework refusals in the project's shape, and in the schema
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
+    app.add_exception_handler(HTTPException, routes.on_http_error)
     return app

@@ -87,6 +87,8 @@ def reply_body(outcome: Outcome) -> bytes:
         body.update(outcome.receipt.model_dump(mode="json"))
     else:
         body.update(outcome.problem())
+        if outcome.retry_after:  # sent too fast (429): when the unit may send again
+            body["retry_after"] = outcome.retry_after
     return json.dumps(body, ensure_ascii=False).encode()
 
 

@@ -476,8 +476,9 @@ async def reject_many(session: AsyncSession, rejections: Sequence[Rejection]) ->
         e = r.event
         for name, value in (
             ("rejection_id", e.rejection_id), ("kind", e.kind),
-            ("unit", (e.unit or "")[:32] or None), ("received_at", e.received_at),
-            ("errors", json.dumps(e.errors, ensure_ascii=False)),
+            # Text and JSONB hold no NUL character: what was sent is escaped, as in payloads.
+            ("unit", str(jsonable(e.unit or ""))[:32] or None), ("received_at", e.received_at),
+            ("errors", json.dumps(jsonable(e.errors), ensure_ascii=False)),
             ("payload", json.dumps(e.payload, ensure_ascii=False)),
             ("credential_id", r.credential_id), ("actor", r.actor), ("source", r.source),
             ("subject", e.subject), ("msg_id", e.msg_id),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 from services.ingest import ledger, submissions
 from services.ingest.csvfile import CsvRefused, read_reports
@@ -31,6 +32,7 @@ from services.ingest.submissions import Incoming, Outcome, read
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.http_auth import Authenticated, forbidden, token_from_header
+from shared.http_problems import http_error, on_http_exception
 from shared.problems import from_pydantic
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -44,13 +46,21 @@ def context(request: Request) -> IngestContext:
 
 
 Ctx = Annotated[IngestContext, Depends(context)]
-REFUSED = {code: {"model": Problem} for code in (401, 403, 404, 409, 422)}
+REFUSED = {code: {"model": Problem} for code in (401, 403, 404, 409, 422)} | {429: {
+    "model": Problem, "description": "the unit sent too much lately (ROLLCALL_SUBMIT_RATE_*): "
+                                     "retry after `Retry-After` seconds"}}
+
+
+def _retry_after(outcomes: list[Outcome]) -> dict[str, str] | None:
+    waits = [o.retry_after for o in outcomes if o.retry_after]
+    return {"Retry-After": str(max(waits))} if waits else None
 
 
 def _answer(outcome: Outcome) -> Response:
     if outcome.receipt is not None:
         return JSONResponse(outcome.receipt.model_dump(mode="json"), status_code=outcome.code)
-    return JSONResponse(outcome.problem(), status_code=outcome.code)
+    return JSONResponse(outcome.problem(), status_code=outcome.code,
+                        headers=_retry_after([outcome]))
 
 
 @router.post("/reports", response_model=Receipt, status_code=201, responses={
@@ -93,7 +103,9 @@ def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
             results.append({"index": i, "status": o.status, "code": o.code,
                             "errors": [e.as_dict() for e in o.errors],
                             "rejection_id": str(o.rejection_id)})
-    return JSONResponse({**counts, "results": results})
+    # A unit that sent too fast is refused alone (code 429 in its result); the header says when
+    # the longest-waiting one may try again.
+    return JSONResponse({**counts, "results": results}, headers=_retry_after(outcomes))
 
 
 async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
@@ -238,13 +250,17 @@ async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
             for c in rows]
 
 
-async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """Malformed bodies are refused like any other bad submission, and kept."""
-    assert isinstance(exc, RequestValidationError)
-    errors = from_pydantic(exc.errors(), skip=("body", "path", "query"))
-    if request.method != "POST":  # a bad query is not a submission: nothing to keep
-        return JSONResponse({"detail": "refused", "errors": [e.as_dict() for e in errors]},
-                            status_code=422)
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """A body that cannot be read at all is a malformed submission: refused (422) and kept.
+    Anything else the framework refuses (no such path, wrong method) just says why."""
+    assert isinstance(exc, HTTPException)
+    _, error = http_error(exc.status_code, exc.detail)
+    if request.method != "POST" or error.code != "invalid_json":
+        return await on_http_exception(request, exc)
+    return await _keep_malformed(request, [error])
+
+
+async def _keep_malformed(request: Request, errors: list[FieldError]) -> JSONResponse:
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -259,4 +275,14 @@ async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
     [outcome] = await submissions.keep_refused(
         ctx, [Incoming(payload, None, principal, errors, 422)], kind)
     return JSONResponse(outcome.problem(), status_code=422)
+
+
+async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """Malformed bodies are refused like any other bad submission, and kept."""
+    assert isinstance(exc, RequestValidationError)
+    errors = from_pydantic(exc.errors(), skip=("body", "path", "query"))
+    if request.method != "POST":  # a bad query is not a submission: nothing to keep
+        return JSONResponse({"detail": "refused", "errors": [e.as_dict() for e in errors]},
+                            status_code=422)
+    return await _keep_malformed(request, errors)
 

@@ -26,6 +26,15 @@ def _printable(value: str) -> str:
     return value
 
 
+def _plausible_time(value: datetime) -> datetime:
+    # Far-off years cannot even be moved into the local time zone (year 1 at +01:00 is before
+    # the calendar starts); no case was found before 2000 or will be after 2999.
+    if not 2000 <= value.year <= 2999:
+        raise custom_error("out_of_range", "时间不合理(应在 2000–2999 年之间)",
+                           "not a plausible time (years 2000 to 2999)")
+    return value
+
+
 UnitCode = Annotated[str, StringConstraints(min_length=1, max_length=32),
                      AfterValidator(_printable),
                      Field(examples=["430621108001-CL"], description="the reporting unit's code")]
@@ -98,7 +107,7 @@ class SubmitCase(Wire):
 
     unit: UnitCode
     kind: Literal["fever", "ili"] = Field(description="fever 发热 or ili 流感样病例")
-    found_at: datetime = Field(
+    found_at: Annotated[datetime, AfterValidator(_plausible_time)] = Field(
         description="when the case was found (ISO 8601; without an offset, local time)")
     temperature: Annotated[float, Strict()] | None = Field(
         default=None, examples=[38.2], description="°C; required for a fever case")

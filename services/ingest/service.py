@@ -2,11 +2,12 @@
 and the authenticator that turns tokens into principals."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.ingest.ratelimit import UnitRate
 from shared.catalogue import Catalogue
 from shared.http_auth import Authenticator
 from shared.outbox import OutboxRelay
@@ -24,6 +25,12 @@ class IngestContext:
     reference: Reference
     relay: OutboxRelay
     authenticator: Authenticator
+    limiter: UnitRate = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = UnitRate(self.settings.submit_rate_burst,
+                                    self.settings.submit_rate_interval_s)
 
     async def reload_reference(self) -> None:
         async with self.sessions() as session:

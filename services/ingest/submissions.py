@@ -5,6 +5,7 @@ Each call is one unit of work: every item's outcome, the stored rows, their even
 rejections commit together, and then the relay is woken to publish.
 """
 
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Outcome:
     receipt: Receipt | CaseReceipt | None = None
     errors: list[FieldError] = field(default_factory=list)
     rejection_id: uuid.UUID | None = None
+    retry_after: int | None = None  # seconds, when refused for sending too fast (429)
 
     def problem(self) -> dict:
         return {"detail": DETAILS.get(self.code, "refused"),
@@ -61,7 +63,7 @@ class Outcome:
 
 
 DETAILS = {401: "unauthenticated", 403: "forbidden", 404: "nothing to correct",
-           409: "conflict", 413: "too large", 422: "refused"}
+           409: "conflict", 413: "too large", 422: "refused", 429: "too many requests"}
 
 UNAUTHENTICATED = FieldError("authorization", "unauthenticated",
                              "缺少或无效的凭证(Authorization: Bearer <令牌>)",
@@ -130,6 +132,19 @@ class _Batch:
         self.outcomes[i] = Outcome("rejected", status, errors=errors,
                                    rejection_id=event.rejection_id)
 
+    def throttled(self, i: int, unit: str) -> bool:
+        """Whether the unit has sent too much lately; refuses item i (429) if so. Asked only
+        once the credential may act for the unit, so nobody can spend another unit's budget."""
+        limiter = self.ctx.limiter
+        wait = limiter.take(unit)
+        if wait is None:
+            return False
+        self.refuse(i, 429, [limiter.refusal(unit, wait)])
+        outcome = self.outcomes[i]
+        assert outcome is not None
+        outcome.retry_after = max(1, math.ceil(wait))
+        return True
+
     def settle(self, i: int, result: Receipt | CaseReceipt | ledger.Refusal) -> None:
         if isinstance(result, ledger.Refusal):
             self.refuse(i, result.status, [result.error])
@@ -178,6 +193,8 @@ async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[
         assert isinstance(body, SubmitReport) and principal is not None
         unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
                                       batch.now)
+        if status != 403 and unit is not None and batch.throttled(i, body.unit):
+            continue
         if errors:
             batch.refuse(i, status, errors)
             continue
@@ -209,6 +226,8 @@ async def correct_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list
             assert isinstance(body, CorrectionCommand) and principal is not None
             unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
                                           batch.now)
+            if status != 403 and unit is not None and batch.throttled(i, body.unit):
+                continue
             if errors:
                 batch.refuse(i, status, errors)
                 continue
@@ -250,6 +269,8 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
         found_day = intake.local_day(found_at, settings.zone)
         if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
             batch.refuse(i, 403, [denied])
+            continue
+        if unit is not None and batch.throttled(i, body.unit):
             continue
         if errors:
             batch.refuse(i, 422, errors)

@@ -49,16 +49,21 @@ def today() -> str:
     return datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 
 
-def rollup(county: Deployment, node: str, day: str) -> dict:
+def county_token(county: Deployment) -> str:
+    database_url = county.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    return issue_token(Servers("", database_url), "operator", COUNTY, "县指挥部值班")
+
+
+def rollup(county: Deployment, node: str, day: str, token: str) -> dict:
     return httpx.get(f"{county.services['aggregate'].url}/v1/rollups/{node}",
-                     params={"day": day}, timeout=10).json()
+                     params={"day": day}, headers={"Authorization": f"Bearer {token}"},
+                     timeout=10).json()
 
 
 def submit_once_known(county: Deployment, unit: str, values: dict) -> httpx.Response:
     """POST a report for today; ingest learns of the units loaded after it started from
     registry.changed, so a first `unknown_unit` is retried for a while."""
-    database_url = county.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    token = issue_token(Servers("", database_url), "operator", COUNTY, "县指挥部值班")
+    token = county_token(county)
 
     def submitted() -> httpx.Response | None:
         response = httpx.post(f"{county.services['ingest'].url}/v1/reports", timeout=10,
@@ -76,9 +81,10 @@ def submit_once_known(county: Deployment, unit: str, values: dict) -> httpx.Resp
 def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     nats_health = httpx.get(county.nats_healthcheck_url("nats"))
     assert nats_health.status_code == 200, "compose's NATS healthcheck URL answers"
-    before = rollup(county, COUNTY, today())
+    token = county_token(county)
+    before = rollup(county, COUNTY, today(), token)
     assert submit_once_known(county, "430621108001-CL", {"fever": 3}).status_code == 201
-    assert eventually(lambda: rollup(county, COUNTY, today())["values"].get("fever", 0)
+    assert eventually(lambda: rollup(county, COUNTY, today(), token)["values"].get("fever", 0)
                       == before["values"].get("fever", 0) + 3, timeout=30)
     alerts = county.services["alerts"].url
     assert eventually(lambda: httpx.get(f"{alerts}/v1/status").json()["reports_applied"] > 0,

@@ -1,6 +1,6 @@
 """Aggregate's HTTP API on real servers, its clock fixed: a node for a day or a range, its
 children down to the units, filters by sector and unit type, the time series, completeness lists
-page by page, and refusals that name the field."""
+page by page, refusals that name the field, and reads kept inside the token's area."""
 
 import asyncio
 from datetime import UTC, date, datetime
@@ -11,8 +11,11 @@ from sqlalchemy import text
 
 from services.aggregate.app import create_app
 from services.aggregate.projector import apply_batch
+from shared.auth import hash_token, revoke
 from shared.catalogue import default_catalogue
+from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
+from tests.conftest import issue_token
 from tests.integration.aggregate_support import Unit, demo_children, demo_units, report, under
 
 D1, D2, D3 = date(2023, 2, 1), date(2023, 2, 2), date(2023, 2, 3)
@@ -30,7 +33,7 @@ def codes(units: list[Unit]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def client(servers):
+def client(servers, auth):
     async def load() -> None:
         engine = make_engine(servers.database_url, pool_size=1)
         async with make_sessionmaker(engine)() as session, session.begin():
@@ -44,7 +47,7 @@ def client(servers):
 
     asyncio.run(load())
     settings = servers.settings(aggregate_filter="report.accepted.439990.>")
-    with TestClient(create_app(settings, clock=lambda: NOW)) as c:
+    with TestClient(create_app(settings, clock=lambda: NOW), headers=auth) as c:
         yield c
 
 
@@ -183,3 +186,73 @@ def test_an_old_day_without_reports_counts_its_expected_units_without_building(c
         return found
 
     assert asyncio.run(built()) == 0
+
+
+READS = [f"/v1/rollups/{COUNTY}", f"/v1/rollups/{COUNTY}/children",
+         f"/v1/rollups/{COUNTY}/series", f"/v1/rollups/{COUNTY}/completeness"]
+
+
+def _refusal(response, status: int, field: str) -> None:
+    assert response.status_code == status, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == field and error["code"]
+    assert error["message_zh"] and error["message_en"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_reads_need_a_token_inside_the_area(client, servers, path) -> None:
+    params = {"start": D1.isoformat()} if path.endswith("/series") else {"day": D1.isoformat()}
+    _refusal(client.get(path, params=params, headers={"Authorization": ""}), 401,
+             "authorization")
+    _refusal(client.get(path, params=params, headers={"Authorization": "Bearer rc_nope"}), 401,
+             "authorization")
+    # A town's operator reads its town, not the county above it nor a sibling town.
+    town = {"Authorization": f"Bearer {issue_token(servers, 'operator', TOWN, '镇值班')}"}
+    _refusal(client.get(path, params=params, headers=town), 403, "node")
+    sibling = path.replace(COUNTY, "430621104")
+    _refusal(client.get(sibling, params=params, headers=town), 403, "node")
+    assert client.get(path.replace(COUNTY, TOWN), params=params, headers=town).status_code == 200
+    assert client.get(path.replace(COUNTY, VILLAGE), params=params,
+                      headers=town).status_code == 200
+    # A unit's token reads no rollups, not even its own village's.
+    unit = {"Authorization": f"Bearer {issue_token(servers, 'unit', CL.code, '村医')}"}
+    _refusal(client.get(path.replace(COUNTY, VILLAGE), params=params, headers=unit), 403,
+             "node")
+
+
+def test_tokens_are_stored_hashed_and_a_revoked_one_reads_nothing(servers) -> None:
+    token = issue_token(servers, "operator", COUNTY, "撤销测试")
+
+    async def stored() -> list[tuple]:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session:
+            rows = (await session.execute(text(
+                "SELECT credential_id, token_hash FROM registry.credentials "
+                "WHERE holder = '撤销测试'"))).all()
+            # No column of the credentials table holds the token itself.
+            plain = await session.scalar(text(
+                "SELECT count(*) FROM registry.credentials c WHERE strpos(c::text, :t) > 0"),
+                {"t": token})
+        await engine.dispose()
+        assert plain == 0
+        return rows
+
+    [(credential_id, token_hash)] = asyncio.run(stored())
+    assert token_hash == hash_token(token) and len(token_hash) == 64
+
+    async def revoke_it() -> None:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            assert await revoke(session, credential_id, utc_now())
+        await engine.dispose()
+
+    # No cache, so that the revocation shows at once.
+    settings = servers.settings(aggregate_filter="report.accepted.439991.>", auth_cache_s=0)
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings, clock=lambda: NOW)) as c:
+        assert c.get(f"/v1/rollups/{COUNTY}", params={"day": D1.isoformat()},
+                     headers=headers).status_code == 200
+        asyncio.run(revoke_it())
+        refused = c.get(f"/v1/rollups/{COUNTY}", params={"day": D1.isoformat()},
+                        headers=headers)
+        _refusal(refused, 401, "authorization")

@@ -29,7 +29,7 @@ from shared.catalogue import default_catalogue
 from shared.contracts import RegistryChanged, RollupUpdated
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import store
-from tests.conftest import start_service
+from tests.conftest import Servers, issue_token, start_service
 from tests.integration.aggregate_support import (
     Unit,
     county_registry,
@@ -49,6 +49,13 @@ DAY = date(2022, 3, 1)
 @pytest.fixture(scope="module")
 def database(servers) -> str:
     return private_database(servers.database_url, [SHARED, PINNED, OTHER, KILLED])
+
+
+@pytest.fixture(scope="module")
+def reader(servers, database: str) -> dict[str, str]:
+    """An operator over the made-up counties (4399xx): rollup reads need a token."""
+    token = issue_token(Servers(servers.nats_url, database), "operator", "4399", "测试读者")
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +123,7 @@ async def differences(sessions, day: date, node: str) -> list:
 
 
 async def test_two_replicas_share_the_stream_without_double_counting(replicas, bus,
-                                                                     sessions) -> None:
+                                                                     sessions, reader) -> None:
     _, js = bus
     rng = random.Random(5)
     days = [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
@@ -127,7 +134,7 @@ async def test_two_replicas_share_the_stream_without_double_counting(replicas, b
         await publish_with_ids(js, pairs[i:i + 25])
         await asyncio.sleep(0.05)
     assert await drained(js, f"aggregate-{SHARED}")
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=reader) as client:
         statuses = [(await client.get(f"{url}/v1/status")).json() for url in replicas]
         assert all(s["events"] > 0 for s in statuses), statuses  # both took part
         assert sum(s["events"] for s in statuses) >= len(pairs)
@@ -265,12 +272,13 @@ async def test_reconcile_finds_a_corruption_and_repairs_it(replicas, database, s
         n for n, _ in county_registry(OTHER)[0])}
 
 
-async def test_a_registry_change_moves_expected_and_missing(replicas, bus, sessions) -> None:
+async def test_a_registry_change_moves_expected_and_missing(replicas, bus, sessions,
+                                                            reader) -> None:
     _, js = bus
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     village = f"{SHARED}003003"
     url = f"{replicas[0]}/v1/rollups/{village}"
-    client = httpx.AsyncClient(params={"day": today.isoformat()}, timeout=30)
+    client = httpx.AsyncClient(params={"day": today.isoformat()}, timeout=30, headers=reader)
     before = (await client.get(url)).json()["completeness"]
     async with sessions() as session, session.begin():
         await store.upsert_units(session, [{

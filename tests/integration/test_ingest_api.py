@@ -145,7 +145,7 @@ def test_zero_report_is_explicit_and_counts_as_reported(system: dict, auth: dict
 
     def counted() -> bool:
         view = httpx.get(f"{system['aggregate']}/v1/rollups/430621105001",
-                         params={"day": day.isoformat()}).json()["completeness"]
+                         params={"day": day.isoformat()}, headers=auth).json()["completeness"]
         return view["zero"] == 1 and view["reported"] == 1
 
     assert eventually(counted, timeout=20)
@@ -157,10 +157,15 @@ def test_retries_return_the_original_and_publish_nothing(system: dict, auth: dic
     report_id = str(uuid.uuid4())
     body = {"unit": unit, "day": day, "reporter": "陈", "values": {"fever": 3},
             "report_id": report_id}
+    subject = "report.accepted.430621.430621106.430621106001"
+
+    def published() -> int:  # other tests publish for this village too: count, do not test
+        return asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject)).get(subject, 0)
+
+    initial = published()
     first = post(system, "/v1/reports", body, auth)
     assert first.status_code == 201
-    subject = "report.accepted.430621.430621106.430621106001"
-    assert eventually(lambda: asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject)))
+    assert eventually(lambda: published() == initial + 1)  # our report is out
     before = asyncio.run(subject_counts(servers.nats_url, "REPORTS", subject))
     for retry in (body, {k: v for k, v in body.items() if k != "report_id"}):
         again = post(system, "/v1/reports", retry, auth)
@@ -209,7 +214,7 @@ def test_a_correction_is_a_new_revision_with_who_and_why(system: dict, auth: dic
         (3, {"home_observation": 1}, "又解除一人", "operator:县指挥部值班")]
     # Downstream, the latest revision replaces the others.
     assert eventually(lambda: httpx.get(
-        f"{system['aggregate']}/v1/rollups/430621106002", params={"day": day}
+        f"{system['aggregate']}/v1/rollups/430621106002", params={"day": day}, headers=auth
     ).json()["values"].get("home_observation") == 1, timeout=20)
 
 
@@ -395,7 +400,8 @@ def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,
     print(f"…and rolled up to the county within {time.monotonic() - started:.2f} s")
     for d in (days[0], days[-1]):
         county = httpx.get(f"{system['aggregate']}/v1/rollups/{test_county.county}",
-                           params={"day": d.isoformat()}, timeout=30).json()
+                           params={"day": d.isoformat()}, headers=test_county.auth,
+                           timeout=30).json()
         assert county["completeness"]["reported"] == len(test_county.units)
         assert county["values"]["fever"] == sum(
             i["values"]["fever"] for i in items if i["day"] == d.isoformat())
@@ -510,7 +516,8 @@ def test_any_body_gets_a_clear_answer(system: dict, auth: dict, body: object) ->
     response = httpx.post(f"{system['ingest']}/v1/reports", headers=auth, timeout=30,
                           content=json.dumps(body, allow_nan=True),
                           params=None)
-    assert response.status_code in (200, 201, 403, 409, 422), response.text
+    # 429: the per-unit limit, when the examples happen to name one unit often enough.
+    assert response.status_code in (200, 201, 403, 409, 422, 429), response.text
     if response.status_code >= 400:
         assert response.json()["errors"], response.text
         assert_bilingual(response.json()["errors"])

@@ -159,7 +159,7 @@ def test_a_killed_publisher_loses_nothing_and_duplicates_nothing(
 
             def counted() -> bool:
                 view = httpx.get(f"{aggregate.url}/v1/rollups/430621", params={"day": day},
-                                 timeout=30).json()
+                                 headers=auth, timeout=30).json()
                 return (view["completeness"]["reported"] == len(every_unit)
                         and view["values"].get("fever") == len(every_unit))
 

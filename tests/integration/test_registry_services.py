@@ -27,8 +27,9 @@ def submit(system: dict, unit: str, day: str, values: dict, auth: dict) -> httpx
                       json={"unit": unit, "day": day, "reporter": "测试", "values": values})
 
 
-def rollup(system: dict, node: str, day: str) -> dict:
-    return httpx.get(f"{system['aggregate']}/v1/rollups/{node}", params={"day": day}).json()
+def rollup(system: dict, node: str, day: str, auth: dict) -> dict:
+    return httpx.get(f"{system['aggregate']}/v1/rollups/{node}", params={"day": day},
+                     headers=auth).json()
 
 
 def imported(servers, *paths: Path, **options) -> None:
@@ -54,9 +55,9 @@ def test_ingest_accepts_a_unit_imported_after_it_started(system: dict, servers, 
         lambda: submit(system, unit, today, {"fever": 1}, auth).status_code == 201,
         timeout=30, interval=0.5)
     assert accepted
-    assert eventually(lambda: rollup(system, HERE, today)["values"].get("fever") == 1,
+    assert eventually(lambda: rollup(system, HERE, today, auth)["values"].get("fever") == 1,
                       timeout=30)
-    assert rollup(system, HERE, today)["name"] == "新建村"
+    assert rollup(system, HERE, today, auth)["name"] == "新建村"
 
 
 def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers, auth: dict,
@@ -79,14 +80,15 @@ def test_a_moved_unit_rolls_up_where_it_was_on_each_day(system: dict, servers, a
 
     assert submit(system, unit, yesterday.isoformat(), {"ili": 3}, auth).status_code == 201
     assert submit(system, unit, today.isoformat(), {"ili": 4}, auth).status_code == 201
-    assert eventually(lambda: rollup(system, THERE, today.isoformat())["values"].get("ili") == 4,
-                      timeout=30)
-    assert eventually(lambda: rollup(system, HERE, yesterday.isoformat())["values"].get("ili")
+    assert eventually(
+        lambda: rollup(system, THERE, today.isoformat(), auth)["values"].get("ili") == 4,
+        timeout=30)
+    assert eventually(lambda: rollup(system, HERE, yesterday.isoformat(), auth)["values"].get("ili")
                       == 3, timeout=30)
-    assert rollup(system, HERE, today.isoformat())["values"].get("ili") is None
-    assert rollup(system, THERE, yesterday.isoformat())["values"].get("ili") is None
+    assert rollup(system, HERE, today.isoformat(), auth)["values"].get("ili") is None
+    assert rollup(system, THERE, yesterday.isoformat(), auth)["values"].get("ili") is None
     # Expected where it is on each day: today in its new village, yesterday in the old one.
-    missing_there = rollup(system, THERE, today.isoformat())["completeness"]
+    missing_there = rollup(system, THERE, today.isoformat(), auth)["completeness"]
     assert missing_there["reported"] == 1 and missing_there["missing"] == 0
-    town = rollup(system, TOWN, yesterday.isoformat())["values"]
+    town = rollup(system, TOWN, yesterday.isoformat(), auth)["values"]
     assert town.get("ili") == 3

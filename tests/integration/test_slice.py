@@ -20,8 +20,9 @@ def today() -> str:
     return datetime.now(ZONE).date().isoformat()
 
 
-def rollup(system: dict, node: str) -> dict:
-    return httpx.get(f"{system['aggregate']}/v1/rollups/{node}", params={"day": today()}).json()
+def rollup(system: dict, auth: dict, node: str) -> dict:
+    return httpx.get(f"{system['aggregate']}/v1/rollups/{node}", params={"day": today()},
+                     headers=auth).json()
 
 
 def submit(system: dict, body: dict, auth: dict) -> httpx.Response:
@@ -29,22 +30,22 @@ def submit(system: dict, body: dict, auth: dict) -> httpx.Response:
 
 
 def test_report_rolls_up_to_village_town_and_county(system: dict, auth: dict) -> None:
-    before = {n: rollup(system, n) for n in (VILLAGE, TOWN, COUNTY)}
+    before = {n: rollup(system, auth, n) for n in (VILLAGE, TOWN, COUNTY)}
     response = submit(system, {"unit": f"{VILLAGE}-CL", "day": today(), "reporter": "王医生",
                                "values": {"fever": 2, "ili": 1, "nat_tests": 10}}, auth)
     assert response.status_code == 201, response.text
     assert response.json()["revision"] == 1
 
     def arrived() -> bool:
-        return all(rollup(system, n)["completeness"]["reported"]
+        return all(rollup(system, auth, n)["completeness"]["reported"]
                    == before[n]["completeness"]["reported"] + 1 for n in (VILLAGE, TOWN, COUNTY))
 
     assert eventually(arrived)
     for node in (VILLAGE, TOWN, COUNTY):
-        after = rollup(system, node)
+        after = rollup(system, auth, node)
         assert after["values"]["fever"] == before[node]["values"].get("fever", 0) + 2
         assert after["values"]["ili"] == before[node]["values"].get("ili", 0) + 1
-    county = rollup(system, COUNTY)
+    county = rollup(system, auth, COUNTY)
     assert f"{VILLAGE}-CL" not in {u["unit"] for u in county["completeness"]["missing_units"]}
 
 
@@ -60,14 +61,14 @@ def test_retry_changes_nothing_and_correction_replaces(system: dict, auth: dict)
     assert conflicting.status_code == 409
     assert conflicting.json()["errors"][0]["code"] == "already_reported"
 
-    assert eventually(lambda: rollup(system, VILLAGE)["values"].get("home_observation") == 5)
+    assert eventually(lambda: rollup(system, auth, VILLAGE)["values"].get("home_observation") == 5)
     correction = httpx.post(f"{system['ingest']}/v1/reports/{unit}/{today()}/corrections",
                             json={"values": {"home_observation": 3}, "reporter": "李主任",
                                   "reason": "两人已解除观察"}, headers=auth)
     assert correction.status_code == 201
     assert correction.json()["revision"] == 2
-    assert eventually(lambda: rollup(system, VILLAGE)["values"].get("home_observation") == 3)
-    assert rollup(system, VILLAGE)["completeness"]["reported"] >= 1
+    assert eventually(lambda: rollup(system, auth, VILLAGE)["values"].get("home_observation") == 3)
+    assert rollup(system, auth, VILLAGE)["completeness"]["reported"] >= 1
     history = httpx.get(f"{system['ingest']}/v1/units/{unit}/reports",
                         params={"day": today()}, headers=auth).json()
     assert [(r["revision"], r["values"]["home_observation"], r["reason"]) for r in history] == [
@@ -76,12 +77,12 @@ def test_retry_changes_nothing_and_correction_replaces(system: dict, auth: dict)
 
 def test_zero_report_counts_as_reported(system: dict, auth: dict) -> None:
     unit = "430621104001-VC"
-    before = rollup(system, "430621104001")["completeness"]
+    before = rollup(system, auth, "430621104001")["completeness"]
     response = submit(system, {"unit": unit, "day": today(), "reporter": "张", "values": {}}, auth)
     assert response.status_code == 201 and response.json()["zero"] is True
-    assert eventually(lambda: rollup(system, "430621104001")["completeness"]["zero"]
+    assert eventually(lambda: rollup(system, auth, "430621104001")["completeness"]["zero"]
                       == before["zero"] + 1)
-    after = rollup(system, "430621104001")["completeness"]
+    after = rollup(system, auth, "430621104001")["completeness"]
     assert after["reported"] == before["reported"] + 1
     assert unit not in {u["unit"] for u in after["missing_units"]}
 

@@ -261,3 +261,22 @@ def test_malformed_bodies_name_their_fields(body: dict) -> None:
         for e in errors:
             assert e.field.split(".")[0] in {"unit", "day", "values", "reporter", "report_id",
                                              "extra"}, e
+
+
+def test_a_case_found_in_an_implausible_year_is_refused_not_a_crash() -> None:
+    """Found by the schema fuzzer: year 1 at +01:00 cannot be moved into local time (a 500)."""
+    from pydantic import ValidationError
+
+    from services.ingest.schemas import SubmitCase
+    from shared.problems import from_pydantic
+
+    body = {"found_at": "0001-01-01T00:01:01+01:00", "kind": "ili", "person_ref": "P-1",
+            "unit": "430621108001-CL", "symptoms": ["cough"]}
+    try:
+        SubmitCase.model_validate(body)
+    except ValidationError as exc:
+        [error] = from_pydantic(exc.errors(), skip=())
+    else:
+        raise AssertionError("accepted a case found in year 1")
+    assert (error.field, error.code) == ("found_at", "out_of_range")
+    assert error.message_zh and error.message_en
