@@ -61,9 +61,11 @@ def create_app(settings: Settings | None = None,
             await ctx.pipeline.close()  # batches in flight commit and are acknowledged
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a task that does not end on cancel must not keep the process alive.
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("tasks still running at shutdown: %s",
+                            ", ".join(t.get_name() for t in stuck))
             await broker.stop()
             await engine.dispose()
 
