@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
 from services.aggregate.service import AggregateContext, Pipeline
+from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None,
                   description="Live rollups, completeness and timeliness at every level.")
     app.include_router(routes.router)
     app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app

@@ -14,6 +14,7 @@ from services.alerts.relay import OutboxRelay
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
+from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(health_router())
     app.include_router(metrics_router(_refresh_alert_gauges))
     app.add_exception_handler(routes.Refused, routes.on_refused)
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:

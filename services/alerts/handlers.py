@@ -1,7 +1,17 @@
 """Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, missing
 reports resolved). Durable pull consumers; one transaction per batch holds the effect and the
-record of what was applied; events go out through the outbox after commit."""
+record of what was applied; events go out through the outbox after commit.
 
+A batch that fails (the database restarting, a connection cut mid-transaction) is handed back
+for redelivery after a pause, never terminated: FastStream's default policy would TERM it, and
+the cases in it would never open their alerts. Applying a batch twice changes nothing."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from faststream.middlewares import AckPolicy as FsAckPolicy
 from faststream.nats import NatsBroker, PullSub
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -9,6 +19,21 @@ from services.alerts import detection
 from services.alerts.service import AlertsContext
 from shared.bus import CASES, REPORTS
 from shared.contracts import CaseReported, ReportAccepted
+
+log = logging.getLogger(__name__)
+RETRY_DELAY_S = 1.0
+
+
+@contextlib.asynccontextmanager
+async def _redelivered_on_failure(what: str, size: int) -> AsyncIterator[None]:
+    """Re-raised after a pause: NACK_ON_ERROR hands the batch back, and a database that is down
+    is not hammered meanwhile."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s: batch of %d failed; redelivering", what, size)
+        await asyncio.sleep(RETRY_DELAY_S)
+        raise
 
 
 def subscribe(broker: NatsBroker, ctx: AlertsContext) -> None:
@@ -19,9 +44,11 @@ def subscribe(broker: NatsBroker, ctx: AlertsContext) -> None:
     @broker.subscriber(
         "case.reported.>", stream=CASES, durable=f"{durable}-cases",
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=5_000, ack_wait=60),
-        pull_sub=PullSub(batch_size=100, timeout=0.05, batch=True))
+        pull_sub=PullSub(batch_size=100, timeout=0.05, batch=True),
+        ack_policy=FsAckPolicy.NACK_ON_ERROR)
     async def on_cases_reported(events: list[CaseReported]) -> None:
-        async with ctx.sessions() as session, session.begin():
+        async with (_redelivered_on_failure("cases", len(events)), ctx.sessions() as session,
+                    session.begin()):
             await detection.apply_cases(session, events, ctx.rules, zone, ctx.clock())
         ctx.relay.wake()
 
@@ -29,9 +56,11 @@ def subscribe(broker: NatsBroker, ctx: AlertsContext) -> None:
         "report.accepted.>", stream=REPORTS, durable=durable,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000,
                               ack_wait=60),
-        pull_sub=PullSub(batch_size=500, timeout=0.05, batch=True))
+        pull_sub=PullSub(batch_size=500, timeout=0.05, batch=True),
+        ack_policy=FsAckPolicy.NACK_ON_ERROR)
     async def on_reports_accepted(events: list[ReportAccepted]) -> None:
-        async with ctx.sessions() as session, session.begin():
+        async with (_redelivered_on_failure("reports", len(events)), ctx.sessions() as session,
+                    session.begin()):
             changed = await detection.apply_reports(session, events, ctx.rules, zone,
                                                     ctx.clock())
         if changed:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from services.ingest import handlers, routes
 from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestContext
+from shared import unavailable
 from shared.bus import connect_client, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -72,4 +73,5 @@ def create_app(settings: Settings | None = None,
     app.add_exception_handler(AuthError, on_auth_error)
     app.include_router(metrics_router())
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
     return app

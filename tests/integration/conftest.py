@@ -11,6 +11,7 @@ import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from rollcall.reference import announce
 from shared.db import make_engine, make_sessionmaker
@@ -90,7 +91,9 @@ async def stream_messages(nats_url: str, stream: str, subject: str,
         want = sum((info.state.subjects or {}).values())
         if want == 0:
             return []
-        sub = await js.pull_subscribe(subject, stream=stream)
+        # Unacknowledged: an explicit-ack consumer would stop at its 1,000 pending messages.
+        sub = await js.pull_subscribe(subject, stream=stream,
+                                      config=ConsumerConfig(ack_policy=AckPolicy.NONE))
         out: list = []
         while len(out) < want:
             try:
