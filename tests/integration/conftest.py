@@ -113,3 +113,16 @@ async def subject_counts(nats_url: str, stream: str, subject: str) -> dict[str, 
         return dict(info.state.subjects or {})
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def own_system(tmp_path):
+    """NATS, PostgreSQL and the three services of a test's own, to break at will
+    (tests/integration/faults.py)."""
+    from tests.integration.faults import System
+
+    system = System.start(tmp_path)
+    try:
+        yield system
+    finally:
+        system.stop()

@@ -9,8 +9,7 @@ reconcile` and the alerts (table and ALERTS stream) all agree with what the clie
 was accepted. `-s` prints the load held and the faults survived."""
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -22,15 +21,6 @@ from tests.integration.faults import (
     check_exactly_once,
     county_token,
 )
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[System]:
-    system = System.start(tmp_path)
-    try:
-        yield system
-    finally:
-        system.stop()
 
 
 def every_fault(system: System) -> list[tuple[str, Callable[[], object]]]:
@@ -65,7 +55,8 @@ def report(title: str, system: System, load: Load, survived: list[str], settled_
           "reconcile and alerts agree")
 
 
-def test_each_fault_once_under_load(system: System) -> None:
+def test_each_fault_once_under_load(own_system: System) -> None:
+    system = own_system
     load, survived = run(system, rate=40, rounds=1, pause_s=3)
     assert not load.tally.errors, load.tally.errors[:10]
     assert len(load.tally.accepted) > 500 and len(load.tally.cases) > 10
@@ -74,7 +65,8 @@ def test_each_fault_once_under_load(system: System) -> None:
 
 
 @pytest.mark.slow
-def test_every_fault_twice_under_heavier_load(system: System) -> None:
+def test_every_fault_twice_under_heavier_load(own_system: System) -> None:
+    system = own_system
     load, survived = run(system, rate=60, rounds=2, pause_s=4)
     assert not load.tally.errors, load.tally.errors[:10]
     assert len(load.tally.accepted) > 3000
