@@ -176,9 +176,10 @@ class System:
         self.postgres.start()
         return self._recovered("restart PostgreSQL", started)
 
-    def cut_database_connections(self, rounds: int = 3) -> int:
-        """pg_terminate_backend on every connection of the services, a few times over; how
-        many of them were in a transaction (running a statement or idle within one)."""
+    def cut_database_connections(self, at_least: int = 2, rounds: int = 100) -> int:
+        """pg_terminate_backend on every connection of the services, again every 0.1 s until
+        `at_least` of those cut were in a transaction (running a statement or idle within
+        one), for `rounds` at most; how many were."""
         async def cut() -> int:
             conn = await asyncpg.connect(plain(self.servers.database_url))
             try:
@@ -196,7 +197,9 @@ class System:
         in_transaction = 0
         for _ in range(rounds):
             in_transaction += asyncio.run(cut())
-            time.sleep(0.3)
+            if in_transaction >= at_least:
+                break
+            time.sleep(0.1)
         self._recovered("cut database connections", started)
         return in_transaction
 
@@ -215,17 +218,18 @@ class Load:
     HTTP in bulks of `chunk`, half over the bus) and a fever case every `case_every_s`."""
 
     def __init__(self, system: System, token: str, rate: float, chunk: int = 20,
-                 case_every_s: float = 1.0, days: int = 6) -> None:
+                 case_every_s: float = 1.0, days: int = 7) -> None:
         self.system, self.token, self.rate, self.chunk = system, token, rate, chunk
         self.case_every_s = case_every_s
-        first = today() - timedelta(days=1)  # clear of midnight in Asia/Shanghai
-        keys = [(u, (first - timedelta(days=d)).isoformat()) for d in range(days) for u in UNITS]
+        # Today and the six days before: all still open (eight are) if midnight passes meanwhile.
+        keys = [(u, (today() - timedelta(days=d)).isoformat()) for d in range(days) for u in UNITS]
         self._keys = iter(keys)
         self._lock = threading.Lock()
         self.tally = Tally()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self.started = self.stopped = 0.0
+        self.exhausted = False  # ran out of unit-days: the load was not steady to the end
 
     def __enter__(self) -> "Load":
         self.started = time.monotonic()
@@ -250,7 +254,9 @@ class Load:
 
     def _take(self, n: int) -> list[tuple[str, str]]:
         with self._lock:
-            return [k for _, k in zip(range(n), self._keys, strict=False)]
+            taken = [k for _, k in zip(range(n), self._keys, strict=False)]
+        self.exhausted = self.exhausted or len(taken) < n
+        return taken
 
     @staticmethod
     def _body(unit: str, day: str, source: str) -> dict:
