@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     case_deadline_minutes: int = 120  # 两小时: a case found longer before it arrives is late
     fever_threshold_c: float = 37.3  # a fever case reports at least this temperature
     clock_skew_s: int = 300  # how far in the future a case's found time may be (device clocks)
+    # Ingest's statements, connections and pool waits end after this many seconds: a hung
+    # PostgreSQL is answered with 503, not a request that never returns. Generous: a bulk of
+    # 10,000 reports is one statement.
+    ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
+        engine = make_engine(database_url, timeout_s=settings.ingest_db_timeout_s)
         sessions = make_sessionmaker(engine)
         nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:

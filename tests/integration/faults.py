@@ -42,9 +42,10 @@ UNITS = [u["code"] for u in demo.units() if u["node"].startswith(COUNTY)]
 SERVICES = ("ingest", "aggregate", "alerts")
 
 # What a killed consumer had taken comes back after its ack wait: short here. The alerts clock
-# ticks every second.
+# ticks every second. Ingest gives up on a hung database after 5 s.
 ENV = {"ROLLCALL_SUBMIT_ACK_WAIT_S": "3", "ROLLCALL_AGGREGATE_ACK_WAIT": "3",
-       "ROLLCALL_ALERTS_TICK_S": "1"}
+       "ROLLCALL_ALERTS_TICK_S": "1", "ROLLCALL_INGEST_DB_TIMEOUT_S": "5"}
+DB_TIMEOUT_S = 5.0
 
 
 async def scalar(database_url: str, sql: str, **params) -> object:
