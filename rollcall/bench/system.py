@@ -39,6 +39,30 @@ def peak_rss_kib(pid: int) -> int | None:
     return None
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU time (user + system) a process has used; with `children`, also what its exited
+    children used (PostgreSQL's backends are its postmaster's children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / TICKS
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in found]
+
+
 @dataclass
 class Service:
     name: str
@@ -64,6 +88,7 @@ class System:
     services: dict[str, Service] = field(default_factory=dict)
     servers: list = field(default_factory=list)
     nats_pid: int | None = None
+    postgres_pid: int | None = None
     commit_timestamps: bool = False
 
     def start_servers(self, nats_url: str | None, database_url: str | None) -> None:
@@ -80,6 +105,7 @@ class System:
             pg = EmbeddedPostgres(self.root / "postgres", settings=PG_SETTINGS)
             self.database_url = pg.start()
             self.servers.append(pg)
+            self.postgres_pid = pg.proc.pid if pg.proc else None
         upgrade(self.database_url)
         self.commit_timestamps = asyncio.run(self._commit_timestamps_on())
 
@@ -131,6 +157,41 @@ class System:
     def sample(self) -> None:
         for service in self.services.values():
             service.sample()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each part: the services, the servers (PostgreSQL with
+        every backend, live or exited) and the benchmark's own client."""
+        used = {name: cpu_seconds(s.proc.pid) for name, s in self.services.items()}
+        if self.nats_pid:
+            used["nats-server"] = cpu_seconds(self.nats_pid)
+        if self.postgres_pid:
+            used["postgres"] = cpu_seconds(self.postgres_pid, children=True) + sum(
+                cpu_seconds(c) for c in children_of(self.postgres_pid))
+        used["bench client"] = cpu_seconds(os.getpid())
+        return used
+
+    async def settle(self, idle_share: float = 0.05, window_s: float = 1.0,
+                     timeout_s: float = 600.0) -> float:
+        """Wait until every service is idle (under `idle_share` of a CPU over `window_s`):
+        work a service does at start, such as alerts checking the cutoffs that passed, is not
+        counted in a measured phase. Returns the seconds waited."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            before = self.cpu()
+            await asyncio.sleep(window_s)
+            after = self.cpu()
+            if all(after[name] - before.get(name, 0.0) < idle_share * window_s
+                   for name in self.services):
+                break
+        return time.monotonic() - start
+
+    def cpu_since(self, before: dict[str, float], reports: int) -> dict[str, float]:
+        """Microseconds of CPU per report each part used since `before` (from `cpu()`)."""
+        now = self.cpu()
+        used = {name: (now[name] - before.get(name, 0.0)) * 1e6 / max(reports, 1)
+                for name in now}
+        used["total"] = sum(used.values())
+        return {name: round(us, 1) for name, us in used.items()}
 
     def close(self) -> None:
         for name in list(self.services):

@@ -18,6 +18,7 @@ from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.observability import metrics_router
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None,
         tasks = [asyncio.create_task(ctx.announcer.run(), name="rollup-announcer"),
                  asyncio.create_task(_keep_today_built(ctx), name="today-built")]
         await broker.start()
+        freeze_long_lived()
         try:
             yield
         finally:

@@ -10,18 +10,19 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
-from services.alerts.relay import OutboxRelay
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
-from shared.bus import connect, make_broker
+from shared.bus import connect_client, make_broker
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -36,10 +37,10 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
-        js = await connect(broker, settings.stream_replicas)
+        nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, js)
+        relay = OutboxRelay(sessions, nc, "alerts.outbox")
         ctx = AlertsContext(settings, clock, sessions, rules, reference, relay)
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
@@ -52,19 +53,20 @@ def create_app(settings: Settings | None = None,
 
         handlers.subscribe(broker, ctx)
         await broker.start()
-        tasks = [asyncio.create_task(relay.run(), name="alerts-outbox-relay")]
-        if settings.alerts_tick_s > 0:
-            tasks.append(asyncio.create_task(ticker.run(settings.alerts_tick_s),
-                                             name="alerts-clock"))
+        relay.start()
+        clock_task = (asyncio.create_task(ticker.run(settings.alerts_tick_s), name="alerts-clock")
+                      if settings.alerts_tick_s > 0 else None)
+        freeze_long_lived()
         try:
             yield
         finally:
-            relay.stop()
             ticker.stop()
-            _, late = await asyncio.wait(tasks, timeout=10)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if clock_task is not None:
+                try:
+                    await asyncio.wait_for(clock_task, 10)
+                except TimeoutError:  # wait_for has cancelled it
+                    pass
+            await relay.stop()  # publishes what the clock committed, while connected
             await broker.stop()
             await engine.dispose()
 
@@ -78,13 +80,17 @@ def create_app(settings: Settings | None = None,
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:
-        """How many events this service has taken in, and how many alerts are not closed."""
+        """What this service has taken in (case events; unit-days holding a report), and how
+        many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
-            seen = await session.scalar(
+            cases = await session.scalar(
                 select(func.count()).select_from(text("alerts.applied_events")))
+            reports = await session.scalar(text(
+                "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
             active = await session.scalar(text(
                 "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
-        return {"events_applied": seen or 0, "alerts_active": active or 0}
+        return {"cases_applied": cases or 0, "reports_applied": reports or 0,
+                "alerts_active": active or 0}
 
     return app
 

@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
-from services.alerts.lifecycle import NewAlert, advance, close_locked, open_alert
+from services.alerts.lifecycle import (
+    NewAlert,
+    advance,
+    close_locked,
+    open_alert,
+    open_alerts,
+)
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from services.alerts.rules import Rules
 from shared.contracts import CaseReported, ReportAccepted
@@ -49,9 +55,16 @@ UPSERT_REPORTS = text("""
         WHERE ud.report_revision IS NULL OR ud.report_revision < excluded.report_revision
     RETURNING unit, day, report_ili
 """)
-WINDOW = text("""
-    SELECT day, case_ili, report_ili FROM alerts.unit_days
-    WHERE unit = :unit AND day BETWEEN :first AND :last
+WINDOWS = text("""
+    SELECT unit, day, case_ili, report_ili FROM alerts.unit_days
+    WHERE unit = ANY(CAST(:units AS text[])) AND day BETWEEN :first AND :last
+""")
+# Per unit: when its last outbreak alert was closed, and the latest day of one still open.
+OUTBREAKS_OF = text("""
+    SELECT unit, max(closed_at) AS last_closed,
+           max(day) FILTER (WHERE status <> 'closed') AS open_day
+    FROM alerts.alerts WHERE kind = 'outbreak' AND unit = ANY(CAST(:units AS text[]))
+    GROUP BY unit
 """)
 MISSING_OF = text("""
     SELECT DISTINCT mu.alert_id FROM alerts.missing_units mu
@@ -135,8 +148,8 @@ async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rul
                         zone: ZoneInfo, now: datetime) -> int:
     """Accepted reports: their flu-like counts toward outbreaks, and a report that arrives
     resolves the unit in missing-report alerts (one whose units have all reported closes).
-    Returns how many alerts were opened or closed."""
-    await _fresh(session, [e.msg_id for e in events], now)
+    Returns how many alerts were opened or closed. Replays change nothing without a record of
+    message ids: a unit-day keeps the revision it holds, and only a newer one counts."""
     newest: dict[tuple[str, date], ReportAccepted] = {}
     for e in events:
         if (e.unit, e.day) not in newest or e.revision > newest[(e.unit, e.day)].revision:
@@ -165,24 +178,34 @@ async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules:
     """流感样病例暴发: `threshold` flu-like cases or more in one unit within `window_days` open
     one outbreak alert for the unit; further cases add to it rather than open another (while
     it is not closed and its day lies within the window). After it is closed, only cases of the
-    days after the closing day count toward a new one. The caller holds the units' locks."""
+    days after the closing day count toward a new one. The caller holds the units' locks.
+
+    What decides is read for all the batch's units at once (three statements whatever the
+    batch): a report batch may carry flu-like counts for thousands of units."""
     by_unit: defaultdict[str, list[Trigger]] = defaultdict(list)
     for t in triggers:
         by_unit[t.unit].append(t)
+    if not by_unit:
+        return []
+    span = timedelta(days=rules.outbreak_window_days - 1)
+    units = sorted(by_unit)
+    first, last = min(t.day for t in triggers) - span, max(t.day for t in triggers)
+    outbreaks = (await session.execute(OUTBREAKS_OF, {"units": units})).all()
+    last_closed = {u: closed for u, closed, _ in outbreaks if closed is not None}
+    open_since = {u: latest for u, _, latest in outbreaks if latest is not None}
+    counts: defaultdict[str, dict[date, int]] = defaultdict(dict)
+    for unit, day, cases, report in (await session.execute(
+            WINDOWS, {"units": units, "first": first, "last": last})).all():
+        counts[unit][day] = clock.unit_day_count(cases, report)
     opened = []
-    for unit in sorted(by_unit):
-        outbreaks = (AlertRow.kind == "outbreak", AlertRow.unit == unit)
-        last_closed = await session.scalar(select(func.max(AlertRow.closed_at)).where(*outbreaks))
-        after = last_closed.astimezone(zone).date() if last_closed else None
+    for unit in units:
+        closed = last_closed.get(unit)
+        after = closed.astimezone(zone).date() if closed else None
         for t in sorted(by_unit[unit], key=lambda t: (t.day, t.started_at)):
-            first = t.day - timedelta(days=rules.outbreak_window_days - 1)
-            active = await session.scalar(select(AlertRow.alert_id).where(
-                *outbreaks, AlertRow.status != "closed", AlertRow.day >= first).limit(1))
-            if active is not None:
-                break
-            counts = {d: clock.unit_day_count(c, r) for d, c, r in (await session.execute(
-                WINDOW, {"unit": unit, "first": first, "last": t.day})).all()}
-            total = clock.window_total(counts, t.day, rules, after)
+            start = t.day - span
+            if unit in open_since and open_since[unit] >= start:
+                break  # an open outbreak within the window takes these cases
+            total = clock.window_total(counts[unit], t.day, rules, after)
             if not clock.is_outbreak(total, rules):
                 continue
             row = await open_alert(session, NewAlert(
@@ -191,10 +214,11 @@ async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules:
                 recipients=rules.recipients_for(t.unit_type), unit=unit, unit_type=t.unit_type,
                 details={"cases": total, "threshold": rules.outbreak_threshold,
                          "window_days": rules.outbreak_window_days,
-                         "from": (max(first, after + timedelta(days=1)) if after
-                                  else first).isoformat(),
+                         "from": (max(start, after + timedelta(days=1)) if after
+                                  else start).isoformat(),
                          "to": t.day.isoformat(),
-                         "by_day": {d.isoformat(): n for d, n in sorted(counts.items()) if n}}),
+                         "by_day": {d.isoformat(): n for d, n in sorted(counts[unit].items())
+                                    if n and start <= d <= t.day}}),
                 rules, now)
             if row is not None:
                 opened.append(row)
@@ -249,20 +273,20 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
         if unit not in reported and node is not None:
             by_node[node].append(unit)
     started = clock.cutoff_instant(day, cutoff, zone)
-    opened = 0
-    for node, units in sorted(by_node.items()):
-        row = await open_alert(session, NewAlert(
-            key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
-            topic="missing_report", node=node, day=day, started_at=started, received_at=started,
-            recipients=rules.recipients_for(None, missing_report=True),
-            details={"day": day.isoformat(), "cutoff": cutoff.strftime("%H:%M"),
-                     "units": [{"unit": u, "name": reference.units[u].name,
-                                "unit_type": reference.units[u].unit_type} for u in units]}),
-            rules, now)
-        if row is None:
-            continue
-        session.add_all([MissingUnitRow(alert_id=row.alert_id, unit=u, day=day) for u in units])
-        opened += 1
+    news = [NewAlert(
+        key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
+        topic="missing_report", node=node, day=day, started_at=started, received_at=started,
+        recipients=rules.recipients_for(None, missing_report=True),
+        details={"day": day.isoformat(), "cutoff": cutoff.strftime("%H:%M"),
+                 "units": [{"unit": u, "name": reference.units[u].name,
+                            "unit_type": reference.units[u].unit_type} for u in units]})
+        for node, units in sorted(by_node.items())]
+    rows = await open_alerts(session, news, rules, now)
+    listed = [{"alert_id": row.alert_id, "unit": u, "day": day}
+              for row in rows for u in by_node[row.node]]
+    if listed:
+        await session.execute(MissingUnitRow.__table__.insert(), listed)
+    opened = len(rows)
     await session.execute(
         CutoffRunRow.__table__.update().where(CutoffRunRow.day == day,
                                               CutoffRunRow.cutoff == cutoff)

@@ -65,4 +65,4 @@ async def counts_by_level(session: AsyncSession, now: datetime) -> dict[str, tup
                func.count().filter((AlertRow.status == "open") & (AlertRow.deadline < now)))
         .where(AlertRow.status != "closed").group_by(func.length(AlertRow.responsible)))
     return {LEVEL_BY_LENGTH[length].name.lower(): (active, overdue)
-            for length, active, overdue in rows.tuples()}
+            for length, active, overdue in rows}

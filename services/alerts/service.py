@@ -6,9 +6,10 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.relay import OutboxRelay
 from services.alerts.rules import Rules
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -27,3 +28,4 @@ class AlertsContext:
     async def reload_reference(self) -> None:
         async with self.sessions() as session:
             self.reference = await Reference.load(session)
+        freeze_long_lived()

@@ -22,6 +22,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.observability import metrics_router
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None,
             settings, clock, sessions, default_catalogue(), upstream, hub,
             Authenticator(sessions, ttl_s=settings.auth_cache_s))
         app.state.engine, app.state.nats = engine, connection
+        freeze_long_lived()
         try:
             yield
         finally:

@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from services.ingest import handlers, routes
-from services.ingest.relay import OutboxRelay
 from services.ingest.service import IngestContext
 from shared import unavailable
 from shared.bus import connect_client, make_broker
@@ -22,7 +21,9 @@ from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.observability import metrics_router
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None,
         nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, batch=settings.relay_batch,
+        relay = OutboxRelay(sessions, nc, "ingest.outbox", batch=settings.relay_batch,
                             paused=settings.relay_paused,
                             crash_after_publish=settings.relay_crash_after_publish)
         authenticator = Authenticator(sessions, settings.auth_cache_s)
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None,
         handlers.subscribe(broker, ctx)
         await broker.start()
         relay.start()
+        freeze_long_lived()
         try:
             yield
         finally:

@@ -7,10 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.relay import OutboxRelay
 from shared.catalogue import Catalogue
 from shared.http_auth import Authenticator
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
 
@@ -27,3 +28,4 @@ class IngestContext:
     async def reload_reference(self) -> None:
         async with self.sessions() as session:
             self.reference = await Reference.load(session)
+        freeze_long_lived()

@@ -81,7 +81,7 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     assert eventually(lambda: rollup(county, COUNTY, today())["values"].get("fever", 0)
                       == before["values"].get("fever", 0) + 3, timeout=30)
     alerts = county.services["alerts"].url
-    assert eventually(lambda: httpx.get(f"{alerts}/v1/status").json()["events_applied"] > 0,
+    assert eventually(lambda: httpx.get(f"{alerts}/v1/status").json()["reports_applied"] > 0,
                       timeout=30)
     for process in county.services.values():
         assert httpx.get(f"{process.url}/readyz").json() == {"nats": "ok", "database": "ok"}

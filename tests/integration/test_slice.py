@@ -126,4 +126,4 @@ def test_services_are_ready_and_alerts_consumes(system: dict) -> None:
     for url in system.values():
         assert httpx.get(f"{url}/readyz").json() == {"nats": "ok", "database": "ok"}
     assert eventually(lambda: httpx.get(f"{system['alerts']}/v1/status")
-                      .json()["events_applied"] > 0)
+                      .json()["reports_applied"] > 0)

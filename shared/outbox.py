@@ -1,6 +1,10 @@
 """The outbox relay: publishes committed events with their Nats-Msg-Id, then deletes them.
+Ingest (`ingest.outbox`: accepted reports and cases) and alerts (`alerts.outbox`: alert
+changes) each write events in the transaction of the change they describe, and relay them here.
 
-A crash after publishing and before deleting publishes the same message again on restart; the
+Why an outbox rather than publishing after commit with retries: if the process died between the
+commit and the publish, a retry in memory would die with it and the event would be lost. A
+crash after publishing and before deleting publishes the same message again on restart; the
 stream drops it as a duplicate (same Nats-Msg-Id within the window) and every consumer is
 idempotent besides. A crash before publishing leaves the rows in the outbox, committed, for the
 next run. Several ingest replicas share the outbox through SKIP LOCKED.
@@ -8,7 +12,10 @@ next run. Several ingest replicas share the outbox through SKIP LOCKED.
 A batch is published as core messages with a reply subject each, on one shared subscription,
 and its JetStream acknowledgements are counted as they come back: the server's PubAck still
 confirms every message, without a request (and a future) per message, which at bulk volumes
-doubles what one process can publish.
+doubles what one process can publish. Messages of one connection are stored in the order they
+were sent, so the events of a round reach the stream in the order they were committed; only a
+message the stream refused and a later round retries comes after those sent behind it (its
+`seq`, for alert events, still says where it belongs).
 """
 
 import asyncio
@@ -26,11 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
-CLAIM = text("""
-    SELECT id, subject, msg_id, payload FROM ingest.outbox
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-""")
-DELETE = text("DELETE FROM ingest.outbox WHERE id = ANY(:ids)")
+OUTBOXES = ("ingest.outbox", "alerts.outbox")  # (id, subject, msg_id, payload) each
 
 
 @dataclass
@@ -63,11 +66,16 @@ def _stored(msg: Msg) -> tuple[bool, str | None]:
 
 
 class OutboxRelay:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], nc: NatsClient,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], nc: NatsClient, table: str,
                  batch: int = 1000, idle_poll_s: float = 0.5, ack_timeout_s: float = 10.0,
                  paused: bool = False, crash_after_publish: bool = False) -> None:
+        if table not in OUTBOXES:
+            raise ValueError(f"not an outbox table: {table}")
         self._sessions = sessions
         self._nc = nc
+        self._claim = text(f"SELECT id, subject, msg_id, payload FROM {table} "
+                           "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED")
+        self._delete = text(f"DELETE FROM {table} WHERE id = ANY(:ids)")
         self._batch = batch
         self._idle_poll_s = idle_poll_s
         self._ack_timeout_s = ack_timeout_s
@@ -129,7 +137,7 @@ class OutboxRelay:
         """Publish one batch; the number published. Rows the stream did not confirm stay for
         the next round, so one bad message cannot hold back the others."""
         async with self._sessions() as session, session.begin():
-            rows = (await session.execute(CLAIM, {"limit": self._batch})).all()
+            rows = (await session.execute(self._claim, {"limit": self._batch})).all()
             if not rows:
                 return 0
             stored = await self.publish([(subject, msg_id, payload)
@@ -138,10 +146,17 @@ class OutboxRelay:
                 os.kill(os.getpid(), signal.SIGKILL)  # as if killed right here: nothing deleted
             done = [row[0] for row, ok in zip(rows, stored, strict=True) if ok]
             if done:
-                await session.execute(DELETE, {"ids": done})
+                await session.execute(self._delete, {"ids": done})
         if len(done) < len(rows):
             raise RelayStalled(len(rows) - len(done))
         return len(done)
+
+    async def drain(self) -> int:
+        """Publish everything the outbox holds now; the number published."""
+        total = 0
+        while (n := await self.drain_once()) > 0:
+            total += n
+        return total
 
     def start(self) -> None:
         self._stopping = False
