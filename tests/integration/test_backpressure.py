@@ -91,11 +91,15 @@ async def _publish_while_down(nats_url: str, token: str, reports: list[dict],
         for body in cases:
             ack = await js.publish(CASE_SUBMIT, json.dumps(body).encode(), headers=auth)
             assert ack.stream == "SUBMISSIONS"
-        # As if ingest had relayed them just before the database went: alerts must wait.
-        for event in events:
+        # As if ingest had relayed them just before the database went: alerts must wait. A
+        # malformed one among them is dropped alone, never handed back with the batch.
+        for i, event in enumerate(events):
             ack = await js.publish(event.subject, event.model_dump_json().encode(),
                                    headers={"Nats-Msg-Id": event.msg_id})
             assert ack.stream == "CASES"
+            if i == len(events) // 2:
+                ack = await js.publish(event.subject, b'{"case_id": "not a case"}')
+                assert ack.stream == "CASES"
     finally:
         await connection.close()
 
