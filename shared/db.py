@@ -22,8 +22,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def make_engine(url: str, pool_size: int = 10, timeout_s: float | None = None) -> AsyncEngine:
+    """`timeout_s` bounds connecting, every statement and the wait for a pooled connection, for
+    a service that must answer even when PostgreSQL hangs: asyncpg's timeouts are the client's
+    own, so they hold when the server does not answer at all."""
+    bounded: dict = {}
+    if timeout_s:
+        bounded = {"pool_timeout": timeout_s,
+                   "connect_args": {"timeout": timeout_s, "command_timeout": timeout_s}}
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=True, **bounded)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

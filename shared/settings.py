@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # `submit_rate_interval_s` seconds; a 429 beyond. Per ingest replica. 0 turns it off.
     submit_rate_burst: int = 20
     submit_rate_interval_s: float = 10.0
+    # Ingest's statements, connections and pool waits end after this many seconds: a hung
+    # PostgreSQL is answered with 503, not a request that never returns. Generous: a bulk of
+    # 10,000 reports is one statement.
+    ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after

@@ -96,10 +96,12 @@ class RunningService:
                 raise
 
 
-def start_service(servers: Servers, name: str, log_dir: Path, **env: str) -> RunningService:
-    """A service as production runs it: `rollcall serve NAME`, in its own process."""
-    port = free_port()
-    log = open(log_dir / f"{name}-{port}.log", "wb")
+def start_service(servers: Servers, name: str, log_dir: Path, port: int | None = None,
+                  **env: str) -> RunningService:
+    """A service as production runs it: `rollcall serve NAME`, in its own process (on `port`,
+    e.g. the one a killed instance had, or a free one)."""
+    port = port or free_port()
+    log = open(log_dir / f"{name}-{port}.log", "ab")  # a restart on the same port appends
     proc = subprocess.Popen([sys.executable, "-m", "rollcall", "serve", name, "--port", str(port)],
                             env={**servers.env(), **env}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
 from services.aggregate.service import AggregateContext, Pipeline
+from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -66,9 +67,11 @@ def create_app(settings: Settings | None = None,
             await ctx.pipeline.close()  # batches in flight commit and are acknowledged
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a task that does not end on cancel must not keep the process alive.
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("tasks still running at shutdown: %s",
+                            ", ".join(t.get_name() for t in stuck))
             await broker.stop()
             await engine.dispose()
 
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None,
     app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
     app.add_exception_handler(AuthError, on_auth_error)
     install_problems(app)  # framework refusals in the project's shape, and in the schema
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
     app.include_router(health_router())
     app.include_router(metrics_router())
     return app

@@ -13,6 +13,7 @@ from services.alerts import handlers, queries, routes
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
+from shared import unavailable
 from shared.bus import connect_client, make_broker
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(metrics_router(_refresh_alert_gauges))
     app.add_exception_handler(routes.Refused, routes.on_refused)
     install_problems(app)  # framework refusals in the project's shape, and in the schema
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
 
     @app.get("/v1/status", tags=["alerts"])
     async def status() -> dict[str, int]:

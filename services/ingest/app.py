@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from services.ingest import handlers, routes
 from services.ingest.service import IngestContext
+from shared import unavailable
 from shared.bus import connect_client, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
+        engine = make_engine(database_url, timeout_s=settings.ingest_db_timeout_s)
         sessions = make_sessionmaker(engine)
         nc, _ = await connect_client(broker, settings.stream_replicas)
         async with sessions() as session:
@@ -78,4 +79,5 @@ def create_app(settings: Settings | None = None,
     install_problems(app)  # framework refusals in the project's shape, and in the schema
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
     app.add_exception_handler(HTTPException, routes.on_http_error)
+    unavailable.install(app)  # a database that is down or restarting: 503, not 500
     return app

@@ -108,8 +108,15 @@ async def handle(ctx: IngestContext, msgs: Sequence[Msg],
     groups: dict[str, list[tuple[Msg, Incoming]]] = {}
     for msg in msgs:
         command = command_of(msg.subject)
-        principal = await ctx.authenticator.principal(
-            token_from_header(_header(msg, "Authorization")))
+        try:
+            principal = await ctx.authenticator.principal(
+                token_from_header(_header(msg, "Authorization")))
+        except Exception:  # the credential store does not answer: all of them, again later
+            log.warning("cannot check credentials; redelivering %d submissions", len(msgs),
+                        exc_info=True)
+            for each in msgs:
+                await each.nak(delay=2)
+            return
         if command in KINDS:
             incoming = incoming_of(msg, KINDS[command][0], principal)
         else:  # the stream captures only the submit subjects; kept all the same

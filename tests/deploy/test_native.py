@@ -209,13 +209,6 @@ async def _fever_total(database_url: str, first: date, last: date) -> float:
         await conn.close()
 
 
-# Known bug: under the deployment's NATS users, `rollcall serve aggregate` can stay in lifespan
-# shutdown after SIGTERM (event loop idle, pipeline already closed); alone it exits 0 at once.
-SHUTDOWN_HANG = pytest.mark.xfail(reason="aggregate may hang in shutdown under NATS users",
-                                  strict=False)
-
-
-@SHUTDOWN_HANG
 def test_sigterm_mid_stream_then_restart_loses_nothing(county: Deployment) -> None:
     """Aggregate is stopped with SIGTERM while accepted reports stream in: it drains what it
     has in flight and exits 0; restarted, it takes up the rest, and the county's total is exact:
@@ -265,7 +258,6 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(county: Deployment) -> No
     assert asyncio.run(_fever_total(county.database_url, first, days[-1])) == len(events)
 
 
-@SHUTDOWN_HANG
 def test_every_service_stops_cleanly_on_sigterm(county: Deployment) -> None:
     for name, process in list(county.services.items()):
         code, took = process.sigterm_and_wait(60)

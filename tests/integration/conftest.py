@@ -11,6 +11,7 @@ import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from rollcall.reference import announce
 from shared.db import make_engine, make_sessionmaker
@@ -90,7 +91,9 @@ async def stream_messages(nats_url: str, stream: str, subject: str,
         want = sum((info.state.subjects or {}).values())
         if want == 0:
             return []
-        sub = await js.pull_subscribe(subject, stream=stream)
+        # Unacknowledged: an explicit-ack consumer would stop at its 1,000 pending messages.
+        sub = await js.pull_subscribe(subject, stream=stream,
+                                      config=ConsumerConfig(ack_policy=AckPolicy.NONE))
         out: list = []
         while len(out) < want:
             try:
@@ -110,3 +113,16 @@ async def subject_counts(nats_url: str, stream: str, subject: str) -> dict[str, 
         return dict(info.state.subjects or {})
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def own_system(tmp_path):
+    """NATS, PostgreSQL and the three services of a test's own, to break at will
+    (tests/integration/faults.py)."""
+    from tests.integration.faults import System
+
+    system = System.start(tmp_path)
+    try:
+        yield system
+    finally:
+        system.stop()

@@ -19,18 +19,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
-from sqlalchemy import text
 
 from rollcall.embedded import EmbeddedNats, free_port
 from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
 from shared.contracts import CASE_SUBMIT, REPORT_SUBMIT
-from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from tests.conftest import Servers, _fresh_database, eventually, issue_token, start_service
 from tests.integration.conftest import ZONE, stream_messages, today
+from tests.integration.faults import publish_to_bus, scalar
 
 UNITS = [u["code"] for u in demo.units()]
 # Submissions the killed ingest had taken come again after the consumer's ack wait.
@@ -52,33 +50,12 @@ def own_servers(servers: Servers, tmp_path_factory: pytest.TempPathFactory
         nats_server.stop()
 
 
-async def _scalar(database_url: str, sql: str) -> int:
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return (await session.execute(text(sql))).scalar_one()
-    finally:
-        await engine.dispose()
-
-
 def minutes_ago(minutes: int) -> str:
     return (datetime.now(ZONE) - timedelta(minutes=minutes)).isoformat()
 
 
 def outbox_depth(servers: Servers) -> int:
-    return asyncio.run(_scalar(servers.database_url, "SELECT count(*) FROM ingest.outbox"))
-
-
-async def publish_to_bus(nats_url: str, token: str, bodies: list[tuple[str, dict]]) -> None:
-    connection = await nats.connect(nats_url)
-    try:
-        js = connection.jetstream()
-        for subject, body in bodies:
-            ack = await js.publish(subject, json.dumps(body).encode(),
-                                   headers={"Authorization": f"Bearer {token}"})
-            assert ack.stream == "SUBMISSIONS"
-    finally:
-        await connection.close()
+    return asyncio.run(scalar(servers.database_url, "SELECT count(*) FROM ingest.outbox"))
 
 
 def test_a_killed_publisher_loses_nothing_and_duplicates_nothing(
@@ -164,7 +141,7 @@ def test_a_killed_publisher_loses_nothing_and_duplicates_nothing(
                         and view["values"].get("fever") == len(every_unit))
 
             assert eventually(counted, timeout=60, interval=0.5)
-            assert asyncio.run(_scalar(own_servers.database_url,
+            assert asyncio.run(scalar(own_servers.database_url,
                                        "SELECT count(*) FROM ingest.reports")) == len(every_unit)
         finally:
             ingest.stop()

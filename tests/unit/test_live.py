@@ -91,3 +91,25 @@ async def test_the_pipeline_bounds_batches_in_flight_and_finishes_them_on_close(
     await pipeline.close()
     assert peak == 2 and sorted(done) == [0, 1, 2, 3, 4]
     assert not await pipeline.enter()  # closed: no new batch starts
+
+
+async def test_the_announcer_stops_on_cancel_whenever_the_cancel_lands() -> None:
+    """Shutdown cancels the announcer right after the last batch touched a node-day. On Python
+    3.11 `asyncio.wait_for` swallowed a cancellation that met that wake-up, the loop went on,
+    and `rollcall serve aggregate` stayed in lifespan shutdown for good."""
+    async def publish(subject: str, data: bytes) -> None:
+        pass
+
+    for ticks in range(8):  # every ordering of the wake-up and the cancel around it
+        announcer = Announcer(publish, lambda: datetime.now(UTC), interval=10)
+        task = asyncio.create_task(announcer.run())
+        announcer.touched([("430621", DAY)])
+        await asyncio.sleep(0.02)  # announced at once
+        announcer.touched([("430621", DAY)])
+        await asyncio.sleep(0.02)  # pending: the loop waits out the interval
+        announcer.touched([("430622", DAY)])
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert done, f"still running after a cancel {ticks} ticks after the wake-up"
