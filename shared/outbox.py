@@ -7,7 +7,7 @@ commit and the publish, a retry in memory would die with it and the event would 
 crash after publishing and before deleting publishes the same message again on restart; the
 stream drops it as a duplicate (same Nats-Msg-Id within the window) and every consumer is
 idempotent besides. A crash before publishing leaves the rows in the outbox, committed, for the
-next run. Several ingest replicas share the outbox through SKIP LOCKED.
+next run. The replicas of a service share its outbox through SKIP LOCKED.
 
 A batch is published as core messages with a reply subject each, on one shared subscription,
 and its JetStream acknowledgements are counted as they come back: the server's PubAck still
