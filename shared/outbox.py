@@ -168,19 +168,17 @@ class OutboxRelay:
         self._wake.set()
         if self._task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-        except TimeoutError:
+        _, late = await asyncio.wait({self._task}, timeout=timeout_s)
+        if late:  # a round stuck on the database or NATS: its rows stay for the next start
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2)
 
     async def run(self) -> None:
         if self._paused:
             log.warning("outbox relay paused (ROLLCALL_RELAY_PAUSED): nothing is published")
             return
-        # A flag, not cancellation: on Python 3.11 wait_for may swallow a cancel that meets a
-        # wake-up, and the loop would never end.
+        # Stopped by a flag rather than by cancellation: a cancel that meets a database call can
+        # come back as an error, which the loop would survive.
         while not self._stopping:
             self._wake.clear()  # before draining, so a wake during the drain is not lost
             try:
@@ -191,10 +189,9 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(1)
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._idle_poll_s):
+                    await self._wake.wait()
         with contextlib.suppress(Exception):  # a last round; what remains waits for a restart
             await self.drain_once()
 

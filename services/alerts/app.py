@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None,
                     await asyncio.wait_for(clock_task, 10)
                 except TimeoutError:  # wait_for has cancelled it
                     pass
-            await relay.stop()  # publishes what the clock committed, while connected
+            # A last round while connected; events committed after it wait in the outbox
+            # for the next start (or another replica).
+            await relay.stop()
             await broker.stop()
             await engine.dispose()
 

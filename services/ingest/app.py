@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None,
         try:
             yield
         finally:
-            await relay.stop()  # publishes what is committed, while the connection is open
+            # A last round while connected; events committed after it wait in the outbox
+            # for the next start (or another replica).
+            await relay.stop()
             await broker.stop()  # finishes the batch of submissions in hand
             await engine.dispose()
 

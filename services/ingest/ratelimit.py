@@ -45,6 +45,13 @@ class UnitRate:
         self._full_at[unit] = full_at + self.interval_s
         return None
 
+    def give_back(self, unit: str) -> None:
+        """Return a token `take` spent on a submission that was not stored after all."""
+        if unit in self._full_at:
+            self._full_at[unit] -= self.interval_s
+            if self._full_at[unit] <= self._monotonic():
+                del self._full_at[unit]  # full again: the same as no entry
+
     def _forget_full(self, now: float) -> None:
         """Buckets that have filled up again are the same as none: bounded memory."""
         self._full_at = {u: t for u, t in self._full_at.items() if t > now}

@@ -5,9 +5,10 @@ Each call is one unit of work: every item's outcome, the stored rows, their even
 rejections commit together, and then the relay is woken to publish.
 """
 
+import contextlib
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -100,6 +101,7 @@ class _Batch:
         self.outcomes: list[Outcome | None] = [None] * len(items)
         self.rejections: list[ledger.Rejection] = []
         self.now = ctx.clock()
+        self.charged: list[str] = []  # units whose rate budget this batch spent
 
     def admissible(self, i: int) -> bool:
         """Whether item i was read and comes with a credential; refuses it otherwise."""
@@ -138,6 +140,7 @@ class _Batch:
         limiter = self.ctx.limiter
         wait = limiter.take(unit)
         if wait is None:
+            self.charged.append(unit)
             return False
         self.refuse(i, 429, [limiter.refusal(unit, wait)])
         outcome = self.outcomes[i]
@@ -151,6 +154,20 @@ class _Batch:
         else:
             self.outcomes[i] = Outcome(result.status, 201 if result.status == "accepted" else 200,
                                        receipt=result)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator:
+        """The batch's transaction. If it does not commit (the database is down, say), what the
+        batch spent of the units' rate budgets is given back: the retry that follows an outage
+        must not be refused as too fast."""
+        try:
+            async with self.ctx.sessions() as session, session.begin():
+                yield session
+        except BaseException:
+            for unit in self.charged:
+                self.ctx.limiter.give_back(unit)
+            self.charged.clear()
+            raise
 
     async def keep_rejections(self, session) -> None:
         await ledger.reject_many(session, self.rejections)
@@ -205,7 +222,7 @@ async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[
             reporter=body.reporter, submitted_at=batch.now, report_id=body.report_id,
             credential_id=principal.credential_id, actor=actor_of(principal)))
         where.append(i)
-    async with ctx.sessions() as session, session.begin():
+    async with batch.transaction() as session:
         if subs:
             for i, result in zip(where, await ledger.record_first_reports(session, subs),
                                  strict=True):
@@ -218,7 +235,7 @@ async def correct_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list
     """Corrections: each a new revision replacing the latest, with who and why. Past the lock
     window only an operator may correct."""
     batch = _Batch(items, "report", ctx)
-    async with ctx.sessions() as session, session.begin():
+    async with batch.transaction() as session:
         for i, item in enumerate(items):
             if not batch.admissible(i):
                 continue
@@ -284,7 +301,7 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             case_id=body.case_id, credential_id=principal.credential_id,
             actor=actor_of(principal)))
         where.append(i)
-    async with ctx.sessions() as session, session.begin():
+    async with batch.transaction() as session:
         if cases:
             for i, result in zip(where, await ledger.record_cases(session, cases), strict=True):
                 batch.settle(i, result)
@@ -298,6 +315,6 @@ async def keep_refused(ctx: IngestContext, items: Sequence[Incoming],
     batch = _Batch(items, kind, ctx)
     for i, item in enumerate(items):
         batch.refuse(i, item.status if item.errors else 401, item.errors or [UNAUTHENTICATED])
-    async with ctx.sessions() as session, session.begin():
+    async with batch.transaction() as session:
         await batch.keep_rejections(session)
     return batch.done()

@@ -39,3 +39,40 @@ def test_the_refusal_names_the_unit_and_the_limit() -> None:
     assert "430621108001-CL" in error.message_en and "20" in error.message_en
     assert "retry in 8 s" in error.message_en
     assert "430621108001-CL" in error.message_zh and "8 秒" in error.message_zh
+
+
+def test_a_token_given_back_can_be_spent_again() -> None:
+    now = [0.0]
+    rate = UnitRate(burst=2, interval_s=10, monotonic=lambda: now[0])
+    assert rate.take("A") is None and rate.take("A") is None
+    assert rate.take("A") is not None
+    rate.give_back("A")  # the submission was not stored after all
+    assert rate.take("A") is None and rate.take("A") is not None
+    rate.give_back("A")
+    rate.give_back("A")
+    rate.give_back("B")  # nothing spent: nothing to give back
+    assert rate.take("A") is None and rate.take("A") is None and rate.take("A") is not None
+
+
+async def test_a_batch_that_does_not_commit_gives_its_tokens_back() -> None:
+    from contextlib import asynccontextmanager
+    from types import SimpleNamespace
+
+    import pytest
+
+    from services.ingest.submissions import _Batch
+
+    rate = UnitRate(burst=1, interval_s=60, monotonic=lambda: 0.0)
+
+    @asynccontextmanager
+    async def database_down():
+        raise ConnectionRefusedError("PostgreSQL is down")
+        yield
+
+    ctx = SimpleNamespace(limiter=rate, sessions=database_down, clock=lambda: None)
+    batch = _Batch([], "report", ctx)  # type: ignore[arg-type]
+    assert not batch.throttled(0, "A")  # the unit's one token, spent
+    with pytest.raises(ConnectionRefusedError):
+        async with batch.transaction():
+            pass
+    assert rate.take("A") is None  # given back: the retry is not refused as too fast
