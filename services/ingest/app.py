@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None,
     app.add_exception_handler(AuthError, on_auth_error)
     app.include_router(metrics_router())
     install_problems(app)  # framework refusals in the project's shape, and in the schema
+    # Ingest's own, registered after (and so instead of) the shared ones: a refused submission
+    # is also kept and published, which only ingest can do.
     app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
     app.add_exception_handler(HTTPException, routes.on_http_error)
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
