@@ -29,6 +29,7 @@ from shared.contracts import SubmissionRejected
 from shared.errors import FieldError
 from shared.observability import ACCEPTED, RECEIVED, REJECTED
 from shared.problems import from_pydantic
+from shared.registry.reference import UnitInfo
 
 Source = Literal["http", "bus"]
 
@@ -134,6 +135,19 @@ class _Batch:
         self.outcomes[i] = Outcome("rejected", status, errors=errors,
                                    rejection_id=event.rejection_id)
 
+    def report_unit(self, i: int, body: SubmitReport | CorrectionCommand,
+                    principal: Principal) -> UnitInfo | None:
+        """The unit of a report or correction that passed the door's checks and the unit's rate
+        limit; None, with item i refused, otherwise."""
+        unit, status, errors = _check(self.ctx, principal, body.unit, body.day, body.values,
+                                      self.now)
+        if status != 403 and unit is not None and self.throttled(i, body.unit):
+            return None
+        if errors:
+            self.refuse(i, status, errors)
+            return None
+        return unit
+
     def throttled(self, i: int, unit: str) -> bool:
         """Whether the unit has sent too much lately; refuses item i (429) if so. Asked only
         once the credential may act for the unit, so nobody can spend another unit's budget."""
@@ -208,17 +222,12 @@ async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[
             continue
         body, principal = item.parsed, item.principal
         assert isinstance(body, SubmitReport) and principal is not None
-        unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
-                                      batch.now)
-        if status != 403 and unit is not None and batch.throttled(i, body.unit):
-            continue
-        if errors:
-            batch.refuse(i, status, errors)
+        if (unit := batch.report_unit(i, body, principal)) is None:
             continue
         values = intake.normalise(body.values, ctx.catalogue)
         subs.append(ledger.Submission(
-            unit=unit, day=body.day, values=values, zero=intake.is_zero(values),  # type: ignore[arg-type]
-            late=intake.is_late(unit, body.day, batch.now, zone),  # type: ignore[arg-type]
+            unit=unit, day=body.day, values=values, zero=intake.is_zero(values),
+            late=intake.is_late(unit, body.day, batch.now, zone),
             reporter=body.reporter, submitted_at=batch.now, report_id=body.report_id,
             credential_id=principal.credential_id, actor=actor_of(principal)))
         where.append(i)
@@ -241,16 +250,11 @@ async def correct_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list
                 continue
             body, principal = item.parsed, item.principal
             assert isinstance(body, CorrectionCommand) and principal is not None
-            unit, status, errors = _check(ctx, principal, body.unit, body.day, body.values,
-                                          batch.now)
-            if status != 403 and unit is not None and batch.throttled(i, body.unit):
-                continue
-            if errors:
-                batch.refuse(i, status, errors)
+            if (unit := batch.report_unit(i, body, principal)) is None:
                 continue
             values = intake.normalise(body.values, ctx.catalogue)
             sub = ledger.Submission(
-                unit=unit, day=body.day, values=values, zero=intake.is_zero(values),  # type: ignore[arg-type]
+                unit=unit, day=body.day, values=values, zero=intake.is_zero(values),
                 late=False, reporter=body.reporter, submitted_at=batch.now,
                 report_id=body.report_id, reason=body.reason, revision=body.revision,
                 credential_id=principal.credential_id, actor=actor_of(principal))
