@@ -25,15 +25,29 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from sqlalchemy import text
+from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 log = logging.getLogger(__name__)
 
-OUTBOXES = ("ingest.outbox", "alerts.outbox")  # (id, subject, msg_id, payload) each
+
+class Outbox:
+    """The outbox table's columns, for a service's own schema: `class OutboxRow(Outbox, Base)`
+    with `__table_args__ = {"schema": ...}`. Events committed with the change they describe,
+    published after commit by `OutboxRelay` and then deleted."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    msg_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass
@@ -66,11 +80,11 @@ def _stored(msg: Msg) -> tuple[bool, str | None]:
 
 
 class OutboxRelay:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], nc: NatsClient, table: str,
-                 batch: int = 1000, idle_poll_s: float = 0.5, ack_timeout_s: float = 10.0,
-                 paused: bool = False, crash_after_publish: bool = False) -> None:
-        if table not in OUTBOXES:
-            raise ValueError(f"not an outbox table: {table}")
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], nc: NatsClient,
+                 outbox: type[Outbox], batch: int = 1000, idle_poll_s: float = 0.5,
+                 ack_timeout_s: float = 10.0, paused: bool = False,
+                 crash_after_publish: bool = False) -> None:
+        table = outbox.__table__.fullname  # type: ignore[attr-defined]  (its mapped subclass)
         self._sessions = sessions
         self._nc = nc
         self._claim = text(f"SELECT id, subject, msg_id, payload FROM {table} "

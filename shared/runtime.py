@@ -1,11 +1,27 @@
-"""Process-level tuning shared by the services."""
+"""What every service does at start and at stop, in one order: the bus side of its lifespan, and
+process-level tuning."""
 
+import asyncio
+import contextlib
 import gc
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+
+from faststream.nats import NatsBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.consumer import BatchConsumer
+from shared.contracts import RegistryChanged
+from shared.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
 
 # Collect the young generation every 50,000 allocations rather than 700: a batch of 10,000
 # reports allocates about a million objects, most of them gone when the batch is done, and at
 # the default rate they were collected again and again while still alive and promoted.
 YOUNG_THRESHOLD = 50_000
+BACKGROUND_PATIENCE_S = 10.0  # a background task asked to stop ends within this, or is cancelled
 
 
 def freeze_long_lived() -> None:
@@ -22,3 +38,70 @@ def freeze_long_lived() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+@dataclass(frozen=True)
+class Background:
+    """A task a service runs beside its consumers. `stop` asks it to end (it then has
+    BACKGROUND_PATIENCE_S); without one it is cancelled at stop."""
+
+    name: str
+    work: Callable[[], Coroutine]
+    stop: Callable[[], None] | None = None
+
+
+@contextlib.asynccontextmanager
+async def running(broker: NatsBroker, engine: AsyncEngine, *,
+                  consumers: Sequence[BatchConsumer] = (), relay: OutboxRelay | None = None,
+                  background: Sequence[Background] = (),
+                  registry_changed: Callable[[], Awaitable[None]] | None = None,
+                  ) -> AsyncIterator[None]:
+    """Start a connected service's bus side: the broker (with a subscription to registry
+    changes when the service keeps the registry), the outbox relay, the batch consumers and the
+    background tasks; then freeze what the service has loaded (`freeze_long_lived`).
+
+    Stop in the reverse order: the consumers finish the batches in hand and hand back what they
+    hold, the background tasks end, the relay publishes in a last round what those batches
+    committed (events committed later wait in the outbox for the next start, or another
+    replica), the broker closes the connection, the engine is disposed."""
+    if registry_changed is not None:
+        # A notification only: core NATS delivers it to every replica, no consumer to keep.
+        # no_reply: the JetStream publish that carries it has a reply inbox meant for the stream.
+        @broker.subscriber(RegistryChanged.subject, no_reply=True)
+        async def on_registry_changed(event: RegistryChanged) -> None:
+            await registry_changed()
+
+    await broker.start()
+    if relay is not None:
+        relay.start()
+    for consumer in consumers:
+        await consumer.start()
+    tasks = {asyncio.create_task(b.work(), name=b.name): b for b in background}
+    freeze_long_lived()
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(consumer.stop() for consumer in consumers))
+        await _end(tasks)
+        if relay is not None:
+            await relay.stop()
+        await broker.stop()
+        await engine.dispose()
+
+
+async def _end(tasks: dict[asyncio.Task, Background]) -> None:
+    asked = set()
+    for task, b in tasks.items():
+        if b.stop is not None:
+            b.stop()
+            asked.add(task)
+    if asked:
+        await asyncio.wait(asked, timeout=BACKGROUND_PATIENCE_S)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        # Bounded: a task that does not end on cancel must not keep the process alive.
+        _, stuck = await asyncio.wait(tasks, timeout=5)
+        if stuck:
+            log.warning("tasks still running at shutdown: %s",
+                        ", ".join(t.get_name() for t in stuck))

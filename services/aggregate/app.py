@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
-from services.aggregate.service import AggregateContext, Pipeline
+from services.aggregate.service import AggregateContext
 from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
@@ -20,7 +20,7 @@ from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
-from shared.runtime import freeze_long_lived
+from shared.runtime import Background, running
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,34 +46,21 @@ def create_app(settings: Settings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
-        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue(),
-                               pipeline=Pipeline(settings.aggregate_concurrency))
+        ctx = AggregateContext(settings, clock, make_sessionmaker(engine), default_catalogue())
         app.state.aggregate, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = Authenticator(ctx.sessions, settings.auth_cache_s)
-        await connect(broker, settings.stream_replicas)
+        nc = await connect(broker, settings.stream_replicas)
 
         async def publish(subject: str, data: bytes) -> None:
-            await broker.connection.publish(subject, data)
+            await nc.publish(subject, data)
 
         ctx.announcer = Announcer(publish, clock, settings.rollup_updated_interval)
-        handlers.subscribe(broker, ctx)
-        tasks = [asyncio.create_task(ctx.announcer.run(), name="rollup-announcer"),
-                 asyncio.create_task(_keep_today_built(ctx), name="today-built")]
-        await broker.start()
-        freeze_long_lived()
-        try:
+        # Registry changes: recounting is idempotent, so every replica may do it.
+        async with running(broker, engine, consumers=handlers.consumers(nc, ctx),
+                           background=[Background("rollup-announcer", ctx.announcer.run),
+                                       Background("today-built", lambda: _keep_today_built(ctx))],
+                           registry_changed=ctx.registry_changed):
             yield
-        finally:
-            await ctx.pipeline.close()  # batches in flight commit and are acknowledged
-            for task in tasks:
-                task.cancel()
-            # Bounded: a task that does not end on cancel must not keep the process alive.
-            _, stuck = await asyncio.wait(tasks, timeout=5)
-            if stuck:
-                log.warning("tasks still running at shutdown: %s",
-                            ", ".join(t.get_name() for t in stuck))
-            await broker.stop()
-            await engine.dispose()
 
     app = FastAPI(title="Rollcall aggregate", version="0.1.0", lifespan=lifespan,
                   description="Live rollups, completeness and timeliness at every level.")

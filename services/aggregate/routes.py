@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.aggregate import views
-from services.aggregate.handlers import durable_name
 from services.aggregate.queries import Filter
-from services.aggregate.service import AggregateContext
+from services.aggregate.service import AggregateContext, durable_name
 from services.aggregate.views import Span
 from shared.auth import Principal
 from shared.errors import FieldError

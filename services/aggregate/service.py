@@ -1,8 +1,7 @@
 """What aggregate's edges share at run time."""
 
-import asyncio
-import logging
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -15,7 +14,21 @@ from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.settings import Settings
 
-log = logging.getLogger(__name__)
+DURABLE = "aggregate"
+
+
+def filters(subject_filter: str) -> list[str]:
+    """`ROLLCALL_AGGREGATE_FILTER` may list several subjects, comma-separated."""
+    return [s.strip() for s in subject_filter.split(",") if s.strip()] or ["report.accepted.>"]
+
+
+def durable_name(subject_filter: str) -> str:
+    """`aggregate` for all traffic, `aggregate-430621` for `report.accepted.430621.>`,
+    `aggregate-430621-430622` for two counties: replicas with the same filter share a durable."""
+    parts = [re.sub(r"[^0-9A-Za-z]+", "-", s.removeprefix("report.accepted.")).strip("-")
+             for s in filters(subject_filter)]
+    part = "-".join(p for p in parts if p)
+    return f"{DURABLE}-{part}" if part else DURABLE
 
 
 @dataclass
@@ -24,44 +37,6 @@ class Stats:
     applied: int = 0  # unit-day revisions that changed the rollups
     batches: int = 0
     poisoned: int = 0  # messages that are not a ReportAccepted (kept in the log, not retried)
-
-
-class Pipeline:
-    """At most `width` batches applied at once; on shutdown, no new ones, and those in flight
-    finish (and are acknowledged) before the connection closes."""
-
-    def __init__(self, width: int) -> None:
-        self._slots = asyncio.Semaphore(width)
-        self._tasks: set[asyncio.Task] = set()
-        self._closing = False
-
-    async def enter(self) -> bool:
-        if self._closing:
-            return False
-        await self._slots.acquire()
-        if self._closing:
-            self._slots.release()
-            return False
-        return True
-
-    def start(self, work: Coroutine) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-
-    async def close(self, patience_s: float = 20.0) -> None:
-        """Let batches in flight finish, for a while: one still running after `patience_s` is
-        left unacknowledged, and its redelivery changes nothing if it did commit."""
-        self._closing = True
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=patience_s)
-            if pending:
-                log.warning("%d batches still running at shutdown; left for redelivery",
-                            len(pending))
 
 
 @dataclass
@@ -73,7 +48,6 @@ class AggregateContext:
     announcer: Announcer | None = None
     known_days: set[date] = field(default_factory=set)
     stats: Stats = field(default_factory=Stats)
-    pipeline: Pipeline = field(default_factory=lambda: Pipeline(1))
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()

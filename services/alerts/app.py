@@ -1,7 +1,6 @@
 """The alerts service's composition root: settings → rules → engine → broker → consumers →
 clock loop → outbox relay → routes. Nothing connects at import."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -10,20 +9,20 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
+from services.alerts.models import AlertOutboxRow
 from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
-from shared.bus import connect_client, make_broker
+from shared.bus import connect, make_broker
 from shared.clock import utc_now
-from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
-from shared.runtime import freeze_long_lived
+from shared.runtime import Background, running
 from shared.settings import Settings
 
 
@@ -38,40 +37,19 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
-        nc, _ = await connect_client(broker, settings.stream_replicas)
+        nc = await connect(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, "alerts.outbox")
+        relay = OutboxRelay(sessions, nc, AlertOutboxRow)
         ctx = AlertsContext(settings, clock, sessions, rules, reference, relay)
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.ticker = ticker
-
-        # A notification only: core NATS delivers it to every replica, no consumer to keep.
-        @broker.subscriber(RegistryChanged.subject, no_reply=True)
-        async def on_registry_changed(event: RegistryChanged) -> None:
-            await ctx.reload_reference()
-
-        handlers.subscribe(broker, ctx)
-        await broker.start()
-        relay.start()
-        clock_task = (asyncio.create_task(ticker.run(settings.alerts_tick_s), name="alerts-clock")
-                      if settings.alerts_tick_s > 0 else None)
-        freeze_long_lived()
-        try:
+        clock_loop = ([Background("alerts-clock", lambda: ticker.run(settings.alerts_tick_s),
+                                  stop=ticker.stop)] if settings.alerts_tick_s > 0 else [])
+        async with running(broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
+                           background=clock_loop, registry_changed=ctx.reload_reference):
             yield
-        finally:
-            ticker.stop()
-            if clock_task is not None:
-                try:
-                    await asyncio.wait_for(clock_task, 10)
-                except TimeoutError:  # wait_for has cancelled it
-                    pass
-            # A last round while connected; events committed after it wait in the outbox
-            # for the next start (or another replica).
-            await relay.stop()
-            await broker.stop()
-            await engine.dispose()
 
     app = FastAPI(title="Rollcall alerts", version="0.1.0", lifespan=lifespan,
                   description="Fever-case clocks, escalation, outbreaks and missing reports.")

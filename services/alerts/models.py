@@ -5,14 +5,11 @@ from uuid import UUID
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     Date,
     DateTime,
     Float,
     ForeignKey,
-    Identity,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -22,6 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
+from shared.outbox import Outbox
 
 SCHEMA = "alerts"
 TZ = DateTime(timezone=True)
@@ -78,17 +76,8 @@ class TransitionRow(Base):
     details: Mapped[dict] = mapped_column(JSONB)
 
 
-class AlertOutboxRow(Base):
-    """Alert events committed with the change they describe, published after commit."""
-
-    __tablename__ = "outbox"
+class AlertOutboxRow(Outbox, Base):
     __table_args__ = {"schema": SCHEMA}
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(200))
-    msg_id: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(TZ)
 
 
 class UnitDayRow(Base):

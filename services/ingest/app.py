@@ -12,12 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from services.ingest import handlers, routes
+from services.ingest.models import OutboxRow
 from services.ingest.service import IngestContext
 from shared import unavailable
-from shared.bus import connect_client, make_broker
+from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
-from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator, AuthError, on_auth_error
@@ -25,7 +25,7 @@ from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
-from shared.runtime import freeze_long_lived
+from shared.runtime import running
 from shared.settings import Settings
 
 
@@ -39,10 +39,10 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url, timeout_s=settings.ingest_db_timeout_s)
         sessions = make_sessionmaker(engine)
-        nc, _ = await connect_client(broker, settings.stream_replicas)
+        nc = await connect(broker, settings.stream_replicas)
         async with sessions() as session:
             reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, "ingest.outbox", batch=settings.relay_batch,
+        relay = OutboxRelay(sessions, nc, OutboxRow, batch=settings.relay_batch,
                             paused=settings.relay_paused,
                             crash_after_publish=settings.relay_crash_after_publish)
         authenticator = Authenticator(sessions, settings.auth_cache_s)
@@ -50,24 +50,9 @@ def create_app(settings: Settings | None = None,
                             authenticator)
         app.state.ingest, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = authenticator
-
-        # A notification only: core NATS delivers it to every replica, no consumer to keep.
-        @broker.subscriber(RegistryChanged.subject, no_reply=True)
-        async def on_registry_changed(event: RegistryChanged) -> None:
-            await ctx.reload_reference()
-
-        handlers.subscribe(broker, ctx)
-        await broker.start()
-        relay.start()
-        freeze_long_lived()
-        try:
+        async with running(broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
+                           registry_changed=ctx.reload_reference):
             yield
-        finally:
-            # A last round while connected; events committed after it wait in the outbox
-            # for the next start (or another replica).
-            await relay.stop()
-            await broker.stop()  # finishes the batch of submissions in hand
-            await engine.dispose()
 
     app = FastAPI(title="Rollcall ingest", version="0.1.0", lifespan=lifespan,
                   description="The door for daily reports, zero reports (零报告), corrections "

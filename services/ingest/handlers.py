@@ -16,22 +16,19 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from faststream import AckPolicy as FsAckPolicy
-from faststream import Context
-from faststream.nats import NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import BaseModel, ValidationError
 
 from services.ingest import submissions
 from services.ingest.schemas import CorrectionCommand, SubmitCase, SubmitReport
 from services.ingest.service import IngestContext
 from services.ingest.submissions import Incoming, Outcome, read
-from shared.bus import SUBMISSIONS
+from shared.consumer import BatchConsumer
 from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT
 from shared.errors import FieldError
 from shared.http_auth import token_from_header
+from shared.streams import SUBMISSIONS
 
 log = logging.getLogger(__name__)
 
@@ -104,61 +101,42 @@ def _header(msg: Msg, name: str) -> str | None:
 
 async def handle(ctx: IngestContext, msgs: Sequence[Msg],
                  reply: Callable[[str, bytes], Awaitable[None]]) -> None:
-    """One batch: grouped by command, one transaction per group, acknowledged once committed."""
-    groups: dict[str, list[tuple[Msg, Incoming]]] = {}
+    """One command's messages of a batch, in one transaction of its use case, then answered.
+    A credential store that does not answer fails them all: the consumer hands them back."""
+    command = command_of(msgs[0].subject)
+    items = []
     for msg in msgs:
-        command = command_of(msg.subject)
-        try:
-            principal = await ctx.authenticator.principal(
-                token_from_header(_header(msg, "Authorization")))
-        except Exception:  # the credential store does not answer: all of them, again later
-            log.warning("cannot check credentials; redelivering %d submissions", len(msgs),
-                        exc_info=True)
-            for each in msgs:
-                await each.nak(delay=2)
-            return
+        principal = await ctx.authenticator.principal(
+            token_from_header(_header(msg, "Authorization")))
         if command in KINDS:
-            incoming = incoming_of(msg, KINDS[command][0], principal)
+            items.append(incoming_of(msg, KINDS[command][0], principal))
         else:  # the stream captures only the submit subjects; kept all the same
-            incoming = Incoming({"subject": msg.subject}, None, principal, [FieldError(
+            items.append(Incoming({"subject": msg.subject}, None, principal, [FieldError(
                 "subject", "unknown_subject", f"未知主题 {msg.subject}",
-                f"unknown subject {msg.subject}")], source="bus")
-        groups.setdefault(command, []).append((msg, incoming))
-    for command, pairs in groups.items():
-        handler = KINDS[command][1] if command in KINDS else _keep_refused
-        try:
-            outcomes = await handler(ctx, [incoming for _, incoming in pairs])
-        except Exception:
-            log.exception("submissions on %s failed; redelivering", command)
-            for msg, _ in pairs:
-                await msg.nak(delay=2)
-            continue
-        for (msg, _), outcome in zip(pairs, outcomes, strict=True):
-            await msg.ack()
-            if reply_to := _header(msg, "reply_to"):
-                await reply(reply_to, reply_body(outcome))
+                f"unknown subject {msg.subject}")], source="bus"))
+    if command in KINDS:
+        outcomes = await KINDS[command][1](ctx, items)
+    else:
+        outcomes = await submissions.keep_refused(ctx, items, "report")
+    for msg, outcome in zip(msgs, outcomes, strict=True):
+        if reply_to := _header(msg, "reply_to"):
+            await reply(reply_to, reply_body(outcome))
 
 
-async def _keep_refused(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
-    return await submissions.keep_refused(ctx, items, "report")
-
-
-def subscribe(broker: NatsBroker, ctx: IngestContext) -> None:
-    # One durable pull consumer over the whole work-queue stream; replicas share it.
+def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:
+    """One durable pull consumer over the whole work-queue stream (replicas share it), one
+    batch at a time: a correction never overtakes the report it corrects. A batch is handled
+    per command, each acknowledged or handed back on its own."""
     async def reply(subject: str, body: bytes) -> None:
         try:
-            await broker.publish(body, subject, headers={"content-type": "application/json"})
+            await nc.publish(subject, body, headers={"content-type": "application/json"})
         except Exception:  # the outcome is committed; a lost reply is the publisher's retry
             log.warning("could not reply on %s", subject, exc_info=True)
 
-    async def raw(message):  # the handler reads raw messages: decode nothing
-        return None
+    async def on_submissions(msgs: list[Msg]) -> None:
+        await handle(ctx, msgs, reply)
 
-    @broker.subscriber(
-        "", stream=SUBMISSIONS, durable=DURABLE,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000,
-                              ack_wait=ctx.settings.submit_ack_wait_s),
-        pull_sub=PullSub(batch_size=ctx.settings.submit_batch, timeout=0.05, batch=True),
-        ack_policy=FsAckPolicy.MANUAL, decoder=raw)
-    async def on_submissions(message: NatsBatchMessage = Context("message")) -> None:
-        await handle(ctx, message.raw_message, reply)
+    return [BatchConsumer(
+        nc, name="ingest-submissions", stream=SUBMISSIONS, durable=DURABLE,
+        handle=on_submissions, split=lambda msg: command_of(msg.subject),
+        batch=ctx.settings.submit_batch, ack_wait=ctx.settings.submit_ack_wait_s)]

@@ -5,13 +5,10 @@ from uuid import UUID
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Date,
     DateTime,
     Float,
-    Identity,
     Integer,
-    LargeBinary,
     String,
     Text,
 )
@@ -19,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
+from shared.outbox import Outbox
 
 SCHEMA = "ingest"
 
@@ -45,17 +43,8 @@ class ReportRow(Base):
     actor: Mapped[str | None] = mapped_column(String(120))
 
 
-class OutboxRow(Base):
-    """Events committed with their cause and published after commit by the relay."""
-
-    __tablename__ = "outbox"
+class OutboxRow(Outbox, Base):
     __table_args__ = {"schema": SCHEMA}
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(200))
-    msg_id: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RejectionRow(Base):

@@ -3,8 +3,8 @@
 import asyncio
 from datetime import UTC, date, datetime
 
-from services.aggregate.handlers import durable_name, filters
 from services.aggregate.live import Announcer, Coalescer
+from services.aggregate.service import durable_name, filters
 from shared.contracts import RollupUpdated
 
 DAY = date(2026, 11, 23)
@@ -70,27 +70,6 @@ def test_durable_names_follow_the_filter() -> None:
         "report.accepted.430621.>", "report.accepted.430622.>"]
     assert durable_name("report.accepted.430621.>,report.accepted.430622.>") == (
         "aggregate-430621-430622")
-
-
-async def test_the_pipeline_bounds_batches_in_flight_and_finishes_them_on_close() -> None:
-    from services.aggregate.service import Pipeline
-
-    pipeline, running, peak, done = Pipeline(2), 0, 0, []
-
-    async def work(i: int) -> None:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await asyncio.sleep(0.05)
-        running -= 1
-        done.append(i)
-
-    for i in range(5):
-        assert await pipeline.enter()
-        pipeline.start(work(i))
-    await pipeline.close()
-    assert peak == 2 and sorted(done) == [0, 1, 2, 3, 4]
-    assert not await pipeline.enter()  # closed: no new batch starts
 
 
 async def test_the_announcer_stops_on_cancel_whenever_the_cancel_lands() -> None:
