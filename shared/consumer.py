@@ -101,8 +101,9 @@ class BatchConsumer:
         if late:  # stuck on the database or NATS: what they hold is handed back below
             log.warning("%s: %d batches still running at stop; handed back", self.name,
                         len(late - {self._loop_task}))
-            self._loop_task.cancel()
-            await asyncio.wait({self._loop_task}, timeout=2)
+            for task in late:  # a transaction cut short rolls back
+                task.cancel()
+            await asyncio.wait(late, timeout=2)
         # Until the last pull request expires the server may still deliver to it; then what it
         # delivered after its fetch ended waits in the subscription, and one more fetch (which
         # takes the queued messages first) collects it to hand back.
@@ -120,26 +121,28 @@ class BatchConsumer:
     async def _consume(self) -> None:
         while not self._stopping.is_set():
             try:
-                msgs = await self._fetch()
+                await self._take_a_batch()
             except Exception:  # NATS restarting, the consumer missing...: again after a pause
-                log.warning("%s: fetch failed; retrying", self.name, exc_info=True)
+                log.warning("%s: consuming failed; retrying", self.name, exc_info=True)
                 await self._pause()
-                continue
-            if not msgs or self._stopping.is_set():
-                continue  # a batch fetched while stopping is handed back by stop()
-            pairs = await self._decoded(msgs)
-            if not pairs:
-                continue
-            if self._slots is None:
-                await self._process(pairs)
-                continue
-            await self._slots.acquire()
-            if self._stopping.is_set():
-                self._slots.release()
-                continue
-            task = asyncio.create_task(self._process(pairs))
-            self._batches.add(task)
-            task.add_done_callback(self._batch_done)
+
+    async def _take_a_batch(self) -> None:
+        msgs = await self._fetch()
+        if not msgs or self._stopping.is_set():
+            return  # a batch fetched while stopping is handed back by stop()
+        pairs = await self._decoded(msgs)
+        if not pairs:
+            return
+        if self._slots is None:
+            await self._process(pairs)
+            return
+        await self._slots.acquire()
+        if self._stopping.is_set():
+            self._slots.release()
+            return
+        task = asyncio.create_task(self._process(pairs))
+        self._batches.add(task)
+        task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task) -> None:
         self._batches.discard(task)
@@ -159,7 +162,7 @@ class BatchConsumer:
             self._pull_expires = time.monotonic() + remaining
             try:
                 got = await self._sub.fetch(self._batch - len(msgs), timeout=remaining)
-            except TimeoutError:  # nats-py raises its own TimeoutError or asyncio's: both are
+            except TimeoutError:  # nats-py's own TimeoutError or asyncio's: both are this one
                 break
             except Exception:
                 if not msgs:
@@ -178,7 +181,7 @@ class BatchConsumer:
         for msg in msgs:
             try:
                 pairs.append((msg, self._decode(msg)))
-            except ValueError as exc:  # pydantic's ValidationError is one
+            except Exception as exc:  # pydantic's ValidationError, or any other
                 log.error("%s: malformed message on %s, terminated: %s; data=%r", self.name,
                           _where(msg), exc, msg.data[:2000])
                 with contextlib.suppress(Exception):

@@ -1,5 +1,6 @@
-"""The raw baseline: what nats-py and asyncpg achieve on this machine with the same payloads and
-rows, with none of Rollcall's work in between. Rollcall's figures are reported as ratios to it."""
+"""The raw baseline: what nats-py (as it ships) and asyncpg achieve on this machine with the same
+payloads and rows, with none of Rollcall's work in between. Rollcall's figures are reported as
+ratios to it."""
 
 import asyncio
 import time
@@ -9,6 +10,8 @@ import asyncpg
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+from shared import natsfix
 
 STREAM = "BENCH_BASELINE"
 SUBJECT = "bench.baseline"
@@ -24,10 +27,24 @@ class Rate:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-async def jetstream_publish_consume(nats_url: str, payloads: list[bytes],
-                                    window: int = 2_000, batch: int = 1_000) -> Rate:
+async def jetstream_publish_consume(nats_url: str, payloads: list[bytes], *,
+                                    patched: bool = False, window: int = 2_000,
+                                    batch: int = 1_000) -> Rate:
     """Publish every payload with a message id (async, acks awaited in windows) while a pull
-    consumer fetches and acks them in batches: the ceiling for any bus path."""
+    consumer fetches and acks them in batches: the ceiling for any bus path. The client runs as
+    nats-py ships it, or, `patched`, with the services' faster `next_msg` (shared/natsfix.py)."""
+    if patched:
+        natsfix.take_queued_messages_at_once()
+    else:
+        natsfix.remove()
+    try:
+        return await _publish_consume(nats_url, payloads, window, batch)
+    finally:
+        natsfix.remove()
+
+
+async def _publish_consume(nats_url: str, payloads: list[bytes], window: int,
+                           batch: int) -> Rate:
     nc = await nats.connect(nats_url)
     js = nc.jetstream(publish_async_max_pending=window)
     try:
@@ -52,7 +69,7 @@ async def jetstream_publish_consume(nats_url: str, payloads: list[bytes],
             while seen < len(payloads):
                 try:
                     msgs = await sub.fetch(batch, timeout=1)
-                except TimeoutError:
+                except TimeoutError:  # nats-py's own, or asyncio's: both are this one
                     continue
                 seen += len(msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: one ack covers the batch
@@ -63,13 +80,6 @@ async def jetstream_publish_consume(nats_url: str, payloads: list[bytes],
         return Rate(len(payloads), elapsed)
     finally:
         await nc.close()
-
-
-def apply_rollcall_client_fixes() -> None:
-    """The nats-py fixes every Rollcall service runs with (shared/bus.py), for this process."""
-    from shared.bus import apply_client_fixes
-
-    apply_client_fixes()
 
 
 async def postgres_copy(database_url: str, rows: list[tuple]) -> Rate:
