@@ -64,9 +64,9 @@ class BatchConsumer:
                  on_malformed: Callable[[Msg], None] | None = None,
                  fetch_timeout_s: float = FETCH_TIMEOUT_S, retry_delay_s: float = RETRY_DELAY_S,
                  stop_patience_s: float = STOP_PATIENCE_S) -> None:
-        self.name = name
+        self.name, self.stream, self.durable = name, stream, durable
         self._nc, self._js = nc, nc.jetstream()
-        self._stream, self._durable, self._subjects = stream, durable, list(subjects)
+        self._subjects = list(subjects)
         self._config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,
                                       max_ack_pending=max_ack_pending, ack_wait=ack_wait)
         if len(self._subjects) > 1:
@@ -87,8 +87,8 @@ class BatchConsumer:
         """Bind to the durable (created with this configuration if it does not exist; an
         existing one keeps its own) and start consuming."""
         subject = self._subjects[0] if self._subjects else ""  # "": every subject of the stream
-        self._sub = await self._js.pull_subscribe(subject, durable=self._durable,
-                                                  stream=self._stream, config=self._config)
+        self._sub = await self._js.pull_subscribe(subject, durable=self.durable,
+                                                  stream=self.stream, config=self._config)
         self._loop_task = asyncio.create_task(self._consume(), name=f"consumer-{self.name}")
 
     async def stop(self) -> None:

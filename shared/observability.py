@@ -54,13 +54,10 @@ ALERTS_OVERDUE = Gauge("rollcall_alerts_overdue",
 Refresher = Callable[[FastAPI], Awaitable[None]]
 
 
-def _consumers(broker) -> Iterable[tuple[str, str]]:
-    """(stream, durable) of each JetStream subscriber the service registered."""
-    for subscriber in getattr(broker, "subscribers", ()):
-        stream = getattr(subscriber, "stream", None)
-        durable = getattr(subscriber, "extra_options", {}).get("durable")
-        if stream is not None and durable:
-            yield stream.name, durable
+def _consumers(app: FastAPI) -> Iterable[tuple[str, str]]:
+    """(stream, durable) of each batch consumer the service runs (`shared.runtime.running`)."""
+    for consumer in getattr(app.state, "consumers", ()):
+        yield consumer.stream, consumer.durable
 
 
 async def consumer_lag(app: FastAPI) -> None:
@@ -70,7 +67,7 @@ async def consumer_lag(app: FastAPI) -> None:
     if connection is None or not connection.is_connected:
         return
     js = connection.jetstream()
-    for stream, durable in set(_consumers(broker)):
+    for stream, durable in set(_consumers(app)):
         try:
             info = await js.consumer_info(stream, durable, timeout=2)
         except Exception as exc:  # a scrape reports what it can, and never fails

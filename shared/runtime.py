@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,14 +52,15 @@ class Background:
 
 
 @contextlib.asynccontextmanager
-async def running(broker: NatsBroker, engine: AsyncEngine, *,
+async def running(app: FastAPI, broker: NatsBroker, engine: AsyncEngine, *,
                   consumers: Sequence[BatchConsumer] = (), relay: OutboxRelay | None = None,
                   background: Sequence[Background] = (),
                   registry_changed: Callable[[], Awaitable[None]] | None = None,
                   ) -> AsyncIterator[None]:
     """Start a connected service's bus side: the broker (with a subscription to registry
     changes when the service keeps the registry), the outbox relay, the batch consumers and the
-    background tasks; then freeze what the service has loaded (`freeze_long_lived`).
+    background tasks; then freeze what the service has loaded (`freeze_long_lived`). The
+    consumers are kept in `app.state.consumers` (their lag is a metric).
 
     Stop in the reverse order: the consumers finish the batches in hand and hand back what they
     hold, the background tasks end, the relay publishes in a last round what those batches
@@ -71,6 +73,7 @@ async def running(broker: NatsBroker, engine: AsyncEngine, *,
         async def on_registry_changed(event: RegistryChanged) -> None:
             await registry_changed()
 
+    app.state.consumers = consumers
     await broker.start()
     if relay is not None:
         relay.start()

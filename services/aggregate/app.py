@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None,
 
         ctx.announcer = Announcer(publish, clock, settings.rollup_updated_interval)
         # Registry changes: recounting is idempotent, so every replica may do it.
-        async with running(broker, engine, consumers=handlers.consumers(nc, ctx),
+        async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
                            background=[Background("rollup-announcer", ctx.announcer.run),
                                        Background("today-built", lambda: _keep_today_built(ctx))],
                            registry_changed=ctx.registry_changed):

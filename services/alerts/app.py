@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None,
         app.state.ticker = ticker
         clock_loop = ([Background("alerts-clock", lambda: ticker.run(settings.alerts_tick_s),
                                   stop=ticker.stop)] if settings.alerts_tick_s > 0 else [])
-        async with running(broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
+        async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
                            background=clock_loop, registry_changed=ctx.reload_reference):
             yield
 

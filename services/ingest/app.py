@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None,
                             authenticator)
         app.state.ingest, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = authenticator
-        async with running(broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
+        async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
                            registry_changed=ctx.reload_reference):
             yield
 
