@@ -105,8 +105,9 @@ class BatchConsumer:
                 task.cancel()
             await asyncio.wait(late, timeout=2)
         # Until the last pull request expires the server may still deliver to it; then what it
-        # delivered after its fetch ended waits in the subscription, and one more fetch (which
-        # takes the queued messages first) collects it to hand back.
+        # delivered after its fetch ended waits in the subscription, and one more fetch collects
+        # it to hand back (fetch takes queued messages first; the few it may pull on top go back
+        # too). nats-py has no public call that only empties the queue.
         await asyncio.sleep(max(0.0, self._pull_expires - time.monotonic()) + 0.1)
         assert self._sub is not None
         if self._sub.pending_msgs:

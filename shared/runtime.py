@@ -85,14 +85,15 @@ async def running(app: FastAPI, broker: NatsBroker, engine: AsyncEngine, *,
         yield
     finally:
         await asyncio.gather(*(consumer.stop() for consumer in consumers))
-        await _end(tasks)
+        await stop_background(tasks)
         if relay is not None:
             await relay.stop()
         await broker.stop()
         await engine.dispose()
 
 
-async def _end(tasks: dict[asyncio.Task, Background]) -> None:
+async def stop_background(tasks: dict[asyncio.Task, Background]) -> None:
+    """Ask those that can be asked to stop, give them BACKGROUND_PATIENCE_S, cancel the rest."""
     asked = set()
     for task, b in tasks.items():
         if b.stop is not None:
