@@ -4,7 +4,7 @@ accepted reports, alerts' cases), on nats-py's public pull API. One policy for a
 - **Fetch** up to `batch` messages of a durable pull consumer, waiting at most `fetch_timeout_s`
   for a batch to fill (replicas bound to the same durable share its messages).
 - **Decode** each message from its raw bytes. One that cannot be decoded is malformed: retrying
-  cannot help, so it is logged whole (subject, stream sequence, data) and terminated alone, never
+  cannot help, so it is logged (subject, stream sequence, data) and terminated alone, never
   handed back with the batch, where it would hold back the messages beside it forever. (Ingest
   decodes nothing here: a refused submission is kept and published by its use case.)
 - **Handle** the batch (or each group of it, with `split`) in the handler's own transaction, and

@@ -125,8 +125,8 @@ async def handle(ctx: IngestContext, msgs: Sequence[Msg],
 
 def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:
     """One durable pull consumer over the whole work-queue stream (replicas share it), one
-    batch at a time: a correction never overtakes the report it corrects. A batch is handled
-    per command, each acknowledged or handed back on its own."""
+    batch at a time: no batch overtakes the one before it. A batch is handled per command, in
+    the order each first appears, each acknowledged or handed back on its own."""
     async def reply(subject: str, body: bytes) -> None:
         try:
             await nc.publish(subject, body, headers={"content-type": "application/json"})
