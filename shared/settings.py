@@ -40,7 +40,6 @@ class Settings(BaseSettings):
     # Ingest.
     auth_cache_s: float = 5.0  # a verified token is trusted this long (revocation delay); 0: never
     bulk_max_items: int = 10_000  # reports in one bulk request
-    case_deadline_minutes: int = 120  # 两小时: a case found longer before it arrives is late
     fever_threshold_c: float = 37.3  # a fever case reports at least this temperature
     clock_skew_s: int = 300  # how far in the future a case's found time may be (device clocks)
     # Submissions per unit (HTTP and bus alike): a burst of this many, then one every
@@ -65,9 +64,12 @@ class Settings(BaseSettings):
     http_port: int | None = None
     log_level: str = "WARNING"
     log_format: Literal["json", "text"] = "json"
-    # Alerts: the rules file (default services/alerts/rules.toml), how often the clock looks for
-    # due deadlines (0: only when asked, as tests do), and the durable consumers' base name.
-    alerts_rules: Path | None = None
+    # The rules of every clock (default shared/data/rules.toml): deadlines by case kind and unit
+    # type, escalation, outbreaks, missing reports, recipients. Ingest and alerts read the same.
+    rules: Path | None = Field(
+        default=None, validation_alias=AliasChoices("ROLLCALL_RULES", "ROLLCALL_ALERTS_RULES"))
+    # Alerts: how often the clock looks for due deadlines (0: only when asked, as tests do), and
+    # the durable consumers' base name.
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
     # Console: its port, and where it finds the other services (default: their local ports).

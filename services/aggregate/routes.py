@@ -18,7 +18,8 @@ from services.aggregate.views import Span
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
-from shared.http_auth import Authenticated, AuthError
+from shared.http_auth import Authenticated
+from shared.refusals import refuse
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -62,10 +63,7 @@ def _visible(principal: Principal, node: str) -> str:
     """The node, if it is a division code inside the credential's area."""
     node = _node(node)
     if not principal.may_see(node):
-        raise AuthError(403, FieldError(
-            "node", "outside_area", f"{node} 不在此凭证的辖区内",
-            f"{node} is outside the area of this credential ({principal.kind} "
-            f"{principal.scope})"))
+        raise refuse("outside_area", "node", what=node)
     return node
 
 

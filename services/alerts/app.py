@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
-from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
@@ -23,6 +22,7 @@ from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.rules import load_rules
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
-    rules = load_rules(settings.alerts_rules)  # bad rules stop the start, not the first alert
+    rules = load_rules(settings.rules)  # bad rules stop the start, not the first alert
     broker = make_broker(nats_url, "alerts")
 
     @contextlib.asynccontextmanager

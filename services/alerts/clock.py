@@ -17,8 +17,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from services.alerts.rules import Rules
+from shared.deadlines import cutoff_instant
 from shared.hierarchy import ancestors, level_of
+from shared.rules import Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +63,6 @@ def deadline_for(start: datetime, topic: str, unit_type: str | None, rules: Rule
     return start + rules.deadline_after(topic, unit_type)
 
 
-def is_late(received_at: datetime, deadline: datetime) -> bool:
-    """Reported late: the event reached the system at or after its deadline."""
-    return received_at >= deadline
-
-
 def escalation_target(node: str, levels_up: int) -> str:
     """The node `levels_up` above `node` (the province at most)."""
     chain = ancestors(node)
@@ -75,11 +71,6 @@ def escalation_target(node: str, levels_up: int) -> str:
 
 def level_name(node: str) -> str:
     return level_of(node).name.lower()
-
-
-def seconds_left(deadline: datetime, now: datetime) -> int:
-    """Negative once the deadline has passed."""
-    return int((deadline - now).total_seconds())
 
 
 # --- outbreaks (流感样病例暴发) -------------------------------------------------------------
@@ -121,6 +112,3 @@ def cutoffs_due(now: datetime, zone: ZoneInfo, cutoffs: Iterable[time],
                 out.append((day, cutoff))
     return out
 
-
-def cutoff_instant(day: date, cutoff: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, cutoff, tzinfo=zone)

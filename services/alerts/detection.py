@@ -20,9 +20,10 @@ from services.alerts.lifecycle import (
     open_alerts,
 )
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
-from services.alerts.rules import Rules
+from shared import deadlines
 from shared.contracts import CaseReported, ReportAccepted
 from shared.registry.reference import Reference
+from shared.rules import Rules
 
 # The events of a batch not applied before; the record commits with their effect.
 RECORD_FRESH = text("""
@@ -272,7 +273,7 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
     for unit, node in sorted(expected.items()):
         if unit not in reported and node is not None:
             by_node[node].append(unit)
-    started = clock.cutoff_instant(day, cutoff, zone)
+    started = deadlines.cutoff_instant(day, cutoff, zone)
     news = [NewAlert(
         key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
         topic="missing_report", node=node, day=day, started_at=started, received_at=started,

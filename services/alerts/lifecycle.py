@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
 from services.alerts.models import AlertOutboxRow, AlertRow, TransitionRow
-from services.alerts.rules import Rules
+from shared import deadlines
 from shared.auth import Principal
 from shared.contracts import (
     AlertAcknowledged,
@@ -28,6 +28,7 @@ from shared.contracts import (
     AlertOpened,
     AlertWarned,
 )
+from shared.rules import Rules
 
 SYSTEM = "system"
 OPERATOR_OUTCOMES = ("isolated", "referred", "excluded", "other")
@@ -103,7 +104,7 @@ def _opening(new: NewAlert, rules: Rules, now: datetime) -> dict:
         "case_kind": new.case_kind, "recipients": new.recipients, "status": "open",
         "responsible": new.node, "day": new.day, "started_at": new.started_at,
         "deadline": deadline, "stage": 0, "next_at": clock.next_due(deadline, 0, rules),
-        "late": new.late or clock.is_late(new.received_at, deadline), "seq": 0,
+        "late": new.late or deadlines.is_past(deadline, new.received_at), "seq": 0,
         "opened_at": now, "details": new.details}
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerts import clock
 from services.alerts.models import AlertRow, MissingUnitRow
 from services.alerts.schemas import AlertView, MissingUnit
+from shared import deadlines
 from shared.hierarchy import LEVEL_BY_LENGTH
 
 STATUSES = {"active": ("open", "acknowledged"), "open": ("open",),
@@ -50,8 +51,8 @@ def view(row: AlertRow, now: datetime, missing: list[MissingUnit] | None = None)
         case_kind=row.case_kind, recipients=list(row.recipients),
         level=clock.level_name(row.responsible), responsible=row.responsible, day=row.day,
         started_at=row.started_at, deadline=row.deadline,
-        seconds_left=clock.seconds_left(row.deadline, now) if running else None,
-        overdue=running and now >= row.deadline, late=row.late,
+        seconds_left=deadlines.seconds_left(row.deadline, now) if running else None,
+        overdue=running and deadlines.is_past(row.deadline, now), late=row.late,
         escalations=max(0, row.stage - 1), opened_at=row.opened_at,
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         closed_at=row.closed_at, closed_by=row.closed_by, outcome=row.outcome, note=row.note,

@@ -20,7 +20,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.outbox import OutboxRelay
@@ -76,7 +76,6 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.include_router(routes.cases)
     app.include_router(health_router())
-    app.add_exception_handler(AuthError, on_auth_error)
     app.include_router(metrics_router())
     install_problems(app)  # framework refusals in the project's shape, and in the schema
     # Ingest's own, registered after (and so instead of) the shared ones: a refused submission

@@ -24,6 +24,7 @@ from services.ingest.schemas import (
     SubmitReport,
 )
 from services.ingest.service import IngestContext
+from shared import deadlines
 from shared.auth import Principal
 from shared.contracts import SubmissionRejected
 from shared.errors import FieldError
@@ -227,7 +228,7 @@ async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[
         values = intake.normalise(body.values, ctx.catalogue)
         subs.append(ledger.Submission(
             unit=unit, day=body.day, values=values, zero=intake.is_zero(values),
-            late=intake.is_late(unit, body.day, batch.now, zone),
+            late=deadlines.report_is_late(body.day, unit.cutoff, batch.now, zone),
             reporter=body.reporter, submitted_at=batch.now, report_id=body.report_id,
             credential_id=principal.credential_id, actor=actor_of(principal)))
         where.append(i)
@@ -270,7 +271,6 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
     """Fever and flu-like cases; late when found more than two hours before they arrived."""
     batch = _Batch(items, "case", ctx)
     settings = ctx.settings
-    deadline = timedelta(minutes=settings.case_deadline_minutes)
     cases: list[ledger.Case] = []
     where: list[int] = []
     for i, item in enumerate(items):
@@ -287,7 +287,7 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             lock_days=settings.lock_days, unlocked=principal.kind == "operator",
             fever_threshold=settings.fever_threshold_c,
             clock_skew=timedelta(seconds=settings.clock_skew_s))
-        found_day = intake.local_day(found_at, settings.zone)
+        found_day = deadlines.local_day(found_at, settings.zone)
         if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
             batch.refuse(i, 403, [denied])
             continue
@@ -297,11 +297,12 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             batch.refuse(i, 422, errors)
             continue
         assert unit is not None
+        deadline = deadlines.case_deadline(found_at, body.kind, unit.unit_type, ctx.rules)
         cases.append(ledger.Case(
             unit=unit, node=unit.node_on(found_day), kind=body.kind,  # type: ignore[arg-type]
             found_at=found_at, received_at=batch.now, temperature=body.temperature,
             symptoms=list(body.symptoms), person_ref=body.person_ref,
-            late=intake.case_is_late(found_at, batch.now, deadline), deadline=deadline,
+            late=deadlines.is_past(deadline, batch.now), deadline=deadline - found_at,
             case_id=body.case_id, credential_id=principal.credential_id,
             actor=actor_of(principal)))
         where.append(i)

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 
 from services.alerts import detection
-from services.alerts.rules import load_rules
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from shared.registry.unit_types import unit_types
+from shared.rules import load_rules
 from tests.integration.alerts_harness import (
     BASE_DAY,
     Bus,

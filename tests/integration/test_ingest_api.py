@@ -103,7 +103,7 @@ def test_a_unit_submits_only_for_itself(system: dict, servers) -> None:
     refused = post(system, "/v1/reports", {"unit": other, "day": day, "reporter": "刘",
                                            "values": {"fever": 1}}, auth)
     assert refused.status_code == 403
-    assert codes(refused) == {("unit", "forbidden")}
+    assert codes(refused) == {("unit", "outside_area")}
     assert refused.json()["rejection_id"]  # kept, like every refusal of a known sender
     assert httpx.get(f"{system['ingest']}/v1/units/{other}/reports",
                      headers=auth).status_code == 403

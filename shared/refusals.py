@@ -1,0 +1,86 @@
+"""Every refusal a service answers with, in one catalogue: a stable code, the HTTP status that
+says it, and the reason in Chinese and English. One exception (`Refused`) carries a refusal out
+of a use case or a dependency; one handler (`on_refused`, installed by
+`shared.http_problems.install_problems`) answers it in the project's Problem shape.
+
+Validation errors of a body's fields keep their own codes (`shared.problems` for pydantic's,
+the catalogue's rules for values); this catalogue holds the refusals of access and of state,
+which used to have a different code in each service.
+"""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from shared.errors import FieldError
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    status: int
+    message_zh: str  # str.format templates: the parameters are named where the code is raised
+    message_en: str
+
+
+CATALOGUE: dict[str, Kind] = {
+    # Who are you?
+    "unauthenticated": Kind(401, "缺少凭证:请在 Authorization 头中提供 Bearer 令牌",
+                            "missing credentials: send Authorization: Bearer <token>"),
+    "bad_token": Kind(401, "令牌无效或已吊销", "the token is unknown or revoked"),
+    "signed_out": Kind(401, "已退出登录,请重新登录", "signed out: sign in again"),
+    "auth_unavailable": Kind(503, "暂时无法核验凭证,请稍后重试",
+                             "credentials cannot be checked right now; retry later"),
+    # Not yours.
+    "not_operator": Kind(403, "仅操作员可{action}", "only operators may {action}"),
+    "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
+                         "{what} is outside this credential's area"),
+    # Nothing there.
+    "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
+    "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+}
+
+# The `detail` line of a Problem, by status.
+DETAILS = {400: "bad request", 401: "unauthenticated", 403: "forbidden", 404: "not found",
+           409: "conflict", 413: "too large", 422: "refused", 429: "too many requests",
+           503: "unavailable"}
+
+
+class Refused(Exception):
+    """A request or submission refused: its status and every field at fault."""
+
+    def __init__(self, status: int, errors: list[FieldError],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__("; ".join(e.message_en for e in errors))
+        self.status, self.errors, self.headers = status, errors, headers
+
+    @property
+    def error(self) -> FieldError:
+        return self.errors[0]
+
+
+def refusal(code: str, field: str, **params: object) -> FieldError:
+    """The catalogue's refusal `code` for `field`, its messages filled with `params`."""
+    kind = CATALOGUE[code]
+    return FieldError(field, code, kind.message_zh.format(**params),
+                      kind.message_en.format(**params))
+
+
+def refuse(code: str, field: str, **params: object) -> Refused:
+    """`raise refuse("outside_area", "node", what=node)`."""
+    kind = CATALOGUE[code]
+    headers = ({"WWW-Authenticate": "Bearer"} if kind.status == 401
+               else {"Retry-After": "5"} if kind.status == 503 else None)
+    return Refused(kind.status, [refusal(code, field, **params)], headers)
+
+
+def problem(status: int, errors: list[FieldError], **extra: object) -> dict:
+    """The Problem body every refusal answers with."""
+    return {"detail": DETAILS.get(status, "refused"), "errors": [e.as_dict() for e in errors],
+            **extra}
+
+
+async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse(problem(exc.status, exc.errors), status_code=exc.status,
+                        headers=exc.headers)
