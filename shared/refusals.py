@@ -9,11 +9,13 @@ which used to have a different code in each service.
 """
 
 from dataclasses import dataclass
-
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from typing import TYPE_CHECKING
 
 from shared.errors import FieldError
+
+if TYPE_CHECKING:  # the catalogue itself is plain data: domain code may raise its refusals
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,19 @@ CATALOGUE: dict[str, Kind] = {
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
+                      "this unit has no report for {day} to correct"),
+    # In conflict with what is stored.
+    "already_reported": Kind(409, "该单位 {day} 已报告(第 {revision} 版),请提交更正",
+                             "this unit already reported for {day} (revision {revision}); "
+                             "send a correction"),
+    "id_reused": Kind(409, "此编号已用于另一份内容不同的报送",
+                      "this id was already used for a different submission"),
+    "revision_conflict": Kind(409, "第 {revision} 版不是下一版:最新为第 {latest} 版,下一版应为 "
+                                   "{next};若该版已存在,其内容与此不同",
+                              "revision {revision} is not the next one: the latest revision is "
+                              "{latest} and the next is {next}; if it exists, its content "
+                              "differs"),
 }
 
 # The `detail` line of a Problem, by status.
@@ -80,7 +95,9 @@ def problem(status: int, errors: list[FieldError], **extra: object) -> dict:
             **extra}
 
 
-async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+async def on_refused(request: "Request", exc: Exception) -> "JSONResponse":
+    from fastapi.responses import JSONResponse
+
     assert isinstance(exc, Refused)
     return JSONResponse(problem(exc.status, exc.errors), status_code=exc.status,
                         headers=exc.headers)
