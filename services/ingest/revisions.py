@@ -20,31 +20,20 @@ from shared.refusals import Refused, refuse
 class StoredReport(Protocol):
     """One stored revision of a report, as the ledger reads it."""
 
-    @property
-    def report_id(self) -> UUID: ...
-    @property
-    def unit_code(self) -> str: ...
-    @property
-    def day(self) -> date: ...
-    @property
-    def revision(self) -> int: ...
-    @property
-    def values(self) -> dict: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def late(self) -> bool: ...
+    report_id: UUID
+    unit_code: str
+    day: date
+    revision: int
+    values: dict
+    reason: str | None
+    late: bool
 
 
 class StoredCase(Protocol):
-    @property
-    def case_id(self) -> UUID: ...
-    @property
-    def unit(self) -> str: ...
-    @property
-    def person_ref(self) -> str: ...
-    @property
-    def found_at(self) -> datetime: ...
+    case_id: UUID
+    unit: str
+    person_ref: str
+    found_at: datetime
 
 
 Row = TypeVar("Row")

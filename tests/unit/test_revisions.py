@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.ingest.models import ReportRow
 from services.ingest.revisions import (
     NextRevision,
     Retry,
@@ -24,15 +25,11 @@ DAY = date(2026, 3, 2)
 UNIT = "430621108001-CL"
 
 
-@dataclass(frozen=True)
-class Row:
-    report_id: uuid.UUID
-    unit_code: str
-    day: date
-    revision: int
-    values: dict
-    reason: str | None
-    late: bool
+def revision_row(report_id: uuid.UUID, unit_code: str, day: date, revision: int,
+                 values: dict, reason: str | None, late: bool) -> ReportRow:
+    """A stored revision, as the ledger reads it (built, never stored)."""
+    return ReportRow(report_id=report_id, unit_code=unit_code, day=day, revision=revision,
+                     values=values, reason=reason, late=late)
 
 
 def code_of(decision: object) -> tuple[int, str]:
@@ -65,8 +62,8 @@ def test_firsts_keeps_the_first_of_each_key_and_id(data, batch_keys) -> None:
 # -- first reports -----------------------------------------------------------------------------
 
 
-def first_row(values: dict, report_id: uuid.UUID | None = None) -> Row:
-    return Row(report_id or uuid.uuid4(), UNIT, DAY, 1, values, None, False)
+def first_row(values: dict, report_id: uuid.UUID | None = None) -> ReportRow:
+    return revision_row(report_id or uuid.uuid4(), UNIT, DAY, 1, values, None, False)
 
 
 def test_a_first_report_sent_again_is_a_retry_by_id_or_by_content() -> None:
@@ -105,14 +102,14 @@ corrections = st.fixed_dictionaries({
     "revision": st.none() | st.integers(2, 6)})
 
 
-def decide(stored: list[Row], c: dict):
+def decide(stored: list[ReportRow], c: dict):
     same_id = next((r for r in stored if r.report_id == c["report_id"]), None)
     return next_revision(UNIT, DAY, c["values"], c["reason"], c["report_id"], c["revision"],
                          stored, same_id)
 
 
-def store(stored: list[Row], c: dict, decision: NextRevision) -> Row:
-    row = Row(c["report_id"] or uuid.uuid4(), UNIT, DAY, decision.revision, c["values"],
+def store(stored: list[ReportRow], c: dict, decision: NextRevision) -> ReportRow:
+    row = revision_row(c["report_id"] or uuid.uuid4(), UNIT, DAY, decision.revision, c["values"],
               c["reason"], decision.late)
     stored.append(row)
     return row
@@ -121,7 +118,7 @@ def store(stored: list[Row], c: dict, decision: NextRevision) -> Row:
 @given(late=st.booleans(), first=values, history=st.lists(corrections, max_size=8))
 def test_corrections_number_revisions_without_gaps_and_a_retry_changes_nothing(
         late: bool, first: dict, history: list[dict]) -> None:
-    stored = [Row(uuid.uuid4(), UNIT, DAY, 1, first, None, late)]
+    stored = [revision_row(uuid.uuid4(), UNIT, DAY, 1, first, None, late)]
     for c in history:
         decision = decide(stored, c)
         if isinstance(decision, NextRevision):
@@ -164,7 +161,7 @@ def test_an_unnumbered_correction_equal_to_the_first_report_is_a_new_revision() 
 
 
 def test_a_correction_id_used_for_another_day_is_refused() -> None:
-    elsewhere = Row(uuid.uuid4(), UNIT, date(2026, 3, 1), 2, {"fever": 0}, "误报", False)
+    elsewhere = revision_row(uuid.uuid4(), UNIT, date(2026, 3, 1), 2, {"fever": 0}, "误报", False)
     decision = next_revision(UNIT, DAY, {"fever": 0}, "误报", elsewhere.report_id, None,
                              [first_row({"fever": 1})], elsewhere)
     assert code_of(decision) == (409, "id_reused")
