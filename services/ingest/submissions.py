@@ -66,7 +66,7 @@ class Outcome:
                        rejection_id=str(self.rejection_id) if self.rejection_id else None)
 
 
-INVALID_JSON = FieldError("body", "invalid_json", "不是有效的 JSON", "not valid JSON")
+[INVALID_JSON] = from_pydantic([{"type": "json_invalid", "loc": ()}])
 
 
 def read(model: type[BaseModel], payload: object, principal: Principal | None,
