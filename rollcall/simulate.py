@@ -29,9 +29,10 @@ REPORTERS = ["王医生", "李主任", "张老师", "刘会计", "陈站长", "�
 CLINICS = {"village_clinic", "private_clinic", "township_health_centre", "hospital"}
 SCHOOLS = {"primary_school", "middle_school", "kindergarten"}
 CASE_FINDERS = CLINICS | SCHOOLS | {"pharmacy"}
-# The README's first example reports for this unit today: the simulator never does, so that the
-# example answers 201 on a fresh `make run` (and 200, a retry, when sent again).
-README_UNIT = "430621108001-CL"
+# The first example (the README's, and the one `rollcall dev` prints) reports for this unit
+# today: the simulator never does, so that the example answers 201 on a fresh `make run` (and
+# 200, a retry, when sent again).
+EXAMPLE_UNIT = "430621108001-CL"
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def report_for(unit: dict, day: date, rng: random.Random, plan: Plan) -> dict:
 def todays_reports(pending: list[dict], day: date, rng: random.Random, plan: Plan
                    ) -> list[dict]:
     """The reports to send today: a share of the units that have not reported yet, in random
-    order, never the README's example unit."""
-    units = [u for u in pending if u["unit"] != README_UNIT]
+    order, never the first example's unit."""
+    units = [u for u in pending if u["unit"] != EXAMPLE_UNIT]
     rng.shuffle(units)
     units = units[: round(len(units) * plan.share)]
     return [report_for(u, day, rng, plan) for u in units]

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rollcall.simulate import README_UNIT, Plan, case_for, report_for, todays_reports, values_for
+from rollcall.simulate import EXAMPLE_UNIT, Plan, case_for, report_for, todays_reports, values_for
 from shared.catalogue import default_catalogue
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -28,7 +28,7 @@ def test_the_simulator_leaves_the_readme_example_unit_alone():
     """On a fresh `make run` the README's first example must answer 201, not 409: the simulator
     has sent every other unit's day, never this one."""
     unit = readme_first_report()["unit"]
-    assert unit == README_UNIT
+    assert unit == EXAMPLE_UNIT
     pending = [{"unit": unit, "unit_type": "village_clinic"}] + [
         {"unit": f"430621108{i:03d}-VC", "unit_type": "village_committee"} for i in range(50)]
     for seed in range(20):
