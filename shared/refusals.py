@@ -30,13 +30,17 @@ CATALOGUE: dict[str, Kind] = {
     "unauthenticated": Kind(401, "缺少凭证:请在 Authorization 头中提供 Bearer 令牌",
                             "missing credentials: send Authorization: Bearer <token>"),
     "bad_token": Kind(401, "令牌无效或已吊销", "the token is unknown or revoked"),
-    "signed_out": Kind(401, "已退出登录,请重新登录", "signed out: sign in again"),
     "auth_unavailable": Kind(503, "暂时无法核验凭证,请稍后重试",
                              "credentials cannot be checked right now; retry later"),
+    "signed_out": Kind(401, "请先登录(粘贴您的访问令牌)",
+                       "sign in first (paste your access token)"),
     # Not yours.
-    "not_operator": Kind(403, "仅操作员可{action}", "only operators may {action}"),
+    "not_operator": Kind(403, "仅指挥部值班操作员可以这样做",
+                         "only command-centre operators may do this"),
     "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
                          "{what} is outside this credential's area"),
+    # Not a place.
+    "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
@@ -53,12 +57,15 @@ CATALOGUE: dict[str, Kind] = {
                               "revision {revision} is not the next one: the latest revision is "
                               "{latest} and the next is {next}; if it exists, its content "
                               "differs"),
+    # Another service does not answer (the console asks the others).
+    "unavailable": Kind(502, "{service} 服务暂不可用,请稍后重试",
+                        "the {service} service does not answer; try again shortly"),
 }
 
 # The `detail` line of a Problem, by status.
 DETAILS = {400: "bad request", 401: "unauthenticated", 403: "forbidden", 404: "not found",
            409: "conflict", 413: "too large", 422: "refused", 429: "too many requests",
-           503: "unavailable"}
+           502: "unavailable", 503: "unavailable"}
 
 
 class Refused(Exception):

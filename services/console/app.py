@@ -22,6 +22,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.observability import metrics_router
+from shared.refusals import Refused, on_refused
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(metrics_router(live_figures))
     app.include_router(routes.pages)
     app.include_router(routes.api)
-    app.add_exception_handler(routes.Refused, routes.on_refused)
+    app.add_exception_handler(Refused, on_refused)
     app.add_exception_handler(UpstreamDown, routes.on_upstream_down)
     app.add_exception_handler(routes.Passed, routes.on_passed)
 
