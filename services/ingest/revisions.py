@@ -1,5 +1,5 @@
 """Ingest's idempotency and revision rules, as plain functions over what the ledger holds
-(docs/architecture.md, "Effectively-once" and "The path of a report").
+(docs/architecture.md: "Contracts", effectively once, and "The path of a daily report").
 
 Submitting the same report twice (a retry) changes nothing and answers with what is stored; a
 different report for a day already reported is refused (send a correction); a correction is the
