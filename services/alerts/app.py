@@ -1,5 +1,5 @@
 """The alerts service's composition root: settings → rules → engine → broker → consumers →
-clock loop → outbox relay → routes. Nothing connects at import."""
+clock loop → outbox relay → authenticator → routes. Nothing connects at import."""
 
 import asyncio
 import contextlib
@@ -18,6 +18,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None,
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.ticker = ticker
+        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
 
         # A notification only: core NATS delivers it to every replica, no consumer to keep.
         @broker.subscriber(RegistryChanged.subject, no_reply=True)
@@ -78,8 +80,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.include_router(health_router())
     app.include_router(metrics_router(_refresh_alert_gauges))
-    app.add_exception_handler(routes.Refused, routes.on_refused)
-    install_problems(app)  # framework refusals in the project's shape, and in the schema
+    install_problems(app)  # every refusal in the project's shape, and in the schema
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
 
     @app.get("/v1/status", tags=["alerts"])

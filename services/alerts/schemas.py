@@ -67,3 +67,23 @@ class Change(BaseModel):
 class Problem(BaseModel):
     detail: str
     errors: list[dict[str, str]]
+
+
+class KindLevelCount(BaseModel):
+    kind: Literal["case", "outbreak", "missing_report"]
+    level: str = Field(description="the level now responsible")
+    alerts: int
+    overdue: int = Field(description="open and past their deadline")
+
+
+class AlertCounts(BaseModel):
+    """How many alerts a list with the same filters holds, in all and per kind and level."""
+
+    node: str
+    scope: Literal["subtree", "exact"]
+    status: Literal["active", "open", "acknowledged", "closed"]
+    total: int
+    overdue: int
+    by_kind: dict[str, int]
+    by_level: dict[str, int]
+    by_kind_and_level: list[KindLevelCount]
