@@ -1,6 +1,8 @@
 """The alert lifecycle as a pure state machine: any sequence of commands and clock ticks keeps
 its invariants (no database, no broker)."""
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -159,3 +161,14 @@ def test_the_lifecycle_refuses_what_it_does_not_allow() -> None:
     done = machine.close(taken, "值班员", OPERATOR, "referred", "已转诊", FOUND + 12 * M, RULES)
     assert done.state.status == "closed" and done.state.outcome == "referred"
     assert [e.change for e in done.history] == ["closed"]
+
+
+def test_the_lifecycle_and_the_clock_import_no_sql_nats_or_http() -> None:
+    """The domain stays pure: what it imports, followed to the end, reaches none of them."""
+    code = ("import sys, services.alerts.machine, services.alerts.clock; "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    for adapter in ("sqlalchemy", "asyncpg", "nats", "faststream", "fastapi", "starlette",
+                    "httpx"):
+        assert f"'{adapter}'" not in loaded, adapter
