@@ -96,28 +96,27 @@ class AlertState:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One line of an alert's history: the change, who, when and why."""
+    """One line of an alert's history: its event (the change, seq, who, when and why, as
+    published) and what the history records beside it."""
 
-    alert_id: uuid.UUID
-    seq: int
-    change: str
-    at: datetime
-    actor: str
-    reason: str | None
+    event: AlertEvent
     details: dict
 
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """What a command or a clock tick did: the state after it, and for each change (in order)
-    its history entry and the event to publish. No change: both empty."""
+    """What a command or a clock tick did: the state after it, and each change in order, as
+    its history entry and the event to publish. No change: none."""
 
     state: AlertState
     history: tuple[Entry, ...] = ()
-    events: tuple[AlertEvent, ...] = ()
+
+    @property
+    def events(self) -> tuple[AlertEvent, ...]:
+        return tuple(entry.event for entry in self.history)
 
     def then(self, other: "Changed") -> "Changed":
-        return Changed(other.state, self.history + other.history, self.events + other.events)
+        return Changed(other.state, self.history + other.history)
 
 
 def _change(state: AlertState, make: type[AlertEvent], at: datetime, actor: str,
@@ -130,8 +129,7 @@ def _change(state: AlertState, make: type[AlertEvent], at: datetime, actor: str,
                  recipients=list(state.recipients), level=clock.level_name(state.responsible),
                  responsible=state.responsible, status=state.status, deadline=state.deadline,
                  late=state.late, at=at, actor=actor, reason=reason, **extra)
-    entry = Entry(state.alert_id, state.seq, event.change, at, actor, reason, recorded)
-    return Changed(state, (entry,), (event,))
+    return Changed(state, (Entry(event, recorded),))
 
 
 def open_alert(new: NewAlert, alert_id: uuid.UUID, rules: Rules, now: datetime) -> Changed:
@@ -183,7 +181,7 @@ def tick(state: AlertState, now: datetime, rules: Rules,
                  "due_at": step.at.isoformat()},
                 from_node=current.responsible, step=step.index))
     final = replace(done.state, stage=stage, next_at=clock.next_due(state.deadline, stage, rules))
-    return Changed(final, done.history, done.events)
+    return Changed(final, done.history)
 
 
 def acknowledge(state: AlertState, actor: str, credential: uuid.UUID, reason: str | None,

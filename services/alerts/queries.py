@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,10 +76,10 @@ class Position:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             rank, deadline, alert_id = json.loads(raw)
             at = datetime.fromisoformat(deadline)
-            if rank not in (0, 1) or at.tzinfo is None:
+            if type(rank) is not int or rank not in (0, 1) or at.tzinfo is None:
                 raise ValueError(cursor)
-            return cls(rank, at, uuid.UUID(alert_id))
-        except TypeError as exc:  # valid JSON of another shape; decoding errors are ValueErrors
+            return cls(rank, at.astimezone(UTC), uuid.UUID(alert_id))
+        except (TypeError, OverflowError) as exc:  # decoding errors are ValueErrors already
             raise ValueError(cursor) from exc
 
 

@@ -44,14 +44,15 @@ def _row_values(state: AlertState) -> dict:
 
 async def _record(session: AsyncSession, changes: Sequence[Changed]) -> None:
     """The history rows and outbox rows of `changes`, in one statement each."""
-    history = [{"alert_id": e.alert_id, "seq": e.seq, "change": e.change, "at": e.at,
-                "actor": e.actor, "reason": e.reason, "details": e.details}
-               for c in changes for e in c.history]
-    if not history:
+    entries = [entry for c in changes for entry in c.history]
+    if not entries:
         return
-    outbox = [{"subject": ev.subject, "msg_id": ev.msg_id,
-               "payload": ev.model_dump_json().encode(), "created_at": ev.at}
-              for c in changes for ev in c.events]
+    history = [{"alert_id": e.event.alert_id, "seq": e.event.seq, "change": e.event.change,
+                "at": e.event.at, "actor": e.event.actor, "reason": e.event.reason,
+                "details": e.details} for e in entries]
+    outbox = [{"subject": e.event.subject, "msg_id": e.event.msg_id,
+               "payload": e.event.model_dump_json().encode(), "created_at": e.event.at}
+              for e in entries]
     await session.execute(TransitionRow.__table__.insert(), history)
     await session.execute(AlertOutboxRow.__table__.insert(), outbox)
 
