@@ -1,6 +1,6 @@
 """The alert clock: pure functions of time and the rules, no database and no broker.
 
-The two-hour rule (docs/architecture.md, "Fever cases and the two-hour rule"): every case opens
+The two-hour rule (docs/architecture.md, "The path of a fever case"): every case opens
 an alert whose deadline is its found-time + 2 h; an alert nobody acknowledges in time escalates
 to the level above (village → town → county); a case that arrives already past its deadline is
 flagged late at once and escalated.
