@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
 from services.alerts.service import AlertsContext
@@ -88,14 +87,7 @@ def create_app(settings: Settings | None = None,
         """What this service has taken in (case events; unit-days holding a report), and how
         many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
-            cases = await session.scalar(
-                select(func.count()).select_from(text("alerts.applied_events")))
-            reports = await session.scalar(text(
-                "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
-            active = await session.scalar(text(
-                "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
-        return {"cases_applied": cases or 0, "reports_applied": reports or 0,
-                "alerts_active": active or 0}
+            return await queries.intake(session)
 
     return app
 

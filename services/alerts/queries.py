@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
@@ -157,3 +157,15 @@ async def counts_by_level(session: AsyncSession, now: datetime) -> dict[str, tup
         active, overdue = out[c.level]
         out[c.level] = (active + c.alerts, overdue + c.overdue)
     return dict(out)
+
+
+async def intake(session: AsyncSession) -> dict[str, int]:
+    """What the service has taken in (case events; unit-days holding a report), and how many
+    alerts are not closed."""
+    cases = await session.scalar(text("SELECT count(*) FROM alerts.applied_events"))
+    reports = await session.scalar(text(
+        "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
+    active = await session.scalar(select(func.count()).select_from(AlertRow)
+                                  .where(AlertRow.status != "closed"))
+    return {"cases_applied": cases or 0, "reports_applied": reports or 0,
+            "alerts_active": active or 0}
