@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,12 +37,13 @@ def is_past_sql(deadline: ColumnElement[datetime], moment: datetime | ColumnElem
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which alerts: of `node` exactly or of its whole subtree, by status and kind."""
+    """Which alerts: of `node` exactly or of its whole subtree, by status, kind and day."""
 
     node: str
     exact: bool = False
     status: str = "active"
     kind: str | None = None
+    day: date | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         node = (AlertRow.node == self.node if self.exact
@@ -50,6 +51,8 @@ class Selection:
         out = [node, AlertRow.status.in_(STATUSES[self.status])]
         if self.kind:
             out.append(AlertRow.kind == self.kind)
+        if self.day:
+            out.append(AlertRow.day == self.day)
         return out
 
 

@@ -6,7 +6,7 @@ its subtree. Refusals come from the one catalogue (`shared.refusals`)."""
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -88,13 +88,16 @@ async def _visible(session: AsyncSession, alert_id: uuid.UUID, who: Principal) -
 async def list_alerts(ctx: Ctx, who: Operator, response: Response, node: str | None = None,
                       scope: Scope = "subtree", status: Status = "active",
                       kind: Kind | None = None,
+                      day: Annotated[date | None, Query(
+                          description="the alerts of one day (a case's found day, a "
+                                      "cutoff's day)")] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                       cursor: str | None = None) -> list[AlertView]:
     """The alerts of a node's subtree, or of the node alone (the operator's own node by
     default): by default those not closed, open ones first, nearest deadline first, each with
     the seconds left. When more follow, the `Next-Cursor` header carries the cursor of the next
     page; each alert is listed once across the pages, even as new ones open."""
-    selection = queries.Selection(_area(who, node), scope == "exact", status, kind)
+    selection = queries.Selection(_area(who, node), scope == "exact", status, kind, day)
     try:
         after = queries.Position.parse(cursor) if cursor else None
     except ValueError:

@@ -278,17 +278,28 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
 
+async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -> list[dict]:
+    """Every alert of the day below `node`, page after page: a county may hold more than a
+    page of them (one missing-report alert per village and cutoff)."""
+    alerts: list[dict] = []
+    for status in ("active", "closed"):
+        cursor = None
+        while True:
+            answer = await ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node,
+                                            status=status, day=day, limit=1000, cursor=cursor)
+            alerts += _must(answer)
+            if (cursor := answer.next_cursor) is None:
+                break
+    return alerts
+
+
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, *lists = await asyncio.gather(
+    view, children, day_alerts = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        *(ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
-                           kind=kind, limit=1000)
-          for status in ("active", "closed") for kind in ("case", "outbreak", "missing_report")))
-    day_alerts = [a for answer in lists for a in _must(answer)
-                  if a.get("day") == day.isoformat()]
+        _day_alerts(ctx, who, node, day))
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
     async with ctx.sessions() as session:
         await reference.name_alerts(session, day_alerts)

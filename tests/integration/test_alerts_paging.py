@@ -98,6 +98,8 @@ async def test_more_than_a_thousand_alerts_are_read_whole_through_the_cursor(
         below = await read({"node": TOWNS[0], "limit": 1000}, [])
         # The town, its 401 villages, and the two newcomers (villages of it).
         assert len(below) == 404 and all(a["node"].startswith(TOWNS[0]) for a in below)
+        for on, expected in ((day, 404), (day - timedelta(days=1), 0)):
+            assert len(await read({"node": TOWNS[0], "day": on.isoformat()}, [])) == expected
 
         counts = (await r.http.get("/v1/alerts/counts", headers=bearer(token),
                                    params={"node": COUNTY})).json()
