@@ -6,7 +6,7 @@ its subtree. Refusals come from the one catalogue (`shared.refusals`)."""
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -21,6 +21,7 @@ from services.alerts.schemas import (
     AlertView,
     Change,
     Close,
+    Day,
     KindLevelCount,
     Problem,
 )
@@ -88,7 +89,7 @@ async def _visible(session: AsyncSession, alert_id: uuid.UUID, who: Principal) -
 async def list_alerts(ctx: Ctx, who: Operator, response: Response, node: str | None = None,
                       scope: Scope = "subtree", status: Status = "active",
                       kind: Kind | None = None,
-                      day: Annotated[date | None, Query(
+                      day: Annotated[Day | None, Query(
                           description="the alerts of one day (a case's found day, a "
                                       "cutoff's day)")] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 200,

@@ -1,10 +1,21 @@
 """Alerts' wire schemas: what operators send and get back."""
 
+import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _written_as_a_day(value: object) -> object:
+    """A day is written YYYY-MM-DD, as the schema says: a number is not read as a timestamp."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_written_as_a_day)]
 
 
 class Acknowledge(BaseModel):

@@ -119,3 +119,5 @@ async def test_more_than_a_thousand_alerts_are_read_whole_through_the_cursor(
                                    params={"node": COUNTY, "cursor": "not-a-cursor"})
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["code"] == "bad_cursor"
+        not_a_day = await r.http.get("/v1/alerts", headers=bearer(token), params={"day": "0.0"})
+        assert not_a_day.status_code == 422 and not_a_day.json()["errors"][0]["field"] == "day"
