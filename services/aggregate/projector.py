@@ -33,7 +33,9 @@ LOCK_UNIT_DAYS = text(f"""
 """)
 # The revision each unit-day holds now and, for a unit-day's first report, where the registry
 # expects the unit that day (its report ends its being missing there): the placement rule,
-# looked up for the batch's units rather than for a subtree.
+# looked up unit by unit. OFFSET 0 keeps each lookup a subquery of its own, where the unit is a
+# plain condition that reaches the placements' index; joined from outside, PostgreSQL would
+# read every placement of the day for each unit.
 CURRENT = text(f"""
     WITH t AS MATERIALIZED (SELECT * FROM {KEYS}),
     cur AS (
@@ -41,7 +43,9 @@ CURRENT = text(f"""
         FROM t LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d),
     reg AS (
         SELECT c.u, c.d, p.node_code
-        FROM cur c JOIN LATERAL {placement_on("c.d")} AS p ON p.unit_code = c.u AND p.active
+        FROM cur c CROSS JOIN LATERAL (
+            SELECT p.node_code FROM {placement_on("c.d")} AS p
+            WHERE p.unit_code = c.u AND p.active OFFSET 0) AS p
         WHERE c.revision IS NULL)
     SELECT cur.u AS unit_code, cur.d AS day, cur.revision, cur.node_code, cur.values, cur.zero,
            cur.late, reg.node_code AS expected_node

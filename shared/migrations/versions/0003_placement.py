@@ -6,8 +6,10 @@ placement yet on the day has no row. Its Python twin is shared/registry/placemen
 test holds the two to the same answers.
 
 A set-returning SQL function that PostgreSQL inlines into the calling query: called in FROM
-(or LATERAL, one call per day or per unit-day) it is planned as the join it contains, so the
-callers' conditions on unit_code or node_code reach the placements' indexes.
+(or LATERAL, once per day) it is planned as the query it contains, and a caller's condition on
+unit_code or node_code reaches the placements' indexes. A condition that joins it to other rows
+does not (the latest-placement anti-join refers to the day): a lookup unit by unit puts its
+condition inside a subquery of its own (see the projector's CURRENT).
 
 Revision ID: registry_0003
 Revises: registry_0002
@@ -21,8 +23,8 @@ branch_labels = None
 depends_on = None
 
 # Kept inlinable: LANGUAGE sql, STABLE, one SELECT, not STRICT, no SET clause. The latest
-# placement is the one no later placement on or before the day replaces (an anti-join, which
-# the planner pulls up, where DISTINCT ON would stop the callers' conditions at the function).
+# placement is the one no later placement on or before the day replaces: as an anti-join, a
+# day's expected units are counted faster than with DISTINCT ON or a LIMIT 1 per unit.
 PLACEMENT_ON = """
 CREATE FUNCTION registry.placement_on(day date)
 RETURNS TABLE (unit_code varchar, node_code varchar, active boolean, name varchar,
