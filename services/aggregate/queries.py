@@ -4,7 +4,7 @@
   unfiltered view reads, a few index lookups whatever the size of the node;
 - a count over the stored unit records (`aggregate.unit_days`, which keep each unit's type and
   sector) and the registry: what views filtered by sector or unit type read (the education
-  bureau's schools are a filter on the same data, DESIGN "Hierarchy").
+  bureau's schools are a filter on the same data, docs/architecture.md, "Hierarchy").
 
 Lists (missing and late units, a node's own units) always come from the unit records and the
 registry. Every query takes all the nodes a view needs at once, never one query per child."""

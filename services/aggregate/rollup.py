@@ -1,14 +1,16 @@
 """Rollup arithmetic: pure functions, no database and no broker.
 
-A unit's latest applied report for a day contributes to its node and to every node above it.
-Replacing one revision by the next applies the difference: sums move by (new - old), counts of
-reporting move likewise, and max/min move monotonically unless a correction lowers (or removes)
-the value that may have been the extreme, in which case that node's extreme is recomputed.
+A unit's latest applied report for a day contributes to its node and to every node above it,
+each metric combined by its kind (shared/aggregation.py). Replacing one revision by the next
+applies the difference: additive metrics and counts of reporting move by (new - old), extremes
+only move further out, unless a correction pulls back (or removes) the value that may have been
+the extreme, in which case that node's extreme is recomputed.
 
-Completeness (DESIGN "Cutoffs, completeness, timeliness"): for every node and day, the units
-expected (active that day and placed at or below the node), those that reported, sent a zero
-report (零报告, counted as reported and on time), reported late (迟报), and the expected units
-with no report at all (漏报). A unit is missing until its first report for the day arrives.
+Completeness (docs/architecture.md, "Cutoffs, completeness, timeliness"): for every node and
+day, the units expected (active that day and placed at or below the node), those that reported,
+sent a zero report (零报告: counted as reported, and late when sent after the cutoff, like any
+report), reported late (迟报), and the expected units with no report at all (漏报). A unit is
+missing until its first report for the day arrives.
 """
 
 from collections import defaultdict
