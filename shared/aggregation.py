@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the catalogue imports this module for the names of the kind
     from shared.catalogue import Catalogue
 
 
-@dataclass(frozen=True, slots=True)
+# One object per kind: compared and hashed by identity (a batch looks kinds up by the thousand).
+@dataclass(frozen=True, slots=True, eq=False)
 class Kind:
     """One way of combining values: its name in the catalogue, in Python and in SQL."""
 

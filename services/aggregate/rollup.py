@@ -57,10 +57,14 @@ class Applied:
     late: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Counts:
     """A node-day's completeness (or a change to it): units expected, reported, zero-reported,
-    reported late and missing. Adds and subtracts field by field, e.g. over several days."""
+    reported late and missing. Adds and subtracts field by field, e.g. over several days.
+
+    A value, never changed in place (every operation returns a new one); not declared frozen
+    because a frozen dataclass takes several times longer to build, and the projector builds
+    one per unit report and per node-day of a batch."""
 
     expected: int = 0
     reported: int = 0
@@ -104,7 +108,7 @@ NO_COUNTS = Counts()
 
 def reported(applied: "Applied", sign: int = 1) -> Counts:
     """What one unit's applied report adds to its node's counts (`sign` -1 takes it away)."""
-    return Counts(reported=sign, zero=sign * applied.zero, late=sign * applied.late)
+    return Counts(0, sign, sign * applied.zero, sign * applied.late, 0)
 
 
 MISSING_ENDED = Counts(missing=-1)
@@ -134,11 +138,15 @@ class Changes:
     counts: dict[NodeDay, Counts] = field(default_factory=dict)
     withdrawn: set[NodeDayMetric] = field(default_factory=set)
     touched: set[NodeDay] = field(default_factory=set)
+    kinds: MetricKinds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kinds = over_units(self.catalogue)
 
     def replace(self, old: Applied | None, new: Applied, expected_node: str | None = None) -> None:
         """`new` replaces `old` (None for a unit-day's first report). `expected_node` is where the
         registry expects the unit that day, if it does: its first report ends its being missing."""
-        kinds = over_units(self.catalogue)
+        kinds = self.kinds
         if old is None:
             if expected_node is not None:
                 self._count((expected_node, new.day), MISSING_ENDED)
@@ -156,19 +164,21 @@ class Changes:
         """An additive metric moves by its value (either sign); an extreme only moves further
         out, so taking a report away (sign -1) leaves extremes to `_withdraw_extremes`."""
         node, day = applied.node, applied.day
-        self._count((node, day), reported(applied, sign))
+        key, change, counts = (node, day), reported(applied, sign), self.counts
+        self.touched.add(key)
+        counts[key] = counts[key] + change if key in counts else change
         for code, value in applied.values.items():
             kind = kinds.get(code)
             if kind is None:
                 continue
-            key = (node, day, code)
+            at = (node, day, code)
             if kind.additive:
                 if value:
-                    self.sums[key] += sign * value
+                    self.sums[at] += sign * value
             elif sign > 0:
                 further = self.extremes[kind]
-                was = further.get(key)
-                further[key] = value if was is None else kind.combine(was, value)
+                was = further.get(at)
+                further[at] = value if was is None else kind.combine(was, value)
 
     def _withdraw_extremes(self, old: Applied, new: Applied, kinds: MetricKinds) -> None:
         """Where the old value may have been the extreme and the new one is not as far out."""
