@@ -103,7 +103,6 @@ class Counts:
 
 
 COUNT_FIELDS = tuple(f.name for f in fields(Counts))
-NO_COUNTS = Counts()
 
 
 def reported(applied: "Applied", sign: int = 1) -> Counts:
@@ -164,9 +163,7 @@ class Changes:
         """An additive metric moves by its value (either sign); an extreme only moves further
         out, so taking a report away (sign -1) leaves extremes to `_withdraw_extremes`."""
         node, day = applied.node, applied.day
-        key, change, counts = (node, day), reported(applied, sign), self.counts
-        self.touched.add(key)
-        counts[key] = counts[key] + change if key in counts else change
+        self._count((node, day), reported(applied, sign))
         for code, value in applied.values.items():
             kind = kinds.get(code)
             if kind is None:
