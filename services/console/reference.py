@@ -3,11 +3,12 @@ operator's node, a unit's card, and the units a form may report for."""
 
 from datetime import date
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.hierarchy import ancestors as _ancestors
 from shared.registry.models import Node, Placement, Unit
+from shared.registry.placement import placement_on
 
 FIND_LIMIT = 30
 
@@ -23,15 +24,19 @@ async def node_names(session: AsyncSession, codes: list[str]) -> dict[str, str]:
     return {code: name for code, name in rows}
 
 
-async def unit(session: AsyncSession, code: str) -> dict | None:
-    row = (await session.execute(select(Unit).where(Unit.code == code))).scalar_one_or_none()
-    if row is None:
-        return None
-    node = (await session.execute(
-        select(Placement.node_code).where(Placement.unit_code == code)
-        .order_by(Placement.valid_from.desc()).limit(1))).scalar_one_or_none()
-    return {"code": row.code, "name": row.name, "unit_type": row.unit_type,
-            "sector": row.sector, "node": node}
+UNIT_ON = text(f"""
+    SELECT u.code, u.name, u.unit_type, u.sector, p.node_code AS node
+    FROM registry.units u
+    LEFT JOIN {placement_on("CAST(:day AS date)")} AS p ON p.unit_code = u.code
+    WHERE u.code = :code
+""")
+
+
+async def unit(session: AsyncSession, code: str, day: date) -> dict | None:
+    """A unit's card on `day`: its node is where the placement rule puts it that day (none
+    before its first placement)."""
+    row = (await session.execute(UNIT_ON, {"code": code, "day": day})).one_or_none()
+    return None if row is None else dict(row._mapping)
 
 
 async def find_units(session: AsyncSession, scope: str, q: str, day: date) -> list[dict]:

@@ -144,7 +144,7 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             names = await reference.node_names(session, [principal.scope])
             unit = None
         else:
-            names, unit = {}, await reference.unit(session, principal.scope)
+            names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
             "unit": unit, "today": ctx.today().isoformat()}
@@ -242,7 +242,7 @@ async def unit_history(unit: str, who: Anyone, ctx: Ctx) -> dict:
         ctx.upstream.get("ingest", f"/v1/units/{unit}/cases", who.token))
     reports = _must(reports)
     async with ctx.sessions() as session:
-        info = await reference.unit(session, unit)
+        info = await reference.unit(session, unit, ctx.today())
     return {"unit": info or {"code": unit}, "reports": reports,
             "cases": cases.body if cases.ok else []}
 
@@ -271,7 +271,7 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
     picker): a unit token reaches only its own unit."""
     async with ctx.sessions() as session:
         if who.principal.kind == "unit":
-            one = await reference.unit(session, who.principal.scope)
+            one = await reference.unit(session, who.principal.scope, ctx.today())
             return [one] if one else []
         return await reference.find_units(session, who.principal.scope, q, ctx.today())
 
