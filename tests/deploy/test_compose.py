@@ -235,7 +235,7 @@ def _fever_when_up(project: Project, day: str) -> float:
 def test_the_readme_steps_demo_token_report_rollup_alert(project: Project) -> None:
     loaded = project.compose("run", "--rm", "tools", "rollcall", "demo")
     assert "430621" in loaded.stdout, loaded.stdout
-    issued = project.compose("run", "--rm", "tools", "rollcall", "token", "issue",
+    issued = project.compose("run", "--rm", "-T", "tools", "rollcall", "token", "issue",
                              "--operator", COUNTY, "--holder", "县指挥部")
     project.token = issued.stdout.strip().splitlines()[-1]
     assert project.token.startswith("rc_"), issued.stdout
@@ -379,7 +379,7 @@ def test_the_cluster_overlay(project: Project) -> None:
     assert sum(c["Service"] == "aggregate" for c in containers) == 3
 
     project.compose("run", "--rm", "tools", "rollcall", "demo")
-    issued = project.compose("run", "--rm", "tools", "rollcall", "token", "issue",
+    issued = project.compose("run", "--rm", "-T", "tools", "rollcall", "token", "issue",
                              "--operator", COUNTY, "--holder", "省指挥部")
     project.token = issued.stdout.strip().splitlines()[-1]
 
