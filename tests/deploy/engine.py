@@ -205,8 +205,20 @@ def build_stand_ins(log_dir: Path) -> StandIns:
         binary = Path(EmbeddedNats.binary())
         shutil.copy(binary, context / "nats-server")
         nats_version = run(str(binary), "--version").stdout.encode()
-        return StandIns(
+        stand_ins = StandIns(
             python=_build("python", "python:3.11-slim", base, context),
             nats=_build("nats", "nats:2-alpine", base, context, nats_version),
             postgres=_build("postgres", "postgres:18-alpine", base, context),
             prometheus=_build("prometheus", "prom/prometheus", base, context))
+    _remove_outdated({base, *vars(stand_ins).values()})
+    return stand_ins
+
+
+def _remove_outdated(current: set[str]) -> None:
+    """Stand-ins of recipes that changed since: no run will ask for them again."""
+    listed = run("docker", "image", "ls", "--filter", f"label={LABEL}", "--format",
+                 "{{.Repository}}:{{.Tag}}").stdout.split()
+    outdated = [tag for tag in listed if tag.startswith("rollcall-stand-in/")
+                and tag not in current]
+    if outdated:
+        subprocess.run(["docker", "image", "rm", *outdated], capture_output=True, timeout=300)

@@ -234,3 +234,19 @@ def test_one_build_and_overridable_images(path) -> None:
         image = service.get("image")
         if image is not None:
             assert image.startswith("${") and ":-" in image, f"{name}: {image} is fixed"
+
+
+def test_readme_gives_the_steps_the_compose_test_runs() -> None:
+    """tests/deploy/test_compose.py runs these commands on a real engine: the README's compose
+    section must give them as they are run."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying with docker compose"):]
+    section = " ".join(section[:section.index("\n## ", 1)].split())
+    for command in ("sh deploy/secrets.sh", "docker compose up -d --wait",
+                    "docker compose ps -a", "docker compose run --rm tools rollcall demo",
+                    "docker compose run --rm -T tools rollcall token issue --operator 430621",
+                    "docker compose --profile observability up -d --wait",
+                    "docker compose stop",
+                    "docker compose -f docker-compose.yml -f deploy/compose.cluster.yml "
+                    "up -d --wait"):
+        assert command in section, command
