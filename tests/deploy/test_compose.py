@@ -10,6 +10,7 @@ The tests of this module run in order on one compose project with its own name a
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from rollcall.embedded import free_port
 from tests.conftest import eventually
 from tests.deploy.compose import ROOT, dotenv
 from tests.deploy.engine import (
@@ -49,12 +49,20 @@ def today() -> str:
     return datetime.now(ZONE).date().isoformat()
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free loopback ports."""
+def free_ports(count: int = 1) -> int:
+    """The first of `count` consecutive free loopback ports, below the kernel's range of
+    ephemeral ports: one of those, free now, may be a client connection's by the time a
+    container publishes it."""
+    ephemeral_from = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     while True:
-        first = free_port()
-        if first + count < 65535 and all(_free(first + i) for i in range(1, count)):
+        first = random.randrange(10000, ephemeral_from - count)
+        ports = set(range(first, first + count))
+        if not ports & _GIVEN and all(_free(port) for port in ports):
+            _GIVEN.update(ports)
             return first
+
+
+_GIVEN: set[int] = set()  # two picks in a row must not give one port twice
 
 
 def _free(port: int) -> bool:
@@ -155,15 +163,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             shutil.copy(HOST_CA, directory / "deploy" / "build-ca" / "host.crt")
         # The README's first step.
         run("sh", "deploy/secrets.sh", cwd=directory)
-        ingest, aggregate, alerts = free_ports(2), free_ports(3), free_ports(2)
         settings = {
             **stand_ins.compose_env(), "ROLLCALL_IMAGE": IMAGE, "PUBLISH_ADDRESS": "127.0.0.1",
-            "INGEST_HOST_PORT": str(free_port()), "AGGREGATE_HOST_PORT": str(free_port()),
-            "ALERTS_HOST_PORT": str(free_port()), "CONSOLE_HOST_PORT": str(free_port()),
-            "PROMETHEUS_HOST_PORT": str(free_port()),
-            "INGEST_HOST_PORTS": f"{ingest}-{ingest + 1}",
-            "AGGREGATE_HOST_PORTS": f"{aggregate}-{aggregate + 2}",
-            "ALERTS_HOST_PORTS": f"{alerts}-{alerts + 1}",
+            **{f"{name}_HOST_PORT": str(free_ports())
+               for name in ("INGEST", "AGGREGATE", "ALERTS", "CONSOLE", "PROMETHEUS")},
             # A batch held by a crashed aggregate comes back after 10 s, not a minute.
             "ROLLCALL_AGGREGATE_ACK_WAIT": "10",
         }
@@ -370,6 +373,12 @@ def test_the_cluster_overlay(project: Project) -> None:
     """Three NATS nodes, streams with three replicas, every service healthy (console included);
     a NATS node killed during an upload, and the totals exact."""
     project.compose("--profile", "observability", "down", "-v", timeout=300)
+    ranges = {}
+    for name, replicas in (("INGEST", 2), ("AGGREGATE", 3), ("ALERTS", 2)):
+        first = free_ports(replicas)
+        ranges[f"{name}_HOST_PORTS"] = f"{first}-{first + replicas - 1}"
+    _set_env(project.directory / ".env", ranges)
+    project.env.update(ranges)
     project.files = CLUSTER_FILES
     project.compose("up", "-d", "--wait", timeout=400)
     containers = project.containers()
