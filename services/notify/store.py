@@ -1,0 +1,242 @@
+"""Notify's tables (schema `notify`) and what it reads of the registry: SQL only, no rules.
+Every function runs in the caller's transaction; the caller commits."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import String
+
+from services.notify.deliveries import Planned
+from services.notify.staff import Directory, Person, Shift
+
+_PEOPLE = ("SELECT code, name, node, phone, email, chat_kind, chat_webhook, chat_secret "
+           "FROM notify.people")
+
+
+def _codes(name: str):
+    return bindparam(name, type_=ARRAY(String))
+
+
+# ---------------------------------------------------------------- the registry, read only
+
+
+async def known_nodes(session: AsyncSession, codes: Iterable[str]) -> set[str]:
+    rows = await session.execute(
+        text("SELECT code FROM registry.nodes WHERE code = ANY(:codes)")
+        .bindparams(_codes("codes")), {"codes": sorted(set(codes))})
+    return {code for (code,) in rows}
+
+
+async def unit_nodes(session: AsyncSession, units: Iterable[str], day: date) -> dict[str, str]:
+    """The node each known unit is placed at on `day` (or first placed at, for a unit placed
+    only later)."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT ON (unit_code) unit_code, node_code FROM registry.placements "
+        "WHERE unit_code = ANY(:units) ORDER BY unit_code, (valid_from <= :day) DESC, "
+        "CASE WHEN valid_from <= :day THEN valid_from END DESC, valid_from")
+        .bindparams(_codes("units")), {"units": sorted(set(units)), "day": day})
+    return dict(rows.all())
+
+
+async def names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    """Names of nodes and units by code."""
+    wanted = sorted(set(codes))
+    rows = await session.execute(text(
+        "SELECT code, name FROM registry.nodes WHERE code = ANY(:codes) "
+        "UNION ALL SELECT code, name FROM registry.units WHERE code = ANY(:codes)")
+        .bindparams(_codes("codes")), {"codes": wanted})
+    return dict(rows.all())
+
+
+# ---------------------------------------------------------------- staff
+
+
+async def people(session: AsyncSession, codes: Iterable[str]) -> dict[str, Person]:
+    rows = await session.execute(text(f"{_PEOPLE} WHERE code = ANY(:codes)")
+                                 .bindparams(_codes("codes")), {"codes": sorted(set(codes))})
+    return {row.code: Person(*row) for row in rows}
+
+
+async def people_within(session: AsyncSession, node: str) -> list[Person]:
+    rows = await session.execute(text(f"{_PEOPLE} WHERE node LIKE :prefix ORDER BY node, code"),
+                                 {"prefix": node + "%"})
+    return [Person(*row) for row in rows]
+
+
+async def contacts_within(session: AsyncSession, node: str) -> list[tuple[str, str, str, str]]:
+    """(scope, role, node, person) of every contact whose scope lies in the subtree."""
+    rows = await session.execute(text(
+        "SELECT scope, role, node, person FROM notify.contacts WHERE node LIKE :prefix "
+        "ORDER BY node, scope, role"), {"prefix": node + "%"})
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def roster(session: AsyncSession, node: str, day: date) -> list[Shift]:
+    rows = await session.execute(text(
+        "SELECT node, day, person, role, starts, ends FROM notify.duty "
+        "WHERE node = :node AND day = :day ORDER BY starts, role, person"),
+        {"node": node, "day": day})
+    return [Shift(*row) for row in rows]
+
+
+async def upsert_people(session: AsyncSession, rows: Sequence[Person], now: datetime) -> None:
+    if not rows:
+        return
+    await session.execute(text(
+        "INSERT INTO notify.people (code, name, node, phone, email, chat_kind, chat_webhook, "
+        "chat_secret, updated_at) VALUES (:code, :name, :node, :phone, :email, :chat_kind, "
+        ":chat_webhook, :chat_secret, :now) ON CONFLICT (code) DO UPDATE SET "
+        "name = excluded.name, node = excluded.node, phone = excluded.phone, "
+        "email = excluded.email, chat_kind = excluded.chat_kind, "
+        "chat_webhook = excluded.chat_webhook, chat_secret = excluded.chat_secret, "
+        "updated_at = excluded.updated_at"),
+        [{"code": p.code, "name": p.name, "node": p.node, "phone": p.phone, "email": p.email,
+          "chat_kind": p.chat_kind, "chat_webhook": p.chat_webhook,
+          "chat_secret": p.chat_secret, "now": now} for p in rows])
+
+
+async def upsert_contacts(session: AsyncSession,
+                          rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """(scope, role, node, person) rows; a scope's role names one person."""
+    if not rows:
+        return
+    await session.execute(text(
+        "INSERT INTO notify.contacts (scope, role, node, person) VALUES "
+        "(:scope, :role, :node, :person) ON CONFLICT (scope, role) DO UPDATE SET "
+        "node = excluded.node, person = excluded.person"),
+        [{"scope": s, "role": r, "node": n, "person": p} for s, r, n, p in rows])
+
+
+async def replace_rosters(session: AsyncSession, days: dict[tuple[str, date], list[Shift]]
+                          ) -> None:
+    """Each (node, day) given gets exactly the shifts given (none: an empty roster)."""
+    for (node, day), shifts in days.items():
+        await session.execute(text("DELETE FROM notify.duty WHERE node = :node AND day = :day"),
+                              {"node": node, "day": day})
+        if shifts:
+            await session.execute(text(
+                "INSERT INTO notify.duty (node, day, person, role, starts, ends) VALUES "
+                "(:node, :day, :person, :role, :starts, :ends)"),
+                [{"node": s.node, "day": s.day, "person": s.person, "role": s.role,
+                  "starts": s.starts, "ends": s.ends} for s in shifts])
+
+
+async def directory(session: AsyncSession, node: str, unit: str | None, day: date
+                    ) -> Directory:
+    """The roster of `node` on `day`, its contacts and the unit's, and the people they name."""
+    shifts = await roster(session, node, day)
+    contacts = (await session.execute(text(
+        "SELECT scope, role, person FROM notify.contacts WHERE scope = ANY(:scopes)")
+        .bindparams(_codes("scopes")), {"scopes": [node, *([unit] if unit else [])]})).all()
+    node_contacts = {role: person for scope, role, person in contacts if scope == node}
+    unit_contacts = {role: person for scope, role, person in contacts if scope == unit}
+    named = {s.person for s in shifts} | set(node_contacts.values()) | set(
+        unit_contacts.values())
+    return Directory(tuple(shifts), node_contacts, unit_contacts, await people(session, named))
+
+
+# ---------------------------------------------------------------- alert events and deliveries
+
+
+async def fresh(session: AsyncSession, events: Sequence[tuple[str, uuid.UUID, str]],
+                now: datetime) -> set[str]:
+    """Records (msg_id, alert_id, node) as applied; the message ids not applied before."""
+    if not events:
+        return set()
+    rows = await session.execute(text(
+        "INSERT INTO notify.applied_events (msg_id, alert_id, node, applied_at) "
+        "SELECT m, a, n, :now FROM unnest(CAST(:msg_ids AS text[]), CAST(:alert_ids AS uuid[]), "
+        "CAST(:nodes AS text[])) AS t(m, a, n) ON CONFLICT (msg_id) DO NOTHING "
+        "RETURNING msg_id"),
+        {"msg_ids": [m for m, _, _ in events], "alert_ids": [a for _, a, _ in events],
+         "nodes": [n for _, _, n in events], "now": now})
+    return {msg_id for (msg_id,) in rows}
+
+
+async def add_deliveries(session: AsyncSession, msg_id: str, alert_id: uuid.UUID, change: str,
+                         title: str, body: str, planned: Sequence[Planned], now: datetime
+                         ) -> int:
+    """Store planned deliveries; one that exists already (same event, person and channel) is
+    kept as it is. The number added."""
+    if not planned:
+        return 0
+    result = await session.execute(text(
+        "INSERT INTO notify.deliveries (msg_id, alert_id, change, person, person_name, role, "
+        "channel, title, body, status, next_attempt_at, created_at, last_error) VALUES "
+        "(:msg_id, :alert_id, :change, :person, :person_name, :role, :channel, :title, :body, "
+        ":status, :due, :now, :failed) ON CONFLICT ON CONSTRAINT uq_deliveries_once DO NOTHING"),
+        [{"msg_id": msg_id, "alert_id": alert_id, "change": change, "person": p.person,
+          "person_name": p.person_name, "role": p.role, "channel": p.channel, "title": title,
+          "body": body, "status": "failed" if p.failed else "pending", "due": p.due,
+          "now": now, "failed": p.failed} for p in planned])
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    msg_id: str
+    person: str
+    channel: str
+    title: str
+    body: str
+    attempts: int  # including this one
+
+    @property
+    def key(self) -> str:
+        return f"{self.msg_id}/{self.person}/{self.channel}"
+
+
+async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+                    ) -> list[Claimed]:
+    """Takes up to `limit` pending deliveries that are due, for this worker until
+    `lease_until`: another worker (a replica) skips them meanwhile, and takes them again only
+    if this one dies before recording the outcome."""
+    rows = await session.execute(text(
+        "WITH due AS (SELECT id FROM notify.deliveries WHERE status = 'pending' "
+        "AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :limit "
+        "FOR UPDATE SKIP LOCKED) "
+        "UPDATE notify.deliveries d SET attempts = d.attempts + 1, next_attempt_at = :lease "
+        "FROM due WHERE d.id = due.id "
+        "RETURNING d.id, d.msg_id, d.person, d.channel, d.title, d.body, d.attempts"),
+        {"now": now, "lease": lease_until, "limit": limit})
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+async def record_outcome(session: AsyncSession, delivery: Claimed, now: datetime,
+                         error: str | None, retry_at: datetime | None) -> None:
+    """Sent (error None), failed for good (retry_at None), or due again at `retry_at`. Only
+    while the delivery is still this worker's claim (pending, at the same attempt)."""
+    status = "sent" if error is None else "pending" if retry_at else "failed"
+    await session.execute(text(
+        "UPDATE notify.deliveries SET status = :status, last_error = :error, "
+        "sent_at = CASE WHEN :sent THEN CAST(:now AS timestamptz) END, "
+        "next_attempt_at = COALESCE(CAST(:retry_at AS timestamptz), next_attempt_at) "
+        "WHERE id = :id AND status = 'pending' AND attempts = :attempts"),
+        {"status": status, "error": error, "sent": error is None, "now": now,
+         "retry_at": retry_at, "id": delivery.id, "attempts": delivery.attempts})
+
+
+async def alert_node(session: AsyncSession, alert_id: uuid.UUID) -> str | None:
+    """The node of an alert notify has taken events of; None for one it has not."""
+    return await session.scalar(text(
+        "SELECT node FROM notify.applied_events WHERE alert_id = :id LIMIT 1"), {"id": alert_id})
+
+
+async def deliveries_of(session: AsyncSession, alert_id: uuid.UUID) -> list:
+    rows = await session.execute(text(
+        "SELECT id, change, person, person_name, role, channel, status, attempts, created_at, "
+        "sent_at, last_error, next_attempt_at FROM notify.deliveries WHERE alert_id = :id "
+        "ORDER BY id"), {"id": alert_id})
+    return list(rows.mappings())
+
+
+async def due_time(session: AsyncSession) -> datetime | None:
+    return await session.scalar(text(
+        "SELECT min(next_attempt_at) FROM notify.deliveries WHERE status = 'pending'"))
+
