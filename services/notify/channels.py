@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -145,10 +146,8 @@ class DingTalkRobot:
 def fill(template: object, values: dict[str, str]) -> object:
     """The SMS gateway's JSON body template with `{phone}`, `{text}`, `{title}` and `{key}`
     filled in its strings (values are never parsed as JSON: a quote in a text stays a quote)."""
-    if isinstance(template, str):
-        for name, value in values.items():
-            template = template.replace("{" + name + "}", value)
-        return template
+    if isinstance(template, str):  # one pass: a filled-in text is never filled again
+        return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
     if isinstance(template, list):
         return [fill(item, values) for item in template]
     if isinstance(template, dict):

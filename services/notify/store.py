@@ -8,10 +8,12 @@ from datetime import date, datetime
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
 from services.notify.deliveries import Planned
+from services.notify.models import deliveries
 from services.notify.staff import Directory, Person, Shift
 
 _PEOPLE = ("SELECT code, name, node, phone, email, chat_kind, chat_webhook, chat_secret "
@@ -165,16 +167,15 @@ async def add_deliveries(session: AsyncSession, msg_id: str, alert_id: uuid.UUID
     kept as it is. The number added."""
     if not planned:
         return 0
-    result = await session.execute(text(
-        "INSERT INTO notify.deliveries (msg_id, alert_id, change, person, person_name, role, "
-        "channel, title, body, status, next_attempt_at, created_at, last_error) VALUES "
-        "(:msg_id, :alert_id, :change, :person, :person_name, :role, :channel, :title, :body, "
-        ":status, :due, :now, :failed) ON CONFLICT ON CONSTRAINT uq_deliveries_once DO NOTHING"),
-        [{"msg_id": msg_id, "alert_id": alert_id, "change": change, "person": p.person,
-          "person_name": p.person_name, "role": p.role, "channel": p.channel, "title": title,
-          "body": body, "status": "failed" if p.failed else "pending", "due": p.due,
-          "now": now, "failed": p.failed} for p in planned])
-    return result.rowcount or 0
+    statement = pg_insert(deliveries).values([
+        {"msg_id": msg_id, "alert_id": alert_id, "change": change, "person": p.person,
+         "person_name": p.person_name, "role": p.role, "channel": p.channel, "title": title,
+         "body": body, "status": "failed" if p.failed else "pending", "attempts": 0,
+         "next_attempt_at": p.due, "created_at": now, "last_error": p.failed}
+        for p in planned])
+    added = await session.execute(statement.on_conflict_do_nothing(
+        constraint="uq_deliveries_once").returning(deliveries.c.id))
+    return len(added.all())
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.Column("change", sa.String(20), nullable=False),
         sa.Column("person", sa.String(64), nullable=False),
         sa.Column("person_name", sa.String(100), nullable=False),
-        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("role", sa.String(100), nullable=False),  # several: nobody found
         sa.Column("channel", sa.String(10), nullable=False),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),

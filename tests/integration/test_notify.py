@@ -1,0 +1,217 @@
+"""Notify's use cases on real PostgreSQL, a real SMTP server and local HTTP servers standing in
+for the SMS gateway and the group robots, with a clock the test moves: the consumer's use case
+(`intake.take_alert_events`) and the delivery worker are called directly."""
+
+import asyncio
+import email
+import email.policy
+import itertools
+import json
+import logging
+import random
+from datetime import date, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from rollcall.migrate import upgrade
+from rollcall.reference import load_demo
+from services.notify import staffing, store
+from services.notify.channels import dingtalk_sign
+from services.notify.policy import load_policy
+from shared.db import make_engine, make_sessionmaker
+from tests.conftest import Servers, _fresh_database
+from tests.integration.alerts_harness import FakeClock, local
+from tests.integration.notify_support import (
+    CONTACTS_CSV,
+    PHONES,
+    VILLAGE,
+    Gateway,
+    Notify,
+    SmtpServer,
+    opened,
+    people_csv,
+)
+
+BASE_DAY = date(2031, 1, 1) + timedelta(days=random.randrange(0, 20_000, 40))
+_days = itertools.count()
+
+
+def notify_database(servers: Servers) -> str:
+    """A fresh database of its own, migrated, with the demo county."""
+    url = _fresh_database(servers.database_url)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+async def notify(servers: Servers):
+    url = await asyncio.to_thread(notify_database, servers)
+    engine = make_engine(url, pool_size=4)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await load_demo(session)
+    gateway, smtp = Gateway(), SmtpServer()
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            harness = Notify(sessions, FakeClock(local(BASE_DAY, 10)), load_policy(), gateway,
+                             smtp, client)
+            await harness.import_staff("people", people_csv(gateway))
+            await harness.import_staff("contacts", CONTACTS_CSV)
+            harness.database_url = url  # type: ignore[attr-defined]
+            yield harness
+    finally:
+        gateway.stop()
+        smtp.stop()
+        await engine.dispose()
+
+
+def a_day(notify: Notify) -> date:
+    day = BASE_DAY + timedelta(days=next(_days))
+    notify.reset(day)
+    return day
+
+
+async def test_a_case_alert_reaches_the_person_on_duty_by_every_channel_once(
+        notify: Notify, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    day = a_day(notify)
+    await notify.roster(day, ("zhang", "on_duty"), ("zhao", "leader"))
+    event = opened(day)
+
+    # 张三 by SMS, e-mail and WeCom; the clinic's 钱医生 by SMS.
+    assert await notify.take(event) == 4
+    assert await notify.take(event, event) == 0  # redelivered, and twice in one batch
+    assert await notify.drain() == 4
+    assert await notify.take(event) == 0 and await notify.drain() == 0
+
+    sms = notify.gateway.to("/sms")
+    assert sorted(r.body["mobile"] for r in sms) == ["13600001111", "13912345678"]
+    assert all(r.headers["Authorization"] == "Bearer sms-token" for r in sms)
+    assert len({r.headers["Idempotency-Key"] for r in sms}) == 2
+    assert "发现发热病例" in sms[0].body["content"]
+    [robot] = notify.gateway.to("/robot/wecom/zhang")
+    assert robot.body["msgtype"] == "text" and "发现发热病例" in robot.body["text"]["content"]
+    [mail] = notify.smtp.mailbox.to("zhang@example.cn")
+    assert mail.mail_from == "rollcall@test.local"
+    message = email.message_from_bytes(mail.content, policy=email.policy.default)
+    assert message["Subject"].startswith("【发热病例预警】")
+    assert "请于" in message.get_body().get_content()
+    assert [(d.person, d.channel, d.status, d.attempts) for d in
+            await notify.deliveries(event.alert_id)] == [
+        ("qian", "sms", "sent", 1), ("zhang", "email", "sent", 1), ("zhang", "sms", "sent", 1),
+        ("zhang", "wecom", "sent", 1)]
+
+    # Staff details never reach a log line: not the phone numbers, not the addresses (the SMTP
+    # server's own log, the recipient's side, is not ours).
+    logged = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
+    assert logged, "the deliveries were logged"
+    assert not [line for line in logged if any(phone in line for phone in PHONES)]
+    ours = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records
+            if not r.name.startswith("mail.log")]
+    assert not [line for line in ours if "@example.cn" in line]
+
+
+async def test_deliveries_go_out_once_across_a_worker_that_dies_and_two_replicas(
+        notify: Notify):
+    day = a_day(notify)
+    await notify.roster(day, ("zhang", "on_duty"))
+    event = opened(day)
+    await notify.take(event)
+
+    # One worker sends one delivery and stops; another claims one and dies before sending.
+    assert await notify.worker(batch=1).run_once() == 1
+    async with notify.sessions() as session, session.begin():
+        now = notify.clock()
+        [held] = await store.claim_due(session, now, now + notify.policy.lease, 1)
+    # Two replicas share the rest; the dead worker's claim waits for its lease to end.
+    first, second = notify.worker(batch=1), notify.worker(batch=1)
+    assert sum(await asyncio.gather(notify.drain(first), notify.drain(second))) == 2
+    status = {(d.person, d.channel): d.status for d in await notify.deliveries(event.alert_id)}
+    assert list(status.values()).count("sent") == 3
+    assert status[(held.person, held.channel)] == "pending"
+    notify.clock.advance(seconds=notify.policy.lease.total_seconds() + 1)
+    assert await notify.drain() == 1
+
+    sent = [(r.path, r.body.get("mobile")) for r in notify.gateway.requests]
+    sent += [("mail", tuple(m.rcpt_tos)) for m in notify.smtp.mailbox.messages]
+    assert sorted(sent, key=str) == sorted([
+        ("/sms", "13912345678"), ("/sms", "13600001111"), ("/robot/wecom/zhang", None),
+        ("mail", ("zhang@example.cn",))], key=str)
+
+
+async def test_a_failing_channel_is_retried_with_back_off_then_recorded_as_failed(
+        notify: Notify):
+    day = a_day(notify)
+    await notify.roster(day, ("zhang", "on_duty"))
+    notify.gateway.failing["/robot/wecom/zhang"] = -1  # the robot is down for good
+    notify.gateway.failing["/sms"] = 1  # the gateway fails once, then takes messages
+    event = opened(day)
+    await notify.take(event)
+
+    assert await notify.drain() == 4
+    assert await notify.drain() == 0  # nothing is retried before its back-off has passed
+    for _ in range(notify.policy.attempts):
+        notify.clock.advance(seconds=notify.policy.max_delay.total_seconds())
+        await notify.drain()
+
+    rows = {(d.person, d.channel): d for d in await notify.deliveries(event.alert_id)}
+    wecom = rows[("zhang", "wecom")]
+    assert (wecom.status, wecom.attempts, wecom.last_error) == (
+        "failed", notify.policy.attempts, "wecom: HTTP 500")
+    assert len(notify.gateway.to("/robot/wecom/zhang")) == notify.policy.attempts
+    assert sorted((d.status, d.attempts) for key, d in rows.items() if key[1] == "sms") == [
+        ("sent", 1), ("sent", 2)]
+    assert rows[("zhang", "email")].status == "sent"
+
+
+async def test_a_roster_change_takes_effect_for_the_next_alert(notify: Notify):
+    day = a_day(notify)
+    await notify.roster(day, ("zhang", "on_duty"))
+    before = opened(day, hh=9)
+    await notify.take(before)
+    await notify.roster(day, ("li", "on_duty"))  # 李四 takes over the day
+    after = opened(day, hh=10)
+    await notify.take(after)
+    await notify.drain()
+
+    told = lambda rows: {d.person for d in rows if d.role == "on_duty"}  # noqa: E731
+    assert told(await notify.deliveries(before.alert_id)) == {"zhang"}
+    assert told(await notify.deliveries(after.alert_id)) == {"li"}
+    [robot] = notify.gateway.to("/robot/dingtalk/li")
+    assert robot.query["sign"] == dingtalk_sign("SEC-li-secret", int(robot.query["timestamp"]))
+    assert robot.body == {"msgtype": "text", "text": {"content": robot.body["text"]["content"]}}
+
+
+async def test_with_nobody_on_duty_the_village_in_charge_is_told_and_nobody_is_a_failure(
+        notify: Notify):
+    day = a_day(notify)  # no roster that day
+    event = opened(day)
+    await notify.take(event)
+    assert {(d.person, d.role) for d in await notify.deliveries(event.alert_id)} == {
+        ("zhao", "node_in_charge"), ("qian", "unit_in_charge")}
+
+    # A town with no staff on record at all, for an alert of no unit.
+    town = opened(day, node="430621108").model_copy(update={"unit": None})
+    await notify.take(town)
+    [nobody] = await notify.deliveries(town.alert_id)
+    assert (nobody.person, nobody.channel, nobody.status) == ("-", "none", "failed")
+    assert nobody.last_error.startswith("nobody to tell")
+
+
+async def test_an_import_with_a_problem_writes_nothing(notify: Notify):
+    content = ("code,name,node,phone\n"
+               f"sun,孙六,{VILLAGE},13500000000\n"
+               f"zhou,周七,{VILLAGE},not-a-phone\n")
+    async with notify.sessions() as session, session.begin():
+        written, problems = await staffing.import_staff(
+            session, "people", content.encode(), "people.csv", False, "430621",
+            notify.clock(), BASE_DAY)
+    assert written == 0
+    assert [(p.file, p.line, p.field, p.code) for p in problems] == [
+        ("people.csv", 3, "phone", "invalid_phone")]
+    async with notify.sessions() as session:
+        assert await session.scalar(text(
+            "SELECT count(*) FROM notify.people WHERE code = 'sun'")) == 0
+    json.dumps([str(p) for p in problems])  # problems say themselves in both languages
