@@ -3,6 +3,7 @@ and a local HTTP server standing in for the SMS gateway and the WeCom / DingTalk
 on 127.0.0.1; notify's use cases wired to them with a clock the test moves; staff to tell."""
 
 import json
+import random
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -16,14 +17,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rollcall.embedded import free_port
+from rollcall.migrate import upgrade
 from services.notify import intake, staffing
 from services.notify.channels import DingTalkRobot, EmailSender, SmsGateway, WeComRobot
 from services.notify.policy import Policy
 from services.notify.worker import DeliveryWorker
 from shared.contracts import AlertEvent, AlertOpened
+from tests.conftest import Servers, _fresh_database
 from tests.integration.alerts_harness import FakeClock, local
 
 ZONE = local(date(2031, 1, 1), 0).tzinfo
+# Days far from today and from other runs on a shared server.
+BASE_DAY = date(2031, 1, 1) + timedelta(days=random.randrange(0, 20_000, 40))
 VILLAGE = "430621108001"
 UNIT = f"{VILLAGE}-CL"
 SMS_BODY = '{"mobile": "{phone}", "content": "{text}", "ref": "{key}"}'
@@ -202,3 +207,10 @@ def opened(day: date, hh: int = 10, node: str = VILLAGE) -> AlertOpened:
                        deadline=(at + timedelta(hours=2)).astimezone(UTC), late=False,
                        at=at.astimezone(UTC), actor="system", case_id=uuid.uuid4(),
                        case_kind="fever", started_at=at.astimezone(UTC))
+
+
+def notify_database(servers: Servers) -> str:
+    """A fresh database of notify's tests' own, migrated (the demo county is loaded after)."""
+    url = _fresh_database(servers.database_url)
+    upgrade(url)
+    return url

@@ -8,41 +8,33 @@ import email.policy
 import itertools
 import json
 import logging
-import random
 from datetime import date, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from rollcall.migrate import upgrade
 from rollcall.reference import load_demo
 from services.notify import staffing, store
 from services.notify.channels import dingtalk_sign
 from services.notify.policy import load_policy
 from shared.db import make_engine, make_sessionmaker
-from tests.conftest import Servers, _fresh_database
+from tests.conftest import Servers
 from tests.integration.alerts_harness import FakeClock, local
 from tests.integration.notify_support import (
+    BASE_DAY,
     CONTACTS_CSV,
     PHONES,
     VILLAGE,
     Gateway,
     Notify,
     SmtpServer,
+    notify_database,
     opened,
     people_csv,
 )
 
-BASE_DAY = date(2031, 1, 1) + timedelta(days=random.randrange(0, 20_000, 40))
 _days = itertools.count()
-
-
-def notify_database(servers: Servers) -> str:
-    """A fresh database of its own, migrated, with the demo county."""
-    url = _fresh_database(servers.database_url)
-    upgrade(url)
-    return url
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,124 @@
+"""The notify service wired together: its app started through its lifespan on real NATS and
+PostgreSQL, an alert event published on the ALERTS stream reaching the person on duty through
+the durable consumer and the worker, the operator API (staff import, rosters, who was told),
+/metrics; and `rollcall serve notify` as production starts it."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import nats
+
+from rollcall.reference import load_demo
+from services.notify.app import create_app
+from shared.db import make_engine, make_sessionmaker
+from shared.settings import Settings
+from tests.conftest import Servers, start_service
+from tests.integration.alerts_harness import FakeClock, issue_operator, local, wait_for
+from tests.integration.notify_support import (
+    BASE_DAY,
+    CONTACTS_CSV,
+    VILLAGE,
+    Gateway,
+    SmtpServer,
+    notify_database,
+    opened,
+    people_csv,
+)
+
+
+async def _database(servers: Servers) -> str:
+    url = await asyncio.to_thread(notify_database, servers)
+    engine = make_engine(url, pool_size=1)
+    async with make_sessionmaker(engine)() as session, session.begin():
+        await load_demo(session)
+    await engine.dispose()
+    return url
+
+
+async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_alert(
+        servers: Servers):
+    database_url = await _database(servers)
+    county = {"Authorization": f"Bearer {await issue_operator(database_url, '430621')}"}
+    elsewhere = {"Authorization": f"Bearer {await issue_operator(database_url, '430621109')}"}
+    day = BASE_DAY
+    gateway, smtp = Gateway(), SmtpServer()
+    settings = Settings(nats_url=servers.nats_url, database_url=database_url,
+                        notify_durable=f"notify-it-{uuid.uuid4().hex[:8]}", notify_poll_s=0.05,
+                        notify_smtp_host="127.0.0.1", notify_smtp_port=smtp.port,
+                        notify_sms_url=f"{gateway.url}/sms")
+    app = create_app(settings, clock=FakeClock(local(day, 10)))
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://notify") as http:
+            csv = {"Content-Type": "text/csv"}
+            answer = await http.post("/v1/staff/people", content=people_csv(gateway),
+                                     headers={**county, **csv})
+            assert answer.json() == {"kind": "people", "written": 4}, answer.text
+            answer = await http.post("/v1/staff/contacts", content=CONTACTS_CSV,
+                                     headers={**county, **csv})
+            assert answer.status_code == 200, answer.text
+            bad = await http.post("/v1/staff/people", headers={**county, **csv},
+                                  content=f"code,name,node,phone\nsun,孙六,{VILLAGE},1\n")
+            assert bad.status_code == 422
+            assert [(e["field"], e["code"]) for e in bad.json()["errors"]] == [
+                ("[2].phone", "invalid_phone")]
+            outside = await http.put(f"/v1/rosters/{VILLAGE}/{day}", headers=elsewhere,
+                                     json={"shifts": [{"person": "zhang", "role": "on_duty"}]})
+            assert outside.status_code == 403
+            answer = await http.put(f"/v1/rosters/{VILLAGE}/{day}", headers=county,
+                                    json={"shifts": [{"person": "zhang", "role": "on_duty"},
+                                                     {"person": "zhao", "role": "leader"}]})
+            assert answer.status_code == 200, answer.text
+            roster = (await http.get(f"/v1/rosters/{VILLAGE}/{day}", headers=county)).json()
+            assert [(s["person"], s["role"]) for s in roster["shifts"]] == [
+                ("zhao", "leader"), ("zhang", "on_duty")]
+            staff = await http.get("/v1/people", headers=county)
+            assert {p["code"]: p["chat"] for p in staff.json()}["li"] == "dingtalk"
+            assert "/robot/" not in staff.text and "SEC-li" not in staff.text
+
+            event = opened(day)
+            connection = await nats.connect(servers.nats_url)
+            try:
+                for _ in range(2):  # published twice: the stream drops the second
+                    await connection.jetstream().publish(
+                        event.subject, event.model_dump_json().encode(),
+                        headers={"Nats-Msg-Id": event.msg_id})
+            finally:
+                await connection.close()
+
+            path = f"/v1/alerts/{event.alert_id}/deliveries"
+
+            async def all_sent() -> list | None:
+                rows = (await http.get(path, headers=county)).json()
+                return rows if len(rows) == 4 and {r["status"] for r in rows} == {"sent"} \
+                    else None
+
+            told = await wait_for(all_sent, within_s=20)
+            assert told, (await http.get(path, headers=county)).text
+            assert {(r["person_name"], r["channel"]) for r in told} == {
+                ("张三", "sms"), ("张三", "email"), ("张三", "wecom"), ("钱医生", "sms")}
+            assert all(datetime.fromisoformat(r["sent_at"]).astimezone(UTC)
+                       == local(day, 10).astimezone(UTC) for r in told)
+            assert len(gateway.to("/sms")) == 2 and len(smtp.mailbox.messages) == 1
+            assert (await http.get(path)).status_code == 401
+            assert (await http.get(path, headers=elsewhere)).status_code == 403
+            unknown = await http.get(f"/v1/alerts/{uuid.uuid4()}/deliveries", headers=county)
+            assert unknown.status_code == 404
+
+            metrics = (await http.get("/metrics")).text
+            assert 'rollcall_notify_deliveries_total{channel="sms",outcome="sent"}' in metrics
+    finally:
+        gateway.stop()
+        smtp.stop()
+
+
+def test_rollcall_serve_notify_starts_with_the_other_services(servers: Servers, tmp_path):
+    service = start_service(servers, "notify", tmp_path)
+    try:
+        assert httpx.get(f"{service.url}/readyz", timeout=5).json() == {
+            "nats": "ok", "database": "ok"}
+        assert httpx.get(f"{service.url}/v1/people", timeout=5).status_code == 401
+    finally:
+        service.stop()
