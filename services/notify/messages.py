@@ -35,3 +35,21 @@ def render(event: AlertEvent, names: Mapping[str, str], zone: ZoneInfo) -> tuple
         action = f"状态:{event.status}"
     at = event.at.astimezone(zone).strftime("%H:%M")
     return head, f"{head}。{action}。({at},预警 {str(event.alert_id)[:8]})"
+
+
+DIGEST_UNITS_MAX = 30  # an SMS stays readable; the console lists them all
+
+
+def render_digest(node_name: str, day: str, cutoff: str, items: list[dict]) -> tuple[str, str]:
+    """(title, body) of a missing-report digest: the units of one node's subtree that had not
+    reported at a cutoff, by village, in the order the alerts came."""
+    count = sum(len(item["units"]) for item in items)
+    title = f"【漏报】{node_name} {day} {cutoff} 截止仍有 {count} 个单位未报"
+    lines, shown = [], 0
+    for item in items:
+        units = item["units"][: max(DIGEST_UNITS_MAX - shown, 0)]
+        shown += len(units)
+        if units:
+            lines.append(f"{item['node_name']}:{'、'.join(units)}")
+    more = f"\n另有 {count - shown} 个单位未列出" if count > shown else ""
+    return title, title + "。\n" + "\n".join(lines) + more

@@ -9,6 +9,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from shared.hierarchy import Level
+
 DEFAULT_PATH = Path(__file__).parent / "data" / "notify.toml"
 ROLES = ("on_duty", "leader", "node_in_charge", "node_reporter", "unit_in_charge",
          "unit_reporter")
@@ -27,6 +29,9 @@ class Policy:
     first_delay: timedelta
     max_delay: timedelta
     lease: timedelta
+    digest_levels: tuple[Level, ...]  # 漏报 digests go to the on-duty of these levels
+    digest_role: str
+    digest_wait: timedelta
 
     def roles_for(self, kind: str, change: str) -> tuple[str, ...]:
         return self.tell.get((kind, change), ())
@@ -105,11 +110,21 @@ def load_policy(path: Path | None = None) -> Policy:
         quiet[channel] = (_clock(window[0], f"quiet_hours.{channel}"),
                           _clock(window[1], f"quiet_hours.{channel}"))
     retry = data.get("retry", {})
+    digest = data.get("missing_report", {})
+    levels = []
+    for name in digest.get("digest_levels", []):
+        if str(name).upper() not in Level.__members__:
+            raise PolicyError(f"missing_report.digest_levels: not a level: {name!r}")
+        levels.append(Level[str(name).upper()])
     policy = Policy(tell=tell, fallback=fallback, channels=channels, quiet_hours=quiet,
                     attempts=int(retry.get("attempts", 5)),
                     first_delay=timedelta(seconds=float(retry.get("first_delay_s", 30))),
                     max_delay=timedelta(seconds=float(retry.get("max_delay_s", 900))),
-                    lease=timedelta(seconds=float(retry.get("lease_s", 120))))
+                    lease=timedelta(seconds=float(retry.get("lease_s", 120))),
+                    digest_levels=tuple(levels),
+                    digest_role=_roles([digest.get("digest_role", "on_duty")],
+                                       "missing_report.digest_role")[0],
+                    digest_wait=timedelta(seconds=float(digest.get("digest_wait_s", 60))))
     if policy.attempts < 1:
         raise PolicyError("retry.attempts: at least 1")
     return policy

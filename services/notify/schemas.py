@@ -61,7 +61,8 @@ class DeliveryView(BaseModel):
     """One message to one person by one channel ("短信已发送 13:30 张某")."""
 
     id: int
-    change: str = Field(description="the alert change it tells of: opened, warned, escalated…")
+    topic: str = Field(description="what it tells of: the alert change (opened, warned, "
+                                   "escalated…), or `digest` for a missing-report digest")
     person: str
     person_name: str
     role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")

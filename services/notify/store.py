@@ -160,28 +160,57 @@ async def fresh(session: AsyncSession, events: Sequence[tuple[str, uuid.UUID, st
     return {msg_id for (msg_id,) in rows}
 
 
-async def add_deliveries(session: AsyncSession, msg_id: str, alert_id: uuid.UUID, change: str,
+def _rows(key: str, topic: str, alert_ids: list[uuid.UUID], title: str, body: str,
+          planned: Sequence[Planned], now: datetime, items: list | None = None) -> list[dict]:
+    return [{"key": key, "topic": topic, "alert_ids": alert_ids, "items": items,
+             "person": p.person, "person_name": p.person_name, "role": p.role,
+             "channel": p.channel, "title": title, "body": body,
+             "status": "failed" if p.failed else "pending", "attempts": 0,
+             "next_attempt_at": p.due, "created_at": now, "last_error": p.failed}
+            for p in planned]
+
+
+async def add_deliveries(session: AsyncSession, key: str, topic: str, alert_id: uuid.UUID,
                          title: str, body: str, planned: Sequence[Planned], now: datetime
                          ) -> int:
-    """Store planned deliveries; one that exists already (same event, person and channel) is
+    """Store planned deliveries; one that exists already (same key, person and channel) is
     kept as it is. The number added."""
     if not planned:
         return 0
-    statement = pg_insert(deliveries).values([
-        {"msg_id": msg_id, "alert_id": alert_id, "change": change, "person": p.person,
-         "person_name": p.person_name, "role": p.role, "channel": p.channel, "title": title,
-         "body": body, "status": "failed" if p.failed else "pending", "attempts": 0,
-         "next_attempt_at": p.due, "created_at": now, "last_error": p.failed}
-        for p in planned])
-    added = await session.execute(statement.on_conflict_do_nothing(
-        constraint="uq_deliveries_once").returning(deliveries.c.id))
+    added = await session.execute(
+        pg_insert(deliveries).values(_rows(key, topic, [alert_id], title, body, planned, now))
+        .on_conflict_do_nothing(constraint="uq_deliveries_once").returning(deliveries.c.id))
     return len(added.all())
+
+
+async def add_to_digest(session: AsyncSession, key: str, alert_id: uuid.UUID, item: dict,
+                        planned: Sequence[Planned], now: datetime) -> list[tuple[int, list]]:
+    """Add an alert's entry to the digest deliveries `key` names, creating them if need be;
+    (id, entries) of each digest that took it. A digest already taken by a worker takes no
+    more entries."""
+    if not planned:
+        return []
+    statement = pg_insert(deliveries).values(
+        _rows(key, "digest", [alert_id], "", "", planned, now, [item]))
+    written = await session.execute(statement.on_conflict_do_update(
+        constraint="uq_deliveries_once",
+        set_={"alert_ids": deliveries.c.alert_ids.op("||")(statement.excluded.alert_ids),
+              "items": deliveries.c["items"].op("||")(statement.excluded["items"])},
+        where=(deliveries.c.status == "pending") & (deliveries.c.attempts == 0))
+        .returning(deliveries.c.id, deliveries.c["items"]))
+    return [(row.id, row.items) for row in written]
+
+
+async def set_text(session: AsyncSession, delivery_id: int, title: str, body: str) -> None:
+    await session.execute(text("UPDATE notify.deliveries SET title = :title, body = :body "
+                               "WHERE id = :id"), {"id": delivery_id, "title": title,
+                                                   "body": body})
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
-    msg_id: str
+    subject: str  # the key of what it tells of
     person: str
     channel: str
     title: str
@@ -190,7 +219,8 @@ class Claimed:
 
     @property
     def key(self) -> str:
-        return f"{self.msg_id}/{self.person}/{self.channel}"
+        """The delivery's own key, unique: receivers that deduplicate see it once."""
+        return f"{self.subject}/{self.person}/{self.channel}"
 
 
 async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, limit: int
@@ -204,7 +234,7 @@ async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime,
         "FOR UPDATE SKIP LOCKED) "
         "UPDATE notify.deliveries d SET attempts = d.attempts + 1, next_attempt_at = :lease "
         "FROM due WHERE d.id = due.id "
-        "RETURNING d.id, d.msg_id, d.person, d.channel, d.title, d.body, d.attempts"),
+        "RETURNING d.id, d.key, d.person, d.channel, d.title, d.body, d.attempts"),
         {"now": now, "lease": lease_until, "limit": limit})
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
@@ -231,9 +261,9 @@ async def alert_node(session: AsyncSession, alert_id: uuid.UUID) -> str | None:
 
 async def deliveries_of(session: AsyncSession, alert_id: uuid.UUID) -> list:
     rows = await session.execute(text(
-        "SELECT id, change, person, person_name, role, channel, status, attempts, created_at, "
-        "sent_at, last_error, next_attempt_at FROM notify.deliveries WHERE alert_id = :id "
-        "ORDER BY id"), {"id": alert_id})
+        "SELECT id, topic, person, person_name, role, channel, status, attempts, created_at, "
+        "sent_at, last_error, next_attempt_at FROM notify.deliveries "
+        "WHERE alert_ids @> ARRAY[CAST(:id AS uuid)] ORDER BY id"), {"id": alert_id})
     return list(rows.mappings())
 
 

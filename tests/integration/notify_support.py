@@ -29,7 +29,8 @@ from tests.integration.alerts_harness import FakeClock, local
 ZONE = local(date(2031, 1, 1), 0).tzinfo
 # Days far from today and from other runs on a shared server.
 BASE_DAY = date(2031, 1, 1) + timedelta(days=random.randrange(0, 20_000, 40))
-VILLAGE = "430621108001"
+TOWN = "430621108"  # 公田镇
+VILLAGE = "430621108001"  # 长源社区
 UNIT = f"{VILLAGE}-CL"
 SMS_BODY = '{"mobile": "{phone}", "content": "{text}", "ref": "{key}"}'
 
@@ -171,7 +172,7 @@ class Notify:
         async with self.sessions() as session:
             return list((await session.execute(text(
                 "SELECT person, channel, status, attempts, last_error, role FROM "
-                "notify.deliveries WHERE alert_id = :a ORDER BY person, channel"),
+                "notify.deliveries WHERE :a = ANY(alert_ids) ORDER BY person, channel"),
                 {"a": alert_id})).all())
 
     async def drain(self, worker: DeliveryWorker | None = None) -> int:
@@ -214,3 +215,16 @@ def notify_database(servers: Servers) -> str:
     url = _fresh_database(servers.database_url)
     upgrade(url)
     return url
+
+
+def missing(day: date, node: str, units: list[str], cutoff: str = "14:00") -> AlertOpened:
+    """The missing-report alert the alerts service opens for a node at a cutoff."""
+    at = local(day, int(cutoff[:2]), int(cutoff[3:])) + timedelta(minutes=1)
+    return AlertOpened(alert_id=uuid.uuid4(), seq=1, kind="missing_report", node=node,
+                       recipients=["village_committee"], level="village", responsible=node,
+                       status="open", deadline=(at + timedelta(hours=2)).astimezone(UTC),
+                       late=False, at=at.astimezone(UTC), actor="system",
+                       started_at=at.astimezone(UTC),
+                       details={"day": day.isoformat(), "cutoff": cutoff, "units": [
+                           {"unit": f"{node}-{i}", "name": name, "unit_type": "pharmacy"}
+                           for i, name in enumerate(units)]})

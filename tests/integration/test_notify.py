@@ -25,10 +25,12 @@ from tests.integration.notify_support import (
     BASE_DAY,
     CONTACTS_CSV,
     PHONES,
+    TOWN,
     VILLAGE,
     Gateway,
     Notify,
     SmtpServer,
+    missing,
     notify_database,
     opened,
     people_csv,
@@ -190,6 +192,7 @@ async def test_with_nobody_on_duty_the_village_in_charge_is_told_and_nobody_is_a
     [nobody] = await notify.deliveries(town.alert_id)
     assert (nobody.person, nobody.channel, nobody.status) == ("-", "none", "failed")
     assert nobody.last_error.startswith("nobody to tell")
+    assert await notify.drain() == 3  # 赵书记 by SMS and e-mail, 钱医生 by SMS
 
 
 async def test_an_import_with_a_problem_writes_nothing(notify: Notify):
@@ -207,3 +210,31 @@ async def test_an_import_with_a_problem_writes_nothing(notify: Notify):
         assert await session.scalar(text(
             "SELECT count(*) FROM notify.people WHERE code = 'sun'")) == 0
     json.dumps([str(p) for p in problems])  # problems say themselves in both languages
+
+
+async def test_missing_reports_are_told_as_one_digest_per_node_and_cutoff(notify: Notify):
+    day = a_day(notify)
+    other = f"{TOWN}002"  # 杨冲社区
+    await notify.roster(day, ("zhang", "on_duty"))
+    await notify.roster(day, ("qian", "on_duty"), node=other)
+    await notify.roster(day, ("li", "on_duty"), node=TOWN)
+    notify.clock.set(local(day, 14, 1))
+    first = missing(day, VILLAGE, ["长源卫生室", "长源小学"])
+    second = missing(day, other, ["杨冲药店"])
+    await notify.take(first)
+    await notify.take(second, first)  # the cutoff's alerts, and one of them redelivered
+
+    assert await notify.drain() == 0  # a digest collects the cutoff's alerts first
+    notify.clock.advance(seconds=notify.policy.digest_wait.total_seconds())
+    assert await notify.drain() == 7  # 张三 ×3, 钱医生 ×1, 李四 ×3
+
+    [town] = notify.gateway.to("/robot/dingtalk/li")
+    content = town.body["text"]["content"]
+    assert content.startswith(f"【漏报】公田镇 {day} 14:00 截止仍有 3 个单位未报")
+    assert "长源社区:长源卫生室、长源小学" in content and "杨冲社区:杨冲药店" in content
+    [village] = notify.gateway.to("/robot/wecom/zhang")
+    assert "长源卫生室" in village.body["text"]["content"]
+    assert "杨冲" not in village.body["text"]["content"]
+    assert [r.body["mobile"] for r in notify.gateway.to("/sms")].count("13987654321") == 1
+    told = {(d.person, d.channel) for d in await notify.deliveries(second.alert_id)}
+    assert told == {("qian", "sms"), ("li", "sms"), ("li", "email"), ("li", "dingtalk")}

@@ -9,6 +9,7 @@ notify's own: they reach the bus never, and a delivery row names the person, not
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "notify_0001"
 down_revision = "registry_0001"
@@ -61,11 +62,13 @@ def upgrade() -> None:
         schema="notify",
     )
     op.create_table(
-        "deliveries",  # one message to one person by one channel for one alert event
+        "deliveries",  # one message to one person by one channel
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("alert_id", sa.Uuid, nullable=False, index=True),
-        sa.Column("change", sa.String(20), nullable=False),
+        # What it tells of: an alert event's message id, a digest's or a reminder's key.
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("topic", sa.String(20), nullable=False),  # opened, escalated, digest...
+        sa.Column("alert_ids", postgresql.ARRAY(sa.Uuid), nullable=False),
+        sa.Column("items", postgresql.JSONB),  # a digest's entries, one per alert
         sa.Column("person", sa.String(64), nullable=False),
         sa.Column("person_name", sa.String(100), nullable=False),
         sa.Column("role", sa.String(100), nullable=False),  # several: nobody found
@@ -78,9 +81,11 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("sent_at", TZ),
         sa.Column("last_error", sa.Text),
-        sa.UniqueConstraint("msg_id", "person", "channel", name="uq_deliveries_once"),
+        sa.UniqueConstraint("key", "person", "channel", name="uq_deliveries_once"),
         schema="notify",
     )
+    op.create_index("ix_deliveries_alerts", "deliveries", ["alert_ids"], schema="notify",
+                    postgresql_using="gin")
     op.create_index("ix_deliveries_due", "deliveries", ["next_attempt_at"], schema="notify",
                     postgresql_where=sa.text("status = 'pending'"))
 
