@@ -1,5 +1,5 @@
-"""The notify service's composition root: settings → policy → engine → channels → worker →
-broker → consumer → routes. Nothing connects at import."""
+"""The notify service's composition root: settings → policy → engine → channels → worker
+(with the reminders) → broker → consumers → routes. Nothing connects at import."""
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
@@ -8,19 +8,22 @@ from datetime import datetime
 import httpx
 from fastapi import FastAPI
 
-from services.notify import handlers, routes
+from services.notify import handlers, routes, store
 from services.notify.channels import DingTalkRobot, EmailSender, Sender, SmsGateway, WeComRobot
+from services.notify.metrics import PENDING
 from services.notify.policy import load_policy
 from services.notify.service import NotifyContext
 from services.notify.worker import DeliveryWorker
 from shared import unavailable
 from shared.bus import connect_client, make_broker
 from shared.clock import utc_now
+from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
+from shared.registry.reference import Reference
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
@@ -55,15 +58,28 @@ def create_app(settings: Settings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url)
+        # A database error's message must not carry a statement's parameters into a log line:
+        # they may be a person's phone number or e-mail address.
+        engine.sync_engine.hide_parameters = True
         sessions = make_sessionmaker(engine)
         client = httpx.AsyncClient(timeout=settings.notify_send_timeout_s)
         channels = senders(settings, client)
         worker = DeliveryWorker(sessions, channels, policy, clock,
                                 send_timeout_s=settings.notify_send_timeout_s)
-        ctx = NotifyContext(settings, clock, sessions, policy, tuple(channels), worker)
+        async with sessions() as session:
+            reference = await Reference.load(session)
+        ctx = NotifyContext(settings, clock, sessions, policy, tuple(channels), worker,
+                            reference)
+        worker.chores.append(ctx.remind)
         app.state.notify, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
         await connect_client(broker, settings.stream_replicas)
+
+        # A notification only: core NATS delivers it to every replica, no consumer to keep.
+        @broker.subscriber(RegistryChanged.subject, no_reply=True)
+        async def on_registry_changed(event: RegistryChanged) -> None:
+            await ctx.reload_reference()
+
         handlers.subscribe(broker, ctx)
         await broker.start()
         if settings.notify_poll_s > 0:
@@ -82,7 +98,15 @@ def create_app(settings: Settings | None = None,
                               "on duty by e-mail, SMS and group robots.")
     app.include_router(routes.router)
     app.include_router(health_router())
-    app.include_router(metrics_router())
+    app.include_router(metrics_router(_refresh_pending))
     install_problems(app)
     unavailable.install(app)
     return app
+
+
+async def _refresh_pending(app: FastAPI) -> None:
+    async with app.state.notify.sessions() as session:
+        pending = await store.pending_by_channel(session)
+    PENDING.clear()
+    for channel, count in pending.items():
+        PENDING.labels(channel).set(count)

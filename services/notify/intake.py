@@ -84,6 +84,6 @@ def _unreached(event: AlertEvent, planned: list[deliveries.Planned]) -> None:
     for failed in unreached:
         DELIVERIES.labels(failed.channel, "failed").inc()
     if unreached:  # codes and reasons only: staff details stay out of the logs
-        log.warning("alert change without a reachable recipient",
+        log.info("alert change without a reachable recipient",
                     extra={"alert_id": str(event.alert_id), "change": event.change,
                            "reasons": sorted({p.failed or "" for p in unreached})})

@@ -2,6 +2,7 @@
 text, short enough for an SMS, in the deployment's time zone. Addresses never appear here."""
 
 from collections.abc import Mapping
+from datetime import date, time
 from zoneinfo import ZoneInfo
 
 from shared.contracts import AlertEscalated, AlertEvent, AlertOpened, AlertWarned
@@ -53,3 +54,9 @@ def render_digest(node_name: str, day: str, cutoff: str, items: list[dict]) -> t
             lines.append(f"{item['node_name']}:{'、'.join(units)}")
     more = f"\n另有 {count - shown} 个单位未列出" if count > shown else ""
     return title, title + "。\n" + "\n".join(lines) + more
+
+
+def render_reminder(unit_name: str, day: date, cutoff: time) -> tuple[str, str]:
+    """(title, body) of the reminder to a unit that has not reported yet."""
+    title = f"【报送提醒】{unit_name} {day:%m-%d} 日报尚未报送"
+    return title, (f"{title},请于 {cutoff:%H:%M} 前报送;无异常情况请报零报告。")

@@ -32,6 +32,8 @@ class Policy:
     digest_levels: tuple[Level, ...]  # 漏报 digests go to the on-duty of these levels
     digest_role: str
     digest_wait: timedelta
+    reminder_before: timedelta | None  # None: no reminders
+    reminder_roles: tuple[str, ...]
 
     def roles_for(self, kind: str, change: str) -> tuple[str, ...]:
         return self.tell.get((kind, change), ())
@@ -111,6 +113,7 @@ def load_policy(path: Path | None = None) -> Policy:
                           _clock(window[1], f"quiet_hours.{channel}"))
     retry = data.get("retry", {})
     digest = data.get("missing_report", {})
+    reminder = data.get("reminder", {})
     levels = []
     for name in digest.get("digest_levels", []):
         if str(name).upper() not in Level.__members__:
@@ -124,7 +127,11 @@ def load_policy(path: Path | None = None) -> Policy:
                     digest_levels=tuple(levels),
                     digest_role=_roles([digest.get("digest_role", "on_duty")],
                                        "missing_report.digest_role")[0],
-                    digest_wait=timedelta(seconds=float(digest.get("digest_wait_s", 60))))
+                    digest_wait=timedelta(seconds=float(digest.get("digest_wait_s", 60))),
+                    reminder_before=(timedelta(minutes=float(reminder["before_cutoff_min"]))
+                                     if "before_cutoff_min" in reminder else None),
+                    reminder_roles=_roles(reminder.get("roles", ["unit_reporter"]),
+                                          "reminder.roles"))
     if policy.attempts < 1:
         raise PolicyError("retry.attempts: at least 1")
     return policy

@@ -4,7 +4,7 @@ Every function runs in the caller's transaction; the caller commits."""
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -170,7 +170,8 @@ def _rows(key: str, topic: str, alert_ids: list[uuid.UUID], title: str, body: st
             for p in planned]
 
 
-async def add_deliveries(session: AsyncSession, key: str, topic: str, alert_id: uuid.UUID,
+async def add_deliveries(session: AsyncSession, key: str, topic: str,
+                         alert_id: uuid.UUID | None,
                          title: str, body: str, planned: Sequence[Planned], now: datetime
                          ) -> int:
     """Store planned deliveries; one that exists already (same key, person and channel) is
@@ -178,7 +179,8 @@ async def add_deliveries(session: AsyncSession, key: str, topic: str, alert_id: 
     if not planned:
         return 0
     added = await session.execute(
-        pg_insert(deliveries).values(_rows(key, topic, [alert_id], title, body, planned, now))
+        pg_insert(deliveries).values(_rows(key, topic, [alert_id] if alert_id else [], title,
+                                           body, planned, now))
         .on_conflict_do_nothing(constraint="uq_deliveries_once").returning(deliveries.c.id))
     return len(added.all())
 
@@ -267,7 +269,58 @@ async def deliveries_of(session: AsyncSession, alert_id: uuid.UUID) -> list:
     return list(rows.mappings())
 
 
-async def due_time(session: AsyncSession) -> datetime | None:
-    return await session.scalar(text(
-        "SELECT min(next_attempt_at) FROM notify.deliveries WHERE status = 'pending'"))
+async def pending_by_channel(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(text(
+        "SELECT channel, count(*) FROM notify.deliveries WHERE status = 'pending' "
+        "GROUP BY channel"))
+    return dict(rows.all())
 
+
+
+# ---------------------------------------------------------------- reminders
+
+
+async def record_reported(session: AsyncSession, unit_days: set[tuple[str, date]]) -> None:
+    if not unit_days:
+        return
+    rows = sorted(unit_days)
+    await session.execute(text(
+        "INSERT INTO notify.reported (unit, day) SELECT * FROM "
+        "unnest(CAST(:units AS text[]), CAST(:days AS date[])) ON CONFLICT DO NOTHING"),
+        {"units": [u for u, _ in rows], "days": [d for _, d in rows]})
+
+
+async def reported_on(session: AsyncSession, day: date, units: Iterable[str]) -> set[str]:
+    rows = await session.execute(text(
+        "SELECT unit FROM notify.reported WHERE day = :day AND unit = ANY(:units)")
+        .bindparams(_codes("units")), {"day": day, "units": sorted(units)})
+    return {unit for (unit,) in rows}
+
+
+async def claim_reminder_run(session: AsyncSession, day: date, cutoff: time, now: datetime
+                             ) -> bool:
+    """True for the one caller that makes the reminders of this day's cutoff."""
+    claimed = await session.execute(text(
+        "INSERT INTO notify.reminder_runs (day, cutoff, ran_at, reminded) "
+        "VALUES (:day, :cutoff, :now, 0) ON CONFLICT DO NOTHING RETURNING day"),
+        {"day": day, "cutoff": cutoff, "now": now})
+    return claimed.first() is not None
+
+
+async def finish_reminder_run(session: AsyncSession, day: date, cutoff: time, reminded: int
+                              ) -> None:
+    await session.execute(text(
+        "UPDATE notify.reminder_runs SET reminded = :n WHERE day = :day AND cutoff = :cutoff"),
+        {"n": reminded, "day": day, "cutoff": cutoff})
+
+
+async def contacts_of(session: AsyncSession, scopes: Sequence[str]
+                      ) -> dict[str, dict[str, str]]:
+    """scope -> contact role -> person, for many units or nodes at once."""
+    rows = await session.execute(text(
+        "SELECT scope, role, person FROM notify.contacts WHERE scope = ANY(:scopes)")
+        .bindparams(_codes("scopes")), {"scopes": list(scopes)})
+    out: dict[str, dict[str, str]] = {}
+    for scope, role, person in rows:
+        out.setdefault(scope, {})[role] = person
+    return out

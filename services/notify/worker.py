@@ -10,7 +10,7 @@ already recorded as sent is never sent again."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,8 +35,10 @@ def _scrubbed(reason: str, person: Person) -> str:
 class DeliveryWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], senders: Mapping[str, Sender],
                  policy: Policy, clock: Callable[[], datetime], batch: int = 20,
-                 send_timeout_s: float = 30.0) -> None:
+                 send_timeout_s: float = 30.0,
+                 chores: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:
         self.sessions, self.senders, self.policy, self.clock = sessions, senders, policy, clock
+        self.chores = list(chores)  # run before each round: they may record deliveries
         self.batch, self.send_timeout_s = batch, send_timeout_s
         self._wake = asyncio.Event()
         self._stopping = False
@@ -94,6 +96,8 @@ class DeliveryWorker:
         while not self._stopping:
             self._wake.clear()  # before the round, so a wake during it is not lost
             try:
+                for chore in self.chores:
+                    await chore()
                 if await self.run_once() == self.batch:
                     continue
             except Exception:

@@ -8,17 +8,20 @@ import email.policy
 import itertools
 import json
 import logging
-from datetime import date, timedelta
+import uuid
+from datetime import UTC, date, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from rollcall.reference import load_demo
-from services.notify import staffing, store
+from services.notify import reminders, staffing, store
 from services.notify.channels import dingtalk_sign
 from services.notify.policy import load_policy
+from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
+from shared.registry.reference import Reference
 from tests.conftest import Servers
 from tests.integration.alerts_harness import FakeClock, local
 from tests.integration.notify_support import (
@@ -27,6 +30,7 @@ from tests.integration.notify_support import (
     PHONES,
     TOWN,
     VILLAGE,
+    ZONE,
     Gateway,
     Notify,
     SmtpServer,
@@ -238,3 +242,36 @@ async def test_missing_reports_are_told_as_one_digest_per_node_and_cutoff(notify
     assert [r.body["mobile"] for r in notify.gateway.to("/sms")].count("13987654321") == 1
     told = {(d.person, d.channel) for d in await notify.deliveries(second.alert_id)}
     assert told == {("qian", "sms"), ("li", "sms"), ("li", "email"), ("li", "dingtalk")}
+
+
+async def test_a_unit_still_pending_before_its_cutoff_is_reminded_and_one_that_reported_not(
+        notify: Notify):
+    day = a_day(notify)
+    committee, firm = f"{VILLAGE}-VC", f"{VILLAGE}-EN1"  # both report by 14:00
+    await notify.import_staff("contacts", f"scope,role,person\n{committee},reporter,zhang\n"
+                                          f"{firm},reporter,li\n")
+    async with notify.sessions() as session, session.begin():
+        await reminders.record_reports(session, [ReportAccepted(
+            report_id=uuid.uuid4(), unit=firm, node=VILLAGE, unit_type="enterprise",
+            sector="commerce", day=day, revision=1, values={}, zero=True, late=False,
+            submitted_at=local(day, 9).astimezone(UTC), reporter="李四")])
+    async with notify.sessions() as session:
+        reference = await Reference.load(session)
+
+    async def remind() -> int:
+        async with notify.sessions() as session, session.begin():
+            return await reminders.remind(session, reference, notify.policy, notify.channels,
+                                          ZONE, notify.clock())
+
+    notify.clock.set(local(day, 13, 29))
+    assert await remind() == 0  # not yet
+    notify.clock.set(local(day, 13, 30))
+    assert await remind() == 3  # 张三 for the committee, by SMS, e-mail and WeCom
+    assert await remind() == 0  # once per cutoff, whichever replica comes second
+    await notify.drain()
+
+    reminded = [r.body["mobile"] for r in notify.gateway.to("/sms")]
+    assert reminded.count("13912345678") == 1 and "13987654321" not in reminded
+    [robot] = notify.gateway.to("/robot/wecom/zhang")
+    assert robot.body["text"]["content"].startswith("【报送提醒】公田镇长源社区居民委员会")
+    assert not notify.gateway.to("/robot/dingtalk/li")

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import httpx
 import nats
+from sqlalchemy import text
 
 from rollcall.reference import load_demo
 from services.notify.app import create_app
+from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
 from shared.settings import Settings
 from tests.conftest import Servers, start_service
@@ -79,12 +81,20 @@ async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_a
             assert "/robot/" not in staff.text and "SEC-li" not in staff.text
 
             event = opened(day)
+            report = ReportAccepted(
+                report_id=uuid.uuid4(), unit=f"{VILLAGE}-VC", node=VILLAGE,
+                unit_type="village_committee", sector="government", day=day, revision=1,
+                values={}, zero=True, late=False, submitted_at=local(day, 9).astimezone(UTC),
+                reporter="张三")
             connection = await nats.connect(servers.nats_url)
             try:
                 for _ in range(2):  # published twice: the stream drops the second
                     await connection.jetstream().publish(
                         event.subject, event.model_dump_json().encode(),
                         headers={"Nats-Msg-Id": event.msg_id})
+                await connection.jetstream().publish(
+                    report.subject, report.model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": report.msg_id})
             finally:
                 await connection.close()
 
@@ -107,8 +117,16 @@ async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_a
             unknown = await http.get(f"/v1/alerts/{uuid.uuid4()}/deliveries", headers=county)
             assert unknown.status_code == 404
 
+            async def reported() -> bool:  # the committee will not be reminded
+                async with app.state.notify.sessions() as session:
+                    return bool(await session.scalar(text(
+                        "SELECT count(*) FROM notify.reported WHERE unit = :u AND day = :d"),
+                        {"u": report.unit, "d": day}))
+
+            assert await wait_for(reported, within_s=20)
             metrics = (await http.get("/metrics")).text
             assert 'rollcall_notify_deliveries_total{channel="sms",outcome="sent"}' in metrics
+            assert "rollcall_notify_pending_deliveries" in metrics
     finally:
         gateway.stop()
         smtp.stop()

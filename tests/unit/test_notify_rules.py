@@ -15,6 +15,7 @@ import pytest
 from services.notify import deliveries, messages, staff_import
 from services.notify.channels import dingtalk_sign, fill
 from services.notify.policy import PolicyError, load_policy
+from services.notify.reminders import due_cutoffs
 from services.notify.staff import Directory, Person, Shift, on_roster, resolve
 from shared.contracts import AlertEscalated, AlertOpened
 
@@ -209,3 +210,23 @@ def test_the_sms_template_is_filled_without_becoming_json():
     body = fill({"to": "{phone}", "msg": ["{text}"], "n": 1},
                 {"text": 'a "quoted" {phone}', "phone": "138"})
     assert body == {"to": "138", "msg": ['a "quoted" {phone}'], "n": 1}
+
+
+def test_a_reminder_is_due_from_its_lead_time_until_the_cutoff():
+    cutoffs = [time(10), time(14), time(14)]
+    lead = timedelta(minutes=30)
+    assert due_cutoffs(cutoffs, at(13, 29), lead, ZONE) == []
+    assert due_cutoffs(cutoffs, at(13, 30), lead, ZONE) == [(DAY, time(14))]
+    assert due_cutoffs(cutoffs, at(13, 59), lead, ZONE) == [(DAY, time(14))]
+    assert due_cutoffs(cutoffs, at(14), lead, ZONE) == []  # too late to help: skipped
+
+
+def test_a_digest_lists_the_missing_units_by_village():
+    title, body = messages.render_digest("公田镇", "2031-05-06", "14:00", [
+        {"node_name": "长源社区", "units": ["卫生室", "小学"]},
+        {"node_name": "杨冲社区", "units": ["药店"]}])
+    assert title == "【漏报】公田镇 2031-05-06 14:00 截止仍有 3 个单位未报"
+    assert body.splitlines()[1:] == ["长源社区:卫生室、小学", "杨冲社区:药店"]
+    many = messages.render_digest("公田镇", "2031-05-06", "14:00",
+                                  [{"node_name": "村", "units": [f"U{i}" for i in range(40)]}])
+    assert many[1].endswith("另有 10 个单位未列出")

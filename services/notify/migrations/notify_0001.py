@@ -1,4 +1,4 @@
-"""notify: staff contacts, duty rosters, the alert events taken in and the deliveries they made
+"""notify: staff contacts, duty rosters, the events taken in and the deliveries they made
 
 Revision ID: notify_0001
 Revises: registry_0001
@@ -86,6 +86,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_alerts", "deliveries", ["alert_ids"], schema="notify",
                     postgresql_using="gin")
+    op.create_table(
+        "reported",  # unit-days holding a report (from report.accepted): not to be reminded
+        sa.Column("unit", sa.String(32), primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        schema="notify",
+    )
+    op.create_table(
+        "reminder_runs",  # the reminders of a day's cutoff were made: by one replica, once
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("cutoff", sa.Time, primary_key=True),
+        sa.Column("ran_at", TZ, nullable=False),
+        sa.Column("reminded", sa.Integer, nullable=False),
+        schema="notify",
+    )
     op.create_index("ix_deliveries_due", "deliveries", ["next_attempt_at"], schema="notify",
                     postgresql_where=sa.text("status = 'pending'"))
 
