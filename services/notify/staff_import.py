@@ -40,7 +40,7 @@ class Known:
 
     nodes: frozenset[str] | set[str] = frozenset()
     units: Mapping[str, str] = field(default_factory=dict)  # unit code -> its node
-    people: frozenset[str] | set[str] = frozenset()
+    people: Mapping[str, str] = field(default_factory=dict)  # person code -> their node
 
 
 @dataclass
@@ -136,6 +136,10 @@ def _person(row: _Row, known: Known, area: str) -> Person | None:
     if code is not None and not PERSON_CODE.fullmatch(code):
         row.problem("code", "invalid_code", "人员编号只能含字母、数字和 _ . @ -",
                     f"a person's code is letters, digits and _ . @ -: {code!r}")
+    elif code in known.people and not known.people[code].startswith(area):
+        row.problem("code", "outside_area", f"人员 {code} 属于辖区外的 {known.people[code]}",
+                    f"person {code} belongs to {known.people[code]}, outside this "
+                    "credential's area")
     name = row.text("name", required=True, max_length=NAME_MAX)
     node = row.node("node", known, area)
     phone = row.text("phone", max_length=32)

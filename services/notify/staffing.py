@@ -16,7 +16,8 @@ async def _known(session: AsyncSession, records: list[Record], day: date) -> sta
     return staff_import.Known(
         nodes=await store.known_nodes(session, codes),
         units=await store.unit_nodes(session, values("scope"), day),
-        people=set(await store.people(session, values("person"))))
+        people={code: person.node for code, person in
+                (await store.people(session, values("person", "code"))).items()})
 
 
 async def import_staff(session: AsyncSession, kind: str, data: bytes, file: str,

@@ -117,7 +117,10 @@ async def upsert_contacts(session: AsyncSession,
 async def replace_rosters(session: AsyncSession, days: dict[tuple[str, date], list[Shift]]
                           ) -> None:
     """Each (node, day) given gets exactly the shifts given (none: an empty roster)."""
-    for (node, day), shifts in days.items():
+    for (node, day), shifts in sorted(days.items()):
+        # Two operators putting the same day at once: the second replaces the first's, whole.
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                              {"key": f"notify.duty:{node}:{day.isoformat()}"})
         await session.execute(text("DELETE FROM notify.duty WHERE node = :node AND day = :day"),
                               {"node": node, "day": day})
         if shifts:

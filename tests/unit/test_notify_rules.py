@@ -143,7 +143,7 @@ def test_a_wrong_policy_stops_the_start(tmp_path: Path):
 
 
 KNOWN = staff_import.Known(nodes={VILLAGE, TOWN}, units={f"{VILLAGE}-CL": VILLAGE},
-                           people={"zhang"})
+                           people={"zhang": VILLAGE, "wu": "430622100001"})
 
 
 def _check(kind: str, text: str, area: str = TOWN, json_format: bool = False):
@@ -156,11 +156,13 @@ def test_an_import_names_every_problem_with_its_line_and_field_and_writes_nothin
         "code,name,node,phone,email,chat_kind,chat_webhook\n"
         f"zhang,张三,{VILLAGE},138-0000-0001,zhang@example.cn,,\n"
         f"li,李四,{VILLAGE},call me,li-at-example,wecom,\n"
-        "wang,王五,430622100001,,,,\n"))
+        "wang,王五,430622100001,,,,\n"
+        f"wu,吴六,{VILLAGE},,,,\n"))
     assert staff is None
     assert {(p.line, p.field, p.code) for p in problems} == {
         (3, "phone", "invalid_phone"), (3, "email", "invalid_email"),
-        (3, "chat_webhook", "required"), (4, "node", "unknown_node")}
+        (3, "chat_webhook", "required"), (4, "node", "unknown_node"),
+        (5, "code", "outside_area")}
 
 
 def test_an_import_keeps_to_the_operators_area():
