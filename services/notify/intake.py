@@ -31,6 +31,8 @@ async def take_alert_events(session: AsyncSession, events: Sequence[AlertEvent],
         if event.msg_id not in fresh:
             continue
         fresh.discard(event.msg_id)  # the same event twice in one batch: once
+        if event.change in policy.cancel_when:
+            await store.cancel_pending(session, event.alert_id, f"not sent: alert {event.change}")
         if (event.kind, event.change) == ("missing_report", "opened") and policy.digest_levels:
             added += await _add_to_digests(session, event, policy, channels, zone, now)
             continue

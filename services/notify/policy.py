@@ -34,6 +34,7 @@ class Policy:
     digest_wait: timedelta
     reminder_before: timedelta | None  # None: no reminders
     reminder_roles: tuple[str, ...]
+    cancel_when: tuple[str, ...]  # alert changes that cancel what still waits to tell of it
 
     def roles_for(self, kind: str, change: str) -> tuple[str, ...]:
         return self.tell.get((kind, change), ())
@@ -131,7 +132,10 @@ def load_policy(path: Path | None = None) -> Policy:
                     reminder_before=(timedelta(minutes=float(reminder["before_cutoff_min"]))
                                      if "before_cutoff_min" in reminder else None),
                     reminder_roles=_roles(reminder.get("roles", ["unit_reporter"]),
-                                          "reminder.roles"))
+                                          "reminder.roles"),
+                    cancel_when=tuple(retry.get("cancel_when", ())))
+    if unknown := [c for c in policy.cancel_when if c not in CHANGES]:
+        raise PolicyError(f"retry.cancel_when: not an alert change: {', '.join(unknown)}")
     if policy.attempts < 1:
         raise PolicyError("retry.attempts: at least 1")
     return policy

@@ -67,7 +67,8 @@ class DeliveryView(BaseModel):
     person_name: str
     role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")
     channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
-    status: Literal["pending", "sent", "failed"]
+    status: Literal["pending", "sent", "failed", "cancelled"] = Field(
+        description="cancelled: still waiting when the alert was acknowledged or closed")
     attempts: int
     created_at: datetime
     sent_at: datetime | None

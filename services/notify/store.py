@@ -258,6 +258,15 @@ async def record_outcome(session: AsyncSession, delivery: Claimed, now: datetime
          "retry_at": retry_at, "id": delivery.id, "attempts": delivery.attempts})
 
 
+async def cancel_pending(session: AsyncSession, alert_id: uuid.UUID, reason: str) -> int:
+    """What still waits to tell of one alert (a digest tells of others too: it goes)."""
+    cancelled = await session.execute(text(
+        "UPDATE notify.deliveries SET status = 'cancelled', last_error = :reason "
+        "WHERE status = 'pending' AND alert_ids = ARRAY[CAST(:id AS uuid)] AND topic <> 'digest'"),
+        {"id": alert_id, "reason": reason})
+    return cancelled.rowcount or 0
+
+
 async def alert_node(session: AsyncSession, alert_id: uuid.UUID) -> str | None:
     """The node of an alert notify has taken events of; None for one it has not."""
     return await session.scalar(text(

@@ -19,7 +19,7 @@ from rollcall.reference import load_demo
 from services.notify import reminders, staffing, store
 from services.notify.channels import dingtalk_sign
 from services.notify.policy import load_policy
-from shared.contracts import ReportAccepted
+from shared.contracts import AlertAcknowledged, ReportAccepted
 from shared.db import make_engine, make_sessionmaker
 from shared.registry.reference import Reference
 from tests.conftest import Servers
@@ -275,3 +275,24 @@ async def test_a_unit_still_pending_before_its_cutoff_is_reminded_and_one_that_r
     [robot] = notify.gateway.to("/robot/wecom/zhang")
     assert robot.body["text"]["content"].startswith("【报送提醒】公田镇长源社区居民委员会")
     assert not notify.gateway.to("/robot/dingtalk/li")
+
+
+async def test_what_still_waits_to_tell_of_an_alert_is_cancelled_once_it_is_acknowledged(
+        notify: Notify):
+    day = a_day(notify)
+    await notify.roster(day, ("zhang", "on_duty"))
+    notify.gateway.failing["/robot/wecom/zhang"] = -1
+    event = opened(day)
+    await notify.take(event)
+    await notify.drain()  # the robot fails: its delivery waits for a retry
+    acknowledged = AlertAcknowledged(**{
+        **event.model_dump(include=set(AlertAcknowledged.model_fields) - {"change"}),
+        "seq": 2, "status": "acknowledged", "actor": "operator:村值班"})
+    await notify.take(acknowledged)
+    notify.clock.advance(hours=1)
+    assert await notify.drain() == 0
+
+    rows = {d.channel: (d.status, d.last_error) for d in await notify.deliveries(event.alert_id)}
+    assert rows["wecom"] == ("cancelled", "not sent: alert acknowledged")
+    assert rows["sms"][0] == rows["email"][0] == "sent"
+    assert len(notify.gateway.to("/robot/wecom/zhang")) == 1

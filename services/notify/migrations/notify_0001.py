@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(10), nullable=False),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
-        sa.Column("status", sa.String(10), nullable=False),  # pending | sent | failed
+        sa.Column("status", sa.String(10), nullable=False),  # pending, sent, failed, cancelled
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", TZ, nullable=False),
         sa.Column("created_at", TZ, nullable=False),
