@@ -2,10 +2,12 @@
 
 A round claims the due deliveries (FOR UPDATE SKIP LOCKED, then a lease: the claim is committed
 before anything is sent, so no transaction stays open across an SMTP or HTTP call and a second
-replica skips what this one holds), sends them concurrently, and records each outcome: sent,
-due again after a back-off, or failed for good with the reason once the attempts are spent. A
-worker killed mid-round leaves its claims to be taken again when their lease ends; what it had
-already recorded as sent is never sent again."""
+replica skips what this one holds), sends them concurrently, and records each outcome as it
+comes: sent, due again after a back-off, or failed for good with the reason once the attempts
+are spent. A worker killed mid-round leaves the claims it had not recorded to be taken again
+when their lease ends; what it had recorded as sent is never sent again. What was in flight
+when it died may reach its receiver twice: the retry carries the same key (`Idempotency-Key`
+for the SMS gateway, the Message-ID of a mail) so that a receiver can tell."""
 
 import asyncio
 import contextlib
@@ -34,7 +36,7 @@ def _scrubbed(reason: str, person: Person) -> str:
 
 class DeliveryWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], senders: Mapping[str, Sender],
-                 policy: Policy, clock: Callable[[], datetime], batch: int = 20,
+                 policy: Policy, clock: Callable[[], datetime], batch: int = 8,
                  send_timeout_s: float = 30.0,
                  chores: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:
         self.sessions, self.senders, self.policy, self.clock = sessions, senders, policy, clock
@@ -67,8 +69,23 @@ class DeliveryWorker:
             return _scrubbed(f"{delivery.channel}: {type(exc).__name__}", person)
         return None
 
+    async def _deliver(self, delivery: store.Claimed, person: Person | None) -> None:
+        """Send one delivery and record its outcome at once, in its own transaction: a worker
+        killed mid-round sends again only what was in flight, not the whole round."""
+        error = await self._send(delivery, person)
+        now = self.clock()
+        retry_at = self.policy.retry_at(delivery.attempts, now) if error else None
+        async with self.sessions() as session, session.begin():
+            await store.record_outcome(session, delivery, now, error, retry_at)
+        outcome = "sent" if error is None else "retry" if retry_at else "failed"
+        DELIVERIES.labels(delivery.channel, outcome).inc()
+        # Ids, the channel and the reason only: never an address.
+        log.log(logging.INFO if error is None else logging.WARNING, "delivery %s", outcome,
+                extra={"delivery": delivery.id, "channel": delivery.channel,
+                       "attempt": delivery.attempts, "reason": error})
+
     async def run_once(self) -> int:
-        """One round; the number of deliveries it took."""
+        """One round: claim the due deliveries, send them concurrently; the number taken."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
             claimed = await store.claim_due(session, now, now + self.policy.lease, self.batch)
@@ -76,20 +93,7 @@ class DeliveryWorker:
             return 0
         async with self.sessions() as session:
             people = await store.people(session, {d.person for d in claimed})
-        errors = await asyncio.gather(*(self._send(d, people.get(d.person)) for d in claimed))
-        now = self.clock()
-        outcomes = []
-        async with self.sessions() as session, session.begin():
-            for delivery, error in zip(claimed, errors, strict=True):
-                retry_at = self.policy.retry_at(delivery.attempts, now) if error else None
-                await store.record_outcome(session, delivery, now, error, retry_at)
-                outcomes.append("sent" if error is None else "retry" if retry_at else "failed")
-        for delivery, error, outcome in zip(claimed, errors, outcomes, strict=True):
-            DELIVERIES.labels(delivery.channel, outcome).inc()
-            # Ids, the channel and the reason only: never an address.
-            log.log(logging.INFO if error is None else logging.WARNING, "delivery %s",
-                    outcome, extra={"delivery": delivery.id, "channel": delivery.channel,
-                                    "attempt": delivery.attempts, "reason": error})
+        await asyncio.gather(*(self._deliver(d, people.get(d.person)) for d in claimed))
         return len(claimed)
 
     async def run(self, poll_s: float) -> None:

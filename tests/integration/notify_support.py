@@ -139,7 +139,7 @@ class Notify:
         self.gateway.failing.clear()
         self.smtp.mailbox.messages.clear()
 
-    def worker(self, batch: int = 20) -> DeliveryWorker:
+    def worker(self, batch: int = 8) -> DeliveryWorker:
         senders = {"wecom": WeComRobot(self.client), "dingtalk": DingTalkRobot(self.client),
                    "email": EmailSender("127.0.0.1", self.smtp.port, "rollcall@test.local"),
                    "sms": SmsGateway(self.client, f"{self.gateway.url}/sms", SMS_BODY,
