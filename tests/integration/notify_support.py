@@ -46,11 +46,13 @@ class Request:
 class Gateway:
     """A local HTTP server that records every POST and answers as an SMS gateway (`/sms`) or
     a group robot (`/robot/...`) does; `failing[path]` makes it answer 500 that many times
-    (-1: always)."""
+    (-1: always), and `hold(path, key, event)` makes it wait for the event before it answers
+    a request whose Idempotency-Key contains `key`."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.failing: dict[str, int] = {}
+        self.holding: list[tuple[str, str, threading.Event]] = []
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,6 +63,10 @@ class Gateway:
                 gateway.requests.append(Request(
                     parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
                     dict(self.headers), body))
+                key = self.headers.get("Idempotency-Key", "")
+                for path, part, hold in list(gateway.holding):
+                    if path == parts.path and part in key:
+                        hold.wait(60)
                 left = gateway.failing.get(parts.path, 0)
                 if left:
                     gateway.failing[parts.path] = left - 1 if left > 0 else left
@@ -72,11 +78,14 @@ class Gateway:
 
             def _answer(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the sender is gone (a killed service): nobody to answer
+                    pass
 
             def log_message(self, *args) -> None:  # quiet
                 pass
@@ -85,10 +94,15 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def hold(self, path: str, key: str, until: threading.Event) -> None:
+        self.holding.append((path, key, until))
+
     def to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
 
     def stop(self) -> None:
+        for _, _, hold in self.holding:
+            hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -137,6 +151,7 @@ class Notify:
         self.clock.set(local(day, 10))
         self.gateway.requests.clear()
         self.gateway.failing.clear()
+        self.gateway.holding.clear()
         self.smtp.mailbox.messages.clear()
 
     def worker(self, batch: int = 8) -> DeliveryWorker:
