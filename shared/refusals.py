@@ -60,6 +60,12 @@ CATALOGUE: dict[str, Kind] = {
     # Another service does not answer (the console asks the others).
     "unavailable": Kind(502, "{service} 服务暂不可用,请稍后重试",
                         "the {service} service does not answer; try again shortly"),
+    # Not now: the lifecycle does not allow it from the current state.
+    "wrong_state": Kind(409, "当前状态为 {status},不能{action}",
+                        "it is {status}: it cannot be {action}"),
+    # Not a page of this list.
+    "bad_cursor": Kind(422, "分页游标无效,请从第一页重新读取",
+                       "not a cursor of this list: start again from the first page"),
 }
 
 # The `detail` line of a Problem, by status.
@@ -82,10 +88,12 @@ class Refused(Exception):
 
 
 def refusal(code: str, field: str, **params: object) -> FieldError:
-    """The catalogue's refusal `code` for `field`, its messages filled with `params`."""
+    """The catalogue's refusal `code` for `field`, its messages filled with `params`; a
+    parameter given as a (Chinese, English) pair fills each message with its own language."""
+    zh = {k: v[0] if isinstance(v, tuple) else v for k, v in params.items()}
+    en = {k: v[1] if isinstance(v, tuple) else v for k, v in params.items()}
     kind = CATALOGUE[code]
-    return FieldError(field, code, kind.message_zh.format(**params),
-                      kind.message_en.format(**params))
+    return FieldError(field, code, kind.message_zh.format(**zh), kind.message_en.format(**en))
 
 
 def refuse(code: str, field: str, **params: object) -> Refused:

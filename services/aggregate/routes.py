@@ -118,7 +118,6 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.node_view(session, node, span, ctx.catalogue, where, limit)
 
@@ -132,7 +131,6 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
     A village's children are its units."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.children_view(session, node, span, ctx.catalogue, where)
 
@@ -145,7 +143,6 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
     end = end or ctx.today()
     span = _span(ctx, None, start or end - timedelta(days=29), end)
     where = _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.series_view(session, node, span, ctx.catalogue, where)
 
@@ -160,7 +157,6 @@ async def rollup_completeness(
     (迟报) units, in code order; `limit`/`offset` page through large lists."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              where, limit, offset)

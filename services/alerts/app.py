@@ -1,5 +1,5 @@
 """The alerts service's composition root: settings → rules → engine → broker → consumers →
-clock loop → outbox relay → routes. Nothing connects at import."""
+clock loop → outbox relay → authenticator → routes. Nothing connects at import."""
 
 import asyncio
 import contextlib
@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
 from services.alerts.service import AlertsContext
@@ -18,6 +17,7 @@ from shared.clock import utc_now
 from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None,
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.ticker = ticker
+        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
 
         # A notification only: core NATS delivers it to every replica, no consumer to keep.
         @broker.subscriber(RegistryChanged.subject, no_reply=True)
@@ -78,8 +79,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.include_router(health_router())
     app.include_router(metrics_router(_refresh_alert_gauges))
-    app.add_exception_handler(routes.Refused, routes.on_refused)
-    install_problems(app)  # framework refusals in the project's shape, and in the schema
+    install_problems(app)  # every refusal in the project's shape, and in the schema
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
 
     @app.get("/v1/status", tags=["alerts"])
@@ -87,14 +87,7 @@ def create_app(settings: Settings | None = None,
         """What this service has taken in (case events; unit-days holding a report), and how
         many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
-            cases = await session.scalar(
-                select(func.count()).select_from(text("alerts.applied_events")))
-            reports = await session.scalar(text(
-                "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
-            active = await session.scalar(text(
-                "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
-        return {"cases_applied": cases or 0, "reports_applied": reports or 0,
-                "alerts_active": active or 0}
+            return await queries.intake(session)
 
     return app
 

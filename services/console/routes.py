@@ -144,7 +144,7 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             names = await reference.node_names(session, [principal.scope])
             unit = None
         else:
-            names, unit = {}, await reference.unit(session, principal.scope)
+            names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
             "unit": unit, "today": ctx.today().isoformat()}
@@ -242,7 +242,7 @@ async def unit_history(unit: str, who: Anyone, ctx: Ctx) -> dict:
         ctx.upstream.get("ingest", f"/v1/units/{unit}/cases", who.token))
     reports = _must(reports)
     async with ctx.sessions() as session:
-        info = await reference.unit(session, unit)
+        info = await reference.unit(session, unit, ctx.today())
     return {"unit": info or {"code": unit}, "reports": reports,
             "cases": cases.body if cases.ok else []}
 
@@ -271,24 +271,35 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
     picker): a unit token reaches only its own unit."""
     async with ctx.sessions() as session:
         if who.principal.kind == "unit":
-            one = await reference.unit(session, who.principal.scope)
+            one = await reference.unit(session, who.principal.scope, ctx.today())
             return [one] if one else []
         return await reference.find_units(session, who.principal.scope, q, ctx.today())
 
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
 
+async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -> list[dict]:
+    """Every alert of the day below `node`, page after page: a county may hold more than a
+    page of them (one missing-report alert per village and cutoff)."""
+    alerts: list[dict] = []
+    for status in ("active", "closed"):
+        cursor = None
+        while True:
+            answer = await ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node,
+                                            status=status, day=day, limit=1000, cursor=cursor)
+            alerts += _must(answer)
+            if (cursor := answer.next_cursor) is None:
+                break
+    return alerts
+
+
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, *lists = await asyncio.gather(
+    view, children, day_alerts = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        *(ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
-                           kind=kind, limit=1000)
-          for status in ("active", "closed") for kind in ("case", "outbreak", "missing_report")))
-    day_alerts = [a for answer in lists for a in _must(answer)
-                  if a.get("day") == day.isoformat()]
+        _day_alerts(ctx, who, node, day))
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
     async with ctx.sessions() as session:
         await reference.name_alerts(session, day_alerts)
