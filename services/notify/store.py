@@ -15,6 +15,7 @@ from sqlalchemy.types import String
 from services.notify.deliveries import Planned
 from services.notify.models import deliveries
 from services.notify.staff import Directory, Person, Shift
+from shared.registry.placement import placement_on
 
 _PEOPLE = ("SELECT code, name, node, phone, email, chat_kind, chat_webhook, chat_secret "
            "FROM notify.people")
@@ -35,13 +36,11 @@ async def known_nodes(session: AsyncSession, codes: Iterable[str]) -> set[str]:
 
 
 async def unit_nodes(session: AsyncSession, units: Iterable[str], day: date) -> dict[str, str]:
-    """The node each known unit is placed at on `day` (or first placed at, for a unit placed
-    only later)."""
+    """The node each known unit is placed at on `day` (the registry's placement rule)."""
     rows = await session.execute(text(
-        "SELECT DISTINCT ON (unit_code) unit_code, node_code FROM registry.placements "
-        "WHERE unit_code = ANY(:units) ORDER BY unit_code, (valid_from <= :day) DESC, "
-        "CASE WHEN valid_from <= :day THEN valid_from END DESC, valid_from")
-        .bindparams(_codes("units")), {"units": sorted(set(units)), "day": day})
+        f"SELECT unit_code, node_code FROM {placement_on('CAST(:day AS date)')} "
+        "WHERE unit_code = ANY(:units)").bindparams(_codes("units")),
+        {"units": sorted(set(units)), "day": day})
     return dict(rows.all())
 
 
