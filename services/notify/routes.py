@@ -23,6 +23,7 @@ from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
 from shared.http_auth import Authenticated
+from shared.http_problems import http_error
 from shared.refusals import Refused, refuse
 from shared.registry.importer import Problem
 
@@ -118,8 +119,8 @@ async def import_staff(ctx: Ctx, who: Operator, request: Request,
     the whole file, naming each line and field."""
     data = await request.body()
     if len(data) > MAX_FILE_BYTES:
-        raise Refused(413, [FieldError("body", "too_large", "文件太大",
-                                       f"at most {MAX_FILE_BYTES} bytes")])
+        status, error = http_error(413, None)
+        raise Refused(status, [error])
     json_format = "json" in request.headers.get("content-type", "")
     async with ctx.sessions() as session, session.begin():
         written, problems = await staffing.import_staff(

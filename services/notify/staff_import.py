@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 from datetime import date, time
 
 from services.notify.staff import CHAT_KINDS, CONTACT_ROLES, DUTY_ROLES, Person, Shift
-from shared.hierarchy import LEVEL_BY_LENGTH
-from shared.registry.importer import Kind, Problem, Record, read_csv, read_json
+
+# The registry importer's own checks of a division code and a date, with their messages.
+from shared.registry.importer import (
+    Kind,
+    Problem,
+    Record,
+    _date,
+    _division_code,
+    read_csv,
+    read_json,
+)
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("people", ("code", "name", "node"),
@@ -96,13 +105,10 @@ class _Row:
         return value
 
     def node(self, column: str, known: Known, area: str) -> str | None:
-        value = self.text(column, required=True)
+        value = _division_code(self.record, column, self.problems)
         if value is None:
             return None
-        if not value.isdigit() or len(value) not in LEVEL_BY_LENGTH:
-            self.problem(column, "invalid_code", f"不是区划代码: {value}",
-                         f"not a division code: {value!r}")
-        elif value not in known.nodes:
+        if value not in known.nodes:
             self.problem(column, "unknown_node", f"区划 {value} 不存在", f"unknown node {value}")
         elif not value.startswith(area):
             self.problem(column, "outside_area", f"{value} 不在此凭证的辖区内",
@@ -192,13 +198,7 @@ def _contact(row: _Row, known: Known, area: str) -> tuple[str, str, str, str] | 
 
 def _shift(row: _Row, known: Known, area: str) -> Shift | None:
     node = row.node("node", known, area)
-    day = None
-    if (value := row.text("day", required=True)) is not None:
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            row.problem("day", "invalid_date", f"日期格式应为 YYYY-MM-DD: {value}",
-                        f"not a date (YYYY-MM-DD): {value!r}")
+    day = _date(row.record, "day", row.problems) if row.text("day", required=True) else None
     person = row.person("person", known)
     role = row.choice("role", DUTY_ROLES)
     starts = row.clock("starts") or time(0, 0)
