@@ -43,15 +43,21 @@ async def record_reports(session: AsyncSession, events: Iterable[ReportAccepted]
     await store.record_reported(session, {(e.unit, e.day) for e in events})
 
 
+def cutoffs_of(reference: Reference) -> frozenset[time]:
+    return frozenset(u.cutoff for u in reference.units.values())
+
+
 async def remind(session: AsyncSession, reference: Reference, policy: Policy,
-                 channels: tuple[str, ...], zone: ZoneInfo, now: datetime) -> int:
-    """Make the reminders whose time has come, each cutoff of a day once (whichever replica
-    claims it); the number of deliveries recorded."""
+                 channels: tuple[str, ...], zone: ZoneInfo, now: datetime,
+                 due: Iterable[tuple[date, time]] | None = None) -> int:
+    """Make the reminders whose time has come (`due`, or all of them), each cutoff of a day
+    once (whichever replica claims it); the number of deliveries recorded."""
     if policy.reminder_before is None:
         return 0
-    cutoffs = {u.cutoff for u in reference.units.values()}
+    if due is None:
+        due = due_cutoffs(cutoffs_of(reference), now, policy.reminder_before, zone)
     added = 0
-    for day, cutoff in due_cutoffs(cutoffs, now, policy.reminder_before, zone):
+    for day, cutoff in due:
         if not await store.claim_reminder_run(session, day, cutoff, now):
             continue
         units = expected(reference, day, cutoff)

@@ -143,6 +143,15 @@ async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_a
                         {"u": report.unit, "d": day}))
 
             assert await wait_for(reported, within_s=20)
+            # 11:30: the clinic (cutoff 12:00) has not reported; its person in charge hears.
+            clock.set(local(day, 11, 30))
+
+            async def reminded() -> list:
+                return [r for r in gateway.to("/sms") if "报送提醒" in r.body["text"]]
+
+            [reminder] = await wait_for(reminded, within_s=20)
+            assert reminder.body["to"] == "13600001111"  # the default body template
+            assert reminder.body["text"].startswith("【报送提醒】公田镇长源社区卫生服务站")
             metrics = (await http.get("/metrics")).text
             assert 'rollcall_notify_deliveries_total{channel="sms",outcome="sent"}' in metrics
             assert "rollcall_notify_pending_deliveries" in metrics
