@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.aggregate import expected, rebuild
 from services.aggregate.queries import under
 from services.aggregate.rebuild import UnitRecord
-from services.aggregate.rollup import Applied, Counts, from_scratch
+from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, from_scratch
+from shared.aggregation import over_units
 from shared.catalogue import Catalogue, default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
@@ -136,7 +137,8 @@ async def check(session: AsyncSession, day: date, node: str = "",
     params = {"day": day, "node": node}
     have_values, have_counts = {}, {}
     for r in await session.execute(STORED, params):
-        have_counts[r.node_code] = Counts(r.expected, r.reported, r.zero, r.late, r.missing)
+        have_counts[r.node_code] = Counts(expected=r.expected, reported=r.reported, zero=r.zero,
+                                          late=r.late, missing=r.missing)
         have_values.update({(r.node_code, m): float(v) for m, v in r.values.items()})
     want_values = {(n, m): v for (n, _, m), v in values.items() if _in(n, node)}
     want_counts = {n: c for (n, _), c in counts.items() if _in(n, node)}
@@ -145,7 +147,8 @@ async def check(session: AsyncSession, day: date, node: str = "",
     result.nodes = len(nodes)
     for n in nodes:
         have, want = have_counts.get(n, Counts()), want_counts.get(n, Counts())
-        for what, a, b in zip(Counts._fields, have, want, strict=True):
+        for what in COUNT_FIELDS:
+            a, b = getattr(have, what), getattr(want, what)
             if a != b:
                 result.differences.append(Difference("count", n, what, a, b))
     return result
@@ -153,12 +156,13 @@ async def check(session: AsyncSession, day: date, node: str = "",
 
 def _value_differences(have: dict[tuple[str, str], float], want: dict[tuple[str, str], float],
                        catalogue: Catalogue) -> Iterable[Difference]:
+    kinds = over_units(catalogue)
     for key in sorted(set(have) | set(want)):
-        metric = catalogue.metrics.get(key[1])
-        if metric is None:
+        kind = kinds.get(key[1])
+        if kind is None:
             continue
         # A sum of nothing is zero whether or not its row exists; an extreme of nothing is none.
-        default = 0.0 if metric.aggregation == "sum" else None
+        default = 0.0 if kind.additive else None
         a, b = have.get(key, default), want.get(key, default)
         if not _same(a, b):
             yield Difference("value", key[0], key[1], a, b)

@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from shared.aggregation import KINDS
 from shared.errors import FieldError
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "catalogue.toml"
@@ -59,7 +60,7 @@ class Catalogue:
 
     def __post_init__(self) -> None:
         groups = {agg: tuple(m.code for m in self.metrics.values() if m.aggregation == agg)
-                  for agg in ("sum", "max", "min")}
+                  for agg in KINDS}
         object.__setattr__(self, "by_aggregation", groups)
 
     @classmethod
@@ -170,8 +171,9 @@ def check_catalogue(data: Mapping) -> list[str]:
         where = f"metrics #{i} ({m.get('code', '?')})"
         if m.get("value_type", "count") not in ("count", "decimal"):
             problems.append(f"{where}: value_type must be count or decimal")
-        if m.get("aggregation", "sum") not in ("sum", "max", "min"):
-            problems.append(f"{where}: aggregation must be sum, max or min")
+        if m.get("aggregation", "sum") not in KINDS:
+            *others, last = KINDS
+            problems.append(f"{where}: aggregation must be {', '.join(others)} or {last}")
         low, high = m.get("min_value"), m.get("max_value")
         for key, bound in (("min_value", low), ("max_value", high)):
             if bound is not None and (isinstance(bound, bool)

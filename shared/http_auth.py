@@ -4,8 +4,9 @@ A missing, unknown or revoked token is 401; a valid one that does not reach what
 403 (the caller decides, with `forbidden`); a credential store that does not answer is 503.
 Never a 500: a token is only ever hashed and looked up.
 
-A composition root puts an `Authenticator` at `app.state.authenticator` and registers
-`on_auth_error` for `AuthError`; routes then take `principal: Authenticated`.
+A composition root puts an `Authenticator` at `app.state.authenticator` (and installs the shared
+refusal handler, `shared.http_problems.install_problems`); routes then take
+`principal: Authenticated`. Every service authenticates here, through the one cache.
 """
 
 import time
@@ -13,38 +14,23 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.auth import Principal, authenticate
-from shared.errors import FieldError
+from shared.refusals import Refused, refuse
 
 BEARER = "bearer"
 # Generous: tokens are "rc_" + 43 characters; anything far longer is not one of ours.
 MAX_TOKEN_LENGTH = 200
 
 
-class AuthError(Exception):
-    """401 (who are you?) or 403 (not yours), with a field error in both languages."""
-
-    def __init__(self, status: int, error: FieldError) -> None:
-        super().__init__(error.message_en)
-        self.status, self.error = status, error
+def unauthenticated(reason: str = "missing") -> Refused:
+    return refuse("unauthenticated" if reason == "missing" else "bad_token", "authorization")
 
 
-def unauthenticated(reason: str = "missing") -> AuthError:
-    if reason == "missing":
-        return AuthError(401, FieldError(
-            "authorization", "unauthenticated", "缺少凭证:请在 Authorization 头中提供 Bearer 令牌",
-            "missing credentials: send Authorization: Bearer <token>"))
-    return AuthError(401, FieldError(
-        "authorization", "bad_token", "令牌无效或已吊销", "the token is unknown or revoked"))
-
-
-def forbidden(what: str, field: str = "unit") -> AuthError:
-    return AuthError(403, FieldError(
-        field, "forbidden", f"此凭证无权操作 {what}", f"this credential may not act for {what}"))
+def forbidden(what: str, field: str = "unit") -> Refused:
+    return refuse("outside_area", field, what=what)
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -113,21 +99,11 @@ async def bearer_principal(
         raise unauthenticated("missing" if not header else "bad")
     try:
         return await authenticator.require(f"Bearer {credentials.credentials}")
-    except AuthError:
+    except Refused:
         raise
     except Exception as exc:  # the credential store does not answer: say so, and retry later
-        raise AuthError(503, FieldError(
-            "authorization", "auth_unavailable", "暂时无法核验凭证,请稍后重试",
-            "credentials cannot be checked right now; retry later")) from exc
+        raise refuse("auth_unavailable", "authorization") from exc
 
 
 Authenticated = Annotated[Principal, Depends(bearer_principal)]
 
-
-async def on_auth_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AuthError)
-    headers = ({"WWW-Authenticate": "Bearer"} if exc.status == 401
-               else {"Retry-After": "5"} if exc.status == 503 else None)
-    detail = {401: "unauthenticated", 403: "forbidden"}.get(exc.status, "unavailable")
-    return JSONResponse({"detail": detail, "errors": [exc.error.as_dict()]},
-                        status_code=exc.status, headers=headers)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import FieldError
 from shared.problems import from_pydantic
+from shared.refusals import Refused, on_refused, problem
 
 _HTTP_ERRORS: dict[int, tuple[str, str, str, str]] = {
     400: ("body", "invalid_json", "不是有效的 JSON", "not valid JSON"),
@@ -53,8 +54,8 @@ def http_error(status: int, detail: object) -> tuple[int, FieldError]:
     return status, FieldError(field, code, zh, en)
 
 
-def problem_body(errors: list[FieldError], detail: str = "refused") -> dict:
-    return {"detail": detail, "errors": [e.as_dict() for e in errors]}
+def problem_body(errors: list[FieldError], status: int = 422) -> dict:
+    return problem(status, errors)
 
 
 async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -67,7 +68,7 @@ async def on_request_validation(request: Request, exc: Exception) -> JSONRespons
 async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status, error = http_error(exc.status_code, exc.detail)
-    return JSONResponse(problem_body([error]), status_code=status,
+    return JSONResponse(problem_body([error], status), status_code=status,
                         headers=getattr(exc, "headers", None))
 
 
@@ -115,9 +116,11 @@ class UnknownQuery:
 def install_problems(app: FastAPI) -> None:
     """Framework refusals answer in the project's shape, and the OpenAPI schema says so: its
     422 (and every other refusal) is a Problem, not FastAPI's HTTPValidationError. A query
-    parameter the route does not take is refused too."""
+    parameter the route does not take is refused too, and every `Refused` that a use case or a
+    dependency raises answers through the one handler."""
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Refused, on_refused)
     app.add_middleware(UnknownQuery, api=app)
 
     def openapi() -> dict:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,7 +40,6 @@ class Settings(BaseSettings):
     # Ingest.
     auth_cache_s: float = 5.0  # a verified token is trusted this long (revocation delay); 0: never
     bulk_max_items: int = 10_000  # reports in one bulk request
-    case_deadline_minutes: int = 120  # 两小时: a case found longer before it arrives is late
     fever_threshold_c: float = 37.3  # a fever case reports at least this temperature
     clock_skew_s: int = 300  # how far in the future a case's found time may be (device clocks)
     # Submissions per unit (HTTP and bus alike): a burst of this many, then one every
@@ -65,9 +64,12 @@ class Settings(BaseSettings):
     http_port: int | None = None
     log_level: str = "WARNING"
     log_format: Literal["json", "text"] = "json"
-    # Alerts: the rules file (default services/alerts/rules.toml), how often the clock looks for
-    # due deadlines (0: only when asked, as tests do), and the durable consumers' base name.
-    alerts_rules: Path | None = None
+    # The rules of every clock (default shared/data/rules.toml): deadlines by case kind and unit
+    # type, escalation, outbreaks, missing reports, recipients. Ingest and alerts read the same.
+    rules: Path | None = Field(
+        default=None, validation_alias=AliasChoices("ROLLCALL_RULES", "ROLLCALL_ALERTS_RULES"))
+    # Alerts: how often the clock looks for due deadlines (0: only when asked, as tests do), and
+    # the durable consumers' base name.
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
     # Console: its port, and where it finds the other services (default: their local ports).
@@ -76,6 +78,26 @@ class Settings(BaseSettings):
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
+    # Notify: its port and durable consumer; what is sent when (default
+    # services/notify/data/notify.toml); how often the worker looks for due deliveries (0: only
+    # when woken, as tests do). Channels are on when configured: e-mail with an SMTP host, SMS
+    # with a gateway URL (its JSON body template fills {phone}, {text}, {title} and {key}).
+    notify_port: int = 8104
+    notify_durable: str = "notify"
+    notify_config: Path | None = None
+    notify_poll_s: float = 1.0
+    notify_send_timeout_s: float = 15.0
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = 25
+    notify_smtp_sender: str = "rollcall@localhost"
+    notify_smtp_user: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_starttls: bool = False
+    notify_sms_url: str | None = None
+    notify_sms_body: str = '{"to": "{phone}", "text": "{text}"}'
+    notify_sms_token: SecretStr | None = None
+    notify_sms_user: str | None = None
+    notify_sms_password: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

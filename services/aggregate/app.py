@@ -17,7 +17,7 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.runtime import Background, running
@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None,
                   description="Live rollups, completeness and timeliness at every level.")
     app.include_router(routes.router)
     app.add_exception_handler(routes.BadQuery, routes.on_bad_query)
-    app.add_exception_handler(AuthError, on_auth_error)
     install_problems(app)  # framework refusals in the project's shape, and in the schema
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
     app.include_router(health_router())

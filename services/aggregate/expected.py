@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.hierarchy import CODE_LENGTHS
+from shared.registry.placement import placement_on
 
 DAY_LOCK_SPACE = 0x524F4C4C  # the first key of the two-key advisory locks on days
 EPOCH = date(2000, 1, 1)
@@ -22,21 +23,15 @@ LENGTHS = "ARRAY[" + ", ".join(str(n) for n in sorted(CODE_LENGTHS.values())) + 
 
 def expected_units_sql(days: str, where: str = "TRUE") -> str:
     """A query of (day, unit_code, node_code, name, unit_type, sector): the units expected on each
-    day of `days` (an SQL table expression with one column, day), at their placement that day,
-    restricted by `where` (on p.node_code) and by the :sector and :unit_type parameters."""
+    day of `days` (an SQL table expression with one column, day), at their placement that day
+    (the placement rule, shared/registry/placement.py), restricted by `where` (on p.node_code)
+    and by the :sector and :unit_type parameters."""
     return f"""
-        SELECT d.day, p.unit_code, p.node_code, u.name, u.unit_type, u.sector
-        FROM {days} AS d(day)
-        JOIN registry.placements p ON p.valid_from <= d.day
-        JOIN registry.units u ON u.code = p.unit_code
-        WHERE ({where})
-          AND (u.active_from IS NULL OR u.active_from <= d.day)
-          AND (u.active_to IS NULL OR u.active_to >= d.day)
-          AND (CAST(:sector AS text) IS NULL OR u.sector = CAST(:sector AS text))
-          AND (CAST(:unit_type AS text) IS NULL OR u.unit_type = CAST(:unit_type AS text))
-          AND NOT EXISTS (
-              SELECT 1 FROM registry.placements later WHERE later.unit_code = p.unit_code
-                AND later.valid_from > p.valid_from AND later.valid_from <= d.day)
+        SELECT d.day, p.unit_code, p.node_code, p.name, p.unit_type, p.sector
+        FROM {days} AS d(day) CROSS JOIN LATERAL {placement_on("d.day")} AS p
+        WHERE p.active AND ({where})
+          AND (CAST(:sector AS text) IS NULL OR p.sector = CAST(:sector AS text))
+          AND (CAST(:unit_type AS text) IS NULL OR p.unit_type = CAST(:unit_type AS text))
     """
 
 

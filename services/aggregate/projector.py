@@ -16,10 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate import expected
-from services.aggregate.rollup import Applied, Changes, Effect, NodeDay
+from services.aggregate.rollup import Applied, Changes, Counts, Effect, NodeDay
+from shared.aggregation import SUM, Kind, over_units, sql_combine
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.hierarchy import CODE_LENGTHS
+from shared.registry.placement import placement_on
 
 # Batches travel as one JSON parameter each (rows of short keys): PostgreSQL parses it much
 # faster than the driver encodes thousands of array elements one by one.
@@ -30,23 +32,21 @@ LOCK_UNIT_DAYS = text(f"""
     ORDER BY k
 """)
 # The revision each unit-day holds now and, for a unit-day's first report, where the registry
-# expects the unit that day (its report ends its being missing there): the unit's latest
-# placement on or before the day, if the unit is active that day. The same rule as
-# expected.expected_units_sql, written to look up many units at once rather than a subtree.
+# expects the unit that day (its report ends its being missing there): the placement rule,
+# looked up unit by unit. OFFSET 0 keeps each lookup a subquery of its own, where the unit is a
+# plain condition that reaches the placements' index; joined from outside, PostgreSQL would
+# read every placement of the day for each unit.
 CURRENT = text(f"""
     WITH t AS MATERIALIZED (SELECT * FROM {KEYS}),
     cur AS (
         SELECT t.u, t.d, ud.revision, ud.node_code, ud.values, ud.zero, ud.late
         FROM t LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d),
     reg AS (
-        SELECT DISTINCT ON (c.u, c.d) c.u, c.d, p.node_code
-        FROM cur c
-        JOIN registry.units un ON un.code = c.u
-             AND (un.active_from IS NULL OR un.active_from <= c.d)
-             AND (un.active_to IS NULL OR un.active_to >= c.d)
-        JOIN registry.placements p ON p.unit_code = c.u AND p.valid_from <= c.d
-        WHERE c.revision IS NULL
-        ORDER BY c.u, c.d, p.valid_from DESC)
+        SELECT c.u, c.d, p.node_code
+        FROM cur c CROSS JOIN LATERAL (
+            SELECT p.node_code FROM {placement_on("c.d")} AS p
+            WHERE p.unit_code = c.u AND p.active OFFSET 0) AS p
+        WHERE c.revision IS NULL)
     SELECT cur.u AS unit_code, cur.d AS day, cur.revision, cur.node_code, cur.values, cur.zero,
            cur.late, reg.node_code AS expected_node
     FROM cur LEFT JOIN reg ON reg.u = cur.u AND reg.d = cur.d
@@ -75,7 +75,8 @@ CREATE_NODE_DAYS = text(f"""
     ON CONFLICT DO NOTHING
 """)
 LOCK_NODE_DAYS = text(f"""
-    SELECT nd.node_code, nd.day, nd.values, nd.reported, nd.zero, nd.late, nd.missing
+    SELECT nd.node_code, nd.day, nd.values, nd.expected, nd.reported, nd.zero, nd.late,
+           nd.missing
     FROM aggregate.node_days nd JOIN {NODE_DAY_KEYS} ON nd.node_code = t.n AND nd.day = t.d
     ORDER BY nd.node_code, nd.day
     FOR UPDATE OF nd
@@ -97,7 +98,7 @@ RECOMPUTE = """
                AS k(node, day, metric, agg)),
     e AS (
         SELECT k.node, k.day, k.metric,
-               CASE WHEN k.agg = 'max' THEN max(s.v) ELSE min(s.v) END AS value
+               {combine} AS value
         FROM k LEFT JOIN LATERAL (
             SELECT CAST(c.values ->> k.metric AS float8) AS v FROM aggregate.node_days c
             WHERE c.day = k.day AND c.node_code ~>=~ k.node AND c.node_code ~<~ (k.node || '~')
@@ -117,7 +118,7 @@ RECOMPUTE = """
 """
 _LENGTHS = sorted(CODE_LENGTHS.values())
 RECOMPUTE_AT = {
-    length: text(RECOMPUTE.format(child_length=(
+    length: text(RECOMPUTE.format(combine=sql_combine("k.agg", "s.v"), child_length=(
         _LENGTHS[i + 1] if i + 1 < len(_LENGTHS) else length + 1)))
     for i, length in enumerate(_LENGTHS)
 }
@@ -178,11 +179,11 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
     # Every node-day row this batch writes, the extremes to recompute included, is locked here
     # in one order before any is written.
     keys = set(effect.counts)
-    for items in (effect.sums, effect.highs, effect.lows, effect.recompute):
+    for items in (effect.sums, *effect.extremes.values(), effect.recompute):
         keys.update((n, d) for n, d, _ in items)
     if keys:
-        moves: defaultdict[NodeDay, list[tuple[str, str, float]]] = defaultdict(list)
-        for kind, items in (("s", effect.sums), ("x", effect.highs), ("n", effect.lows)):
+        moves: defaultdict[NodeDay, list[tuple[str, Kind, float]]] = defaultdict(list)
+        for kind, items in ((SUM, effect.sums), *effect.extremes.items()):
             for (n, d, m), v in items.items():
                 moves[(n, d)].append((m, kind, v))
         current = await _lock_node_days(session, sorted(keys))
@@ -193,10 +194,10 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
 
 
 async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
-                          ) -> dict[NodeDay, tuple[dict, list[int]]]:
-    def read(rows) -> dict[NodeDay, tuple[dict, list[int]]]:
-        return {(r.node_code, r.day): (r.values, [r.reported, r.zero, r.late, r.missing])
-                for r in rows}
+                          ) -> dict[NodeDay, tuple[dict, Counts]]:
+    def read(rows) -> dict[NodeDay, tuple[dict, Counts]]:
+        return {(r.node_code, r.day): (r.values, Counts(r.expected, r.reported, r.zero, r.late,
+                                                        r.missing)) for r in rows}
 
     param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in keys])}
     current = read(await session.execute(LOCK_NODE_DAYS, param))
@@ -208,35 +209,29 @@ async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
     return current
 
 
-def _merged(key: NodeDay, values: dict, counts: list[int], delta: tuple | None,
-            moves: Iterable[tuple[str, str, float]]) -> dict:
-    """A node-day's row after the batch: counts and sums move, a max only rises, a min only
-    falls (an extreme a correction withdrew is recomputed afterwards)."""
+def _merged(key: NodeDay, values: dict, counts: Counts, change: Counts | None,
+            moves: Iterable[tuple[str, Kind, float]]) -> dict:
+    """A node-day's row after the batch: counts and sums move, an extreme only moves further
+    out (one a correction withdrew is recomputed afterwards)."""
     node, day = key
     values = dict(values)
-    if delta is not None:
-        counts = [c + d for c, d in zip(counts, delta, strict=True)]
+    if change is not None:
+        counts = counts + change
     for metric, kind, v in moves:
         was = values.get(metric)
-        if was is None:
-            values[metric] = v
-        elif kind == "s":
-            values[metric] = was + v
-        elif kind == "x":
-            values[metric] = max(was, v)
-        else:
-            values[metric] = min(was, v)
-    return {"n": node, "d": day.isoformat(), "v": values, "r": counts[0], "z": counts[1],
-            "l": counts[2], "m": counts[3]}
+        values[metric] = v if was is None else kind.combine(was, v)
+    return {"n": node, "d": day.isoformat(), "v": values, "r": counts.reported,
+            "z": counts.zero, "l": counts.late, "m": counts.missing}
 
 
 async def recompute_extremes(session: AsyncSession, keys: set[tuple[str, date, str]],
                              catalogue: Catalogue) -> None:
     """Recompute the max/min of these node-day-metrics, lowest level first."""
+    kinds = over_units(catalogue)
     for length in sorted(RECOMPUTE_AT, reverse=True):
         level = sorted(k for k in keys if len(k[0]) == length)
         if level:
             await session.execute(RECOMPUTE_AT[length], {
                 "nodes": [k[0] for k in level], "days": [k[1] for k in level],
                 "metrics": [k[2] for k in level],
-                "aggs": [catalogue.metrics[k[2]].aggregation for k in level]})
+                "aggs": [kinds[k[2]].name for k in level]})

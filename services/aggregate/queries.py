@@ -4,7 +4,7 @@
   unfiltered view reads, a few index lookups whatever the size of the node;
 - a count over the stored unit records (`aggregate.unit_days`, which keep each unit's type and
   sector) and the registry: what views filtered by sector or unit type read (the education
-  bureau's schools are a filter on the same data, DESIGN "Hierarchy").
+  bureau's schools are a filter on the same data, docs/architecture.md, "Hierarchy").
 
 Lists (missing and late units, a node's own units) always come from the unit records and the
 registry. Every query takes all the nodes a view needs at once, never one query per child."""
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate.expected import expected_units_sql
 from services.aggregate.rollup import Counts, Figures
+from shared.aggregation import over_units, sql_combine, sql_kinds
 from shared.catalogue import Catalogue
 
 NodeDayFigures = dict[tuple[str, date], Figures]
@@ -43,10 +44,11 @@ STORED = text("""
 # node itself, or each child); units placed at a shorter code than :glen are left out.
 COUNTED_VALUES = text(f"""
     SELECT left(ud.node_code, :glen) AS grp, ud.day, kv.key AS metric,
-           sum(CAST(kv.value AS float8)) AS total, max(CAST(kv.value AS float8)) AS high,
-           min(CAST(kv.value AS float8)) AS low
+           {sql_combine("CAST(:kinds AS jsonb) ->> kv.key", "CAST(kv.value AS float8)")}
+           AS value
     FROM aggregate.unit_days ud CROSS JOIN LATERAL jsonb_each_text(ud.values) AS kv
     WHERE ud.day BETWEEN :d0 AND :d1 AND {under("ud.node_code", "node")}
+      AND CAST(:kinds AS jsonb) ? kv.key
       AND length(ud.node_code) >= :glen AND {FILTERS.format(t="ud")}
     GROUP BY 1, 2, 3
 """)
@@ -124,8 +126,9 @@ def days(d0: date, d1: date) -> list[date]:
 async def stored(session: AsyncSession, codes: list[str], d0: date, d1: date) -> NodeDayFigures:
     """The kept figures of these nodes on these days (only node-days that have any)."""
     rows = await session.execute(STORED, {"codes": codes, "d0": d0, "d1": d1})
-    return {(r.node_code, r.day): Figures(
-        r.values, Counts(r.expected, r.reported, r.zero, r.late, r.missing)) for r in rows}
+    return {(r.node_code, r.day): Figures(r.values, Counts(
+        expected=r.expected, reported=r.reported, zero=r.zero, late=r.late, missing=r.missing))
+        for r in rows}
 
 
 async def counted(session: AsyncSession, node: str, glen: int, d0: date, d1: date,
@@ -134,16 +137,15 @@ async def counted(session: AsyncSession, node: str, glen: int, d0: date, d1: dat
     digits of the unit's node: `glen = len(node)` for the node itself, more for its children."""
     out: NodeDayFigures = {}
     params = {"node": node, "glen": glen, "d0": d0, "d1": d1, **where.params()}
-    for r in await session.execute(COUNTED_VALUES, params):
-        agg = catalogue.metrics[r.metric].aggregation if r.metric in catalogue.metrics else "sum"
-        value = {"sum": r.total, "max": r.high, "min": r.low}[agg]
-        out.setdefault((r.grp, r.day), Figures()).values[r.metric] = value
+    kinds = sql_kinds(over_units(catalogue))
+    for r in await session.execute(COUNTED_VALUES, {**params, "kinds": kinds}):
+        out.setdefault((r.grp, r.day), Figures()).values[r.metric] = r.value
     for r in await session.execute(COUNTED_REPORTS, params):
         f = out.setdefault((r.grp, r.day), Figures())
-        f.counts = f.counts + Counts(0, r.reported, r.zero, r.late, 0)
+        f.counts = f.counts + Counts(reported=r.reported, zero=r.zero, late=r.late)
     for r in await session.execute(COUNTED_EXPECTED, params):
         f = out.setdefault((r.grp, r.day), Figures())
-        f.counts = f.counts + Counts(r.expected, 0, 0, 0, r.missing)
+        f.counts = f.counts + Counts(expected=r.expected, missing=r.missing)
     return out
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate import expected
 from services.aggregate.expected import LENGTHS
+from shared.aggregation import over_units, sql_combine, sql_kinds
 from shared.catalogue import Catalogue
 
 
@@ -51,11 +52,10 @@ RECOUNT = text(f"""
         WHERE ud.day = :day AND len <= length(ud.node_code)),
     metrics AS (
         SELECT node, kv.key AS metric,
-               CASE WHEN kv.key = ANY(CAST(:maxes AS text[])) THEN max(CAST(kv.value AS float8))
-                    WHEN kv.key = ANY(CAST(:mins AS text[])) THEN min(CAST(kv.value AS float8))
-                    ELSE sum(CAST(kv.value AS float8)) END AS value
+               {sql_combine("CAST(:kinds AS jsonb) ->> kv.key", "CAST(kv.value AS float8)")}
+               AS value
         FROM spread CROSS JOIN LATERAL jsonb_each_text(spread.values) AS kv
-        WHERE kv.key = ANY(CAST(:known AS text[]))
+        WHERE CAST(:kinds AS jsonb) ? kv.key
         GROUP BY node, kv.key),
     objects AS (
         SELECT node, jsonb_object_agg(metric, value) AS vals FROM metrics GROUP BY node),
@@ -90,8 +90,5 @@ async def rebuild_day(session: AsyncSession, day: date, catalogue: Catalogue,
     """Recount every node's rollups and completeness for `day` from the unit records and the
     registry. The caller holds the day's exclusive lock (see expected.lock_days)."""
     await session.execute(CLEAR, {"day": day})
-    await session.execute(RECOUNT, {
-        "day": day, "known": list(catalogue.metrics),
-        "maxes": list(catalogue.by_aggregation["max"]),
-        "mins": list(catalogue.by_aggregation["min"])})
+    await session.execute(RECOUNT, {"day": day, "kinds": sql_kinds(over_units(catalogue))})
     await expected.build(session, {day}, now)

@@ -1,23 +1,25 @@
 """Rollup arithmetic: pure functions, no database and no broker.
 
-A unit's latest applied report for a day contributes to its node and to every node above it.
-Replacing one revision by the next applies the difference: sums move by (new - old), counts of
-reporting move likewise, and max/min move monotonically unless a correction lowers (or removes)
-the value that may have been the extreme, in which case that node's extreme is recomputed.
+A unit's latest applied report for a day contributes to its node and to every node above it,
+each metric combined by its kind (shared/aggregation.py). Replacing one revision by the next
+applies the difference: additive metrics and counts of reporting move by (new - old), extremes
+only move further out, unless a correction pulls back (or removes) the value that may have been
+the extreme, in which case that node's extreme is recomputed.
 
-Completeness (DESIGN "Cutoffs, completeness, timeliness"): for every node and day, the units
-expected (active that day and placed at or below the node), those that reported, sent a zero
-report (零报告, counted as reported and on time), reported late (迟报), and the expected units
-with no report at all (漏报). A unit is missing until its first report for the day arrives.
+Completeness (docs/architecture.md, "Cutoffs, completeness, timeliness"): for every node and
+day, the units expected (active that day and placed at or below the node), those that reported,
+sent a zero report (零报告: counted as reported, and late when sent after the cutoff, like any
+report), reported late (迟报), and the expected units with no report at all (漏报). A unit is
+missing until its first report for the day arrives.
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import lru_cache
-from typing import NamedTuple
 
+from shared.aggregation import Kind, MetricKinds, fold_into, over_days, over_units
 from shared.catalogue import Catalogue
 from shared.hierarchy import ancestors, parent_of
 
@@ -55,15 +57,38 @@ class Applied:
     late: bool
 
 
-class Counts(NamedTuple):
+@dataclass(slots=True)
+class Counts:
+    """A node-day's completeness (or a change to it): units expected, reported, zero-reported,
+    reported late and missing. Adds and subtracts field by field, e.g. over several days.
+
+    A value, never changed in place (every operation returns a new one); not declared frozen
+    because a frozen dataclass takes several times longer to build, and the projector builds
+    one per unit report and per node-day of a batch."""
+
     expected: int = 0
     reported: int = 0
     zero: int = 0
     late: int = 0
     missing: int = 0
 
-    def __add__(self, other: tuple) -> "Counts":  # type: ignore[override]
-        return Counts(*(a + b for a, b in zip(self, other, strict=True)))
+    # Written out rather than looped over fields: the projector adds these for every node-day.
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.expected + other.expected, self.reported + other.reported,
+                      self.zero + other.zero, self.late + other.late,
+                      self.missing + other.missing)
+
+    def __sub__(self, other: "Counts") -> "Counts":
+        return Counts(self.expected - other.expected, self.reported - other.reported,
+                      self.zero - other.zero, self.late - other.late,
+                      self.missing - other.missing)
+
+    def __bool__(self) -> bool:
+        """False when every count is zero (a change that changes nothing)."""
+        return bool(self.expected or self.reported or self.zero or self.late or self.missing)
+
+    def as_dict(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in COUNT_FIELDS}
 
     @property
     def on_time(self) -> int:
@@ -77,14 +102,24 @@ class Counts(NamedTuple):
                 "on_time_rate": self.on_time / self.expected}
 
 
+COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+
+
+def reported(applied: "Applied", sign: int = 1) -> Counts:
+    """What one unit's applied report adds to its node's counts (`sign` -1 takes it away)."""
+    return Counts(0, sign, sign * applied.zero, sign * applied.late, 0)
+
+
+MISSING_ENDED = Counts(missing=-1)
+
+
 @dataclass(frozen=True)
 class Effect:
     """What a batch changes, expanded to every level: ready to be written in one transaction."""
 
-    sums: dict[NodeDayMetric, float]
-    highs: dict[NodeDayMetric, float]  # raise max to at least
-    lows: dict[NodeDayMetric, float]  # lower min to at most
-    counts: dict[NodeDay, tuple[int, int, int, int]]  # deltas: reported, zero, late, missing
+    sums: dict[NodeDayMetric, float]  # additive metrics: move by
+    extremes: dict[Kind, dict[NodeDayMetric, float]]  # push the extreme of each kind out to
+    counts: dict[NodeDay, Counts]  # changes to each node-day's completeness
     recompute: set[NodeDayMetric]  # extremes a correction may have withdrawn
     touched: set[NodeDay]  # every node-day whose figures may have moved
 
@@ -97,55 +132,60 @@ class Changes:
 
     catalogue: Catalogue
     sums: defaultdict[NodeDayMetric, float] = field(default_factory=lambda: defaultdict(float))
-    highs: dict[NodeDayMetric, float] = field(default_factory=dict)
-    lows: dict[NodeDayMetric, float] = field(default_factory=dict)
-    counts: defaultdict[NodeDay, list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    extremes: defaultdict[Kind, dict[NodeDayMetric, float]] = field(
+        default_factory=lambda: defaultdict(dict))
+    counts: dict[NodeDay, Counts] = field(default_factory=dict)
     withdrawn: set[NodeDayMetric] = field(default_factory=set)
     touched: set[NodeDay] = field(default_factory=set)
+    kinds: MetricKinds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kinds = over_units(self.catalogue)
 
     def replace(self, old: Applied | None, new: Applied, expected_node: str | None = None) -> None:
         """`new` replaces `old` (None for a unit-day's first report). `expected_node` is where the
         registry expects the unit that day, if it does: its first report ends its being missing."""
-        aggregation = _aggregations(self.catalogue)
+        kinds = self.kinds
         if old is None:
             if expected_node is not None:
-                self.counts[(expected_node, new.day)][3] -= 1
-                self.touched.add((expected_node, new.day))
+                self._count((expected_node, new.day), MISSING_ENDED)
         else:
-            self._contribute(old, -1, aggregation)
-            self._withdraw_extremes(old, new, aggregation)
-        self._contribute(new, +1, aggregation)
-        for code, value in new.values.items():
-            agg = aggregation.get(code)
-            if agg == "max":
-                key = (new.node, new.day, code)
-                self.highs[key] = max(self.highs.get(key, value), value)
-            elif agg == "min":
-                key = (new.node, new.day, code)
-                self.lows[key] = min(self.lows.get(key, value), value)
+            self._contribute(old, -1, kinds)
+            self._withdraw_extremes(old, new, kinds)
+        self._contribute(new, +1, kinds)
 
-    def _contribute(self, applied: Applied, sign: int, aggregation: dict[str, str]) -> None:
-        key = (applied.node, applied.day)
+    def _count(self, key: NodeDay, change: Counts) -> None:
         self.touched.add(key)
-        counts = self.counts[key]
-        counts[0] += sign
-        counts[1] += sign * applied.zero
-        counts[2] += sign * applied.late
-        sums, node, day = self.sums, applied.node, applied.day
-        for code, value in applied.values.items():
-            if value and aggregation.get(code) == "sum":
-                sums[(node, day, code)] += sign * value
+        counts = self.counts
+        counts[key] = counts[key] + change if key in counts else change
 
-    def _withdraw_extremes(self, old: Applied, new: Applied, aggregation: dict[str, str]) -> None:
+    def _contribute(self, applied: Applied, sign: int, kinds: MetricKinds) -> None:
+        """An additive metric moves by its value (either sign); an extreme only moves further
+        out, so taking a report away (sign -1) leaves extremes to `_withdraw_extremes`."""
+        node, day = applied.node, applied.day
+        self._count((node, day), reported(applied, sign))
+        for code, value in applied.values.items():
+            kind = kinds.get(code)
+            if kind is None:
+                continue
+            at = (node, day, code)
+            if kind.additive:
+                if value:
+                    self.sums[at] += sign * value
+            elif sign > 0:
+                further = self.extremes[kind]
+                was = further.get(at)
+                further[at] = value if was is None else kind.combine(was, value)
+
+    def _withdraw_extremes(self, old: Applied, new: Applied, kinds: MetricKinds) -> None:
         """Where the old value may have been the extreme and the new one is not as far out."""
         moved = old.node != new.node
         for code, was in old.values.items():
-            agg = aggregation.get(code)
-            if agg not in ("max", "min"):
+            kind = kinds.get(code)
+            if kind is None or kind.additive:
                 continue
             now = new.values.get(code)
-            if moved or now is None or (was > now if agg == "max" else was < now):
+            if moved or now is None or kind.withdraws(was, now):
                 self.withdrawn.add((old.node, old.day, code))
 
     def recompute(self) -> set[NodeDayMetric]:
@@ -156,11 +196,10 @@ class Changes:
         return spread(self.touched)
 
     def effect(self) -> Effect:
-        counts = _spread(self.counts, lambda a, b: [x + y for x, y in zip(a, b, strict=True)])
         return Effect(
             {k: v for k, v in _spread(self.sums, float.__add__).items() if v},
-            _spread(self.highs, max), _spread(self.lows, min),
-            {k: (c[0], c[1], c[2], c[3]) for k, c in counts.items() if any(c)},
+            {kind: _spread(leaves, kind.combine) for kind, leaves in self.extremes.items()},
+            {k: c for k, c in _spread(self.counts, Counts.__add__).items() if c},
             self.recompute(), self.touched_everywhere())
 
 
@@ -184,49 +223,27 @@ def _spread(leaves: Mapping, combine: Callable) -> dict:
     return out
 
 
-_AGGREGATIONS: dict[int, tuple[Catalogue, dict[str, str]]] = {}
-
-
-def _aggregations(catalogue: Catalogue) -> dict[str, str]:
-    """Metric code → aggregation, kept per catalogue (which is immutable but not hashable)."""
-    found = _AGGREGATIONS.get(id(catalogue))
-    if found is None or found[0] is not catalogue:
-        found = _AGGREGATIONS[id(catalogue)] = (
-            catalogue, {code: m.aggregation for code, m in catalogue.metrics.items()})
-    return found[1]
-
-
 def from_scratch(applied: Iterable[Applied], catalogue: Catalogue,
                  expected: Iterable[tuple[str, date, str]] = ()
                  ) -> tuple[dict[NodeDayMetric, float], dict[NodeDay, Counts]]:
     """The rollup invariant's other side: every node's figures computed from the latest revision
     of each unit's report and from the units expected (unit, day, node) by the registry."""
-    aggregation = _aggregations(catalogue)
-    values: dict[NodeDayMetric, float] = {}
-    counts: defaultdict[NodeDay, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    reported: set[tuple[str, date]] = set()
+    kinds = over_units(catalogue)
+    by_node: defaultdict[NodeDay, dict[str, float]] = defaultdict(dict)
+    counts: defaultdict[NodeDay, Counts] = defaultdict(Counts)
+    seen: set[tuple[str, date]] = set()
     for a in applied:
-        reported.add((a.unit, a.day))
+        seen.add((a.unit, a.day))
         for node in up(a.node):
-            c = counts[(node, a.day)]
-            c[1] += 1
-            c[2] += a.zero
-            c[3] += a.late
-            for code, value in a.values.items():
-                agg = aggregation.get(code)
-                key = (node, a.day, code)
-                if agg == "sum":
-                    values[key] = values.get(key, 0.0) + value
-                elif agg == "max":
-                    values[key] = max(values.get(key, value), value)
-                elif agg == "min":
-                    values[key] = min(values.get(key, value), value)
+            counts[(node, a.day)] += reported(a)
+            fold_into(by_node[(node, a.day)], a.values, kinds)
     for unit, day, node in expected:
+        roster = Counts(expected=1, missing=(unit, day) not in seen)
         for above in up(node):
-            c = counts[(above, day)]
-            c[0] += 1
-            c[4] += (unit, day) not in reported
-    return values, {k: Counts(*c) for k, c in counts.items()}
+            counts[(above, day)] += roster
+    values = {(node, day, code): v
+              for (node, day), by_code in by_node.items() for code, v in by_code.items()}
+    return values, dict(counts)
 
 
 @dataclass
@@ -237,17 +254,8 @@ class Figures:
     counts: Counts = field(default_factory=Counts)
 
     def fold(self, other: "Figures", catalogue: Catalogue) -> "Figures":
-        """Several days together: sums add, extremes stay extremes, counts add (unit-days)."""
-        aggregation = _aggregations(catalogue)
+        """Several days together: each metric combines over days by its kind (sums add,
+        extremes stay extremes), counts add (unit-days)."""
         values = dict(self.values)
-        for code, value in other.values.items():
-            agg = aggregation.get(code, "sum")
-            if code not in values:
-                values[code] = value
-            elif agg == "max":
-                values[code] = max(values[code], value)
-            elif agg == "min":
-                values[code] = min(values[code], value)
-            else:
-                values[code] += value
+        fold_into(values, other.values, over_days(catalogue))
         return Figures(values, self.counts + other.counts)

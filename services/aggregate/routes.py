@@ -17,7 +17,8 @@ from services.aggregate.views import Span
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
-from shared.http_auth import Authenticated, AuthError
+from shared.http_auth import Authenticated
+from shared.refusals import refuse
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -61,10 +62,7 @@ def _visible(principal: Principal, node: str) -> str:
     """The node, if it is a division code inside the credential's area."""
     node = _node(node)
     if not principal.may_see(node):
-        raise AuthError(403, FieldError(
-            "node", "outside_area", f"{node} 不在此凭证的辖区内",
-            f"{node} is outside the area of this credential ({principal.kind} "
-            f"{principal.scope})"))
+        raise refuse("outside_area", "node", what=node)
     return node
 
 
@@ -119,7 +117,6 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.node_view(session, node, span, ctx.catalogue, where, limit)
 
@@ -133,7 +130,6 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
     A village's children are its units."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.children_view(session, node, span, ctx.catalogue, where)
 
@@ -146,7 +142,6 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
     end = end or ctx.today()
     span = _span(ctx, None, start or end - timedelta(days=29), end)
     where = _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.series_view(session, node, span, ctx.catalogue, where)
 
@@ -161,7 +156,6 @@ async def rollup_completeness(
     (迟报) units, in code order; `limit`/`offset` page through large lists."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
-    await ctx.prepare(span.start, span.end, where)
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              where, limit, offset)

@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,23 +64,10 @@ class AggregateContext:
             self.announcer.touched(result.touched)
         return result
 
-    async def prepare(self, start: date, end: date, filtered: object = None) -> None:
-        """Build the expected figures of the days a stored view reads that can still receive
-        reports (from today back over the lock window) and are not built yet. Older days never
-        built had no report: views count their expected units on the spot; filtered views
-        count from the registry anyway."""
-        today = self.today()
-        first = max(start, expected.recent(today, self.settings.lock_days))
-        last = min(end, today)
-        if filtered or first > last:
-            return
-        days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
-        if days - self.known_days:
-            async with self.sessions() as session, session.begin():
-                await expected.enter_days(session, days, self.clock(), self.known_days)
-
     async def ensure_today(self) -> None:
-        """Build today's expected figures ahead of the first report."""
+        """Build today's expected figures ahead of the first report (and after midnight): a day
+        is built when it is entered, never by a read. A read of a day never built counts its
+        expected units from the registry on the spot (views._stored)."""
         async with self.sessions() as session, session.begin():
             await expected.enter_days(session, {self.today()}, self.clock(), self.known_days)
 

@@ -1,16 +1,14 @@
 """The alerts service's composition root: settings → rules → engine → broker → consumers →
-clock loop → outbox relay → routes. Nothing connects at import."""
+clock loop → outbox relay → authenticator → routes. Nothing connects at import."""
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
 
 from services.alerts import handlers, queries, routes
 from services.alerts.models import AlertOutboxRow
-from services.alerts.rules import load_rules
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
@@ -18,10 +16,12 @@ from shared.bus import connect, make_broker
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.rules import load_rules
 from shared.runtime import Background, running
 from shared.settings import Settings
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
-    rules = load_rules(settings.alerts_rules)  # bad rules stop the start, not the first alert
+    rules = load_rules(settings.rules)  # bad rules stop the start, not the first alert
     broker = make_broker(nats_url, "alerts")
 
     @contextlib.asynccontextmanager
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None,
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.ticker = ticker
+        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
         clock_loop = ([Background("alerts-clock", lambda: ticker.run(settings.alerts_tick_s),
                                   stop=ticker.stop)] if settings.alerts_tick_s > 0 else [])
         async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
@@ -56,8 +57,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.include_router(health_router())
     app.include_router(metrics_router(_refresh_alert_gauges))
-    app.add_exception_handler(routes.Refused, routes.on_refused)
-    install_problems(app)  # framework refusals in the project's shape, and in the schema
+    install_problems(app)  # every refusal in the project's shape, and in the schema
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
 
     @app.get("/v1/status", tags=["alerts"])
@@ -65,14 +65,7 @@ def create_app(settings: Settings | None = None,
         """What this service has taken in (case events; unit-days holding a report), and how
         many alerts are not closed."""
         async with app.state.alerts.sessions() as session:
-            cases = await session.scalar(
-                select(func.count()).select_from(text("alerts.applied_events")))
-            reports = await session.scalar(text(
-                "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
-            active = await session.scalar(text(
-                "SELECT count(*) FROM alerts.alerts WHERE status <> 'closed'"))
-        return {"cases_applied": cases or 0, "reports_applied": reports or 0,
-                "alerts_active": active or 0}
+            return await queries.intake(session)
 
     return app
 

@@ -1,9 +1,9 @@
 """The alert clock: pure functions of time and the rules, no database and no broker.
 
-The two-hour rule (DESIGN.md, "Fever cases and the two-hour rule"): every case opens an alert
-whose deadline is its found-time + 2 h; an alert nobody acknowledges in time escalates to the
-level above (village → town → county); a case that arrives already past its deadline is flagged
-late at once and escalated.
+The two-hour rule (docs/architecture.md, "The path of a fever case"): every case opens
+an alert whose deadline is its found-time + 2 h; an alert nobody acknowledges in time escalates
+to the level above (village → town → county); a case that arrives already past its deadline is
+flagged late at once and escalated.
 
 An alert's clock is a fixed schedule computed from its deadline: a warning `warning_before` the
 deadline, then each escalation step. The database keeps only how far along the schedule an
@@ -17,8 +17,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from services.alerts.rules import Rules
+from shared.deadlines import case_deadline, cutoff_instant, is_past
 from shared.hierarchy import ancestors, level_of
+from shared.rules import Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,13 @@ def next_due(deadline: datetime, stage: int, rules: Rules) -> datetime | None:
 def due(deadline: datetime, stage: int, now: datetime, rules: Rules) -> tuple[list[Step], int]:
     """The steps to take at `now` from `stage` on, in order, and the stage that follows.
 
-    Steps that came due together (after an outage, or for a late case) are all taken, except a
-    warning whose deadline has already passed: the escalation says more, and a "30 minutes left"
-    that arrives after the deadline would mislead."""
-    pending = [s for s in schedule(deadline, rules)[stage:] if s.at <= now]
+    A step is due once its moment has passed (`deadlines.is_past`), like any deadline: an
+    escalation for "not acknowledged in time" comes only after the deadline, so an operator who
+    acknowledges at the deadline itself was in time. Steps that came due together (after an
+    outage, or for a late case) are all taken, except a warning whose deadline has already
+    passed: the escalation says more, and a "30 minutes left" that arrives after the deadline
+    would mislead."""
+    pending = [s for s in schedule(deadline, rules)[stage:] if is_past(s.at, now)]
     if not pending:
         return [], stage
     new_stage = pending[-1].index + 1
@@ -58,13 +62,9 @@ def due(deadline: datetime, stage: int, now: datetime, rules: Rules) -> tuple[li
 
 
 def deadline_for(start: datetime, topic: str, unit_type: str | None, rules: Rules) -> datetime:
-    """`topic` is the case kind (fever, ili), `outbreak` or `missing_report`."""
-    return start + rules.deadline_after(topic, unit_type)
-
-
-def is_late(received_at: datetime, deadline: datetime) -> bool:
-    """Reported late: the event reached the system at or after its deadline."""
-    return received_at >= deadline
+    """`topic` is the case kind (fever, ili), `outbreak` or `missing_report`; every clock's
+    length comes from the one deadline rule."""
+    return case_deadline(start, topic, unit_type, rules)
 
 
 def escalation_target(node: str, levels_up: int) -> str:
@@ -75,11 +75,6 @@ def escalation_target(node: str, levels_up: int) -> str:
 
 def level_name(node: str) -> str:
     return level_of(node).name.lower()
-
-
-def seconds_left(deadline: datetime, now: datetime) -> int:
-    """Negative once the deadline has passed."""
-    return int((deadline - now).total_seconds())
 
 
 # --- outbreaks (流感样病例暴发) -------------------------------------------------------------
@@ -110,17 +105,15 @@ def is_outbreak(total: int, rules: Rules) -> bool:
 
 def cutoffs_due(now: datetime, zone: ZoneInfo, cutoffs: Iterable[time],
                 rules: Rules) -> list[tuple[date, time]]:
-    """(day, cutoff) pairs whose check is due at `now`: the cutoff has passed (local time) by
-    the grace period, on today or on up to `catch_up_days` days before."""
+    """(day, cutoff) pairs whose check is due at `now`: the cutoff and the grace period after it
+    have passed (local time, `deadlines.is_past`: a report at the cutoff is on time), on today
+    or on up to `catch_up_days` days before."""
     today = now.astimezone(zone).date()
     out = []
     for back in range(rules.missing_catch_up_days, -1, -1):
         day = today - timedelta(days=back)
         for cutoff in sorted(set(cutoffs)):
-            if cutoff_instant(day, cutoff, zone) + rules.missing_grace <= now:
+            if is_past(cutoff_instant(day, cutoff, zone) + rules.missing_grace, now):
                 out.append((day, cutoff))
     return out
 
-
-def cutoff_instant(day: date, cutoff: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, cutoff, tzinfo=zone)

@@ -11,18 +11,13 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import clock
-from services.alerts.lifecycle import (
-    NewAlert,
-    advance,
-    close_locked,
-    open_alert,
-    open_alerts,
-)
+from services.alerts import clock, repository
+from services.alerts.machine import AlertState, NewAlert
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
-from services.alerts.rules import Rules
+from shared import deadlines
 from shared.contracts import CaseReported, ReportAccepted
 from shared.registry.reference import Reference
+from shared.rules import Rules
 
 # The events of a batch not applied before; the record commits with their effect.
 RECORD_FRESH = text("""
@@ -107,7 +102,7 @@ async def _fresh(session: AsyncSession, msg_ids: list[str], now: datetime) -> se
 
 
 async def apply_cases(session: AsyncSession, events: list[CaseReported], rules: Rules,
-                      zone: ZoneInfo, now: datetime) -> list[AlertRow]:
+                      zone: ZoneInfo, now: datetime) -> list[AlertState]:
     """Each new case opens its alert (deadline: found-time + the rule's minutes); flu-like cases
     count toward the unit's outbreak. Returns the alerts opened."""
     fresh = await _fresh(session, [e.msg_id for e in events], now)
@@ -117,19 +112,16 @@ async def apply_cases(session: AsyncSession, events: list[CaseReported], rules: 
     flu = [e for e in new if e.kind == rules.outbreak_metric]
     if flu:
         await session.execute(LOCK_UNITS, {"units": sorted({e.unit for e in flu})})
-    opened = []
-    for e in sorted(new, key=lambda e: e.found_at):
-        row = await open_alert(session, NewAlert(
-            key=f"case:{e.case_id}", kind="case", topic=e.kind, node=e.node,
-            day=e.found_at.astimezone(zone).date(), started_at=e.found_at,
-            received_at=e.received_at, recipients=rules.recipients_for(e.unit_type),
-            unit=e.unit, unit_type=e.unit_type, case_id=e.case_id, case_kind=e.kind,
-            late=e.late, details={"sector": e.sector, "temperature": e.temperature,
-                                  "symptoms": list(e.symptoms), "person_ref": e.person_ref,
-                                  "found_at": e.found_at.isoformat(),
-                                  "received_at": e.received_at.isoformat()}), rules, now)
-        if row is not None:
-            opened.append(row)
+    opened = await repository.open_alerts(session, [NewAlert(
+        key=f"case:{e.case_id}", kind="case", topic=e.kind, node=e.node,
+        day=e.found_at.astimezone(zone).date(), started_at=e.found_at,
+        received_at=e.received_at, recipients=rules.recipients_for(e.unit_type),
+        unit=e.unit, unit_type=e.unit_type, case_id=e.case_id, case_kind=e.kind,
+        late=e.late, details={"sector": e.sector, "temperature": e.temperature,
+                              "symptoms": list(e.symptoms), "person_ref": e.person_ref,
+                              "found_at": e.found_at.isoformat(),
+                              "received_at": e.received_at.isoformat()})
+        for e in sorted(new, key=lambda e: e.found_at)], rules, now)
     if flu:
         per_day: defaultdict[tuple[str, date], int] = defaultdict(int)
         for e in flu:
@@ -174,7 +166,7 @@ async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rul
 
 
 async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules: Rules,
-                          zone: ZoneInfo, now: datetime) -> list[AlertRow]:
+                          zone: ZoneInfo, now: datetime) -> list[AlertState]:
     """流感样病例暴发: `threshold` flu-like cases or more in one unit within `window_days` open
     one outbreak alert for the unit; further cases add to it rather than open another (while
     it is not closed and its day lies within the window). After it is closed, only cases of the
@@ -208,7 +200,7 @@ async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules:
             total = clock.window_total(counts[unit], t.day, rules, after)
             if not clock.is_outbreak(total, rules):
                 continue
-            row = await open_alert(session, NewAlert(
+            row = await repository.open_alert(session, NewAlert(
                 key=f"outbreak:{unit}:{t.source}", kind="outbreak", topic="outbreak",
                 node=t.node, day=t.day, started_at=t.started_at, received_at=t.received_at,
                 recipients=rules.recipients_for(t.unit_type), unit=unit, unit_type=t.unit_type,
@@ -239,14 +231,8 @@ async def resolve_missing(session: AsyncSession, keys: list[tuple[str, date]], r
                                       .order_by(AlertRow.alert_id).with_for_update()))
     await session.execute(MARK_REPORTED, {**pairs, "now": now, "alerts": ids})
     still = set((await session.execute(STILL_MISSING, {"alerts": ids})).scalars())
-    closed = 0
-    for row in rows:
-        if row.alert_id in still or row.status == "closed":
-            continue
-        advance(session, row, now, rules)
-        close_locked(session, row, None, "reported", "all listed units have reported", now)
-        closed += 1
-    return closed
+    return await repository.close_resolved(
+        session, [row for row in rows if row.alert_id not in still], now, rules)
 
 
 async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cutoff: time,
@@ -272,7 +258,7 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
     for unit, node in sorted(expected.items()):
         if unit not in reported and node is not None:
             by_node[node].append(unit)
-    started = clock.cutoff_instant(day, cutoff, zone)
+    started = deadlines.cutoff_instant(day, cutoff, zone)
     news = [NewAlert(
         key=f"missing:{node}:{day.isoformat()}:{cutoff:%H%M}", kind="missing_report",
         topic="missing_report", node=node, day=day, started_at=started, received_at=started,
@@ -281,7 +267,7 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
                  "units": [{"unit": u, "name": reference.units[u].name,
                             "unit_type": reference.units[u].unit_type} for u in units]})
         for node, units in sorted(by_node.items())]
-    rows = await open_alerts(session, news, rules, now)
+    rows = await repository.open_alerts(session, news, rules, now)
     listed = [{"alert_id": row.alert_id, "unit": u, "day": day}
               for row in rows for u in by_node[row.node]]
     if listed:

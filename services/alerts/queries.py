@@ -1,38 +1,112 @@
-"""Read side: the alerts of a node's subtree, one alert, and the views operators see."""
+"""Read side: the alerts of a node (or its subtree) page by page, one alert, counts per kind
+and level, and the views operators see. The one SQL form of "past its deadline" lives here too,
+beside the views that use `deadlines.is_past`, and the clock's claims use it."""
 
+import base64
+import json
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
-from services.alerts.models import AlertRow, MissingUnitRow
+from services.alerts.machine import AlertState
+from services.alerts.models import TZ, AlertRow, MissingUnitRow
 from services.alerts.schemas import AlertView, MissingUnit
+from shared import deadlines
 from shared.hierarchy import LEVEL_BY_LENGTH
 
 STATUSES = {"active": ("open", "acknowledged"), "open": ("open",),
             "acknowledged": ("acknowledged",), "closed": ("closed",)}
 
 
-async def subtree(session: AsyncSession, node: str, status: str, kind: str | None,
-                  limit: int) -> list[AlertRow]:
-    """Alerts whose node is `node` or below it; open ones first, the nearest deadline first."""
-    query = (select(AlertRow).where(AlertRow.node.startswith(node, autoescape=True),
-                                    AlertRow.status.in_(STATUSES[status]))
-             .order_by(case((AlertRow.status == "open", 0), else_=1), AlertRow.deadline)
-             .limit(limit))
-    if kind:
-        query = query.where(AlertRow.kind == kind)
-    return list(await session.scalars(query))
+# Open alerts first, then the nearest deadline; the alert id makes the order total, so a page
+# ends at a position the next one starts after.
+RANK = case((AlertRow.status == "open", 0), else_=1)
+
+
+def is_past_sql(deadline: ColumnElement[datetime], moment: datetime | ColumnElement[datetime]
+                ) -> ColumnElement[bool]:
+    """`deadlines.is_past` in SQL: `moment` is after `deadline` (at the deadline is in time)."""
+    return deadline < moment
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which alerts: of `node` exactly or of its whole subtree, by status, kind and day."""
+
+    node: str
+    exact: bool = False
+    status: str = "active"
+    kind: str | None = None
+    day: date | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        node = (AlertRow.node == self.node if self.exact
+                else AlertRow.node.startswith(self.node, autoescape=True))
+        out = [node, AlertRow.status.in_(STATUSES[self.status])]
+        if self.kind:
+            out.append(AlertRow.kind == self.kind)
+        if self.day:
+            out.append(AlertRow.day == self.day)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ended, in the list's order: the cursor of the next page."""
+
+    rank: int
+    deadline: datetime
+    alert_id: uuid.UUID
+
+    @classmethod
+    def of(cls, row: AlertRow) -> "Position":
+        return cls(0 if row.status == "open" else 1, row.deadline, row.alert_id)
+
+    def cursor(self) -> str:
+        raw = json.dumps([self.rank, self.deadline.isoformat(), str(self.alert_id)])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def parse(cls, cursor: str) -> "Position":
+        """ValueError if `cursor` is not one that `cursor()` made."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            rank, deadline, alert_id = json.loads(raw)
+            at = datetime.fromisoformat(deadline)
+            if type(rank) is not int or rank not in (0, 1) or at.tzinfo is None:
+                raise ValueError(cursor)
+            return cls(rank, at.astimezone(UTC), uuid.UUID(alert_id))
+        except (TypeError, OverflowError) as exc:  # decoding errors are ValueErrors already
+            raise ValueError(cursor) from exc
+
+
+async def page(session: AsyncSession, selection: Selection, limit: int,
+               after: Position | None = None) -> tuple[list[AlertRow], Position | None]:
+    """Up to `limit` alerts after `after`, and the position to continue from (None at the
+    end). Alerts opened meanwhile are listed once, on the page their place falls on."""
+    query = (select(AlertRow).where(*selection.where())
+             .order_by(RANK, AlertRow.deadline, AlertRow.alert_id).limit(limit + 1))
+    if after is not None:
+        query = query.where(tuple_(RANK, AlertRow.deadline, AlertRow.alert_id) > tuple_(
+            literal(after.rank), literal(after.deadline, TZ), literal(after.alert_id, Uuid)))
+    rows = list(await session.scalars(query))
+    if len(rows) > limit:
+        return rows[:limit], Position.of(rows[limit - 1])
+    return rows, None
 
 
 async def one(session: AsyncSession, alert_id: uuid.UUID) -> AlertRow | None:
     return await session.get(AlertRow, alert_id)
 
 
-async def views(session: AsyncSession, rows: list[AlertRow], now: datetime) -> list[AlertView]:
+async def views(session: AsyncSession, rows: Sequence[AlertRow | AlertState], now: datetime
+                ) -> list[AlertView]:
     missing: defaultdict[uuid.UUID, list[MissingUnit]] = defaultdict(list)
     ids = [r.alert_id for r in rows if r.kind == "missing_report"]
     if ids:
@@ -42,7 +116,8 @@ async def views(session: AsyncSession, rows: list[AlertRow], now: datetime) -> l
     return [view(r, now, missing.get(r.alert_id)) for r in rows]
 
 
-def view(row: AlertRow, now: datetime, missing: list[MissingUnit] | None = None) -> AlertView:
+def view(row: AlertRow | AlertState, now: datetime, missing: list[MissingUnit] | None = None
+         ) -> AlertView:
     running = row.status == "open"
     return AlertView(
         alert_id=row.alert_id, kind=row.kind, status=row.status,  # type: ignore[arg-type]
@@ -50,19 +125,50 @@ def view(row: AlertRow, now: datetime, missing: list[MissingUnit] | None = None)
         case_kind=row.case_kind, recipients=list(row.recipients),
         level=clock.level_name(row.responsible), responsible=row.responsible, day=row.day,
         started_at=row.started_at, deadline=row.deadline,
-        seconds_left=clock.seconds_left(row.deadline, now) if running else None,
-        overdue=running and now >= row.deadline, late=row.late,
+        seconds_left=deadlines.seconds_left(row.deadline, now) if running else None,
+        overdue=running and deadlines.is_past(row.deadline, now), late=row.late,
         escalations=max(0, row.stage - 1), opened_at=row.opened_at,
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         closed_at=row.closed_at, closed_by=row.closed_by, outcome=row.outcome, note=row.note,
         details=row.details, missing_units=missing)
 
 
+@dataclass(frozen=True, slots=True)
+class Count:
+    kind: str
+    level: str  # of the node now responsible
+    alerts: int
+    overdue: int  # open and past their deadline
+
+
+async def counts(session: AsyncSession, selection: Selection, now: datetime) -> list[Count]:
+    """How many alerts of the selection there are, per kind and responsible level."""
+    length = func.length(AlertRow.responsible)
+    overdue = (AlertRow.status == "open") & is_past_sql(AlertRow.deadline, now)
+    rows = await session.execute(
+        select(AlertRow.kind, length, func.count(), func.count().filter(overdue))
+        .where(*selection.where()).group_by(AlertRow.kind, length)
+        .order_by(AlertRow.kind, length))
+    return [Count(kind, LEVEL_BY_LENGTH[n].name.lower(), alerts, late)
+            for kind, n, alerts, late in rows]
+
+
 async def counts_by_level(session: AsyncSession, now: datetime) -> dict[str, tuple[int, int]]:
     """Per responsible level: alerts not closed, and those of them open past their deadline."""
-    rows = await session.execute(
-        select(func.length(AlertRow.responsible), func.count(),
-               func.count().filter((AlertRow.status == "open") & (AlertRow.deadline < now)))
-        .where(AlertRow.status != "closed").group_by(func.length(AlertRow.responsible)))
-    return {LEVEL_BY_LENGTH[length].name.lower(): (active, overdue)
-            for length, active, overdue in rows}
+    out: defaultdict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for c in await counts(session, Selection(node=""), now):
+        active, overdue = out[c.level]
+        out[c.level] = (active + c.alerts, overdue + c.overdue)
+    return dict(out)
+
+
+async def intake(session: AsyncSession) -> dict[str, int]:
+    """What the service has taken in (case events; unit-days holding a report), and how many
+    alerts are not closed."""
+    cases = await session.scalar(text("SELECT count(*) FROM alerts.applied_events"))
+    reports = await session.scalar(text(
+        "SELECT count(*) FROM alerts.unit_days WHERE report_revision IS NOT NULL"))
+    active = await session.scalar(select(func.count()).select_from(AlertRow)
+                                  .where(AlertRow.status != "closed"))
+    return {"cases_applied": cases or 0, "reports_applied": reports or 0,
+            "alerts_active": active or 0}

@@ -1,35 +1,50 @@
-"""Alerts' HTTP edge for operators on duty: the open alerts of a node's subtree with the time
-left on each clock, acknowledge, close with an outcome, and an alert's history. An operator's
-bearer token is scoped to a node; they see and act only inside its subtree."""
+"""Alerts' HTTP edge for operators on duty: the alerts of a node or its subtree with the time
+left on each clock (page by page), their counts, acknowledge, close with an outcome, and an
+alert's history. An operator's bearer token is scoped to a node; they see and act only inside
+its subtree. Refusals come from the one catalogue (`shared.refusals`)."""
 
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import lifecycle, queries
-from services.alerts.schemas import Acknowledge, AlertView, Change, Close, Problem
+from services.alerts import queries, repository
+from services.alerts.machine import AlertState, WrongState
+from services.alerts.models import AlertRow
+from services.alerts.schemas import (
+    Acknowledge,
+    AlertCounts,
+    AlertView,
+    Change,
+    Close,
+    Day,
+    KindLevelCount,
+    Problem,
+)
 from services.alerts.service import AlertsContext
-from shared.auth import Principal, authenticate
-from shared.errors import FieldError
+from shared.auth import Principal
 from shared.hierarchy import level_of
+from shared.http_auth import Authenticated, forbidden
+from shared.refusals import refuse
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 PROBLEMS = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
             409: {"model": Problem}, 422: {"model": Problem}}
+NEXT_CURSOR = "Next-Cursor"
+PAGED = {200: {"headers": {NEXT_CURSOR: {
+    "description": "present when more alerts follow: pass it as `cursor` for the next page",
+    "schema": {"type": "string"}}}}}
+STATUS_NAMES = {"open": ("待处置", "open"), "acknowledged": ("已确认", "acknowledged"),
+                "closed": ("已关闭", "closed")}
 
-
-class Refused(Exception):
-    def __init__(self, status: int, error: FieldError, headers: dict | None = None) -> None:
-        self.status, self.error, self.headers = status, error, headers
-
-
-async def on_refused(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Refused)
-    problem = Problem(detail=exc.error.message_en, errors=[exc.error.as_dict()])
-    return JSONResponse(problem.model_dump(), status_code=exc.status, headers=exc.headers)
+Status = Literal["active", "open", "acknowledged", "closed"]
+Kind = Literal["case", "outbreak", "missing_report"]
+Scope = Annotated[Literal["subtree", "exact"], Query(
+    description="`subtree`: the node and every node below it; `exact`: the node alone")]
 
 
 def context(request: Request) -> AlertsContext:
@@ -37,69 +52,90 @@ def context(request: Request) -> AlertsContext:
 
 
 Ctx = Annotated[AlertsContext, Depends(context)]
-_bearer = HTTPBearer(auto_error=False)
 
 
-async def operator(ctx: Ctx, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The operator behind `Authorization: Bearer <token>`. Kept small so that a shared
-    dependency can replace it."""
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
-        raise Refused(401, FieldError("authorization", "missing_token", "缺少访问令牌",
-                                      "a bearer token is required"), challenge)
-    async with ctx.sessions() as session:
-        principal = await authenticate(session, credentials.credentials)
-    if principal is None:
-        raise Refused(401, FieldError("authorization", "invalid_token", "访问令牌无效或已撤销",
-                                      "the token is unknown or revoked"), challenge)
-    if principal.kind != "operator":
-        raise Refused(403, FieldError("authorization", "not_operator", "仅值班操作员可处理预警",
-                                      "only operators handle alerts"))
-    return principal
+async def operator(who: Authenticated) -> Principal:
+    """Only operators handle alerts (a unit's token is refused)."""
+    if who.kind != "operator":
+        raise refuse("not_operator", "authorization")
+    return who
 
 
 Operator = Annotated[Principal, Depends(operator)]
 
 
-def _outside(node: str) -> Refused:
-    return Refused(403, FieldError("node", "outside_subtree", f"无权访问 {node} 的预警",
-                                   f"{node} is outside your area"))
-
-
-def _not_found(alert_id: uuid.UUID) -> Refused:
-    return Refused(404, FieldError("alert_id", "unknown_alert", "预警不存在",
-                                   f"no alert {alert_id}"))
-
-
-@router.get("/alerts", response_model=list[AlertView], responses=PROBLEMS)
-async def list_alerts(ctx: Ctx, who: Operator, node: str | None = None,
-                      status: Literal["active", "open", "acknowledged", "closed"] = "active",
-                      kind: Literal["case", "outbreak", "missing_report"] | None = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
-    """The alerts of a node's subtree (the operator's own node by default): by default those
-    not closed, open ones first, nearest deadline first, each with the seconds left."""
+def _area(who: Principal, node: str | None) -> str:
+    """The node asked for (the operator's own by default), if it is theirs to see."""
     node = node or who.scope
     try:
         level_of(node)
-    except ValueError as exc:
-        raise Refused(422, FieldError("node", "bad_node", f"区划代码无效: {node}",
-                                      str(exc))) from None
+    except ValueError:
+        raise refuse("bad_node", "node", node=node) from None
     if not who.may_see(node):
-        raise _outside(node)
+        raise forbidden(node, "node")
+    return node
+
+
+async def _visible(session: AsyncSession, alert_id: uuid.UUID, who: Principal) -> AlertRow:
+    row = await queries.one(session, alert_id)
+    if row is None:
+        raise refuse("unknown_alert", "alert_id", alert_id=alert_id)
+    if not who.may_see(row.node):
+        raise forbidden(row.node, "node")
+    return row
+
+
+@router.get("/alerts", response_model=list[AlertView], responses={**PROBLEMS, **PAGED})
+async def list_alerts(ctx: Ctx, who: Operator, response: Response, node: str | None = None,
+                      scope: Scope = "subtree", status: Status = "active",
+                      kind: Kind | None = None,
+                      day: Annotated[Day | None, Query(
+                          description="the alerts of one day (a case's found day, a "
+                                      "cutoff's day)")] = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                      cursor: str | None = None) -> list[AlertView]:
+    """The alerts of a node's subtree, or of the node alone (the operator's own node by
+    default): by default those not closed, open ones first, nearest deadline first, each with
+    the seconds left. When more follow, the `Next-Cursor` header carries the cursor of the next
+    page; each alert is listed once across the pages, even as new ones open."""
+    selection = queries.Selection(_area(who, node), scope == "exact", status, kind, day)
+    try:
+        after = queries.Position.parse(cursor) if cursor else None
+    except ValueError:
+        raise refuse("bad_cursor", "cursor") from None
     async with ctx.sessions() as session:
-        rows = await queries.subtree(session, node, status, kind, limit)
-        return await queries.views(session, rows, ctx.clock())
+        rows, following = await queries.page(session, selection, limit, after)
+        views = await queries.views(session, rows, ctx.clock())
+    if following is not None:
+        response.headers[NEXT_CURSOR] = following.cursor()
+    return views
+
+
+@router.get("/alerts/counts", response_model=AlertCounts, responses=PROBLEMS)
+async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
+                       scope: Scope = "subtree", status: Status = "active") -> AlertCounts:
+    """How many alerts the list with the same filters holds: in all, per kind, per level now
+    responsible, and how many of them are open past their deadline."""
+    selection = queries.Selection(_area(who, node), scope == "exact", status)
+    async with ctx.sessions() as session:
+        counts = await queries.counts(session, selection, ctx.clock())
+    by_kind: Counter[str] = Counter()
+    by_level: Counter[str] = Counter()
+    for c in counts:
+        by_kind[c.kind] += c.alerts
+        by_level[c.level] += c.alerts
+    return AlertCounts(
+        node=selection.node, scope=scope, status=status,
+        total=sum(c.alerts for c in counts), overdue=sum(c.overdue for c in counts),
+        by_kind=dict(by_kind), by_level=dict(by_level),
+        by_kind_and_level=[KindLevelCount(kind=c.kind, level=c.level,  # type: ignore[arg-type]
+                                          alerts=c.alerts, overdue=c.overdue) for c in counts])
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertView, responses=PROBLEMS)
 async def get_alert(alert_id: uuid.UUID, ctx: Ctx, who: Operator) -> AlertView:
     async with ctx.sessions() as session:
-        row = await queries.one(session, alert_id)
-        if row is None:
-            raise _not_found(alert_id)
-        if not who.may_see(row.node):
-            raise _outside(row.node)
+        row = await _visible(session, alert_id, who)
         return (await queries.views(session, [row], ctx.clock()))[0]
 
 
@@ -108,29 +144,29 @@ async def alert_history(alert_id: uuid.UUID, ctx: Ctx, who: Operator) -> list[Ch
     """Every change of the alert: opened, warned, escalated, acknowledged, closed; who, when,
     why."""
     async with ctx.sessions() as session:
-        row = await queries.one(session, alert_id)
-        if row is None:
-            raise _not_found(alert_id)
-        if not who.may_see(row.node):
-            raise _outside(row.node)
+        await _visible(session, alert_id, who)
         return [Change(seq=t.seq, change=t.change, at=t.at, actor=t.actor, reason=t.reason,
-                       details=t.details) for t in await lifecycle.history(session, alert_id)]
+                       details=t.details) for t in await repository.history(session, alert_id)]
 
 
-async def _act(ctx: AlertsContext, alert_id: uuid.UUID, action) -> AlertView:
+Action = Callable[[AsyncSession, datetime], Awaitable[AlertState]]
+
+
+async def _act(ctx: AlertsContext, alert_id: uuid.UUID, doing: tuple[str, str],
+               action: Action) -> AlertView:
+    """Run a change of the lifecycle in one transaction and answer with the alert after it."""
     now = ctx.clock()
     try:
         async with ctx.sessions() as session, session.begin():
-            row = await action(session, now)
-            view = (await queries.views(session, [row], now))[0]
-    except lifecycle.AlertNotFound:
-        raise _not_found(alert_id) from None
-    except lifecycle.OutsideSubtree as exc:
-        raise _outside(str(exc)) from None
-    except lifecycle.WrongState as exc:
-        raise Refused(409, FieldError("status", f"already_{exc.status}",
-                                      f"预警当前状态为 {exc.status},不能执行此操作",
-                                      f"the alert is {exc.status}")) from None
+            state = await action(session, now)
+            view = (await queries.views(session, [state], now))[0]
+    except repository.AlertNotFound:
+        raise refuse("unknown_alert", "alert_id", alert_id=alert_id) from None
+    except repository.OutsideArea as exc:
+        raise forbidden(str(exc), "node") from None
+    except WrongState as exc:
+        raise refuse("wrong_state", "status", status=STATUS_NAMES[exc.status],
+                     action=doing) from None
     ctx.relay.wake()
     return view
 
@@ -140,12 +176,12 @@ async def acknowledge(alert_id: uuid.UUID, ctx: Ctx, who: Operator,
                       body: Acknowledge | None = None) -> AlertView:
     """Take the alert: its clock stops, and nothing escalates further."""
     reason = body.reason if body else None
-    return await _act(ctx, alert_id, lambda session, now: lifecycle.acknowledge(
-        session, alert_id, who, reason, now, ctx.rules))
+    return await _act(ctx, alert_id, ("确认", "acknowledged"), lambda session, now:
+                      repository.acknowledge(session, alert_id, who, reason, now, ctx.rules))
 
 
 @router.post("/alerts/{alert_id}/close", response_model=AlertView, responses=PROBLEMS)
 async def close(alert_id: uuid.UUID, body: Close, ctx: Ctx, who: Operator) -> AlertView:
     """Record what was done and close the alert (an open one may be closed directly)."""
-    return await _act(ctx, alert_id, lambda session, now: lifecycle.close(
+    return await _act(ctx, alert_id, ("关闭", "closed"), lambda session, now: repository.close(
         session, alert_id, who, body.outcome, body.note, now, ctx.rules))

@@ -1,10 +1,21 @@
 """Alerts' wire schemas: what operators send and get back."""
 
+import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _written_as_a_day(value: object) -> object:
+    """A day is written YYYY-MM-DD, as the schema says: a number is not read as a timestamp."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_written_as_a_day)]
 
 
 class Acknowledge(BaseModel):
@@ -67,3 +78,23 @@ class Change(BaseModel):
 class Problem(BaseModel):
     detail: str
     errors: list[dict[str, str]]
+
+
+class KindLevelCount(BaseModel):
+    kind: Literal["case", "outbreak", "missing_report"]
+    level: str = Field(description="the level now responsible")
+    alerts: int
+    overdue: int = Field(description="open and past their deadline")
+
+
+class AlertCounts(BaseModel):
+    """How many alerts a list with the same filters holds, in all and per kind and level."""
+
+    node: str
+    scope: Literal["subtree", "exact"]
+    status: Literal["active", "open", "acknowledged", "closed"]
+    total: int
+    overdue: int
+    by_kind: dict[str, int]
+    by_level: dict[str, int]
+    by_kind_and_level: list[KindLevelCount]

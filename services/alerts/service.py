@@ -6,9 +6,9 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.rules import Rules
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.rules import Rules
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 

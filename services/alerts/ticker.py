@@ -7,7 +7,7 @@ import asyncio
 import logging
 from datetime import date, datetime, time
 
-from services.alerts import clock, detection, lifecycle
+from services.alerts import clock, detection, repository
 from services.alerts.service import AlertsContext
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,8 @@ class Ticker:
         ctx, taken = self._ctx, 0
         while True:
             async with ctx.sessions() as session, session.begin():
-                rows = await lifecycle.claim_due(session, now, self._batch)
-                for row in rows:
-                    taken += lifecycle.advance(session, row, now, ctx.rules)
+                rows = await repository.claim_due(session, now, self._batch)
+                taken += await repository.advance(session, rows, now, ctx.rules)
             if len(rows) < self._batch:
                 return taken
 

@@ -16,12 +16,14 @@ from services.console import routes
 from services.console.live import Hub
 from services.console.service import ConsoleContext
 from services.console.upstream import Upstream, UpstreamDown
+from shared.bus import connection_options
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.observability import metrics_router
+from shared.refusals import Refused, on_refused
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
@@ -66,7 +68,9 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url, pool_size=5)
         hub = Hub()
-        connection = await nats.connect(nats_url, name="rollcall-console",
+        # The same servers and credentials as every other service's broker (one URL or a
+        # cluster's comma-separated seeds).
+        connection = await nats.connect(**connection_options(nats_url), name="rollcall-console",
                                         max_reconnect_attempts=-1)
         for subject in LIVE_SUBJECTS:
             await connection.subscribe(subject, cb=hub.on_message)
@@ -92,7 +96,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(metrics_router(live_figures))
     app.include_router(routes.pages)
     app.include_router(routes.api)
-    app.add_exception_handler(routes.Refused, routes.on_refused)
+    app.add_exception_handler(Refused, on_refused)
     app.add_exception_handler(UpstreamDown, routes.on_upstream_down)
     app.add_exception_handler(routes.Passed, routes.on_passed)
 

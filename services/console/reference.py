@@ -3,11 +3,12 @@ operator's node, a unit's card, and the units a form may report for."""
 
 from datetime import date
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.hierarchy import ancestors as _ancestors
-from shared.registry.models import Node, Placement, Unit
+from shared.registry.models import Node, Unit
+from shared.registry.placement import placement_on
 
 FIND_LIMIT = 30
 
@@ -23,34 +24,35 @@ async def node_names(session: AsyncSession, codes: list[str]) -> dict[str, str]:
     return {code: name for code, name in rows}
 
 
-async def unit(session: AsyncSession, code: str) -> dict | None:
-    row = (await session.execute(select(Unit).where(Unit.code == code))).scalar_one_or_none()
-    if row is None:
-        return None
-    node = (await session.execute(
-        select(Placement.node_code).where(Placement.unit_code == code)
-        .order_by(Placement.valid_from.desc()).limit(1))).scalar_one_or_none()
-    return {"code": row.code, "name": row.name, "unit_type": row.unit_type,
-            "sector": row.sector, "node": node}
+UNIT_ON = text(f"""
+    SELECT u.code, u.name, u.unit_type, u.sector, p.node_code AS node
+    FROM registry.units u
+    LEFT JOIN {placement_on("CAST(:day AS date)")} AS p ON p.unit_code = u.code
+    WHERE u.code = :code
+""")
+
+
+async def unit(session: AsyncSession, code: str, day: date) -> dict | None:
+    """A unit's card on `day`: its node is where the placement rule puts it that day (none
+    before its first placement)."""
+    row = (await session.execute(UNIT_ON, {"code": code, "day": day})).one_or_none()
+    return None if row is None else dict(row._mapping)
+
+
+FIND_UNITS = text(f"""
+    SELECT p.unit_code AS code, p.name, p.unit_type, p.node_code AS node
+    FROM {placement_on("CAST(:day AS date)")} AS p
+    WHERE p.active AND p.node_code LIKE :scope || '%'
+      AND (:q = '' OR strpos(p.unit_code, :q) > 0 OR strpos(p.name, :q) > 0)
+    ORDER BY p.unit_code LIMIT :limit
+""")
 
 
 async def find_units(session: AsyncSession, scope: str, q: str, day: date) -> list[dict]:
-    """Units placed under `scope` on `day` whose code or name contains `q`."""
-    current = (select(Placement.unit_code, Placement.node_code,
-                      Placement.valid_from).distinct(Placement.unit_code)
-               .where(Placement.valid_from <= day)
-               .order_by(Placement.unit_code, Placement.valid_from.desc()).subquery())
-    stmt = (select(Unit.code, Unit.name, Unit.unit_type, current.c.node_code)
-            .join(current, current.c.unit_code == Unit.code)
-            .where(current.c.node_code.startswith(scope))
-            .order_by(Unit.code).limit(FIND_LIMIT))
-    q = q.strip()
-    if q:
-        stmt = stmt.where(or_(Unit.code.contains(q), Unit.name.contains(q)))
-    stmt = stmt.where(and_(or_(Unit.active_from.is_(None), Unit.active_from <= day),
-                           or_(Unit.active_to.is_(None), Unit.active_to >= day)))
-    rows = await session.execute(stmt)
-    return [{"code": c, "name": n, "unit_type": t, "node": node} for c, n, t, node in rows]
+    """Units active and placed under `scope` on `day` whose code or name contains `q`."""
+    rows = await session.execute(FIND_UNITS, {"scope": scope, "q": q.strip(), "day": day,
+                                              "limit": FIND_LIMIT})
+    return [dict(r._mapping) for r in rows]
 
 
 async def name_alerts(session: AsyncSession, alerts: list[dict]) -> None:

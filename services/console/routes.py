@@ -16,8 +16,8 @@ from services.console import live, reference, summary
 from services.console.service import ConsoleContext
 from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
-from shared.errors import FieldError
 from shared.hierarchy import level_of
+from shared.refusals import on_refused, refuse
 
 COOKIE = "rollcall_token"
 STATIC = resources.files("services.console") / "static"
@@ -26,23 +26,9 @@ pages = APIRouter(tags=["pages"], include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["console"])
 
 
-class Refused(Exception):
-    def __init__(self, status: int, error: FieldError) -> None:
-        self.status, self.error = status, error
-
-
-async def on_refused(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Refused)
-    return JSONResponse({"detail": exc.error.message_en, "errors": [exc.error.as_dict()]},
-                        status_code=exc.status)
-
-
 async def on_upstream_down(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UpstreamDown)
-    return JSONResponse({"detail": f"{exc.service} unavailable", "errors": [FieldError(
-        exc.service, "unavailable", f"{exc.service} 服务暂不可用,请稍后重试",
-        f"the {exc.service} service does not answer; try again shortly").as_dict()]},
-        status_code=502)
+    return await on_refused(request, refuse("unavailable", exc.service, service=exc.service))
 
 
 def context(request: Request) -> ConsoleContext:
@@ -69,16 +55,14 @@ async def signed_in(request: Request, ctx: Ctx) -> Session:
     token = _token(request)
     principal = await ctx.principal(token) if token else None
     if principal is None:
-        raise Refused(401, FieldError("token", "signed_out", "请先登录(粘贴您的访问令牌)",
-                                      "sign in first (paste your access token)"))
+        raise refuse("signed_out", "token")
     assert token is not None
     return Session(principal=principal, token=token)
 
 
 async def operator(who: Annotated[Session, Depends(signed_in)]) -> Session:
     if who.principal.kind != "operator":
-        raise Refused(403, FieldError("token", "not_operator", "此页面仅供指挥部值班人员使用",
-                                      "this page is for command-centre operators"))
+        raise refuse("not_operator", "token")
     return who
 
 
@@ -91,11 +75,9 @@ def _node(who: Session, node: str | None) -> str:
     try:
         level_of(node)
     except ValueError:
-        raise Refused(422, FieldError("node", "bad_node", f"区划代码无效: {node}",
-                                      f"not a division code: {node}")) from None
+        raise refuse("bad_node", "node", node=node) from None
     if not who.principal.may_see(node):
-        raise Refused(403, FieldError("node", "outside_area", f"无权查看 {node}",
-                                      f"{node} is outside your area"))
+        raise refuse("outside_area", "node", what=node)
     return node
 
 
@@ -162,7 +144,7 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             names = await reference.node_names(session, [principal.scope])
             unit = None
         else:
-            names, unit = {}, await reference.unit(session, principal.scope)
+            names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
             "unit": unit, "today": ctx.today().isoformat()}
@@ -173,8 +155,7 @@ async def sign_in(body: SignIn, ctx: Ctx, request: Request) -> JSONResponse:
     """Sign in with an access token: it is kept in an HttpOnly cookie for this console."""
     principal = await ctx.principal(body.token.strip())
     if principal is None:
-        raise Refused(401, FieldError("token", "bad_token", "令牌无效或已吊销",
-                                      "the token is unknown or revoked"))
+        raise refuse("bad_token", "token")
     response = JSONResponse(await _me(ctx, principal))
     response.set_cookie(COOKIE, body.token.strip(), httponly=True, samesite="strict",
                         secure=ctx.settings.console_secure_cookie, max_age=30 * 86400)
@@ -261,7 +242,7 @@ async def unit_history(unit: str, who: Anyone, ctx: Ctx) -> dict:
         ctx.upstream.get("ingest", f"/v1/units/{unit}/cases", who.token))
     reports = _must(reports)
     async with ctx.sessions() as session:
-        info = await reference.unit(session, unit)
+        info = await reference.unit(session, unit, ctx.today())
     return {"unit": info or {"code": unit}, "reports": reports,
             "cases": cases.body if cases.ok else []}
 
@@ -290,24 +271,35 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
     picker): a unit token reaches only its own unit."""
     async with ctx.sessions() as session:
         if who.principal.kind == "unit":
-            one = await reference.unit(session, who.principal.scope)
+            one = await reference.unit(session, who.principal.scope, ctx.today())
             return [one] if one else []
         return await reference.find_units(session, who.principal.scope, q, ctx.today())
 
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
 
+async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -> list[dict]:
+    """Every alert of the day below `node`, page after page: a county may hold more than a
+    page of them (one missing-report alert per village and cutoff)."""
+    alerts: list[dict] = []
+    for status in ("active", "closed"):
+        cursor = None
+        while True:
+            answer = await ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node,
+                                            status=status, day=day, limit=1000, cursor=cursor)
+            alerts += _must(answer)
+            if (cursor := answer.next_cursor) is None:
+                break
+    return alerts
+
+
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, *lists = await asyncio.gather(
+    view, children, day_alerts = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        *(ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
-                           kind=kind, limit=1000)
-          for status in ("active", "closed") for kind in ("case", "outbreak", "missing_report")))
-    day_alerts = [a for answer in lists for a in _must(answer)
-                  if a.get("day") == day.isoformat()]
+        _day_alerts(ctx, who, node, day))
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
     async with ctx.sessions() as session:
         await reference.name_alerts(session, day_alerts)

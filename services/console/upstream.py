@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 class Answer:
     status: int
     body: Any
+    next_cursor: str | None = None  # a list with more pages: where the next one starts
 
     @property
     def ok(self) -> bool:
@@ -61,7 +62,7 @@ class Upstream:
             body = response.json()
         except ValueError:
             body = {"detail": response.text[:500]}
-        return Answer(response.status_code, body)
+        return Answer(response.status_code, body, response.headers.get("Next-Cursor"))
 
     async def get(self, service: str, path: str, token: str, **params: Any) -> Answer:
         return await self.call(service, "GET", path, token, params=params)

@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 
 from services.ingest import handlers, routes
 from services.ingest.models import OutboxRow
@@ -20,7 +18,7 @@ from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator, AuthError, on_auth_error
+from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.outbox import OutboxRelay
@@ -61,12 +59,9 @@ def create_app(settings: Settings | None = None,
     app.include_router(routes.router)
     app.include_router(routes.cases)
     app.include_router(health_router())
-    app.add_exception_handler(AuthError, on_auth_error)
     app.include_router(metrics_router())
-    install_problems(app)  # framework refusals in the project's shape, and in the schema
-    # Ingest's own, registered after (and so instead of) the shared ones: a refused submission
-    # is also kept and published, which only ingest can do.
-    app.add_exception_handler(RequestValidationError, routes.on_invalid_request)
-    app.add_exception_handler(HTTPException, routes.on_http_error)
+    # Refusals in the project's shape, and in the schema. A refused submission is kept by the
+    # use case itself: the routes hand it every body as it came.
+    install_problems(app)
     unavailable.install(app)  # a database that is down or restarting: 503, not 500
     return app

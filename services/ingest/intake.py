@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 from shared.auth import Principal
 from shared.catalogue import Catalogue
+from shared.deadlines import local_day
 from shared.errors import FieldError
+from shared.refusals import refusal
 from shared.registry.reference import Reference, UnitInfo
 
 # Beyond these, whatever was measured was not a living person's body temperature.
@@ -19,25 +21,10 @@ _ID_CARD = re.compile(r"\d{17}[\dXx]")
 _MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
 
 
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    return moment.astimezone(zone).date()
-
-
-def is_late(unit: UnitInfo, day: date, submitted_at: datetime, zone: ZoneInfo) -> bool:
-    """迟报: submitted after the unit's cutoff on the reporting day, local time."""
-    cutoff = datetime.combine(day, unit.cutoff, tzinfo=zone)
-    return submitted_at > cutoff
-
-
 def is_zero(values: Mapping[str, float]) -> bool:
     """A zero report (零报告) says "nothing to report": no value, or every value zero."""
     # For numbers `not v` is `v == 0` (-0.0 included, NaN not), at C speed: a bulk hot path.
     return not any(values.values())
-
-
-def case_is_late(found_at: datetime, received_at: datetime, deadline: timedelta) -> bool:
-    """The two-hour rule: a case found longer than `deadline` before it arrived is late."""
-    return received_at - found_at > deadline
 
 
 def normalise(values: Mapping[str, float], catalogue: Catalogue) -> dict[str, int | float]:
@@ -60,8 +47,7 @@ def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
         allowed = principal.may_submit_for(unit_code, unit.node_on(day))
     if allowed:
         return None
-    return FieldError("unit", "forbidden", f"此凭证无权为单位 {unit_code} 报送",
-                      f"this credential may not submit for unit {unit_code}")
+    return refusal("outside_area", "unit", what=unit_code)
 
 
 def _check_unit(unit_code: str, unit: UnitInfo | None, day: date) -> list[FieldError]:

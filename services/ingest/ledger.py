@@ -4,7 +4,8 @@ Accepting stores the row and its event in the outbox in one transaction; the rel
 after commit, so accepted means stored and (eventually, exactly once) published. Batches are
 written with one statement per table whatever their size: rows go in as arrays (`unnest`), the
 unique keys decide what is new (`ON CONFLICT DO NOTHING`), and only what was inserted gets an
-outbox row. What was not inserted is then classified: a retry, or a conflict.
+outbox row. What was not inserted is then read back and classified by `revisions`: a retry, or
+a conflict. This module reads and writes; the rules are `revisions`'.
 """
 
 import json
@@ -12,27 +13,21 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Date, DateTime, Integer, String, func, insert, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
+from services.ingest import revisions
 from services.ingest.models import CaseRow, OutboxRow, ReportRow
 from services.ingest.schemas import CaseReceipt, Receipt
 from shared.contracts import CaseReported, ReportAccepted, SubmissionRejected
-from shared.errors import FieldError
 from shared.hierarchy import subject_tokens
+from shared.refusals import Refused
 from shared.registry.reference import UnitInfo
-
-
-class Refusal(Exception):
-    """A submission the ledger cannot take as it stands: a conflict with what is stored."""
-
-    def __init__(self, status: int, error: FieldError) -> None:
-        super().__init__(error.message_en)
-        self.status, self.error = status, error
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +48,12 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    unit: UnitInfo
-    node: str
-    kind: str
-    found_at: datetime
-    received_at: datetime
-    temperature: float | None
-    symptoms: list[str]
-    person_ref: str
-    late: bool
-    deadline: timedelta
-    case_id: uuid.UUID | None = None
+    """A case to store, as its CaseReported event will say it."""
+
+    event: CaseReported
+    deadline: datetime  # when it is due (the two-hour rule), for its receipt
+    id_chosen: bool  # the client chose `event.case_id`: a retry may name it
     credential_id: uuid.UUID | None = None
-    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,51 +64,77 @@ class Rejection:
     source: str
 
 
+class _InsertWithEvents:
+    """Rows of one table written in one statement whatever their number, each new one with its
+    event in the outbox: the rows go in as arrays (`unnest`), the table's unique keys decide
+    what is new (`ON CONFLICT DO NOTHING`), and only what was inserted gets an outbox row. Runs
+    to the keys inserted; what was not inserted is for `revisions` to classify."""
+
+    EVENT = (("subject", "text"), ("msg_id", "text"), ("event", "bytea"))
+
+    def __init__(self, table: str, key: str, columns: Sequence[tuple[str, str | None, str]],
+                 created_at: str) -> None:
+        """`columns`: (stored column, SQL type of its array, or None for a constant, and the
+        expression that stores it); `created_at`: the column that dates the event."""
+        incoming = [(column, kind) for column, kind, _ in columns if kind] + list(self.EVENT)
+        self.names = tuple(name for name, _ in incoming)
+        self.statement = text(f"""
+            WITH incoming AS (
+                SELECT * FROM unnest({", ".join(f"CAST(:{n} AS {k}[])" for n, k in incoming)})
+                WITH ORDINALITY AS t({", ".join(self.names)}, n)
+            ), stored AS (
+                INSERT INTO {table} ({", ".join(column for column, _, _ in columns)})
+                SELECT {", ".join(expression for _, _, expression in columns)}
+                FROM incoming ORDER BY n
+                ON CONFLICT DO NOTHING
+                RETURNING {key}
+            ), queued AS (
+                INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
+                SELECT i.subject, i.msg_id, i.event, i.{created_at}
+                FROM incoming i JOIN stored s USING ({key}) ORDER BY i.n
+            )
+            SELECT {key} FROM stored
+        """)
+
+    async def run(self, session: AsyncSession, rows: Sequence[Sequence]) -> set:
+        """`rows`: one tuple per row, its values in the order of `names`."""
+        if not rows:
+            return set()
+        columns = zip(*rows, strict=True)
+        arrays = {name: list(values) for name, values in zip(self.names, columns, strict=True)}
+        return set((await session.execute(self.statement, arrays)).scalars())
+
+
+def _columns(*spec: str) -> list[tuple[str, str | None, str]]:
+    """`"name:type"` stored as sent, `"name:type=expression"`, or `"name=constant"`."""
+    out = []
+    for item in spec:
+        head, _, expression = item.partition("=")
+        column, _, kind = head.partition(":")
+        out.append((column, kind or None, expression or column))
+    return out
+
+
 def _receipt(row, status: str) -> Receipt:
     return Receipt(status=status, report_id=row.report_id, unit=row.unit_code, day=row.day,
                    revision=row.revision, zero=row.zero, late=row.late,
                    submitted_at=row.submitted_at)
 
 
-def already_reported(day: date, revision: int) -> Refusal:
-    return Refusal(409, FieldError(
-        "day", "already_reported", f"该单位当日已报告(第 {revision} 版),请提交更正",
-        f"this unit already reported for {day} (revision {revision}); send a correction"))
-
-
-def _id_reused(field: str) -> Refusal:
-    return Refusal(409, FieldError(
-        field, "id_reused", "此编号已用于另一份内容不同的报送",
-        "this id was already used for a different submission"))
+def _settled(decision: revisions.Retry | Refused) -> Receipt | Refused:
+    """A retry answers with what is stored; a conflict refuses."""
+    if isinstance(decision, Refused):
+        return decision
+    return _receipt(decision.stored, "duplicate")
 
 
 # -- first reports, in batches ---------------------------------------------------------------
 
-INSERT_FIRST = text("""
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:report_id AS uuid[]), CAST(:unit AS text[]), CAST(:day AS date[]),
-            CAST(:node AS text[]), CAST(:values AS text[]), CAST(:zero AS boolean[]),
-            CAST(:late AS boolean[]), CAST(:submitted_at AS timestamptz[]),
-            CAST(:reporter AS text[]), CAST(:credential_id AS uuid[]), CAST(:actor AS text[]),
-            CAST(:subject AS text[]), CAST(:msg_id AS text[]), CAST(:payload AS bytea[]))
-        WITH ORDINALITY AS t(report_id, unit, day, node, values, zero, late, submitted_at,
-                             reporter, credential_id, actor, subject, msg_id, payload, n)
-    ), stored AS (
-        INSERT INTO ingest.reports (report_id, unit_code, day, revision, node_code, values,
-            zero, late, submitted_at, reporter, reason, credential_id, actor)
-        SELECT report_id, unit, day, 1, node, CAST(values AS jsonb), zero, late, submitted_at,
-            reporter, NULL, credential_id, actor
-        FROM incoming ORDER BY n
-        ON CONFLICT DO NOTHING
-        RETURNING report_id
-    ), queued AS (
-        INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
-        SELECT i.subject, i.msg_id, i.payload, i.submitted_at
-        FROM incoming i JOIN stored s USING (report_id) ORDER BY i.n
-    )
-    SELECT report_id FROM stored
-""")
+INSERT_FIRST = _InsertWithEvents("ingest.reports", "report_id", _columns(
+    "report_id:uuid", "unit_code:text", "day:date", "revision=1", "node_code:text",
+    "values:text=CAST(values AS jsonb)", "zero:boolean", "late:boolean",
+    "submitted_at:timestamptz", "reporter:text", "reason=NULL", "credential_id:uuid",
+    "actor:text"), created_at="submitted_at")
 
 STORED_FIRST = text("""
     SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason
@@ -163,78 +177,47 @@ def accepted_subject(node: str) -> str:
 
 
 async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
-                               ) -> list[Receipt | Refusal]:
+                               ) -> list[Receipt | Refused]:
     """Store first reports (revision 1) with their events; per submission, a receipt (accepted
     or duplicate) or the conflict that refuses it. The caller commits."""
     ids = [sub.report_id or uuid.uuid4() for sub in subs]
-    out: list[Receipt | Refusal | None] = [None] * len(subs)
-    fresh: list[int] = []
-    seen_keys: set[tuple[str, date]] = set()
-    seen_ids: set[uuid.UUID] = set()
+    fresh = revisions.firsts([(sub.unit.code, sub.day) for sub in subs],
+                             [sub.report_id for sub in subs])
+    rows = []
+    for i in fresh:
+        sub = subs[i]
+        node = sub.unit.node_on(sub.day)
+        assert node is not None  # checked at the door
+        rows.append((ids[i], sub.unit.code, sub.day, node, json.dumps(sub.values), sub.zero,
+                     sub.late, sub.submitted_at, sub.reporter, sub.credential_id, sub.actor,
+                     accepted_subject(node), f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
+                     accepted_payload(sub, ids[i], node)))
+    inserted = await INSERT_FIRST.run(session, rows)
+    out: list[Receipt | Refused | None] = [None] * len(subs)
+    leftovers = []
     for i, sub in enumerate(subs):
-        key = (sub.unit.code, sub.day)
-        if key in seen_keys or ids[i] in seen_ids:
-            continue  # a repeat within the request: judged against the first, once stored
-        seen_keys.add(key)
-        seen_ids.add(ids[i])
-        fresh.append(i)
-    inserted: set[uuid.UUID] = set()
-    if fresh:
-        columns: dict[str, list] = {k: [] for k in (
-            "report_id", "unit", "day", "node", "values", "zero", "late", "submitted_at",
-            "reporter", "credential_id", "actor", "subject", "msg_id", "payload")}
-        for i in fresh:
-            sub = subs[i]
-            node = sub.unit.node_on(sub.day)
-            assert node is not None  # checked at the door
-            for name, value in (
-                ("report_id", ids[i]), ("unit", sub.unit.code), ("day", sub.day),
-                ("node", node), ("values", json.dumps(sub.values)), ("zero", sub.zero),
-                ("late", sub.late), ("submitted_at", sub.submitted_at),
-                ("reporter", sub.reporter), ("credential_id", sub.credential_id),
-                ("actor", sub.actor), ("subject", accepted_subject(node)),
-                ("msg_id", f"report:{sub.unit.code}:{sub.day.isoformat()}:1"),
-                ("payload", accepted_payload(sub, ids[i], node)),
-            ):
-                columns[name].append(value)
-        inserted = set((await session.execute(INSERT_FIRST, columns)).scalars())
-    fresh_set = set(fresh)
-    leftovers = [i for i in range(len(subs)) if i not in fresh_set or ids[i] not in inserted]
-    leftover_set = set(leftovers)
-    for i in range(len(subs)):
-        if i not in leftover_set:
-            sub = subs[i]
-            # Validating our own, typed values costs a quarter of model_construct (which
-            # fills fields in Python): the hot path of a bulk request.
-            out[i] = Receipt.model_validate({
-                "status": "accepted", "report_id": ids[i], "unit": sub.unit.code,
-                "day": sub.day, "revision": 1, "zero": sub.zero, "late": sub.late,
-                "submitted_at": sub.submitted_at})
+        if ids[i] not in inserted:
+            leftovers.append(i)
+            continue
+        # Validating our own, typed values costs a quarter of model_construct (which fills
+        # fields in Python): the hot path of a bulk request.
+        out[i] = Receipt.model_validate({
+            "status": "accepted", "report_id": ids[i], "unit": sub.unit.code, "day": sub.day,
+            "revision": 1, "zero": sub.zero, "late": sub.late,
+            "submitted_at": sub.submitted_at})
     if leftovers:
-        rows = (await session.execute(STORED_FIRST, {
+        stored = (await session.execute(STORED_FIRST, {
             "ids": [ids[i] for i in leftovers if subs[i].report_id is not None],
             "units": [subs[i].unit.code for i in leftovers],
             "days": [subs[i].day for i in leftovers]})).all()
-        by_id = {row.report_id: row for row in rows}
-        first = {(row.unit_code, row.day): row for row in rows if row.revision == 1}
+        by_id = {row.report_id: row for row in stored}
+        first = {(row.unit_code, row.day): row for row in stored if row.revision == 1}
         for i in leftovers:
-            out[i] = _classify_first(subs[i], by_id, first)
+            sub = subs[i]
+            out[i] = _settled(revisions.classify_first(
+                sub.unit.code, sub.day, sub.values, sub.report_id, by_id,
+                first.get((sub.unit.code, sub.day))))
     return out  # type: ignore[return-value]
-
-
-def _classify_first(sub: Submission, by_id: dict, first: dict) -> Receipt | Refusal:
-    """A first report that was not inserted: the same one again, or a different one."""
-    if sub.report_id is not None and sub.report_id in by_id:
-        row = by_id[sub.report_id]
-        same = (row.unit_code == sub.unit.code and row.day == sub.day and row.revision == 1
-                and row.values == sub.values)
-        return _receipt(row, "duplicate") if same else _id_reused("report_id")
-    row = first.get((sub.unit.code, sub.day))
-    if row is None:  # cannot happen: nothing is deleted from the ledger
-        raise RuntimeError(f"report for {sub.unit.code} {sub.day} neither stored nor found")
-    if sub.report_id is None and row.values == sub.values:
-        return _receipt(row, "duplicate")  # a retry without a report id: the natural key
-    return already_reported(sub.day, row.revision)
 
 
 # -- corrections, one at a time -----------------------------------------------------------
@@ -246,54 +229,34 @@ async def _lock_unit_day(session: AsyncSession, unit: str, day: date) -> None:
                           {"key": f"{unit}:{day.isoformat()}"})
 
 
-async def record_correction(session: AsyncSession, sub: Submission) -> Receipt:
-    """Store revision latest + 1 with its event; raises Refusal. The caller commits.
+async def record_correction(session: AsyncSession, sub: Submission) -> Receipt | Refused:
+    """Store the next revision with its event, or answer a retry with the stored one
+    (`revisions.next_revision`). The caller commits.
 
-    A retry is recognised by its report id, by the revision it names, or (with neither) by
-    being identical to the latest revision, values and reason alike."""
+    Everything is read once the unit's day is locked: a retry that races its original (the
+    same correction sent twice at once) then finds it stored, and answers with it."""
     assert sub.reason is not None
-    if sub.report_id is not None:
-        existing = await session.get(ReportRow, sub.report_id)
-        if existing is not None:
-            same = (existing.unit_code == sub.unit.code and existing.day == sub.day
-                    and existing.values == sub.values and existing.reason == sub.reason)
-            if same:
-                return _receipt(existing, "duplicate")
-            raise _id_reused("report_id")
     await _lock_unit_day(session, sub.unit.code, sub.day)
-    revisions = list((await session.execute(
+    stored = list((await session.execute(
         select(ReportRow).where(ReportRow.unit_code == sub.unit.code, ReportRow.day == sub.day)
         .order_by(ReportRow.revision))).scalars())
-    if not revisions:
-        raise Refusal(404, FieldError("day", "no_report", "该单位当日尚无报告,无法更正",
-                                      f"this unit has no report for {sub.day} to correct"))
-    latest = revisions[-1]
-    if sub.revision is not None and sub.revision <= latest.revision:
-        row = revisions[sub.revision - 1]
-        if row.values == sub.values and row.reason == sub.reason:
-            return _receipt(row, "duplicate")
-        raise Refusal(409, FieldError(
-            "revision", "revision_conflict", f"第 {sub.revision} 版已存在,内容不同",
-            f"revision {sub.revision} already exists with different content"))
-    if sub.revision is not None and sub.revision != latest.revision + 1:
-        raise Refusal(409, FieldError(
-            "revision", "revision_conflict", f"最新为第 {latest.revision} 版,下一版应为 "
-            f"{latest.revision + 1}", f"the latest revision is {latest.revision}; the next is "
-            f"{latest.revision + 1}"))
-    if (sub.revision is None and sub.report_id is None and latest.revision > 1
-            and latest.values == sub.values and latest.reason == sub.reason):
-        return _receipt(latest, "duplicate")
-    # Timeliness belongs to the first report: correcting it later does not make it late.
-    revision, late = latest.revision + 1, revisions[0].late
+    same_id = None
+    if sub.report_id is not None:
+        same_id = next((row for row in stored if row.report_id == sub.report_id), None) \
+            or await session.get(ReportRow, sub.report_id)
+    decision = revisions.next_revision(sub.unit.code, sub.day, sub.values, sub.reason,
+                                       sub.report_id, sub.revision, stored, same_id)
+    if not isinstance(decision, revisions.NextRevision):
+        return _settled(decision)
     node = sub.unit.node_on(sub.day)
     assert node is not None
     row = ReportRow(
         report_id=sub.report_id or uuid.uuid4(), unit_code=sub.unit.code, day=sub.day,
-        revision=revision, node_code=node, values=sub.values, zero=sub.zero, late=late,
-        submitted_at=sub.submitted_at, reporter=sub.reporter, reason=sub.reason,
-        credential_id=sub.credential_id, actor=sub.actor)
+        revision=decision.revision, node_code=node, values=sub.values, zero=sub.zero,
+        late=decision.late, submitted_at=sub.submitted_at, reporter=sub.reporter,
+        reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor)
     session.add(row)
-    event = _event(sub, row.report_id, revision, late, node)
+    event = _event(sub, row.report_id, decision.revision, decision.late, node)
     await add_to_outbox(session, event.subject, event.msg_id, event.model_dump_json().encode(),
                         sub.submitted_at)
     await session.flush()
@@ -302,151 +265,74 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt:
 
 # -- cases, in batches ----------------------------------------------------------------------
 
-INSERT_CASES = text("""
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:case_id AS uuid[]), CAST(:unit AS text[]), CAST(:node AS text[]),
-            CAST(:kind AS text[]), CAST(:found_at AS timestamptz[]),
-            CAST(:received_at AS timestamptz[]), CAST(:temperature AS float8[]),
-            CAST(:symptoms AS text[]), CAST(:person_ref AS text[]), CAST(:late AS boolean[]),
-            CAST(:credential_id AS uuid[]), CAST(:actor AS text[]), CAST(:subject AS text[]),
-            CAST(:msg_id AS text[]), CAST(:payload AS bytea[]))
-        WITH ORDINALITY AS t(case_id, unit, node, kind, found_at, received_at, temperature,
-                             symptoms, person_ref, late, credential_id, actor, subject, msg_id,
-                             payload, n)
-    ), stored AS (
-        INSERT INTO ingest.cases (case_id, unit_code, node_code, kind, found_at, received_at,
-            temperature, symptoms, person_ref, late, credential_id, actor)
-        SELECT case_id, unit, node, kind, found_at, received_at, temperature,
-            CAST(symptoms AS jsonb), person_ref, late, credential_id, actor
-        FROM incoming ORDER BY n
-        ON CONFLICT DO NOTHING
-        RETURNING case_id
-    ), queued AS (
-        INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
-        SELECT i.subject, i.msg_id, i.payload, i.received_at
-        FROM incoming i JOIN stored s USING (case_id) ORDER BY i.n
-    )
-    SELECT case_id FROM stored
-""")
+INSERT_CASES = _InsertWithEvents("ingest.cases", "case_id", _columns(
+    "case_id:uuid", "unit_code:text", "node_code:text", "kind:text", "found_at:timestamptz",
+    "received_at:timestamptz", "temperature:float8", "symptoms:text=CAST(symptoms AS jsonb)",
+    "person_ref:text", "late:boolean", "credential_id:uuid", "actor:text"),
+    created_at="received_at")
 
 STORED_CASES = text("""
-    SELECT case_id, unit_code, kind, found_at, received_at, person_ref, late
+    SELECT case_id, unit_code AS unit, kind, found_at, received_at, person_ref, late
     FROM ingest.cases WHERE case_id = ANY(CAST(:ids AS uuid[]))
     UNION ALL
-    SELECT c.case_id, c.unit_code, c.kind, c.found_at, c.received_at, c.person_ref, c.late
+    SELECT c.case_id, c.unit_code AS unit, c.kind, c.found_at, c.received_at, c.person_ref, c.late
     FROM ingest.cases c
     JOIN unnest(CAST(:units AS text[]), CAST(:refs AS text[]), CAST(:found AS timestamptz[]))
       AS t(u, p, f) ON c.unit_code = t.u AND c.person_ref = t.p AND c.found_at = t.f
-""").columns(case_id=Uuid(), unit_code=String(), kind=String(),
+""").columns(case_id=Uuid(), unit=String(), kind=String(),
              found_at=DateTime(timezone=True), received_at=DateTime(timezone=True),
              person_ref=String(), late=Boolean())
 
 
-def _case_receipt(row, status: str, deadline: timedelta) -> CaseReceipt:
-    return CaseReceipt(status=status, case_id=row.case_id, unit=row.unit_code, kind=row.kind,
+def _case_receipt(row: Any, status: str, deadline: datetime) -> CaseReceipt:
+    """A receipt for a case as stored (`row`) or as it is being stored (its event)."""
+    return CaseReceipt(status=status, case_id=row.case_id, unit=row.unit, kind=row.kind,
                        found_at=row.found_at, received_at=row.received_at, late=row.late,
-                       deadline=row.found_at + deadline)
+                       deadline=deadline)
 
 
 async def record_cases(session: AsyncSession, cases: Sequence[Case]
-                       ) -> list[CaseReceipt | Refusal]:
+                       ) -> list[CaseReceipt | Refused]:
     """Store cases with their CaseReported events; a retry (same id, or the same person found at
     the same unit at the same moment) is a duplicate. The caller commits."""
-    ids = [case.case_id or uuid.uuid4() for case in cases]
-    keys = [(c.unit.code, c.person_ref, c.found_at) for c in cases]
-    fresh: list[int] = []
-    seen_keys: set = set()
-    seen_ids: set[uuid.UUID] = set()
-    for i in range(len(cases)):
-        if keys[i] in seen_keys or ids[i] in seen_ids:
-            continue
-        seen_keys.add(keys[i])
-        seen_ids.add(ids[i])
-        fresh.append(i)
-    inserted: set[uuid.UUID] = set()
-    if fresh:
-        columns: dict[str, list] = {k: [] for k in (
-            "case_id", "unit", "node", "kind", "found_at", "received_at", "temperature",
-            "symptoms", "person_ref", "late", "credential_id", "actor", "subject", "msg_id",
-            "payload")}
-        for i in fresh:
-            c = cases[i]
-            event = CaseReported.model_construct(
-                case_id=ids[i], unit=c.unit.code, node=c.node, unit_type=c.unit.unit_type,
-                sector=c.unit.sector, kind=c.kind, found_at=c.found_at,
-                received_at=c.received_at, temperature=c.temperature, symptoms=c.symptoms,
-                person_ref=c.person_ref, late=c.late, actor=c.actor)
-            for name, value in (
-                ("case_id", ids[i]), ("unit", c.unit.code), ("node", c.node),
-                ("kind", c.kind), ("found_at", c.found_at), ("received_at", c.received_at),
-                ("temperature", c.temperature), ("symptoms", json.dumps(c.symptoms)),
-                ("person_ref", c.person_ref), ("late", c.late),
-                ("credential_id", c.credential_id), ("actor", c.actor),
-                ("subject", event.subject), ("msg_id", event.msg_id),
-                ("payload", event.model_dump_json().encode()),
-            ):
-                columns[name].append(value)
-        inserted = set((await session.execute(INSERT_CASES, columns)).scalars())
-    out: list[CaseReceipt | Refusal] = []
-    fresh_set = set(fresh)
-    leftovers = [i for i in range(len(cases)) if i not in fresh_set or ids[i] not in inserted]
-    rows_by_id: dict = {}
-    rows_by_key: dict = {}
+    keys = [(c.event.unit, c.event.person_ref, c.event.found_at) for c in cases]
+    fresh = revisions.firsts(keys, [c.event.case_id if c.id_chosen else None for c in cases])
+    rows = []
+    for i in fresh:
+        c, e = cases[i], cases[i].event
+        rows.append((e.case_id, e.unit, e.node, e.kind, e.found_at, e.received_at,
+                     e.temperature, json.dumps(e.symptoms), e.person_ref, e.late,
+                     c.credential_id, e.actor, e.subject, e.msg_id,
+                     e.model_dump_json().encode()))
+    inserted = await INSERT_CASES.run(session, rows)
+    leftovers = {i for i, c in enumerate(cases) if c.event.case_id not in inserted}
+    by_id: dict = {}
+    by_key: dict = {}
     if leftovers:
-        rows = (await session.execute(STORED_CASES, {
-            "ids": [ids[i] for i in leftovers if cases[i].case_id is not None],
+        stored = (await session.execute(STORED_CASES, {
+            "ids": [cases[i].event.case_id for i in leftovers if cases[i].id_chosen],
             "units": [keys[i][0] for i in leftovers], "refs": [keys[i][1] for i in leftovers],
             "found": [keys[i][2] for i in leftovers]})).all()
-        rows_by_id = {row.case_id: row for row in rows}
-        rows_by_key = {(row.unit_code, row.person_ref, row.found_at): row for row in rows}
-    leftover_set = set(leftovers)
+        by_id = {row.case_id: row for row in stored}
+        by_key = {(row.unit, row.person_ref, row.found_at): row for row in stored}
+    out: list[CaseReceipt | Refused] = []
     for i, c in enumerate(cases):
-        if i not in leftover_set:
-            out.append(CaseReceipt(
-                status="accepted", case_id=ids[i], unit=c.unit.code, kind=c.kind,
-                found_at=c.found_at, received_at=c.received_at, late=c.late,
-                deadline=c.found_at + c.deadline))
+        if i not in leftovers:
+            out.append(_case_receipt(c.event, "accepted", c.deadline))
             continue
-        if c.case_id is not None and c.case_id in rows_by_id:
-            row = rows_by_id[c.case_id]
-            same = (row.unit_code, row.person_ref, row.found_at) == keys[i]
-            out.append(_case_receipt(row, "duplicate", c.deadline) if same
-                       else _id_reused("case_id"))
-        elif keys[i] in rows_by_key:
-            out.append(_case_receipt(rows_by_key[keys[i]], "duplicate", c.deadline))
-        else:
-            raise RuntimeError(f"case {ids[i]} neither stored nor found")
+        decision = revisions.classify_case(keys[i], c.event.case_id if c.id_chosen else None,
+                                           by_id, by_key)
+        out.append(decision if isinstance(decision, Refused)
+                   else _case_receipt(decision.stored, "duplicate", c.deadline))
     return out
 
 
 # -- rejections -------------------------------------------------------------------------------
 
-INSERT_REJECTIONS = text("""
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:rejection_id AS uuid[]), CAST(:kind AS text[]), CAST(:unit AS text[]),
-            CAST(:received_at AS timestamptz[]), CAST(:errors AS text[]),
-            CAST(:payload AS text[]), CAST(:credential_id AS uuid[]), CAST(:actor AS text[]),
-            CAST(:source AS text[]), CAST(:subject AS text[]), CAST(:msg_id AS text[]),
-            CAST(:event AS bytea[]))
-        WITH ORDINALITY AS t(rejection_id, kind, unit, received_at, errors, payload,
-                             credential_id, actor, source, subject, msg_id, event, n)
-    ), stored AS (
-        INSERT INTO ingest.rejections (rejection_id, kind, unit_code, received_at, errors,
-            payload, credential_id, actor, source)
-        SELECT rejection_id, kind, unit, received_at, CAST(errors AS jsonb),
-            CAST(payload AS jsonb), credential_id, actor, source
-        FROM incoming ORDER BY n
-        ON CONFLICT DO NOTHING
-        RETURNING rejection_id
-    ), queued AS (
-        INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
-        SELECT i.subject, i.msg_id, i.event, i.received_at
-        FROM incoming i JOIN stored s USING (rejection_id) ORDER BY i.n
-    )
-    SELECT rejection_id FROM stored
-""")
+INSERT_REJECTIONS = _InsertWithEvents("ingest.rejections", "rejection_id", _columns(
+    "rejection_id:uuid", "kind:text", "unit_code:text", "received_at:timestamptz",
+    "errors:text=CAST(errors AS jsonb)", "payload:text=CAST(payload AS jsonb)",
+    "credential_id:uuid", "actor:text", "source:text"), created_at="received_at")
 
 
 def jsonable(value: object) -> object:
@@ -467,25 +353,13 @@ def jsonable(value: object) -> object:
 async def reject_many(session: AsyncSession, rejections: Sequence[Rejection]) -> None:
     """Keep refused submissions and publish them on the rejected subjects. A rejection id seen
     before (a redelivered bus message) is kept and published once. The caller commits."""
-    if not rejections:
-        return
-    columns: dict[str, list] = {k: [] for k in (
-        "rejection_id", "kind", "unit", "received_at", "errors", "payload", "credential_id",
-        "actor", "source", "subject", "msg_id", "event")}
-    for r in rejections:
-        e = r.event
-        for name, value in (
-            ("rejection_id", e.rejection_id), ("kind", e.kind),
-            # Text and JSONB hold no NUL character: what was sent is escaped, as in payloads.
-            ("unit", str(jsonable(e.unit or ""))[:32] or None), ("received_at", e.received_at),
-            ("errors", json.dumps(jsonable(e.errors), ensure_ascii=False)),
-            ("payload", json.dumps(e.payload, ensure_ascii=False)),
-            ("credential_id", r.credential_id), ("actor", r.actor), ("source", r.source),
-            ("subject", e.subject), ("msg_id", e.msg_id),
-            ("event", e.model_dump_json().encode()),
-        ):
-            columns[name].append(value)
-    await session.execute(INSERT_REJECTIONS, columns)
+    # Text and JSONB hold no NUL character: what was sent is escaped, as in payloads.
+    await INSERT_REJECTIONS.run(session, [(
+        r.event.rejection_id, r.event.kind, str(jsonable(r.event.unit or ""))[:32] or None,
+        r.event.received_at, json.dumps(jsonable(r.event.errors), ensure_ascii=False),
+        json.dumps(r.event.payload, ensure_ascii=False), r.credential_id, r.actor, r.source,
+        r.event.subject, r.event.msg_id, r.event.model_dump_json().encode(),
+    ) for r in rejections])
 
 
 async def add_to_outbox(session: AsyncSession, subject: str, msg_id: str, payload: bytes,

@@ -1,16 +1,18 @@
 """Ingest's HTTP edge: read the request, call `submissions`, answer. Every refusal names the
 field, a stable code and the reason in Chinese and English, and is kept (ingest.rejections and
-`report.rejected.<unit>`); only a request without valid credentials (401) is not."""
+`report.rejected.<unit>`); only a request without valid credentials (401) is not.
+
+A submission's body is read here as bytes and handed to the use case as it came, so that a body
+that is not JSON, or a field that is wrong, is refused and kept by the use case like any other
+refusal (the OpenAPI schema still names each body's model)."""
 
 import json
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import TypeAdapter, ValidationError
-from starlette.exceptions import HTTPException
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.ingest import ledger, submissions
 from services.ingest.csvfile import CsvRefused, read_reports
@@ -28,12 +30,10 @@ from services.ingest.schemas import (
     SubmitZeroReport,
 )
 from services.ingest.service import IngestContext
-from services.ingest.submissions import Incoming, Outcome, read
+from services.ingest.submissions import INVALID_JSON, Incoming, Outcome, excerpt, read, read_json
 from shared.auth import Principal
 from shared.errors import FieldError
-from shared.http_auth import Authenticated, forbidden, token_from_header
-from shared.http_problems import http_error, on_http_exception
-from shared.problems import from_pydantic
+from shared.http_auth import Authenticated, forbidden
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 # A bulk body above this is refused unread (10,000 reports take about 2 MB).
@@ -56,6 +56,12 @@ def _retry_after(outcomes: list[Outcome]) -> dict[str, str] | None:
     return {"Retry-After": str(max(waits))} if waits else None
 
 
+def body_of(model: type[BaseModel]) -> dict:
+    """The OpenAPI request body of a route that reads its body itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema()}}}}
+
+
 def _answer(outcome: Outcome) -> Response:
     if outcome.receipt is not None:
         return JSONResponse(outcome.receipt.model_dump(mode="json"), status_code=outcome.code)
@@ -65,24 +71,27 @@ def _answer(outcome: Outcome) -> Response:
 
 @router.post("/reports", response_model=Receipt, status_code=201, responses={
     200: {"model": Receipt, "description": "a retry: the stored report, nothing new"},
-    **REFUSED})
-async def submit_report(body: SubmitReport, principal: Authenticated, ctx: Ctx) -> Response:
+    **REFUSED}, openapi_extra=body_of(SubmitReport))
+async def submit_report(request: Request, principal: Authenticated, ctx: Ctx) -> Response:
     """Submit a unit's daily report. Empty or all-zero `values` is a zero report (零报告).
     After the unit's cutoff it is accepted and marked late (迟报). A retry (same `report_id`,
     or the same unit, day and values) answers 200 with the stored report and changes nothing."""
-    [outcome] = await submissions.submit_reports(ctx, [Incoming(None, body, principal)])
+    item = read_json(SubmitReport, await request.body(), principal)
+    [outcome] = await submissions.submit_reports(ctx, [item])
     return _answer(outcome)
 
 
 @router.post("/reports/zero", response_model=Receipt, status_code=201, responses={
-    200: {"model": Receipt}, **REFUSED})
-async def submit_zero_report(body: SubmitZeroReport, principal: Authenticated, ctx: Ctx
+    200: {"model": Receipt}, **REFUSED}, openapi_extra=body_of(SubmitZeroReport))
+async def submit_zero_report(request: Request, principal: Authenticated, ctx: Ctx
                              ) -> Response:
     """零报告: nothing to report today, all clear. It counts as reported (not as missing), with
-    every value zero."""
-    report = SubmitReport(unit=body.unit, day=body.day, reporter=body.reporter,
-                          report_id=body.report_id, values={})
-    [outcome] = await submissions.submit_reports(ctx, [Incoming(None, report, principal)])
+    every value zero; sent after the unit's cutoff it is late (迟报), like any report."""
+    item = read_json(SubmitZeroReport, await request.body(), principal)
+    if isinstance(body := item.parsed, SubmitZeroReport):
+        item.parsed = SubmitReport(unit=body.unit, day=body.day, reporter=body.reporter,
+                                   report_id=body.report_id, values={})
+    [outcome] = await submissions.submit_reports(ctx, [item])
     return _answer(outcome)
 
 
@@ -110,6 +119,7 @@ def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
 
 async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
                         error: FieldError, payload: dict) -> JSONResponse:
+    """A bulk request refused as a whole (too large, not a list): kept as one refusal."""
     [outcome] = await submissions.keep_refused(
         ctx, [Incoming(payload, None, principal, [error], status)], "report")
     return JSONResponse(outcome.problem(), status_code=status)
@@ -120,12 +130,8 @@ def _too_many(limit: int) -> FieldError:
                       f"at most {limit} reports in one request")
 
 
-def _excerpt(data: bytes) -> dict:
-    return {"raw": data[:10_000].decode("utf-8", "replace"), "bytes": len(data)}
-
-
 BULK_JSON = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "array", "maxItems": 10_000, "items": {"$ref": "#/components/schemas/SubmitReport"}}}}}}
+    "type": "array", "maxItems": 10_000, "items": SubmitReport.model_json_schema()}}}}}
 BULK_CSV = {"requestBody": {"required": True, "content": {"text/csv": {
     "schema": {"type": "string"},
     "example": "unit,day,reporter,fever,ili\n430621108001-CL,2026-03-02,王医生,2,1\n"
@@ -141,7 +147,7 @@ async def submit_bulk(request: Request, principal: Authenticated, ctx: Ctx) -> R
     data = await request.body()
     limit = ctx.settings.bulk_max_items
     if len(data) > MAX_BULK_BYTES:
-        return await _refuse_whole(ctx, principal, 413, _too_many(limit), _excerpt(data))
+        return await _refuse_whole(ctx, principal, 413, _too_many(limit), excerpt(data))
     try:
         items = [Incoming(None, report, principal) for report in _BULK.validate_json(data)]
     except ValidationError:
@@ -149,8 +155,7 @@ async def submit_bulk(request: Request, principal: Authenticated, ctx: Ctx) -> R
         try:
             body = json.loads(data)
         except ValueError:
-            return await _refuse_whole(ctx, principal, 422, FieldError(
-                "body", "invalid_json", "不是有效的 JSON", "not valid JSON"), _excerpt(data))
+            return await _refuse_whole(ctx, principal, 422, INVALID_JSON, excerpt(data))
         if not isinstance(body, list):
             return await _refuse_whole(ctx, principal, 422, FieldError(
                 "body", "not_a_list", "批量报送须为 JSON 数组", "a bulk request is a JSON array"),
@@ -172,12 +177,12 @@ async def submit_bulk_csv(request: Request, principal: Authenticated, ctx: Ctx) 
     data = await request.body()
     if len(data) > MAX_BULK_BYTES:
         return await _refuse_whole(ctx, principal, 413, _too_many(ctx.settings.bulk_max_items),
-                                   _excerpt(data))
+                                   excerpt(data))
     try:
         rows = read_reports(data, ctx.settings.bulk_max_items)
     except CsvRefused as refused:
         status = 413 if refused.error.code == "too_many" else 422
-        return await _refuse_whole(ctx, principal, status, refused.error, _excerpt(data))
+        return await _refuse_whole(ctx, principal, status, refused.error, excerpt(data))
     items = []
     for payload, errors in rows:
         item = read(SubmitReport, payload, principal)
@@ -188,13 +193,17 @@ async def submit_bulk_csv(request: Request, principal: Authenticated, ctx: Ctx) 
 
 
 @router.post("/reports/{unit}/{day}/corrections", response_model=Receipt, status_code=201,
-             responses={200: {"model": Receipt}, **REFUSED})
-async def correct_report(unit: str, day: date, body: CorrectReport, principal: Authenticated,
-                         ctx: Ctx) -> Response:
+             responses={200: {"model": Receipt}, **REFUSED}, openapi_extra=body_of(CorrectReport))
+async def correct_report(
+        request: Request, unit: str,
+        # Read as text: a day that is not a date is a refused submission, kept like any other.
+        day: Annotated[str, Path(json_schema_extra={"format": "date"})],
+        principal: Authenticated, ctx: Ctx) -> Response:
     """A new revision that replaces the latest everywhere downstream; the history keeps every
     revision with who sent it and why. Past the lock window (`ROLLCALL_LOCK_DAYS`) only an
     operator may correct. Send `revision` (latest + 1) or `report_id` to make retries safe."""
-    item = read(CorrectionCommand, {**body.model_dump(), "unit": unit, "day": day}, principal)
+    item = read_json(CorrectionCommand, await request.body(), principal,
+                     path={"unit": unit, "day": day})
     [outcome] = await submissions.correct_reports(ctx, [item])
     return _answer(outcome)
 
@@ -227,12 +236,13 @@ cases = APIRouter(prefix="/v1", tags=["cases"])
 
 @cases.post("/cases", response_model=CaseReceipt, status_code=201, responses={
     200: {"model": CaseReceipt, "description": "a retry: the stored case, nothing new"},
-    **REFUSED})
-async def report_case(body: SubmitCase, principal: Authenticated, ctx: Ctx) -> Response:
+    **REFUSED}, openapi_extra=body_of(SubmitCase))
+async def report_case(request: Request, principal: Authenticated, ctx: Ctx) -> Response:
     """A fever or flu-like case, as soon as it is found: it opens a two-hour clock. A case that
     arrives more than two hours after it was found is accepted and marked late. No names: the
     person is a pseudonymous reference."""
-    [outcome] = await submissions.report_cases(ctx, [Incoming(None, body, principal)])
+    item = read_json(SubmitCase, await request.body(), principal)
+    [outcome] = await submissions.report_cases(ctx, [item])
     return _answer(outcome)
 
 
@@ -248,41 +258,3 @@ async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
                      received_at=c.received_at, temperature=c.temperature,
                      symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor)
             for c in rows]
-
-
-async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """A body that cannot be read at all is a malformed submission: refused (422) and kept.
-    Anything else the framework refuses (no such path, wrong method) just says why."""
-    assert isinstance(exc, HTTPException)
-    _, error = http_error(exc.status_code, exc.detail)
-    if request.method != "POST" or error.code != "invalid_json":
-        return await on_http_exception(request, exc)
-    return await _keep_malformed(request, [error])
-
-
-async def _keep_malformed(request: Request, errors: list[FieldError]) -> JSONResponse:
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        body = _excerpt(await request.body())
-    payload = body if isinstance(body, dict) else {"body": body}
-    payload = {**payload, **request.path_params}
-    ctx: IngestContext = request.app.state.ingest
-    principal = await request.app.state.authenticator.principal(
-        token_from_header(request.headers.get("authorization")))
-    kind: Literal["report", "case"] = ("case" if request.url.path.startswith("/v1/cases")
-                                       else "report")
-    [outcome] = await submissions.keep_refused(
-        ctx, [Incoming(payload, None, principal, errors, 422)], kind)
-    return JSONResponse(outcome.problem(), status_code=422)
-
-
-async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """Malformed bodies are refused like any other bad submission, and kept."""
-    assert isinstance(exc, RequestValidationError)
-    errors = from_pydantic(exc.errors(), skip=("body", "path", "query"))
-    if request.method != "POST":  # a bad query is not a submission: nothing to keep
-        return JSONResponse({"detail": "refused", "errors": [e.as_dict() for e in errors]},
-                            status_code=422)
-    return await _keep_malformed(request, errors)
-

@@ -12,6 +12,7 @@ from shared.catalogue import Catalogue
 from shared.http_auth import Authenticator
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
+from shared.rules import Rules, load_rules
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
 
@@ -26,8 +27,11 @@ class IngestContext:
     relay: OutboxRelay
     authenticator: Authenticator
     limiter: UnitRate = field(default=None)  # type: ignore[assignment]
+    rules: Rules = field(default=None)  # type: ignore[assignment]  # case deadlines
 
     def __post_init__(self) -> None:
+        if self.rules is None:
+            self.rules = load_rules(self.settings.rules)
         if self.limiter is None:
             self.limiter = UnitRate(self.settings.submit_rate_burst,
                                     self.settings.submit_rate_interval_s)

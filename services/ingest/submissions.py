@@ -6,9 +6,10 @@ rejections commit together, and then the relay is woken to publish.
 """
 
 import contextlib
+import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -24,11 +25,13 @@ from services.ingest.schemas import (
     SubmitReport,
 )
 from services.ingest.service import IngestContext
+from shared import deadlines
 from shared.auth import Principal
-from shared.contracts import SubmissionRejected
+from shared.contracts import CaseReported, SubmissionRejected
 from shared.errors import FieldError
 from shared.observability import ACCEPTED, RECEIVED, REJECTED
 from shared.problems import from_pydantic
+from shared.refusals import Refused, problem, refusal
 from shared.registry.reference import UnitInfo
 
 Source = Literal["http", "bus"]
@@ -59,34 +62,58 @@ class Outcome:
     retry_after: int | None = None  # seconds, when refused for sending too fast (429)
 
     def problem(self) -> dict:
-        return {"detail": DETAILS.get(self.code, "refused"),
-                "errors": [e.as_dict() for e in self.errors],
-                "rejection_id": str(self.rejection_id) if self.rejection_id else None}
+        return problem(self.code, self.errors,
+                       rejection_id=str(self.rejection_id) if self.rejection_id else None)
 
 
-DETAILS = {401: "unauthenticated", 403: "forbidden", 404: "nothing to correct",
-           409: "conflict", 413: "too large", 422: "refused", 429: "too many requests"}
-
-UNAUTHENTICATED = FieldError("authorization", "unauthenticated",
-                             "缺少或无效的凭证(Authorization: Bearer <令牌>)",
-                             "missing or invalid credentials (Authorization: Bearer <token>)")
+[INVALID_JSON] = from_pydantic([{"type": "json_invalid", "loc": ()}])
 
 
 def read(model: type[BaseModel], payload: object, principal: Principal | None,
-         source: Source = "http", rejection_id: Callable[[], uuid.UUID] | None = None
-         ) -> Incoming:
-    """A payload as received, parsed into `model` or with every reason it cannot be."""
+         source: Source = "http", rejection_id: Callable[[], uuid.UUID] | None = None,
+         path: Mapping[str, object] | None = None) -> Incoming:
+    """A payload as received, parsed into `model` or with every reason it cannot be. `path`:
+    fields the address gives (a correction's unit and day), which the body may not repeat."""
     if not isinstance(payload, dict):
-        return Incoming({"body": payload}, None, principal, [FieldError(
+        return Incoming({"body": payload, **(path or {})}, None, principal, [FieldError(
             "body", "not_an_object", "每份报送须为一个 JSON 对象",
             "each submission is a JSON object")], source=source, rejection_id=rejection_id)
+    errors = from_pydantic([{"type": "extra_forbidden", "loc": (name,), "msg": ""}
+                            for name in path or () if name in payload])
+    whole = {**payload, **path} if path else payload
     try:
-        parsed = model.model_validate(payload)
+        parsed = model.model_validate(whole)
     except ValidationError as exc:
-        return Incoming(payload, None, principal, from_pydantic(exc.errors(), skip=()),
-                        source=source, rejection_id=rejection_id)
-    return Incoming(payload, parsed, principal, source=source,  # type: ignore[arg-type]
+        errors += from_pydantic(exc.errors(), skip=())
+    if errors:
+        return Incoming({**payload, **(path or {})}, None, principal, errors, source=source,
+                        rejection_id=rejection_id)
+    return Incoming(whole, parsed, principal, source=source,  # type: ignore[arg-type]
                     rejection_id=rejection_id)
+
+
+def read_json(model: type[BaseModel], data: bytes, principal: Principal | None,
+              source: Source = "http", rejection_id: Callable[[], uuid.UUID] | None = None,
+              path: Mapping[str, object] | None = None) -> Incoming:
+    """A body as received (bytes), parsed into `model` or with every reason it cannot be: a body
+    that is not even JSON is a submission too, refused and kept with an excerpt of it."""
+    if not path:
+        try:  # the common case in one step: JSON parsed and checked by pydantic's own parser
+            return Incoming(None, model.model_validate_json(data), principal,  # type: ignore[arg-type]
+                            source=source, rejection_id=rejection_id)
+        except ValidationError:
+            pass
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return Incoming({**excerpt(data), **(path or {})}, None, principal, [INVALID_JSON],
+                        source=source, rejection_id=rejection_id)
+    return read(model, payload, principal, source, rejection_id, path)
+
+
+def excerpt(data: bytes) -> dict:
+    """What is kept of a body that cannot be read: its start, and its size."""
+    return {"raw": data[:10_000].decode("utf-8", "replace"), "bytes": len(data)}
 
 
 def actor_of(principal: Principal | None) -> str | None:
@@ -110,7 +137,7 @@ class _Batch:
         if item.errors:
             self.refuse(i, item.status, item.errors)
         elif item.principal is None:
-            self.refuse(i, 401, [UNAUTHENTICATED])
+            self.refuse(i, 401, [refusal("unauthenticated", "authorization")])
         else:
             return item.parsed is not None
         return False
@@ -162,9 +189,30 @@ class _Batch:
         outcome.retry_after = max(1, math.ceil(wait))
         return True
 
-    def settle(self, i: int, result: Receipt | CaseReceipt | ledger.Refusal) -> None:
-        if isinstance(result, ledger.Refusal):
-            self.refuse(i, result.status, [result.error])
+    def report(self, i: int) -> ledger.Submission | None:
+        """Item i (a report or a correction) ready to store; None, with item i refused, when it
+        may not be stored."""
+        if not self.admissible(i):
+            return None
+        body, principal = self.items[i].parsed, self.items[i].principal
+        assert isinstance(body, SubmitReport | CorrectionCommand) and principal is not None
+        if (unit := self.report_unit(i, body, principal)) is None:
+            return None
+        values = intake.normalise(body.values, self.ctx.catalogue)
+        # A correction's timeliness is its first report's, decided when it is stored.
+        correction = body if isinstance(body, CorrectionCommand) else None
+        late = correction is None and deadlines.report_is_late(
+            body.day, unit.cutoff, self.now, self.ctx.settings.zone)
+        return ledger.Submission(
+            unit=unit, day=body.day, values=values, zero=intake.is_zero(values), late=late,
+            reporter=body.reporter, submitted_at=self.now, report_id=body.report_id,
+            reason=correction.reason if correction else None,
+            revision=correction.revision if correction else None,
+            credential_id=principal.credential_id, actor=actor_of(principal))
+
+    def settle(self, i: int, result: Receipt | CaseReceipt | Refused) -> None:
+        if isinstance(result, Refused):
+            self.refuse(i, result.status, result.errors)
         else:
             self.outcomes[i] = Outcome(result.status, 201 if result.status == "accepted" else 200,
                                        receipt=result)
@@ -212,25 +260,15 @@ def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values
 
 
 async def submit_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list[Outcome]:
-    """First reports and zero reports (零报告), any number in one transaction."""
+    """First reports and zero reports (零报告), any number in one transaction. A retry answers
+    with what is stored; a different report for a day already reported is refused."""
     batch = _Batch(items, "report", ctx)
     subs: list[ledger.Submission] = []
     where: list[int] = []
-    zone = ctx.settings.zone
-    for i, item in enumerate(items):
-        if not batch.admissible(i):
-            continue
-        body, principal = item.parsed, item.principal
-        assert isinstance(body, SubmitReport) and principal is not None
-        if (unit := batch.report_unit(i, body, principal)) is None:
-            continue
-        values = intake.normalise(body.values, ctx.catalogue)
-        subs.append(ledger.Submission(
-            unit=unit, day=body.day, values=values, zero=intake.is_zero(values),
-            late=intake.is_late(unit, body.day, batch.now, zone),
-            reporter=body.reporter, submitted_at=batch.now, report_id=body.report_id,
-            credential_id=principal.credential_id, actor=actor_of(principal)))
-        where.append(i)
+    for i in range(len(items)):
+        if (sub := batch.report(i)) is not None:
+            subs.append(sub)
+            where.append(i)
     async with batch.transaction() as session:
         if subs:
             for i, result in zip(where, await ledger.record_first_reports(session, subs),
@@ -245,23 +283,9 @@ async def correct_reports(ctx: IngestContext, items: Sequence[Incoming]) -> list
     window only an operator may correct."""
     batch = _Batch(items, "report", ctx)
     async with batch.transaction() as session:
-        for i, item in enumerate(items):
-            if not batch.admissible(i):
-                continue
-            body, principal = item.parsed, item.principal
-            assert isinstance(body, CorrectionCommand) and principal is not None
-            if (unit := batch.report_unit(i, body, principal)) is None:
-                continue
-            values = intake.normalise(body.values, ctx.catalogue)
-            sub = ledger.Submission(
-                unit=unit, day=body.day, values=values, zero=intake.is_zero(values),
-                late=False, reporter=body.reporter, submitted_at=batch.now,
-                report_id=body.report_id, reason=body.reason, revision=body.revision,
-                credential_id=principal.credential_id, actor=actor_of(principal))
-            try:
+        for i in range(len(items)):
+            if (sub := batch.report(i)) is not None:
                 batch.settle(i, await ledger.record_correction(session, sub))
-            except ledger.Refusal as refusal:
-                batch.settle(i, refusal)
         await batch.keep_rejections(session)
     return batch.done()
 
@@ -270,7 +294,6 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
     """Fever and flu-like cases; late when found more than two hours before they arrived."""
     batch = _Batch(items, "case", ctx)
     settings = ctx.settings
-    deadline = timedelta(minutes=settings.case_deadline_minutes)
     cases: list[ledger.Case] = []
     where: list[int] = []
     for i, item in enumerate(items):
@@ -287,7 +310,7 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             lock_days=settings.lock_days, unlocked=principal.kind == "operator",
             fever_threshold=settings.fever_threshold_c,
             clock_skew=timedelta(seconds=settings.clock_skew_s))
-        found_day = intake.local_day(found_at, settings.zone)
+        found_day = deadlines.local_day(found_at, settings.zone)
         if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
             batch.refuse(i, 403, [denied])
             continue
@@ -297,13 +320,16 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             batch.refuse(i, 422, errors)
             continue
         assert unit is not None
-        cases.append(ledger.Case(
-            unit=unit, node=unit.node_on(found_day), kind=body.kind,  # type: ignore[arg-type]
-            found_at=found_at, received_at=batch.now, temperature=body.temperature,
-            symptoms=list(body.symptoms), person_ref=body.person_ref,
-            late=intake.case_is_late(found_at, batch.now, deadline), deadline=deadline,
-            case_id=body.case_id, credential_id=principal.credential_id,
-            actor=actor_of(principal)))
+        deadline = deadlines.case_deadline(found_at, body.kind, unit.unit_type, ctx.rules)
+        # Built from values already checked: construct without validating again.
+        event = CaseReported.model_construct(
+            case_id=body.case_id or uuid.uuid4(), unit=unit.code, node=unit.node_on(found_day),
+            unit_type=unit.unit_type, sector=unit.sector, kind=body.kind, found_at=found_at,
+            received_at=batch.now, temperature=body.temperature, symptoms=list(body.symptoms),
+            person_ref=body.person_ref, late=deadlines.is_past(deadline, batch.now),
+            actor=actor_of(principal))
+        cases.append(ledger.Case(event, deadline, id_chosen=body.case_id is not None,
+                                 credential_id=principal.credential_id))
         where.append(i)
     async with batch.transaction() as session:
         if cases:
@@ -318,7 +344,8 @@ async def keep_refused(ctx: IngestContext, items: Sequence[Incoming],
     """Items refused before they could be read (malformed, unauthenticated): kept all the same."""
     batch = _Batch(items, kind, ctx)
     for i, item in enumerate(items):
-        batch.refuse(i, item.status if item.errors else 401, item.errors or [UNAUTHENTICATED])
+        batch.refuse(i, item.status if item.errors else 401,
+                     item.errors or [refusal("unauthenticated", "authorization")])
     async with batch.transaction() as session:
         await batch.keep_rejections(session)
     return batch.done()

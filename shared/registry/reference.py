@@ -4,12 +4,12 @@ Reloaded whole when a `registry.changed` event arrives; a snapshot is immutable,
 see half a reload.
 """
 
-import bisect
 from dataclasses import dataclass
 from datetime import date, time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.registry import placement
 from shared.registry.store import driver_connection
 from shared.registry.unit_types import unit_types
 
@@ -27,13 +27,10 @@ class UnitInfo:
     placements: tuple[tuple[date, str], ...]
 
     def active_on(self, day: date) -> bool:
-        return ((self.active_from is None or self.active_from <= day)
-                and (self.active_to is None or day <= self.active_to))
+        return placement.active_on(self.active_from, self.active_to, day)
 
     def node_on(self, day: date) -> str | None:
-        starts = [start for start, _ in self.placements]
-        i = bisect.bisect_right(starts, day) - 1
-        return self.placements[i][1] if i >= 0 else None
+        return placement.node_on(self.placements, day)
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,40 @@ def test_an_old_day_without_reports_counts_its_expected_units_without_building(c
     assert asyncio.run(built()) == 0
 
 
+def test_reading_a_recent_day_never_built_writes_nothing(client, servers) -> None:
+    """Reads never write: a day that can still receive reports but has had none is counted from
+    the registry on the spot; it is built when entered (midnight, its first report), not here."""
+    day = date(2023, 1, 30)  # inside the lock window of NOW, no report, never built
+
+    async def tables() -> list[tuple]:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session:
+            found = [tuple((await session.execute(text(f"""
+                SELECT count(*), coalesce(md5(string_agg(CAST(t AS text), ',' ORDER BY
+                       CAST(t AS text))), '') FROM {table} t"""))).one())
+                for table in ("aggregate.days", "aggregate.node_days")]
+        await engine.dispose()
+        return found
+
+    before = asyncio.run(tables())
+    one_day = {"day": day.isoformat()}
+    village = get(client, f"/v1/rollups/{VILLAGE}", **one_day)
+    town = get(client, f"/v1/rollups/{TOWN}/completeness", **one_day)
+    kids = get(client, f"/v1/rollups/{TOWN}/children", **one_day)
+    series = get(client, f"/v1/rollups/{VILLAGE}/series", start="2023-01-29", end=day.isoformat())
+    assert asyncio.run(tables()) == before
+
+    expected = under(demo_units(day), VILLAGE)
+    c = village["completeness"]
+    assert (c["expected"], c["reported"], c["missing"]) == (len(expected), 0, len(expected))
+    assert {u["unit"] for u in c["missing_units"]} == codes(expected)
+    assert town["completeness"]["missing"] == town["completeness"]["expected"] == len(
+        under(demo_units(day), TOWN))
+    assert [(r["node"], r["completeness"]["missing"]) for r in kids if r["kind"] == "node"] == [
+        (v, len(under(demo_units(day), v))) for v in demo_children(TOWN)]
+    assert [d["completeness"]["expected"] for d in series["series"]] == [len(expected)] * 2
+
+
 READS = [f"/v1/rollups/{COUNTY}", f"/v1/rollups/{COUNTY}/children",
          f"/v1/rollups/{COUNTY}/series", f"/v1/rollups/{COUNTY}/completeness"]
 

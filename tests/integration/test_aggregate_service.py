@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from rollcall import reconcile
-from services.aggregate.rollup import Applied, from_scratch
+from services.aggregate.rollup import COUNT_FIELDS, Applied, from_scratch
 from shared.catalogue import default_catalogue
 from shared.contracts import RegistryChanged, RollupUpdated
 from shared.db import make_engine, make_sessionmaker
@@ -145,8 +145,7 @@ async def test_two_replicas_share_the_stream_without_double_counting(replicas, b
             want = {m: v for (n, _, m), v in values.items() if n == SHARED}
             assert county["values"] == pytest.approx(want)
             c = counts[(SHARED, day)]
-            assert [county["completeness"][k] for k in ("expected", "reported", "zero", "late",
-                                                        "missing")] == list(c)
+            assert {k: county["completeness"][k] for k in COUNT_FIELDS} == c.as_dict()
             assert await differences(sessions, day, SHARED) == []
 
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 
 from services.alerts import detection
-from services.alerts.rules import load_rules
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from shared.registry.unit_types import unit_types
+from shared.rules import load_rules
 from tests.integration.alerts_harness import (
     BASE_DAY,
     Bus,
@@ -39,6 +39,7 @@ VILLAGE, TOWN, COUNTY = "430621108001", "430621108", "430621"
 CLINIC = f"{VILLAGE}-CL"
 SCHOOL = f"{TOWN}-PS"  # a town's primary school
 MIN = timedelta(minutes=1)
+SEC = timedelta(seconds=1)
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +56,14 @@ async def bus(servers):
 
 async def walk(clock: FakeClock, until, *replicas, around=()) -> None:
     """Move time to `until`, ticking every replica (concurrently) at each stop: every minute
-    within two minutes of the `around` times, every ten minutes elsewhere. A step that fired
-    early, or twice, would show at a stop with the wrong time."""
-    marks = sorted(around)
-    while clock.now < until:
-        stop = clock.now + 10 * MIN
-        for mark in marks:
-            if mark - 2 * MIN <= clock.now + MIN <= mark + 2 * MIN:
-                stop = clock.now + MIN
-                break
-            if clock.now < mark - 2 * MIN < stop:
-                stop = mark - 2 * MIN
-        clock.set(min(stop, until))
+    within two minutes of the `around` times and one second after each of them, every ten
+    minutes elsewhere. A step is due once its moment has passed: one that fired at its moment
+    rather than just after it, early, or twice, would show at a stop with the wrong time."""
+    stops = {clock.now + n * 10 * MIN for n in range(1, int((until - clock.now) / (10 * MIN)) + 1)}
+    for mark in around:
+        stops |= {mark + n * MIN for n in range(-2, 3)} | {mark + SEC}
+    for stop in sorted(t for t in stops | {until} if clock.now < t <= until):
+        clock.set(stop)
         await asyncio.gather(*(r.tick() for r in replicas))
 
 
@@ -93,9 +90,9 @@ async def test_fever_case_opens_alert_and_each_rule_fires_once_at_its_minute(
                    around=[found + m * MIN for m in (90, 120, 180)])
         assert changes(await history(r.ctx, alert_id)) == [
             ("opened", found + 5 * MIN, None),
-            ("warned", found + 90 * MIN, None),  # 30 minutes left
-            ("escalated", found + 120 * MIN, TOWN),  # not acknowledged by the deadline
-            ("escalated", found + 180 * MIN, COUNTY),  # and still not an hour later
+            ("warned", found + 90 * MIN + SEC, None),  # 30 minutes left
+            ("escalated", found + 120 * MIN + SEC, TOWN),  # not acknowledged by the deadline
+            ("escalated", found + 180 * MIN + SEC, COUNTY),  # and still not an hour later
         ]
         await drain(r)
     assert await bus.alert_events({alert_id}) == Counter({
@@ -117,7 +114,7 @@ async def test_a_case_arriving_past_its_deadline_is_late_and_escalated_at_once(
             ("opened", arrived, None), ("escalated", arrived, TOWN)]
         await walk(clock, found + 200 * MIN, r, around=[found + 180 * MIN])
         assert changes(await history(r.ctx, alert_id))[2:] == [
-            ("escalated", found + 180 * MIN, COUNTY)]
+            ("escalated", found + 180 * MIN + SEC, COUNTY)]
 
 
 async def test_outbreak_opens_one_alert_from_cases_and_daily_reports(servers, db, bus) -> None:
@@ -190,10 +187,10 @@ async def test_missing_reports_raise_one_alert_per_village_that_resolves_itself(
         query = ("SELECT alert_id, node, details, status, outcome FROM alerts.alerts "
                  "WHERE kind = 'missing_report' AND day = :d AND details->>'cutoff' = '12:00' "
                  "ORDER BY node")
-        clock.set(local(day, 12, 0) + timedelta(seconds=59))
-        await r.tick()
-        assert await rows(r.ctx, query, d=day) == [], "checked before the grace period"
         clock.set(local(day, 12, 1))
+        await r.tick()
+        assert await rows(r.ctx, query, d=day) == [], "checked before the grace period passed"
+        clock.set(local(day, 12, 1) + SEC)
         await r.tick()
         await r.tick()
         missing = {row.node: row for row in await rows(r.ctx, query, d=day)}
@@ -218,8 +215,9 @@ async def test_missing_reports_raise_one_alert_per_village_that_resolves_itself(
         await walk(clock, local(day, 14, 2), r, around=[local(day, 13, 30), local(day, 14)])
         town = missing[TOWN].alert_id
         assert changes(await history(r.ctx, town)) == [
-            ("opened", local(day, 12, 1), None), ("warned", local(day, 13, 30), None),
-            ("escalated", local(day, 14, 0), COUNTY)]
+            ("opened", local(day, 12, 1) + SEC, None),
+            ("warned", local(day, 13, 30) + SEC, None),
+            ("escalated", local(day, 14, 0) + SEC, COUNTY)]
         assert [c for c, *_ in await history(r.ctx, closed.alert_id)] == ["opened", "closed"]
 
 
@@ -256,7 +254,8 @@ async def test_a_restart_neither_loses_nor_repeats_a_step(servers, db, bus) -> N
         await third.tick()
         await walk(clock, found + 185 * MIN, third, around=[found + 180 * MIN])
         assert changes(await history(third.ctx, alert_id))[2:] == [
-            ("escalated", found + 125 * MIN, TOWN), ("escalated", found + 180 * MIN, COUNTY)]
+            ("escalated", found + 125 * MIN, TOWN),
+            ("escalated", found + 180 * MIN + SEC, COUNTY)]
         await drain(third)
     assert await bus.alert_events({alert_id}) == Counter({
         (alert_id, "opened"): 1, (alert_id, "warned"): 1, (alert_id, "escalated"): 2})
@@ -290,16 +289,16 @@ async def test_two_replicas_take_each_step_exactly_once(servers, db, bus) -> Non
         await asyncio.gather(*(bus.publish(e) for e in events + flu))
         assert await wait_for(lambda: _all_opened(a, events + flu))
         await walk(clock, start + 200 * MIN, a, b,
-                   around=[start + m * MIN for m in (89, 119, 179)])
+                   around=[start + (m - k) * MIN for m in (90, 120, 180) for k in range(3)])
         await drain(a, b)
 
         cases = {await alert_of_case(a.ctx, e): e for e in events}
         for alert_id, e in cases.items():
             found = e.found_at.astimezone(start.tzinfo)
             assert changes(await history(a.ctx, alert_id)) == [
-                ("opened", start, None), ("warned", found + 90 * MIN, None),
-                ("escalated", found + 120 * MIN, TOWN),
-                ("escalated", found + 180 * MIN, COUNTY)], e
+                ("opened", start, None), ("warned", found + 90 * MIN + SEC, None),
+                ("escalated", found + 120 * MIN + SEC, TOWN),
+                ("escalated", found + 180 * MIN + SEC, COUNTY)], e
         assert await scalar(a.ctx, "SELECT count(*) FROM alerts.alerts WHERE kind = 'outbreak' "
                                    "AND unit = :u AND day = :d", u=SCHOOL, d=day) == 1
         per_node = await rows(a.ctx, "SELECT node, details->>'cutoff', count(*) "

@@ -128,7 +128,7 @@ def test_credentials_on_the_bus(servers) -> None:
     assert wrong["code"] == 401
     other_unit = issue_token(servers, "unit", "430621114002-VC")
     forbidden, _ = asyncio.run(send(servers.nats_url, REPORT_SUBMIT, body, other_unit))
-    assert forbidden["code"] == 403 and forbidden["errors"][0]["code"] == "forbidden"
+    assert forbidden["code"] == 403 and forbidden["errors"][0]["code"] == "outside_area"
     own = issue_token(servers, "unit", unit)
     accepted, _ = asyncio.run(send(servers.nats_url, REPORT_SUBMIT, body, own))
     assert accepted["status"] == "accepted" and accepted["zero"] is True

@@ -24,7 +24,8 @@ from sqlalchemy import text
 
 from rollcall import reconcile
 from services.aggregate.projector import apply_batch
-from services.aggregate.rollup import Applied, from_scratch
+from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, from_scratch
+from shared.aggregation import over_units
 from shared.catalogue import default_catalogue
 from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
@@ -154,9 +155,11 @@ class Harness:
             values = {(n, day, m): v for n, m, v in await session.execute(text(
                 "SELECT node_code, metric, value FROM aggregate.rollups WHERE day = :d"),
                 {"d": day})}
-            counts = {(r.node_code, day): tuple(r[1:]) for r in await session.execute(text(
+            rows = await session.execute(text(
                 "SELECT node_code, expected, reported, zero, late, missing "
-                "FROM aggregate.completeness WHERE day = :d"), {"d": day})}
+                "FROM aggregate.completeness WHERE day = :d"), {"d": day})
+            counts = {(r.node_code, day): Counts(**{f: r._mapping[f] for f in COUNT_FIELDS})
+                      for r in rows}
         return values, counts
 
     async def roster(self, day: date) -> list[tuple[str, date, str]]:
@@ -182,9 +185,9 @@ def harness(servers):
 
 def _comparable(values: dict, counts: dict) -> tuple[dict, dict]:
     """Sums of nothing are zero whether stored or not; extremes must match exactly."""
-    sums = set(catalogue.by_aggregation["sum"])
-    return ({k: v for k, v in values.items() if not (k[2] in sums and v == 0)},
-            {k: tuple(c) for k, c in counts.items() if any(c)})
+    kinds = over_units(catalogue)
+    return ({k: v for k, v in values.items() if not (kinds[k[2]].additive and v == 0)},
+            {k: c for k, c in counts.items() if c})
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.alerts import clock
-from services.alerts.rules import DEFAULT_PATH, load_rules
 from shared.contracts import AlertEscalated, AlertOpened
+from shared.rules import DEFAULT_PATH, load_rules
 
 RULES = load_rules()
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -35,21 +35,33 @@ def test_recipients_by_unit_type() -> None:
     assert RULES.recipients_for(None, missing_report=True) == ["village_committee"]
 
 
+S = timedelta(seconds=1)
+
+
 def walk(deadline: datetime, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
-    """Tick every minute from start to end, as the clock loop does; what fires, and when."""
-    stage, fired, now = 0, [], start
-    while now <= end:
-        steps, stage = clock.due(deadline, stage, now, RULES)
-        fired += [(now, s.action, s.levels_up) for s in steps]
-        now += M
+    """Tick on every minute and one second after it, from start to end; what fires, and when."""
+    stage, fired, minute = 0, [], start
+    while minute <= end:
+        for now in (minute, minute + S):
+            steps, stage = clock.due(deadline, stage, now, RULES)
+            fired += [(now, s.action, s.levels_up) for s in steps]
+        minute += M
     return fired
 
 
-def test_each_step_fires_once_at_its_minute() -> None:
+def test_each_step_fires_once_just_after_its_moment_never_at_it() -> None:
     deadline = FOUND + 120 * M
     fired = walk(deadline, FOUND, FOUND + 6 * 60 * M)
-    assert fired == [(deadline - 30 * M, "warn", 0), (deadline, "escalate", 1),
-                     (deadline + 60 * M, "escalate", 2)]
+    assert fired == [(deadline - 30 * M + S, "warn", 0), (deadline + S, "escalate", 1),
+                     (deadline + 60 * M + S, "escalate", 2)]
+
+
+def test_an_escalation_comes_only_once_the_deadline_has_passed() -> None:
+    """At the deadline the operator is still in time (`deadlines.is_past`)."""
+    deadline = FOUND + 120 * M
+    assert clock.due(deadline, 1, deadline, RULES) == ([], 1)
+    steps, stage = clock.due(deadline, 1, deadline + timedelta(microseconds=1), RULES)
+    assert [(s.action, s.at) for s in steps] == [("escalate", deadline)] and stage == 2
 
 
 def test_after_an_outage_due_steps_fire_together_without_a_stale_warning() -> None:
@@ -79,12 +91,6 @@ def test_escalation_goes_village_town_county() -> None:
     assert clock.level_name("430621108") == "town"
 
 
-def test_late_means_received_at_or_after_the_deadline() -> None:
-    deadline = FOUND + 120 * M
-    assert clock.is_late(deadline, deadline)
-    assert not clock.is_late(deadline - M, deadline)
-
-
 def test_outbreak_window_takes_the_larger_count_per_day_and_seven_days() -> None:
     day = date(2031, 3, 8)
     counts = {day - timedelta(days=i): clock.unit_day_count(1, 2.0) for i in range(8)}
@@ -98,9 +104,10 @@ def test_cutoffs_due_in_local_time_after_the_grace() -> None:
     cutoffs = [time(10), time(12), time(14)]
     ten = datetime(2031, 3, 2, 10, 0, tzinfo=ZONE)
     today, yesterday = date(2031, 3, 2), date(2031, 3, 1)
-    before = clock.cutoffs_due(ten + 59 * timedelta(seconds=1), ZONE, cutoffs, RULES)
+    # Due once the cutoff and its minute of grace have passed, not at that moment itself.
+    before = clock.cutoffs_due(ten + 60 * timedelta(seconds=1), ZONE, cutoffs, RULES)
     assert before == [(yesterday, time(10)), (yesterday, time(12)), (yesterday, time(14))]
-    after = clock.cutoffs_due(ten + 60 * timedelta(seconds=1), ZONE, cutoffs, RULES)
+    after = clock.cutoffs_due(ten + 61 * timedelta(seconds=1), ZONE, cutoffs, RULES)
     assert after[-1] == (today, time(10)) and len(after) == 4
 
 

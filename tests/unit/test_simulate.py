@@ -1,13 +1,40 @@
 """The simulator's day is plausible: what it sends would pass the door's rules."""
 
+import json
 import random
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rollcall.simulate import Plan, case_for, report_for, values_for
+from rollcall.simulate import EXAMPLE_UNIT, Plan, case_for, report_for, todays_reports, values_for
 from shared.catalogue import default_catalogue
 
 ZONE = ZoneInfo("Asia/Shanghai")
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_first_report() -> dict:
+    """The body of the README's first example: the first report sent in "Try it"."""
+    text = README.read_text(encoding="utf-8")
+    try_it = text[text.index("## Try it"):]
+    body = re.search(r"-d '(\{.*?\})'", try_it, re.S)
+    assert body, "the README's first example is a POST /v1/reports with a JSON body"
+    day = date(2026, 3, 2).isoformat()  # the shell's $(date +%F)
+    return json.loads(re.sub(r"'\$\(.*?\)'", day, body.group(1)))
+
+
+def test_the_simulator_leaves_the_readme_example_unit_alone():
+    """On a fresh `make run` the README's first example must answer 201, not 409: the simulator
+    has sent every other unit's day, never this one."""
+    unit = readme_first_report()["unit"]
+    assert unit == EXAMPLE_UNIT
+    pending = [{"unit": unit, "unit_type": "village_clinic"}] + [
+        {"unit": f"430621108{i:03d}-VC", "unit_type": "village_committee"} for i in range(50)]
+    for seed in range(20):
+        bodies = todays_reports(pending, date(2026, 3, 2), random.Random(seed),
+                                Plan(share=1.0))
+        assert len(bodies) == 50 and unit not in {b["unit"] for b in bodies}
 
 
 def test_reports_are_mostly_zero_and_always_valid():

@@ -1,6 +1,7 @@
-"""Alert rules read from a data file (services/alerts/rules.toml, or ROLLCALL_ALERTS_RULES):
-deadlines, the warning lead, escalation steps, the outbreak threshold and window, missing-report
-checks and recipients. Nothing here is hard-coded policy; this module only parses and checks."""
+"""The rules of every clock, read from a data file (shared/data/rules.toml, or ROLLCALL_RULES):
+deadlines (ingest's receipts and the alerts' clocks read the same ones), the warning lead,
+escalation steps, the outbreak threshold and window, missing-report checks and recipients.
+Nothing here is hard-coded policy; this module only parses and checks."""
 
 import itertools
 import tomllib
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).parent / "rules.toml"
+DEFAULT_PATH = Path(__file__).parent / "data" / "rules.toml"
 
 
 @dataclass(frozen=True, slots=True)

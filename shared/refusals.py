@@ -1,0 +1,118 @@
+"""Every refusal a service answers with, in one catalogue: a stable code, the HTTP status that
+says it, and the reason in Chinese and English. One exception (`Refused`) carries a refusal out
+of a use case or a dependency; one handler (`on_refused`, installed by
+`shared.http_problems.install_problems`) answers it in the project's Problem shape.
+
+Validation errors of a body's fields keep their own codes (`shared.problems` for pydantic's,
+the catalogue's rules for values); this catalogue holds the refusals of access and of state,
+which used to have a different code in each service.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.errors import FieldError
+
+if TYPE_CHECKING:  # the catalogue itself is plain data: domain code may raise its refusals
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    status: int
+    message_zh: str  # str.format templates: the parameters are named where the code is raised
+    message_en: str
+
+
+CATALOGUE: dict[str, Kind] = {
+    # Who are you?
+    "unauthenticated": Kind(401, "缺少凭证:请在 Authorization 头中提供 Bearer 令牌",
+                            "missing credentials: send Authorization: Bearer <token>"),
+    "bad_token": Kind(401, "令牌无效或已吊销", "the token is unknown or revoked"),
+    "auth_unavailable": Kind(503, "暂时无法核验凭证,请稍后重试",
+                             "credentials cannot be checked right now; retry later"),
+    "signed_out": Kind(401, "请先登录(粘贴您的访问令牌)",
+                       "sign in first (paste your access token)"),
+    # Not yours.
+    "not_operator": Kind(403, "仅指挥部值班操作员可以这样做",
+                         "only command-centre operators may do this"),
+    "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
+                         "{what} is outside this credential's area"),
+    # Not a place.
+    "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
+    # Nothing there.
+    "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
+    "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
+                      "this unit has no report for {day} to correct"),
+    # In conflict with what is stored.
+    "already_reported": Kind(409, "该单位 {day} 已报告(第 {revision} 版),请提交更正",
+                             "this unit already reported for {day} (revision {revision}); "
+                             "send a correction"),
+    "id_reused": Kind(409, "此编号已用于另一份内容不同的报送",
+                      "this id was already used for a different submission"),
+    "revision_conflict": Kind(409, "第 {revision} 版不是下一版:最新为第 {latest} 版,下一版应为 "
+                                   "{next};若该版已存在,其内容与此不同",
+                              "revision {revision} is not the next one: the latest revision is "
+                              "{latest} and the next is {next}; if it exists, its content "
+                              "differs"),
+    # Another service does not answer (the console asks the others).
+    "unavailable": Kind(502, "{service} 服务暂不可用,请稍后重试",
+                        "the {service} service does not answer; try again shortly"),
+    # Not now: the lifecycle does not allow it from the current state.
+    "wrong_state": Kind(409, "当前状态为 {status},不能{action}",
+                        "it is {status}: it cannot be {action}"),
+    # Not a page of this list.
+    "bad_cursor": Kind(422, "分页游标无效,请从第一页重新读取",
+                       "not a cursor of this list: start again from the first page"),
+}
+
+# The `detail` line of a Problem, by status.
+DETAILS = {400: "bad request", 401: "unauthenticated", 403: "forbidden", 404: "not found",
+           409: "conflict", 413: "too large", 422: "refused", 429: "too many requests",
+           502: "unavailable", 503: "unavailable"}
+
+
+class Refused(Exception):
+    """A request or submission refused: its status and every field at fault."""
+
+    def __init__(self, status: int, errors: list[FieldError],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__("; ".join(e.message_en for e in errors))
+        self.status, self.errors, self.headers = status, errors, headers
+
+    @property
+    def error(self) -> FieldError:
+        return self.errors[0]
+
+
+def refusal(code: str, field: str, **params: object) -> FieldError:
+    """The catalogue's refusal `code` for `field`, its messages filled with `params`; a
+    parameter given as a (Chinese, English) pair fills each message with its own language."""
+    zh = {k: v[0] if isinstance(v, tuple) else v for k, v in params.items()}
+    en = {k: v[1] if isinstance(v, tuple) else v for k, v in params.items()}
+    kind = CATALOGUE[code]
+    return FieldError(field, code, kind.message_zh.format(**zh), kind.message_en.format(**en))
+
+
+def refuse(code: str, field: str, **params: object) -> Refused:
+    """`raise refuse("outside_area", "node", what=node)`."""
+    kind = CATALOGUE[code]
+    headers = ({"WWW-Authenticate": "Bearer"} if kind.status == 401
+               else {"Retry-After": "5"} if kind.status == 503 else None)
+    return Refused(kind.status, [refusal(code, field, **params)], headers)
+
+
+def problem(status: int, errors: list[FieldError], **extra: object) -> dict:
+    """The Problem body every refusal answers with."""
+    return {"detail": DETAILS.get(status, "refused"), "errors": [e.as_dict() for e in errors],
+            **extra}
+
+
+async def on_refused(request: "Request", exc: Exception) -> "JSONResponse":
+    from fastapi.responses import JSONResponse
+
+    assert isinstance(exc, Refused)
+    return JSONResponse(problem(exc.status, exc.errors), status_code=exc.status,
+                        headers=exc.headers)
