@@ -54,14 +54,15 @@ class BatchConsumer:
     `concurrency=None` handles one batch at a time, fetching the next once it is acknowledged
     (order kept across batches); an integer lets that many batches be handled at once while the
     next one is fetched and decoded. `split` groups a batch (by subject, say): each group is
-    handled, acknowledged or handed back on its own, in the order it first appears."""
+    handled, acknowledged or handed back on its own, in the order it first appears. `log_data`
+    False keeps a malformed message's data out of the log (it may name a person)."""
 
     def __init__(self, nc: NatsClient, *, name: str, stream: str, durable: str,
                  handle: Callable[[list[Any]], Awaitable[object]],
                  decode: Callable[[Msg], Any] | None = None, subjects: Sequence[str] = (),
                  batch: int = 1000, max_ack_pending: int = 20_000, ack_wait: float = 60.0,
                  concurrency: int | None = None, split: Callable[[Msg], Hashable] | None = None,
-                 on_malformed: Callable[[Msg], None] | None = None,
+                 on_malformed: Callable[[Msg], None] | None = None, log_data: bool = True,
                  fetch_timeout_s: float = FETCH_TIMEOUT_S, retry_delay_s: float = RETRY_DELAY_S,
                  stop_patience_s: float = STOP_PATIENCE_S) -> None:
         self.name, self.stream, self.durable = name, stream, durable
@@ -72,7 +73,7 @@ class BatchConsumer:
         if len(self._subjects) > 1:
             self._config.filter_subjects = self._subjects
         self._handle, self._decode, self._split = handle, decode, split
-        self._on_malformed = on_malformed
+        self._on_malformed, self._log_data = on_malformed, log_data
         self._batch, self._fetch_timeout_s = batch, fetch_timeout_s
         self._retry_delay_s, self._stop_patience_s = retry_delay_s, stop_patience_s
         self._slots = asyncio.Semaphore(concurrency) if concurrency else None
@@ -184,7 +185,7 @@ class BatchConsumer:
                 pairs.append((msg, self._decode(msg)))
             except Exception as exc:  # pydantic's ValidationError, or any other
                 log.error("%s: malformed message on %s, terminated: %s; data=%r", self.name,
-                          _where(msg), exc, msg.data[:2000])
+                          _where(msg), exc, msg.data[:2000] if self._log_data else "(not logged)")
                 with contextlib.suppress(Exception):
                     await msg.term()
                 if self._on_malformed is not None:

@@ -4,6 +4,7 @@ process-level tuning."""
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -43,12 +44,13 @@ def freeze_long_lived() -> None:
 
 @dataclass(frozen=True)
 class Background:
-    """A task a service runs beside its consumers. `stop` asks it to end (it then has
-    BACKGROUND_PATIENCE_S); without one it is cancelled at stop."""
+    """A task a service runs beside its consumers. `stop` asks it to end (awaited if it is a
+    coroutine function; the task then has BACKGROUND_PATIENCE_S); without one it is cancelled
+    at stop."""
 
     name: str
     work: Callable[[], Coroutine]
-    stop: Callable[[], None] | None = None
+    stop: Callable[[], object] | None = None
 
 
 @contextlib.asynccontextmanager
@@ -97,7 +99,8 @@ async def stop_background(tasks: dict[asyncio.Task, Background]) -> None:
     asked = set()
     for task, b in tasks.items():
         if b.stop is not None:
-            b.stop()
+            if inspect.isawaitable(asked_to := b.stop()):
+                await asked_to
             asked.add(task)
     if asked:
         await asyncio.wait(asked, timeout=BACKGROUND_PATIENCE_S)

@@ -15,16 +15,15 @@ from services.notify.policy import load_policy
 from services.notify.service import NotifyContext
 from services.notify.worker import DeliveryWorker
 from shared import unavailable
-from shared.bus import connect_client, make_broker
+from shared.bus import connect, make_broker
 from shared.clock import utc_now
-from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
 from shared.registry.reference import Reference
-from shared.runtime import freeze_long_lived
+from shared.runtime import Background, running
 from shared.settings import Settings
 
 
@@ -73,25 +72,17 @@ def create_app(settings: Settings | None = None,
         worker.chores.append(ctx.remind)
         app.state.notify, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
-        await connect_client(broker, settings.stream_replicas)
-
-        # A notification only: core NATS delivers it to every replica, no consumer to keep.
-        @broker.subscriber(RegistryChanged.subject, no_reply=True)
-        async def on_registry_changed(event: RegistryChanged) -> None:
-            await ctx.reload_reference()
-
-        handlers.subscribe(broker, ctx)
-        await broker.start()
-        if settings.notify_poll_s > 0:
-            worker.start(settings.notify_poll_s)
-        freeze_long_lived()
+        nc = await connect(broker, settings.stream_replicas)
+        # The delivery worker stops after the consumers (no new deliveries recorded) and
+        # finishes the round in hand.
+        deliveries = ([Background("notify-deliveries", lambda: worker.run(settings.notify_poll_s),
+                                  stop=worker.stop)] if settings.notify_poll_s > 0 else [])
         try:
-            yield
+            async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
+                               background=deliveries, registry_changed=ctx.reload_reference):
+                yield
         finally:
-            await broker.stop()  # no new deliveries recorded; then finish the round in hand
-            await worker.stop()
             await client.aclose()
-            await engine.dispose()
 
     app = FastAPI(title="Rollcall notify", version="0.1.0", lifespan=lifespan,
                   description="Staff contacts and duty rosters; alerts delivered to the people "
