@@ -159,18 +159,19 @@ async def test_at_stop_the_batch_in_hand_finishes_and_is_acknowledged(bus) -> No
     assert await settled(nc, stream)
 
 
-async def test_what_a_stopping_consumer_holds_is_handed_back_at_once(bus) -> None:
-    """A batch stuck in its handler past the stop's patience is handed back (NAK): another
-    replica gets it at once, not after ack_wait (30 s here)."""
-    nc, stream = bus
+async def stuck_then_taken_over(nc, stream: str, count: int, **first_options
+                                ) -> tuple[list[int], float]:
+    """A first consumer whose handler hangs is stopped; what a second one on the same durable
+    then handles, and how long it took to have everything."""
     stuck = asyncio.Event()
 
     async def hang(items: list[Item]) -> None:
         stuck.set()
         await asyncio.sleep(3600)
 
-    await publish(nc, f"{stream}.x", [Item(n=i).model_dump_json().encode() for i in range(5)])
-    first = consumer(nc, stream, hang, stop_patience_s=0.2)
+    await publish(nc, f"{stream}.x", [Item(n=i).model_dump_json().encode()
+                                      for i in range(count)])
+    first = consumer(nc, stream, hang, stop_patience_s=0.2, **first_options)
     await first.start()
     await asyncio.wait_for(stuck.wait(), 5)
     await first.stop()
@@ -181,40 +182,25 @@ async def test_what_a_stopping_consumer_holds_is_handed_back_at_once(bus) -> Non
         handled.extend(item.n for item in items)
 
     started = time.monotonic()
-    second = consumer(nc, stream, handle)
+    second = consumer(nc, stream, handle, batch=count)
     await second.start()
     await wait_for(lambda: settled(nc, stream), within_s=10)
     await second.stop()
-    assert sorted(handled) == list(range(5))
-    assert time.monotonic() - started < 5
+    return sorted(handled), time.monotonic() - started
 
+
+async def test_what_a_stopping_consumer_holds_is_handed_back_at_once(bus) -> None:
+    """A batch stuck in its handler past the stop's patience is handed back (NAK): another
+    replica gets it at once, not after ack_wait (30 s here)."""
+    nc, stream = bus
+    handled, seconds = await stuck_then_taken_over(nc, stream, 5)
+    assert handled == list(range(5)) and seconds < 5
 
 
 async def test_messages_delivered_after_a_fetch_ended_are_handed_back_at_stop(bus) -> None:
     """A fetch cut short by its deadline leaves the rest of its pull request's messages in the
     subscription's queue; at stop they too are handed back, not left for ack_wait."""
     nc, stream = bus
-    stuck = asyncio.Event()
-
-    async def hang(items: list[Item]) -> None:
-        stuck.set()
-        await asyncio.sleep(3600)
-
-    await publish(nc, f"{stream}.x", [Item(n=i).model_dump_json().encode() for i in range(3000)])
-    first = consumer(nc, stream, hang, batch=3000, fetch_timeout_s=0.002, stop_patience_s=0.2)
-    await first.start()
-    await asyncio.wait_for(stuck.wait(), 5)
-    await first.stop()
-
-    handled: list[int] = []
-
-    async def handle(items: list[Item]) -> None:
-        handled.extend(item.n for item in items)
-
-    started = time.monotonic()
-    second = consumer(nc, stream, handle, batch=3000)
-    await second.start()
-    await wait_for(lambda: settled(nc, stream), within_s=10)
-    await second.stop()
-    assert sorted(handled) == list(range(3000))
-    assert time.monotonic() - started < 5
+    handled, seconds = await stuck_then_taken_over(nc, stream, 3000, batch=3000,
+                                                   fetch_timeout_s=0.002)
+    assert handled == list(range(3000)) and seconds < 5
