@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rollcall.migrate import upgrade
 from services.ingest import ledger, submissions
+from services.ingest.models import OutboxRow
 from services.ingest.schemas import CorrectionCommand, SubmitCase, SubmitReport
 from services.ingest.service import IngestContext
 from services.ingest.submissions import Incoming, Outcome, read, read_json
@@ -94,7 +95,7 @@ async def world(servers: Servers) -> World:
     async with sessions() as session:
         reference = await Reference.load(session)
     settings = Settings(nats_url=servers.nats_url, database_url=url, submit_rate_burst=0)
-    relay = OutboxRelay(sessions, None, "ingest.outbox")  # type: ignore[arg-type]  # never run
+    relay = OutboxRelay(sessions, None, OutboxRow)  # type: ignore[arg-type]  # never run
     base = IngestContext(settings, lambda: NOW, sessions, default_catalogue(), reference, relay,
                          Authenticator(sessions))
     yield World(sessions, base)
