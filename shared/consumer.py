@@ -1,5 +1,7 @@
-"""The JetStream batch consumer every service uses (ingest's submissions, aggregate's and alerts'
-accepted reports, alerts' cases), on nats-py's public pull API. One policy for all of them:
+"""The JetStream batch consumer every service uses (ingest's submissions, aggregate's, alerts' and
+notify's accepted reports, alerts' cases, notify's alert events), on nats-py's public pull API
+(and, at stop, `shared/natsfix.py`'s read of what a subscription has queued). One policy for
+all of them:
 
 - **Fetch** up to `batch` messages of a durable pull consumer, waiting at most `fetch_timeout_s`
   for a batch to fill (replicas bound to the same durable share its messages).
@@ -31,6 +33,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+
+from shared import natsfix
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +109,17 @@ class BatchConsumer:
             for task in late:  # a transaction cut short rolls back
                 task.cancel()
             await asyncio.wait(late, timeout=2)
-        # Until the last pull request expires the server may still deliver to it; then what it
-        # delivered after its fetch ended waits in the subscription, and one more fetch collects
-        # it to hand back (fetch takes queued messages first; the few it may pull on top go back
-        # too). nats-py has no public call that only empties the queue.
-        await asyncio.sleep(max(0.0, self._pull_expires - time.monotonic()) + 0.1)
+        # Until the last pull request expires the server may still deliver to it: what it
+        # delivered after its fetch ended waits in the subscription's queue, taken out here
+        # until the queue has stayed empty for a moment (natsfix: nats-py's public fetch()
+        # would also ask for more).
+        await asyncio.sleep(max(0.0, self._pull_expires - time.monotonic()))
         assert self._sub is not None
-        if self._sub.pending_msgs:
-            with contextlib.suppress(Exception):
-                self._held += await self._sub.fetch(self._sub.pending_msgs,
-                                                    timeout=self._fetch_timeout_s)
+        for _ in range(20):  # 2 s at most
+            await asyncio.sleep(0.1)
+            if not (leftover := natsfix.take_queued(self._sub)):
+                break
+            self._held += leftover
         await self._hand_back([m for m in self._held if not m.is_acked])
         self._held = []
         with contextlib.suppress(Exception):  # the connection may be gone already
