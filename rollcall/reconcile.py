@@ -1,10 +1,12 @@
 """`rollcall reconcile --day D [--node N] [--repair]`: the rollup invariant, checked.
 
 Recomputes a day's figures from scratch out of the ingest ledger (the latest revision of every
-unit's report) and the registry (the units expected), compares them with what aggregate stores
-(unit records, rollups, completeness) for N and every node below it, prints the differences and
-exits 1 if there are any. `--repair` rewrites the unit records that differ from the ledger and
-recounts the day, under the day's exclusive lock (batches for that day wait meanwhile).
+unit's report), the registry (the units expected, their cutoffs and calendars) and the clock
+(which unreported units are pending and which missing, now), compares them with what aggregate
+stores (unit records, rollups, completeness) for N and every node below it, prints the
+differences and exits 1 if there are any. `--repair` rewrites the unit records that differ from
+the ledger and recounts the day, under the day's exclusive lock (batches for that day wait
+meanwhile).
 
 An admin tool, not a service: it reads the ledger (ingest's table) and aggregate's tables.
 Reports still on their way (in the outbox or the stream) show as differences until applied."""
@@ -24,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.aggregate import expected, rebuild
 from services.aggregate.queries import under
 from services.aggregate.rebuild import UnitRecord
-from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, from_scratch
+from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, Tally, from_scratch
 from shared.aggregation import over_units
 from shared.catalogue import Catalogue, default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
+from shared.deadlines import Moment
 from shared.hierarchy import level_of
 from shared.settings import Settings
 
@@ -49,7 +52,8 @@ STORED_UNITS = text("""
     FROM aggregate.unit_days WHERE day = :day
 """)
 STORED = text(f"""
-    SELECT node_code, values, expected, reported, zero, late, missing FROM aggregate.node_days
+    SELECT node_code, values, expected, reported, zero, late, exempt, unreported
+    FROM aggregate.node_days
     WHERE day = :day AND {under("node_code", "node")}
 """)
 EXPECTED = text(expected.expected_units_sql("(SELECT CAST(:day AS date))",
@@ -120,25 +124,27 @@ def _unit_differences(ledger: dict[str, UnitRecord], stored: dict[str, UnitRecor
 
 
 async def check(session: AsyncSession, day: date, node: str = "",
-                catalogue: Catalogue | None = None) -> Result:
+                catalogue: Catalogue | None = None, moment: Moment | None = None) -> Result:
     """Every difference between what aggregate stores for `node` (all nodes when empty) and
-    its subtree on `day`, and the recompute from the ledger and the registry."""
+    its subtree on `day`, and the recompute from the ledger and the registry, both read at
+    `moment` (now by default)."""
     catalogue = catalogue or default_catalogue()
+    moment = moment or Moment(utc_now(), Settings().zone)
     ledger, stored = await _load(session, day)
     result = Result(day, node)
     result.differences += _unit_differences(ledger, stored, node)
     in_scope = [r for r in ledger.values() if _in(r.node, node)]
     result.units = len(in_scope)
-    roster = [(r.unit_code, r.day, r.node_code) for r in await session.execute(
+    roster = [(r.unit_code, r.day, r.node_code, r.cutoff, r.exempt) for r in await session.execute(
         EXPECTED, {"day": day, "node": node, "sector": None, "unit_type": None})]
     values, counts = from_scratch(
         (Applied(r.unit, r.day, r.revision, r.node, r.values, r.zero, r.late) for r in in_scope),
-        catalogue, roster)
+        catalogue, roster, moment)
     params = {"day": day, "node": node}
     have_values, have_counts = {}, {}
     for r in await session.execute(STORED, params):
-        have_counts[r.node_code] = Counts(expected=r.expected, reported=r.reported, zero=r.zero,
-                                          late=r.late, missing=r.missing)
+        have_counts[r.node_code] = Tally(r.expected, r.reported, r.zero, r.late, r.exempt,
+                                         r.unreported).at(day, moment)
         have_values.update({(r.node_code, m): float(v) for m, v in r.values.items()})
     want_values = {(n, m): v for (n, _, m), v in values.items() if _in(n, node)}
     want_counts = {n: c for (n, _), c in counts.items() if _in(n, node)}

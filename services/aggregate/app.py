@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
-from services.aggregate.service import AggregateContext, Pipeline
+from services.aggregate.service import AggregateContext, Pipeline, watch_cutoffs
 from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None,
         ctx.announcer = Announcer(publish, clock, settings.rollup_updated_interval)
         handlers.subscribe(broker, ctx)
         tasks = [asyncio.create_task(ctx.announcer.run(), name="rollup-announcer"),
-                 asyncio.create_task(_keep_today_built(ctx), name="today-built")]
+                 asyncio.create_task(_keep_today_built(ctx), name="today-built"),
+                 asyncio.create_task(watch_cutoffs(ctx), name="cutoffs-passing")]
         await broker.start()
         freeze_long_lived()
         try:

@@ -112,14 +112,16 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
                  start: Start = None, end: End = None, sector: Sector = None,
                  unit_type: UnitType = None,
                  limit: Annotated[int, Query(ge=0, le=100_000, description=(
-                     "at most this many missing and late units listed (single day)"))] = 1000,
+                     "at most this many pending, missing, exempt and late units listed "
+                     "(single day)"))] = 1000,
                  ) -> dict:
     """A node's totals, ratios and completeness for a day (today by default) or a range of days
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.node_view(session, node, span, ctx.catalogue, where, limit)
+        return await views.node_view(session, node, span, ctx.catalogue, ctx.moment(), where,
+                                     limit)
 
 
 @router.get("/rollups/{node}/children", responses=PROBLEMS)
@@ -132,7 +134,8 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.children_view(session, node, span, ctx.catalogue, where)
+        return await views.children_view(session, node, span, ctx.catalogue, ctx.moment(),
+                                         where)
 
 
 @router.get("/rollups/{node}/series", responses=PROBLEMS)
@@ -144,7 +147,7 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
     span = _span(ctx, None, start or end - timedelta(days=29), end)
     where = _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.series_view(session, node, span, ctx.catalogue, where)
+        return await views.series_view(session, node, span, ctx.catalogue, ctx.moment(), where)
 
 
 @router.get("/rollups/{node}/completeness", responses=PROBLEMS)
@@ -153,13 +156,14 @@ async def rollup_completeness(
         unit_type: UnitType = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
         offset: Annotated[int, Query(ge=0)] = 0) -> dict:
-    """Expected, reported, zero, late and missing units with the lists of missing (漏报) and late
-    (迟报) units, in code order; `limit`/`offset` page through large lists."""
+    """Expected, reported, zero, late, pending, missing and exempt units with the lists of
+    pending (待报), missing (漏报), exempt (免报, with the reason) and late (迟报) units, in code
+    order; `limit`/`offset` page through large lists. Pending and missing are as of now."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
-                                             where, limit, offset)
+                                             ctx.moment(), where, limit, offset)
 
 
 @router.get("/status")

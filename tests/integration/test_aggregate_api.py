@@ -89,10 +89,14 @@ def test_the_series_has_every_day_of_the_span(client) -> None:
                  end=D3.isoformat())
     assert [d["day"] for d in series["series"]] == [d.isoformat() for d in (D1, D2, D3)]
     assert [d["values"].get("fever", 0) for d in series["series"]] == [2, 1, 0]
-    # D3 has no report yet, but it is today: its units are expected, all missing.
+    # D3 has no report yet, but it is today at 10:00:00: its units are expected, and none is
+    # due yet (the earliest cutoff is 10:00, and 10:00:00 itself is on time): all pending.
+    # The days before are past: nothing pending there.
     n = len(under(demo_units(D3), VILLAGE))
-    assert series["series"][2]["completeness"]["expected"] == n
-    assert series["series"][2]["completeness"]["missing"] == n
+    today = series["series"][2]["completeness"]
+    assert (today["expected"], today["pending"], today["missing"]) == (n, n, 0)
+    assert today["reporting_rate"] is None and today["final_reporting_rate"] is None
+    assert all(d["completeness"]["pending"] == 0 for d in series["series"][:2])
 
 
 def test_drill_down_from_county_to_unit(client) -> None:

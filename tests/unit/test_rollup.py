@@ -1,13 +1,24 @@
 """The rollup arithmetic against its invariant, in memory: applying replacements incrementally
 gives what a recompute from the latest revisions gives, whatever the order and duplication."""
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aggregate.rollup import Applied, Changes, Counts, Figures, from_scratch, spread
+from services.aggregate.rollup import (
+    Applied,
+    Changes,
+    Counts,
+    Figures,
+    Tally,
+    from_scratch,
+    moved,
+    spread,
+)
 from shared.catalogue import default_catalogue
+from shared.deadlines import Moment
 
 catalogue = default_catalogue()
 DAY = date(2026, 11, 23)
@@ -103,26 +114,59 @@ def test_a_batch_has_the_effect_of_its_reports_one_by_one(reports: list[Applied]
         k: v for k, v in one_by_one.values.items() if v}
 
 
-def test_a_first_report_ends_missing_where_the_registry_expects_the_unit() -> None:
+def test_a_first_report_ends_unreported_where_the_registry_expects_the_unit() -> None:
     changes = Changes(catalogue)
     changes.replace(None, Applied("A", DAY, 1, "430621108001", {"fever": 1}, False, True),
-                    expected_node="430621108002")
+                    expected=("430621108002", "10:00:00"))
     effect = changes.effect()
-    assert effect.counts[("430621108002", DAY)] == Counts(missing=-1)
+    assert effect.unreported[("430621108002", DAY, "10:00:00")] == -1
+    assert effect.unreported[("430621108", DAY, "10:00:00")] == -1
+    assert ("430621108001", DAY, "10:00:00") not in effect.unreported
     assert effect.counts[("430621108001", DAY)] == Counts(reported=1, late=1)
-    assert effect.counts[("430621108", DAY)] == Counts(reported=1, late=1, missing=-1)
+    assert effect.counts[("430621108", DAY)] == Counts(reported=1, late=1)
     assert ("430621108002", DAY) in effect.touched and ("43", DAY) in effect.touched
 
 
-def test_from_scratch_counts_expected_and_missing() -> None:
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def at(hh: int, mm: int, ss: int = 0, us: int = 0) -> Moment:
+    return Moment(datetime(DAY.year, DAY.month, DAY.day, hh, mm, ss, us, tzinfo=ZONE), ZONE)
+
+
+def test_from_scratch_counts_pending_until_the_cutoff_and_missing_after() -> None:
     applied = [Applied("A", DAY, 2, "430621108001", {}, True, False)]
-    roster = [("A", DAY, "430621108001"), ("B", DAY, "430621108001"), ("C", DAY, "430621108")]
-    _, counts = from_scratch(applied, catalogue, roster)
-    assert counts[("430621108001", DAY)] == Counts(expected=2, reported=1, zero=1, missing=1)
-    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, missing=2)
-    assert counts[("430621108", DAY)].rates() == {"reporting_rate": 1 / 3,
-                                                  "on_time_rate": 1 / 3}
-    assert Counts().rates() == {"reporting_rate": None, "on_time_rate": None}
+    roster = [("A", DAY, "430621108001", time(10), False),
+              ("B", DAY, "430621108001", time(10), False),
+              ("C", DAY, "430621108", time(14), False),
+              ("D", DAY, "430621108", time(10), True)]
+    _, counts = from_scratch(applied, catalogue, roster, at(10, 0))
+    assert counts[("430621108001", DAY)] == Counts(expected=2, reported=1, zero=1, pending=1)
+    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, pending=2,
+                                                exempt=1)
+    _, counts = from_scratch(applied, catalogue, roster, at(10, 0, 0, 1))
+    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, missing=1,
+                                                pending=1, exempt=1)
+    # Due so far: A (reported) and B (missing); C is not due before 14:00.
+    assert counts[("430621108", DAY)].rates() == {
+        "reporting_rate": 1 / 2, "on_time_rate": 1 / 2, "final_reporting_rate": None}
+    _, counts = from_scratch(applied, catalogue, roster, at(14, 0, 1))
+    assert counts[("430621108", DAY)].rates() == {
+        "reporting_rate": 1 / 3, "on_time_rate": 1 / 3, "final_reporting_rate": 1 / 3}
+    assert Counts().rates() == {"reporting_rate": None, "on_time_rate": None,
+                                "final_reporting_rate": None}
+
+
+def test_a_tally_splits_its_unreported_units_at_the_instant_asked() -> None:
+    tally = Tally(expected=5, reported=2, unreported={"10:00:00": 2, "14:00:00": 1}, exempt=1)
+    assert tally.at(DAY, at(9, 59)) == Counts(expected=5, reported=2, pending=3, exempt=1)
+    assert tally.at(DAY, at(10, 0)).pending == 3
+    assert tally.at(DAY, at(10, 0, 0, 1)) == Counts(expected=5, reported=2, missing=2,
+                                                    pending=1, exempt=1)
+    # A past day has no pending units; a future day has nothing missing.
+    assert tally.at(DAY - timedelta(days=1), at(9, 0)).pending == 0
+    assert tally.at(DAY + timedelta(days=1), at(23, 0)).missing == 0
+    assert moved({"10:00:00": 2}, {"10:00:00": -2, "14:00:00": 1}) == {"14:00:00": 1}
 
 
 def test_spread_reaches_every_level_once() -> None:
@@ -146,7 +190,8 @@ def test_counts_add_and_subtract_by_name() -> None:
     assert a + b == Counts(expected=5, reported=4, zero=1, late=3, missing=1)
     assert (a + b) - b == a
     assert not Counts() and not (b - b) and Counts(missing=-1)
-    assert a.as_dict() == {"expected": 5, "reported": 3, "zero": 1, "late": 2, "missing": 2}
+    assert a.as_dict() == {"expected": 5, "reported": 3, "zero": 1, "late": 2, "missing": 2,
+                           "pending": 0, "exempt": 0}
 
 
 def test_a_metric_the_catalogue_does_not_know_counts_nowhere() -> None:
