@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.aggregate import views
+from services.aggregate import schemas, views
 from services.aggregate.handlers import durable_name
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext
@@ -20,6 +20,7 @@ from shared.errors import FieldError
 from shared.hierarchy import level_of
 from shared.http_auth import Authenticated
 from shared.refusals import refuse
+from shared.registry import calendar
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -164,6 +165,69 @@ async def rollup_completeness(
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              ctx.moment(), where, limit, offset)
+
+
+# Calendars (免报) are declared here rather than in the registry's CLI only: they change the
+# completeness figures this service keeps and recounts at once, and operators already read
+# those figures here with the token that bounds their area.
+def _operator(principal: Principal) -> str:
+    """The subtree an operator's calendars may cover; a unit's token declares none."""
+    if principal.kind != "operator":
+        raise refuse("outside_area", "authorization", what=principal.scope)
+    return principal.scope
+
+
+def _refused(exc: calendar.CalendarRefused) -> Exception:
+    if exc.code == "outside_area":
+        return refuse("outside_area", exc.field, what=exc.en)
+    return BadQuery([FieldError(exc.field, exc.code, exc.zh, exc.en)])
+
+
+@router.get("/calendars", responses=PROBLEMS)
+async def list_calendars(principal: Authenticated, ctx: Ctx,
+                         node: Annotated[str | None, Query(
+                             description="those concerning this node (default: the token's)")
+                         ] = None,
+                         current: Annotated[bool, Query(
+                             description="only those lasting until today or later")] = True,
+                         ) -> list[schemas.Exemption]:
+    """The calendars (免报) that concern a node's area, with who declared or ended them, when and
+    why."""
+    scope = _visible(principal, node) if node else _operator(principal)
+    async with ctx.sessions() as session:
+        found = await calendar.listed(session, scope, ctx.today() if current else None)
+    return [schemas.Exemption(**x.as_dict()) for x in found]
+
+
+@router.post("/calendars", status_code=201, responses=PROBLEMS)
+async def declare_calendar(body: schemas.DeclareExemption, principal: Authenticated,
+                           ctx: Ctx) -> schemas.Exemption:
+    """Declare that units are not expected to report (免报) for a period, with a reason, inside
+    the token's area; from today at the earliest (a past day keeps its figures). Today's and
+    later days' expected units are recounted at once; a report from an exempt unit is still
+    accepted and counted."""
+    scope = _operator(principal)
+    declaration = calendar.Declaration(
+        valid_from=body.valid_from or ctx.today(), reason=body.reason, node_code=body.node_code,
+        unit_code=body.unit_code, unit_type=body.unit_type, weekday=body.weekday,
+        valid_to=body.valid_to)
+    try:
+        x = await ctx.declare_exemption(declaration, scope, principal.holder)
+    except calendar.CalendarRefused as exc:
+        raise _refused(exc) from None
+    return schemas.Exemption(**x.as_dict())
+
+
+@router.post("/calendars/{exemption_id}/end", responses=PROBLEMS)
+async def end_calendar(exemption_id: int, body: schemas.EndExemption, principal: Authenticated,
+                       ctx: Ctx) -> schemas.Exemption:
+    """End a calendar from today on, with a reason: the days before keep it."""
+    try:
+        x = await ctx.end_exemption(exemption_id, body.reason, _operator(principal),
+                                    principal.holder)
+    except calendar.CalendarRefused as exc:
+        raise _refused(exc) from None
+    return schemas.Exemption(**x.as_dict())
 
 
 @router.get("/status")

@@ -15,6 +15,7 @@ from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.deadlines import Moment
+from shared.registry import calendar
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,25 @@ class AggregateContext:
         for day in days:  # a transaction per day: batches of other days go on meanwhile
             async with self.sessions() as session, session.begin():
                 await expected.rebuild(session, {day}, self.clock())
+
+    async def declare_exemption(self, declaration: calendar.Declaration, scope: str,
+                                by: str) -> calendar.Exemption:
+        """免报: record a calendar within `scope` (shared/registry/calendar.py says what it
+        covers), then recount the expected figures of the days it may touch."""
+        async with self.sessions() as session, session.begin():
+            exemption = await calendar.declare(session, declaration, scope, by, self.clock(),
+                                               self.today())
+        await self.registry_changed()
+        return exemption
+
+    async def end_exemption(self, exemption_id: int, reason: str, scope: str,
+                            by: str) -> calendar.Exemption:
+        """End a calendar from today on (the days before keep it), then recount."""
+        async with self.sessions() as session, session.begin():
+            exemption = await calendar.end(session, exemption_id, reason, scope, by,
+                                           self.clock(), self.today())
+        await self.registry_changed()
+        return exemption
 
     async def pass_cutoffs(self) -> int:
         """Announce today's cutoffs that have passed and were not announced yet (by this

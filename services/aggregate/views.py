@@ -82,9 +82,10 @@ async def _stored(session: AsyncSession, codes: list[str], node: str, glen: int,
     """The kept figures of `codes` (`node` itself or its children, grouped by `glen` digits).
     A day never built has had no report (the projector builds a day before its first report):
     its expected units are counted from the registry on the spot rather than kept."""
-    figures = await queries.stored(session, codes, span.start, span.end, moment)
     every = queries.days(span.start, span.end)
+    # Which days are built is read first: a day built in between has its rows by then.
     unbuilt = set(every) - await expected.built(session, every)
+    figures = await queries.stored(session, codes, span.start, span.end, moment)
     if unbuilt:
         counted = await queries.counted(session, node, glen, min(unbuilt), max(unbuilt),
                                         Filter(), catalogue, moment)
