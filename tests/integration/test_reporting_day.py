@@ -20,11 +20,9 @@ from services.aggregate.live import Announcer
 from services.aggregate.queries import Filter
 from services.aggregate.rollup import COUNT_FIELDS, Applied, from_scratch
 from services.aggregate.service import AggregateContext
-from services.aggregate.views import Span
 from shared.catalogue import default_catalogue
 from shared.contracts import RollupUpdated
 from shared.db import make_engine, make_sessionmaker
-from shared.deadlines import Moment
 from shared.registry import calendar
 from tests.integration.aggregate_support import (
     county_registry,
