@@ -77,9 +77,9 @@ class Exemption:
 
 def exempt_by(exemptions: Iterable[Exemption], unit: str, node: str, unit_type: str,
               day: date) -> Exemption | None:
-    """The first exemption (by id) covering the unit on the day, if any."""
-    return next((x for x in sorted(exemptions, key=lambda x: x.exemption_id)
-                 if x.covers(unit, node, unit_type, day)), None)
+    """The first exemption covering the unit on the day, if any (`exemptions` in id order, as
+    `in_force` gives them)."""
+    return next((x for x in exemptions if x.covers(unit, node, unit_type, day)), None)
 
 
 def exemption_sql(day: str, unit: str, node: str, unit_type: str) -> str:
@@ -122,7 +122,8 @@ LISTED = text(f"""
       AND (CAST(:since AS date) IS NULL OR x.valid_to IS NULL OR x.valid_to >= :since)
     ORDER BY x.exemption_id
 """)
-ALL = text(f"SELECT {COLUMNS} FROM registry.exemptions WHERE NOT withdrawn")
+ALL = text(f"SELECT {COLUMNS} FROM registry.exemptions WHERE NOT withdrawn "
+           "ORDER BY exemption_id")
 UNIT_NODES = text("""
     SELECT DISTINCT p.node_code FROM registry.placements p WHERE p.unit_code = :unit
 """)
