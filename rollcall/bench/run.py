@@ -17,7 +17,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from rollcall.bench import baseline, phases, workload
+from rollcall.bench import baseline, cutoff, phases, workload
 from rollcall.bench.system import System, load_registry, operator_token, peak_rss_kib, units_of
 from shared.settings import Settings
 
@@ -186,6 +186,13 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     log(f"expected units of {4 + len(backlog_days)} days counted in {prebuild:.1f}s")
     settled = await system.settle()
     log(f"services idle after {settled:.1f}s (alerts' start-up cutoff checks done)")
+
+    # A day of its own, before every other phase's, with no report: every unit is pending.
+    [day_cutoff] = phases.days_before(today, first + 4 + len(backlog_days), 1)
+    log(f"the passing of a cutoff over {len(units):,} units")
+    result["cutoff"] = await cutoff.measure(system.database_url, system.nats_url, root,
+                                            day_cutoff, settings)
+    log(f"cutoff: {result['cutoff']}")
 
     log(f"bulk HTTP, flat out: {n:,} reports in requests of {options.bulk_size:,}")
     cpu = system.cpu()

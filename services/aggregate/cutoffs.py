@@ -74,6 +74,10 @@ class CutoffWatch:
         return (self._known is None or self._known[0] != day
                 or monotonic_time.monotonic() - self._known[1] > CUTOFFS_REFRESH_S)
 
+    def forget(self) -> None:
+        """The day's cutoffs are read again at the next look."""
+        self._known = None
+
     def know(self, day: date, cutoffs: set[str]) -> None:
         self._known = (day, monotonic_time.monotonic(), cutoffs)
         self.done = {(d, c) for d, c in self.done if d == day}

@@ -81,6 +81,10 @@ CHILD_CODES = text(f"""
     WHERE day BETWEEN :d0 AND :d1 AND {under("node_code", "node")}
       AND length(node_code) = :glen
 """)
+UNREPORTED_CUTOFFS = text("""
+    SELECT k FROM aggregate.node_days nd CROSS JOIN jsonb_object_keys(nd.unreported) k
+    WHERE nd.node_code = :node AND nd.day = :day
+""")
 NAMES = text("SELECT code, name FROM registry.nodes WHERE code = ANY(CAST(:codes AS text[]))")
 # A node's own units (placed at the node itself, not below): expected ones and any that reported.
 OWN_UNITS = text(f"""
@@ -171,6 +175,11 @@ async def child_codes(session: AsyncSession, node: str, glen: int, d0: date, d1:
                       ) -> list[str]:
     rows = await session.execute(CHILD_CODES, {"node": node, "glen": glen, "d0": d0, "d1": d1})
     return sorted(rows.scalars())
+
+
+async def unreported_cutoffs(session: AsyncSession, node: str, day: date) -> list[str]:
+    """The cutoffs (as stored) of the node's expected units with no report yet on the day."""
+    return list((await session.execute(UNREPORTED_CUTOFFS, {"node": node, "day": day})).scalars())
 
 
 async def names(session: AsyncSession, codes: list[str]) -> dict[str, str]:

@@ -106,7 +106,9 @@ class AggregateContext:
             await expected.enter_days(session, {self.today()}, self.clock(), self.known_days)
 
     async def registry_changed(self) -> None:
-        """Recount the expected figures of every built day that can still receive reports."""
+        """Recount the expected figures of every built day that can still receive reports (and
+        read today's cutoffs again: a unit's own cutoff may have changed)."""
+        self.cutoff_watch.forget()
         async with self.sessions() as session:
             days = await expected.built_since(
                 session, expected.recent(self.today(), self.settings.lock_days))

@@ -6,7 +6,7 @@ turns the pending units it concerns into missing ones (docs/architecture.md, "Cu
 completeness, timeliness")."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from services.aggregate import expected, queries
 from services.aggregate.queries import Filter
 from services.aggregate.rollup import Figures
 from shared.catalogue import Catalogue
-from shared.deadlines import Moment
+from shared.deadlines import Moment, cutoff_instant
 from shared.hierarchy import CODE_LENGTHS, Level, level_of
 
 DEFAULT_LIST_LIMIT = 1000
@@ -113,10 +113,23 @@ async def node_view(session: AsyncSession, node: str, span: Span, catalogue: Cat
     name = (await queries.names(session, [node])).get(node)
     view = {**_head(node, name, span, where),
             **_shape(_fold(figures, node, span, catalogue), catalogue)}
+    if span.single:
+        view["completeness"]["next_cutoff"] = await _next_cutoff(session, node, span.start,
+                                                                 moment)
     if span.single and list_limit != 0:
         view["completeness"].update(
             await _lists(session, node, span.start, where, moment, list_limit))
     return view
+
+
+async def _next_cutoff(session: AsyncSession, node: str, day: date, moment: Moment
+                       ) -> datetime | None:
+    """When the next of the node's pending units becomes missing (the earliest cutoff not
+    passed among its units not reported yet), as an instant; None when none is pending."""
+    coming = [c for c in map(time.fromisoformat,
+                             await queries.unreported_cutoffs(session, node, day))
+              if not moment.cutoff_passed(day, c)]
+    return cutoff_instant(day, min(coming), moment.zone) if coming else None
 
 
 async def children_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,

@@ -147,7 +147,9 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
-            "unit": unit, "today": ctx.today().isoformat()}
+            "unit": unit, "today": ctx.today().isoformat(),
+            # Every time on the pages is shown in the deployment's zone, whatever the browser's.
+            "zone": ctx.settings.zone.key}
 
 
 @api.post("/session")

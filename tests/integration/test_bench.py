@@ -34,6 +34,9 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert r["case_to_alert"]["count"] == 15
     assert 0 < r["case_to_alert"]["p99"] < 30
     assert r["backlog"]["reports"] == 3000 and r["backlog"]["catch_up_seconds"] > 0
+    cutoff = r["cutoff"]  # nobody reported that day: every unit pending, then the schools missing
+    assert cutoff["pending_before"] == cutoff["units_expected"] == units
+    assert 0 < cutoff["missing_after"] < units and cutoff["cutoff_node_days_announced"] > 0
     assert set(r["peak_rss_mib"]) >= {"ingest", "aggregate", "alerts"}
     assert all(v > 10 for v in r["peak_rss_mib"].values())
     assert "Rollcall benchmark" in run.stdout and "raw JetStream" in run.stdout

@@ -10,6 +10,9 @@ const I18N = {
     sign_in_title: "值班人员登录", sign_in_hint: "请粘贴本级指挥部发放的访问令牌(rc_ 开头)。令牌只保存在本浏览器。",
     token: "访问令牌", sign_in: "登录", day: "日期", today: "今天",
     expected: "应报单位", reported: "已报", zero: "零报告", late: "迟报", missing: "漏报",
+    pending: "待报", exempt: "免报", pending_title: "待报单位", exempt_title: "免报单位",
+    next_cutoff: "下一截止", no_cutoff: "今日截止时间均已过", final_reporting_rate: "全天报告率",
+    status_pending: "待报", status_exempt: "免报", cutoff: "截止",
     on_time: "按时", reporting_rate: "报告率", on_time_rate: "及时率",
     children_title: "下级报送情况", units_title: "单位报送情况", alerts_title: "待处置预警",
     missing_title: "漏报单位", late_title: "迟报单位", none: "暂无", all_clear: "全部按时报送",
@@ -22,7 +25,7 @@ const I18N = {
     excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
     history: "报送记录", revision: "版本", submitted_at: "报送时间", reporter: "报送人",
     reason: "更正原因", values: "数据", cases: "病例", no_reports: "尚无报送记录",
-    status_reported: "已报", status_zero: "零报告", status_missing: "未报", status_late: "迟报",
+    status_reported: "已报", status_zero: "零报告", status_missing: "漏报", status_late: "迟报",
     unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
     print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
     generated: "生成时间", rollup_table: "各地报送与监测汇总", day_alerts: "当日预警",
@@ -50,6 +53,9 @@ const I18N = {
     sign_in_title: "Operator sign-in", sign_in_hint: "Paste the access token your command centre issued (starts with rc_). It stays in this browser only.",
     token: "Access token", sign_in: "Sign in", day: "Day", today: "Today",
     expected: "Expected", reported: "Reported", zero: "Zero reports", late: "Late", missing: "Missing",
+    pending: "Pending", exempt: "Exempt", pending_title: "Pending units", exempt_title: "Exempt units",
+    next_cutoff: "Next cutoff", no_cutoff: "No cutoff left today", final_reporting_rate: "Day's rate",
+    status_pending: "Pending", status_exempt: "Exempt", cutoff: "cutoff",
     on_time: "On time", reporting_rate: "Reporting rate", on_time_rate: "On-time rate",
     children_title: "Reporting below", units_title: "Units", alerts_title: "Open alerts",
     missing_title: "Missing units", late_title: "Late units", none: "None", all_clear: "Everyone reported on time",
@@ -150,6 +156,10 @@ async function api(path, options = {}) {
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   if (!response.ok) throw new ApiError(response.status, body);
+  // Every page asks who is signed in first; the answer carries the deployment's zone.
+  if (body && typeof body.zone === "string" && (path === "/api/me" || path === "/api/session")) {
+    setZone(body.zone);
+  }
   return body;
 }
 
@@ -189,12 +199,29 @@ function num(value) {
   return Number.isInteger(value) ? value.toLocaleString("zh-CN") : String(+value.toFixed(2));
 }
 
-function localTime(iso, withDate = false) {
+// Times are the deployment's (its zone comes with /api/me), never the browser's: an operator
+// whose laptop is set to UTC still sees a report sent at 08:54 in Shanghai as 08:54.
+let ZONE = "Asia/Shanghai";
+const FORMATS = new Map();
+
+function setZone(zone) { if (zone) { ZONE = zone; FORMATS.clear(); } }
+
+function zoneParts(iso) {
+  if (!FORMATS.has(ZONE)) {
+    FORMATS.set(ZONE, new Intl.DateTimeFormat("en-GB", {
+      timeZone: ZONE, month: "numeric", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23" }));
+  }
+  const parts = {};
+  for (const p of FORMATS.get(ZONE).formatToParts(new Date(iso))) parts[p.type] = p.value;
+  return parts;
+}
+
+function localTime(iso, withDate = false, withSeconds = false) {
   if (!iso) return "";
-  const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  return withDate ? `${d.getMonth() + 1}-${pad(d.getDate())} ${time}` : time;
+  const p = zoneParts(iso);
+  const time = `${p.hour}:${p.minute}${withSeconds ? `:${p.second}` : ""}`;
+  return withDate ? `${p.month}-${p.day} ${time}` : time;
 }
 
 function rateClass(rate) {

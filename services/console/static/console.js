@@ -1,10 +1,12 @@
-// The command centre's live picture: a node's figures and its children's, the missing and late
-// units, the open alerts with their clocks; refreshed by server-sent events, never reloaded.
+// The command centre's live picture: a node's figures and its children's, the pending (待报),
+// missing (漏报), exempt (免报) and late units, the next cutoff with its countdown, the open
+// alerts with their clocks; refreshed by server-sent events, never reloaded. Times are the
+// deployment's zone's (common.js localTime).
 "use strict";
 
 const state = {
   me: null, node: null, day: null, overview: null, alerts: [], tab: "missing",
-  deadlines: new Map(), refreshTimer: null, alertTimer: null, source: null,
+  deadlines: new Map(), refreshTimer: null, alertTimer: null, source: null, nextCutoff: null,
 };
 const URGENT_S = 30 * 60;
 const $ = (id) => document.getElementById(id);
@@ -30,7 +32,7 @@ async function start() {
   $("lang").textContent = t("lang");
   await signInFromHash();
   try {
-    state.me = await api("/api/me");
+    state.me = await api("/api/me");  // sets the zone every time is shown in
   } catch (error) {
     return showSignIn();
   }
@@ -183,9 +185,15 @@ function render() {
     kpi(t("reported"), num(comp.reported), "rate-good"),
     kpi(t("zero"), num(comp.zero)),
     kpi(t("late"), num(comp.late), comp.late ? "rate-fair" : ""),
-    kpi(t("missing"), num(comp.missing), comp.missing ? "rate-bad" : ""),
+    kpi(t("pending"), num(comp.pending), comp.pending ? "rate-none" : "", "", null, "pending"),
+    kpi(t("missing"), num(comp.missing), comp.missing ? "rate-bad" : "", "", null, "missing"),
+    kpi(t("exempt"), num(comp.exempt), "", "", null, "exempt"),
   );
   $("kpis").dataset.reported = comp.reported;
+  $("kpis").dataset.pending = comp.pending;
+  $("kpis").dataset.missing = comp.missing;
+  $("kpis").dataset.exempt = comp.exempt;
+  renderCutoff(comp);
 
   const metrics = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
                    "nat_tests", "nat_positive"];
@@ -223,9 +231,35 @@ function ownUnitsTitle(view) {
   return (LANG === "zh" ? zh : en)[view.level] || t("units_title");
 }
 
-function kpi(label, value, cls = "", size = "", extra = null) {
-  return el("div", { class: `kpi ${size} ${cls}` }, extra,
+function kpi(label, value, cls = "", size = "", extra = null, name = null) {
+  return el("div", { class: `kpi ${size} ${cls}`, dataset: name ? { kpi: name } : {} }, extra,
     el("div", { class: "kpi-value" }, value), el("div", { class: "kpi-label" }, label));
+}
+
+// The next cutoff of the node's pending units, with a countdown; when it passes, the figures
+// are fetched again (the live event announcing it usually comes first).
+function renderCutoff(comp) {
+  state.nextCutoff = comp.next_cutoff ? Date.parse(comp.next_cutoff) : null;
+  const rate = comp.final_reporting_rate;
+  fill($("cutoff-bar"),
+    comp.next_cutoff
+      ? el("span", { class: "next-cutoff" }, `${t("next_cutoff")} `,
+          el("b", { id: "next-cutoff-time" }, localTime(comp.next_cutoff)),
+          el("span", { class: "countdown", id: "cutoff-countdown" }))
+      : el("span", { class: "muted" }, state.day === state.me.today ? t("no_cutoff") : ""),
+    el("span", { class: "muted" }, ` · ${t("final_reporting_rate")} `, el("b", {}, pct(rate))));
+  tickCutoff();
+}
+
+function tickCutoff() {
+  const node = $("cutoff-countdown");
+  if (!node || state.nextCutoff === null) return;
+  const left = (state.nextCutoff - Date.now()) / 1000;
+  node.textContent = ` ${t("left")} ${clock(Math.max(0, left))}`;
+  if (left < -1 && !state.cutoffPassed) {  // passed: the figures move by themselves
+    state.cutoffPassed = true;
+    setTimeout(() => { state.cutoffPassed = false; soon("figures"); }, 1500);
+  }
 }
 
 function gauge(rate) {
@@ -250,7 +284,8 @@ function childTable(rows) {
     el("thead", {}, el("tr", {},
       el("th", {}, t("name")), el("th", { class: "bar-col" }, t("reporting_rate")),
       el("th", { class: "n" }, t("reported")), el("th", { class: "n hide-s" }, t("zero")),
-      el("th", { class: "n" }, t("late")), el("th", { class: "n" }, t("missing")),
+      el("th", { class: "n" }, t("late")), el("th", { class: "n" }, t("pending")),
+      el("th", { class: "n" }, t("missing")), el("th", { class: "n hide-s" }, t("exempt")),
       el("th", { class: "n" }, t("fever")), el("th", { class: "n hide-s" }, t("ili")))),
     el("tbody", {}, rows.map((c) => {
       const comp = c.completeness, rate = comp.reporting_rate;
@@ -262,15 +297,19 @@ function childTable(rows) {
         el("td", { class: "n" }, `${num(comp.reported)}/${num(comp.expected)}`),
         el("td", { class: "n hide-s" }, num(comp.zero)),
         el("td", { class: `n ${comp.late ? "warn" : ""}` }, num(comp.late)),
+        el("td", { class: "n" }, num(comp.pending)),
         el("td", { class: `n ${comp.missing ? "bad" : ""}` }, num(comp.missing)),
+        el("td", { class: "n hide-s" }, num(comp.exempt)),
         el("td", { class: `n ${c.values.fever ? "bad" : ""}` }, num(c.values.fever || 0)),
         el("td", { class: "n hide-s" }, num(c.values.ili || 0)));
     })));
 }
 
 function statusChip(u) {
-  const status = u.status === "missing" ? "missing" : u.late ? "late" : u.status;
-  return el("span", { class: `chip chip-${status}` }, t(`status_${status}`));
+  const status = ["missing", "pending", "exempt"].includes(u.status) ? u.status
+    : u.late ? "late" : u.status;
+  const chip = el("span", { class: `chip chip-${status}` }, t(`status_${status}`));
+  return u.status === "exempt" && u.exempt_reason ? [chip, ` ${u.exempt_reason}`] : chip;
 }
 
 function unitTable(units) {
@@ -294,21 +333,25 @@ function renderUnitList() {
   const o = state.overview;
   if (!o) return;
   const comp = o.node.completeness;
-  const missing = comp.missing_units || [], late = comp.late_units || [];
-  $("missing-count").textContent = comp.missing;
-  $("late-count").textContent = comp.late;
-  const list = state.tab === "missing" ? missing : late;
+  for (const tab of ["missing", "pending", "exempt", "late"]) {
+    $(`${tab}-count`).textContent = comp[tab];
+  }
+  const list = comp[`${state.tab}_units`] || [];
   if (!list.length) {
     fill($("unit-list"), el("p", { class: "muted empty" },
-      state.tab === "missing" && comp.expected ? t("all_clear") : t("none")));
+      state.tab === "missing" && comp.expected && !comp.pending ? t("all_clear") : t("none")));
     return;
   }
-  fill($("unit-list"), el("ul", {}, list.map((u) => el("li", {
+  // Each list says what matters for its units: when it was sent, its cutoff, or why exempt.
+  const note = (u) => u.submitted_at ? localTime(u.submitted_at)
+    : u.reason ? u.reason
+    : u.cutoff ? `${t("cutoff")} ${String(u.cutoff).slice(0, 5)}` : "";
+  fill($("unit-list"), el("ul", { dataset: { list: state.tab } }, list.map((u) => el("li", {
     class: "clickable", dataset: { unit: u.unit }, onclick: () => showUnit(u.unit),
   },
     el("span", { class: "u-name" }, u.name || u.unit),
     el("span", { class: "muted small" }, unitType(u.unit_type)),
-    el("span", { class: "u-time" }, u.submitted_at ? localTime(u.submitted_at) : "")))));
+    el("span", { class: "u-time" }, note(u))))));
 }
 
 // ---- alerts ------------------------------------------------------------------------------
@@ -375,6 +418,7 @@ function alertCard(a) {
 }
 
 function tick() {
+  tickCutoff();
   const now = Date.now();
   document.querySelectorAll("[data-countdown]").forEach((node) => {
     const deadline = state.deadlines.get(node.dataset.countdown);
