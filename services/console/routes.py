@@ -236,6 +236,27 @@ async def close(alert_id: str, who: Operator, ctx: Ctx,
                                           who.token, body))
 
 
+# ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------
+
+@api.get("/calendars")
+async def calendars(who: Operator, ctx: Ctx, node: str | None = None) -> JSONResponse:
+    return _relay(await ctx.upstream.get("aggregate", "/v1/calendars", who.token,
+                                         node=_node(who, node)))
+
+
+@api.post("/calendars")
+async def declare_calendar(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]
+                           ) -> JSONResponse:
+    return _relay(await ctx.upstream.post("aggregate", "/v1/calendars", who.token, body))
+
+
+@api.post("/calendars/{exemption_id}/end")
+async def end_calendar(exemption_id: int, who: Operator, ctx: Ctx,
+                       body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("aggregate", f"/v1/calendars/{exemption_id}/end",
+                                          who.token, body))
+
+
 @api.get("/units/{unit}")
 async def unit_history(unit: str, who: Anyone, ctx: Ctx) -> dict:
     """A unit with its report history (every revision) and its cases."""

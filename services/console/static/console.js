@@ -16,6 +16,83 @@ function params() {
   return { node: p.get("node"), day: p.get("day") };
 }
 
+// ---- calendars (免报) ----------------------------------------------------------------------
+
+async function refreshCalendars() {
+  try {
+    state.calendars = await api(`/api/calendars?node=${state.node}`);
+  } catch (error) {
+    if (error.status === 401) return showSignIn();
+    state.calendars = [];
+  }
+  renderCalendars();
+}
+
+function calendarCovers(x) {
+  const what = [x.unit_code, x.node_code, x.unit_type ? unitType(x.unit_type) : null];
+  const day = x.weekday ? ` · ${t("weekday")} ${t("weekdays")[x.weekday - 1]}` : "";
+  return `${what.filter(Boolean).join(" · ")}${day}`;
+}
+
+function renderCalendars() {
+  const list = state.calendars || [];
+  $("calendar-count").textContent = list.length;
+  fill($("calendars"), list.length ? el("ul", { class: "calendar-list" }, list.map((x) => el("li", {
+    dataset: { exemption: x.exemption_id } },
+    el("div", {}, el("b", {}, x.reason), el("span", { class: "muted small" }, ` ${calendarCovers(x)}`)),
+    el("div", { class: "muted small" }, `${x.valid_from} – ${x.valid_to || "…"} · ${t("declared_by")} ${x.declared_by}`),
+    el("button", { type: "button", class: "btn small", onclick: () => endCalendar(x) }, t("end_calendar")))))
+    : el("p", { class: "muted empty" }, t("none")));
+}
+
+function declareCalendar() {
+  const field = (name, input) => el("label", {}, t(name), input);
+  const node = el("input", { name: "node_code", value: state.node });
+  const unit = el("input", { name: "unit_code", placeholder: "4306…-KG" });
+  const type = el("select", { name: "unit_type" }, el("option", { value: "" }, t("all_types")),
+    Object.keys(UNIT_TYPES).map((code) => el("option", { value: code }, unitType(code))));
+  const weekday = el("select", { name: "weekday" }, el("option", { value: "" }, t("every_day")),
+    [...t("weekdays")].map((d, i) => el("option", { value: i + 1 }, d)));
+  const from = el("input", { type: "date", name: "valid_from", value: state.me.today, min: state.me.today });
+  const to = el("input", { type: "date", name: "valid_to", min: state.me.today });
+  const reason = el("input", { name: "reason", required: true, placeholder: "寒假 / 休市 / 停业整顿" });
+  const error = el("div", { class: "field-error" });
+  const form = el("form", { class: "dialog-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const body = { reason: reason.value.trim(), valid_from: from.value || null, valid_to: to.value || null,
+                   weekday: weekday.value ? Number(weekday.value) : null, unit_type: type.value || null };
+    if (unit.value.trim()) body.unit_code = unit.value.trim(); else body.node_code = node.value.trim();
+    try {
+      await api("/api/calendars", { json: body });
+      $("dialog").close();
+      refreshCalendars();
+      soon("figures");
+    } catch (err) {
+      error.textContent = err.errors.length ? err.errors.map(message).join(";") : err.message;
+    }
+  } },
+    el("h2", {}, t("declare")),
+    field("scope_node", node), field("scope_unit", unit), field("type", type), field("weekday", weekday),
+    field("valid_from", from), field("valid_to", to), field("reason", reason), error,
+    el("div", { class: "dialog-actions" },
+      el("button", { type: "button", class: "btn", onclick: () => $("dialog").close() }, t("cancel")),
+      el("button", { type: "submit", class: "btn primary" }, t("submit"))));
+  fill($("dialog-body"), form);
+  $("dialog").showModal();
+}
+
+async function endCalendar(x) {
+  const reason = window.prompt(`${t("end_calendar")} · ${x.reason}`, "");
+  if (!reason) return;
+  try {
+    await api(`/api/calendars/${x.exemption_id}/end`, { json: { reason } });
+    refreshCalendars();
+    soon("figures");
+  } catch (error) {
+    toast(error.errors.length ? message(error.errors[0]) : error.message, true);
+  }
+}
+
 function go(node, push = true) {
   state.node = node;
   const p = new URLSearchParams();
@@ -25,6 +102,7 @@ function go(node, push = true) {
   if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
   refresh();
   refreshAlerts();
+  refreshCalendars();
 }
 
 async function start() {
@@ -72,12 +150,14 @@ $("sign-out").addEventListener("click", async () => {
   location.href = "/";
 });
 $("lang").addEventListener("click", toggleLang);
+$("declare").addEventListener("click", declareCalendar);
 document.addEventListener("langchange", () => {
   $("lang").textContent = t("lang");
   if (state.me) {
     $("scope-name").textContent = `${state.me.scope_name || state.me.scope} · ${LANG === "zh" ? "指挥部" : "command centre"}`;
     render();
     renderAlerts();
+    renderCalendars();
   }
 });
 $("day").addEventListener("change", () => { state.day = $("day").value || state.me.today; go(state.node); });
