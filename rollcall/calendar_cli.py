@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rollcall.registry_cli import _database_url
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import calendar
@@ -20,14 +21,6 @@ app = typer.Typer(help="Calendars (免报): units not expected to report, with a
                   no_args_is_help=True)
 console = Console()
 ADMIN = ""  # an administrator's calendars may cover every node
-
-
-def _database_url() -> str:
-    url = Settings().database_url
-    if not url:
-        console.print("[red]ROLLCALL_DATABASE_URL is not set[/] (the registry lives there)")
-        raise typer.Exit(2)
-    return url
 
 
 def _day(value: str | None, name: str) -> date | None:

@@ -190,18 +190,18 @@ async def list_calendars(principal: Authenticated, ctx: Ctx,
                          ] = None,
                          current: Annotated[bool, Query(
                              description="only those lasting until today or later")] = True,
-                         ) -> list[schemas.Exemption]:
+                         ) -> list[calendar.Exemption]:
     """The calendars (免报) that concern a node's area, with who declared or ended them, when and
     why."""
     scope = _visible(principal, node) if node else _operator(principal)
     async with ctx.sessions() as session:
         found = await calendar.listed(session, scope, ctx.today() if current else None)
-    return [schemas.Exemption(**x.as_dict()) for x in found]
+    return found
 
 
 @router.post("/calendars", status_code=201, responses=PROBLEMS)
 async def declare_calendar(body: schemas.DeclareExemption, principal: Authenticated,
-                           ctx: Ctx) -> schemas.Exemption:
+                           ctx: Ctx) -> calendar.Exemption:
     """Declare that units are not expected to report (免报) for a period, with a reason, inside
     the token's area; from today at the earliest (a past day keeps its figures). Today's and
     later days' expected units are recounted at once; a report from an exempt unit is still
@@ -215,19 +215,19 @@ async def declare_calendar(body: schemas.DeclareExemption, principal: Authentica
         x = await ctx.declare_exemption(declaration, scope, principal.holder)
     except calendar.CalendarRefused as exc:
         raise _refused(exc) from None
-    return schemas.Exemption(**x.as_dict())
+    return x
 
 
 @router.post("/calendars/{exemption_id}/end", responses=PROBLEMS)
 async def end_calendar(exemption_id: int, body: schemas.EndExemption, principal: Authenticated,
-                       ctx: Ctx) -> schemas.Exemption:
+                       ctx: Ctx) -> calendar.Exemption:
     """End a calendar from today on, with a reason: the days before keep it."""
     try:
         x = await ctx.end_exemption(exemption_id, body.reason, _operator(principal),
                                     principal.holder)
     except calendar.CalendarRefused as exc:
         raise _refused(exc) from None
-    return schemas.Exemption(**x.as_dict())
+    return x
 
 
 @router.get("/status")

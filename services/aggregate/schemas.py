@@ -1,6 +1,6 @@
 """Aggregate's wire schemas that are not rollup views: the calendars (免报) operators declare."""
 
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import BaseModel, Field
 
@@ -21,20 +21,3 @@ class DeclareExemption(BaseModel):
 
 class EndExemption(BaseModel):
     reason: str = Field(min_length=1, max_length=200, description="why it ends")
-
-
-class Exemption(BaseModel):
-    exemption_id: int
-    node_code: str | None
-    unit_code: str | None
-    unit_type: str | None
-    weekday: int | None
-    valid_from: date
-    valid_to: date | None
-    reason: str
-    declared_by: str
-    declared_at: datetime
-    withdrawn: bool
-    ended_by: str | None
-    ended_at: datetime | None
-    end_reason: str | None

@@ -71,9 +71,6 @@ class Exemption:
                 and (self.unit_type is None or self.unit_type == unit_type)
                 and (self.weekday is None or self.weekday == day.isoweekday()))
 
-    def as_dict(self) -> dict:
-        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
-
 
 def exempt_by(exemptions: Iterable[Exemption], unit: str, node: str, unit_type: str,
               day: date) -> Exemption | None:
