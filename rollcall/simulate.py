@@ -107,11 +107,13 @@ class Simulator:
         return datetime.now(self.zone).date()
 
     async def pending(self, client: httpx.AsyncClient, day: date) -> list[dict]:
-        """The units expected today that have not reported yet."""
+        """The units expected today that have not reported yet: pending (before their cutoff)
+        or missing (after it)."""
         r = await client.get(f"{self.aggregate}/v1/rollups/{self.county}/completeness",
                              params={"day": day.isoformat()}, headers=self.headers)
         r.raise_for_status()
-        return r.json()["completeness"]["missing_units"]
+        completeness = r.json()["completeness"]
+        return completeness["pending_units"] + completeness["missing_units"]
 
     async def post(self, client: httpx.AsyncClient, path: str, body) -> httpx.Response:
         r = await client.post(f"{self.ingest}{path}", json=body, headers=self.headers)

@@ -1,5 +1,6 @@
 """The daily summary (日报/通报) of a node and day: the rollup of the node and of each child, the
-completeness figures with the missing and late units, and the day's alerts, as one document for
+completeness figures with the missing, pending, exempt and late units (pending and missing as of
+the moment it is made), and the day's alerts, as one document for
 the printable page and as a CSV file that opens in a spreadsheet (UTF-8 with a BOM, which Excel
 needs to read Chinese)."""
 
@@ -11,7 +12,8 @@ from shared.catalogue import Catalogue
 
 COMPLETENESS = (("expected", "应报单位", "Expected"), ("reported", "已报", "Reported"),
                 ("zero", "零报告", "Zero reports"), ("late", "迟报", "Late"),
-                ("missing", "漏报", "Missing"))
+                ("missing", "漏报", "Missing"), ("pending", "待报", "Pending"),
+                ("exempt", "免报", "Exempt"))
 ALERT_KIND = {"case": "发热/流感样病例 Case", "outbreak": "聚集性疫情 Outbreak",
               "missing_report": "漏报 Missing report"}
 ALERT_STATUS = {"open": "待处置 Open", "acknowledged": "已确认 Acknowledged",
@@ -36,6 +38,8 @@ def build(node_view: dict, children: list[dict], alerts: list[dict], catalogue: 
                     for m in catalogue.metrics.values()],
         "rows": rows, "own_units": own_units,
         "missing_units": comp.get("missing_units", []),
+        "pending_units": comp.get("pending_units", []),
+        "exempt_units": comp.get("exempt_units", []),
         "late_units": comp.get("late_units", []),
         "alerts": alerts,
         "alert_counts": _count_alerts(alerts),
@@ -76,14 +80,16 @@ def to_csv(doc: dict) -> bytes:
                     percent(row["reporting_rate"]), percent(row["on_time_rate"]),
                     *(_number(row["values"].get(m["code"], 0)) for m in metrics)])
     for title, units in (("漏报单位 Missing units", doc["missing_units"]),
+                         ("待报单位 Pending units", doc["pending_units"]),
+                         ("免报单位 Exempt units", doc["exempt_units"]),
                          ("迟报单位 Late units", doc["late_units"])):
         w.writerow([])
         w.writerow([f"{title} ({len(units)})"])
         w.writerow(["单位代码 Unit", "名称 Name", "所属区划 Node", "类型 Type",
-                    "报送时间 Submitted"])
+                    "报送时间/截止/免报原因 Submitted/cutoff/reason"])
         for u in units:
             w.writerow([u.get("unit"), u.get("name"), u.get("node"), u.get("unit_type"),
-                        u.get("submitted_at") or ""])
+                        u.get("submitted_at") or u.get("cutoff") or u.get("reason") or ""])
     w.writerow([])
     w.writerow([f"当日预警 Alerts ({len(doc['alerts'])})"])
     w.writerow(["类型 Kind", "状态 Status", "单位 Unit", "区划 Node", "开始 Started",

@@ -54,10 +54,14 @@ async def test_hub_fans_out_by_scope_and_resyncs_a_page_that_stopped_reading():
 
 
 def test_summary_csv_holds_the_rollup_the_lists_and_the_alerts():
-    comp = {"expected": 10, "reported": 8, "zero": 5, "late": 1, "missing": 2,
-            "reporting_rate": 0.8, "on_time_rate": 0.7,
+    comp = {"expected": 10, "reported": 8, "zero": 5, "late": 1, "missing": 1, "pending": 1,
+            "exempt": 2, "reporting_rate": 0.8, "on_time_rate": 0.7,
             "missing_units": [{"unit": "U1", "name": "某村卫生室", "node": "430621108001",
                                "unit_type": "village_clinic"}],
+            "pending_units": [{"unit": "U3", "name": "某村委会", "node": "430621108001",
+                               "unit_type": "village_committee", "cutoff": "14:00:00"}],
+            "exempt_units": [{"unit": "U4", "name": "某幼儿园", "node": "430621108001",
+                              "unit_type": "kindergarten", "reason": "寒假"}],
             "late_units": []}
     view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "values": {"fever": 3},
             "completeness": comp}
@@ -72,7 +76,9 @@ def test_summary_csv_holds_the_rollup_the_lists_and_the_alerts():
     assert data.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     total = next(r for r in rows if r and r[0] == "430621")
-    assert total[1] == "合计 岳阳县" and total[2:7] == ["10", "8", "5", "1", "2"]
-    assert total[7] == "80.0%"
+    assert total[1] == "合计 岳阳县" and total[2:9] == ["10", "8", "5", "1", "1", "1", "2"]
+    assert total[9] == "80.0%"
     assert any(r and r[0] == "U1" for r in rows)
+    assert ["U3", "某村委会", "430621108001", "village_committee", "14:00:00"] in rows
+    assert ["U4", "某幼儿园", "430621108001", "kindergarten", "寒假"] in rows
     assert any(len(r) > 8 and r[1].startswith("已确认") and r[8] == "值班员" for r in rows)

@@ -27,8 +27,9 @@ def upgrade() -> None:
                                          server_default="0"), schema="aggregate")
     op.add_column("node_days", sa.Column("unreported", JSONB, nullable=False,
                                          server_default="{}"), schema="aggregate")
-    # Days built before: their units not reported counted under a cutoff unknown here; the
-    # day is recounted (aggregate.days forgotten) the next time it is entered or read.
+    # Days built before: their units not reported were counted under no cutoff. Forgotten as
+    # built, a day is read from the unit records and the registry until it is built again (by
+    # its next report or `rollcall reconcile --repair`; today within a minute of the start).
     op.execute("DELETE FROM aggregate.days")
     op.drop_column("node_days", "missing", schema="aggregate")
     op.create_table(
