@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse
 
 from services.aggregate import schemas, views
@@ -219,7 +220,8 @@ async def declare_calendar(body: schemas.DeclareExemption, principal: Authentica
 
 
 @router.post("/calendars/{exemption_id}/end", responses=PROBLEMS)
-async def end_calendar(exemption_id: int, body: schemas.EndExemption, principal: Authenticated,
+async def end_calendar(exemption_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)],
+                       body: schemas.EndExemption, principal: Authenticated,
                        ctx: Ctx) -> calendar.Exemption:
     """End a calendar from today on, with a reason: the days before keep it."""
     try:
