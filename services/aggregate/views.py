@@ -39,17 +39,17 @@ def child_length(node: str) -> int | None:
 
 def _fold(figures: queries.NodeDayFigures, code: str, span: Span,
           catalogue: Catalogue) -> Figures:
-    out = Figures()
-    for day in queries.days(span.start, span.end):
-        if (code, day) in figures:
-            out = out.fold(figures[(code, day)], catalogue)
-    return out
+    """A node's figures over the span, each metric by its aggregation over days."""
+    return Figures.over_days((figures[(code, day)] for day in queries.days(span.start, span.end)
+                              if (code, day) in figures), catalogue)
 
 
 def _shape(figures: Figures, catalogue: Catalogue) -> dict:
+    """The answer's figures: values typed as the catalogue declares them (a count is an
+    integer), ratios from the summed parts."""
     c = figures.counts
     return {
-        "values": figures.values, "ratios": catalogue.ratios_of(figures.values),
+        "values": catalogue.typed(figures.values), "ratios": catalogue.ratios_of(figures.values),
         "completeness": {"expected": c.expected, "reported": c.reported, "zero": c.zero,
                          "late": c.late, "on_time": c.on_time, "missing": c.missing,
                          **c.rates()},
@@ -122,7 +122,8 @@ async def children_view(session: AsyncSession, node: str, span: Span, catalogue:
         rows = [{**_head(code, named.get(code), span, where),
                  **_shape(_fold(figures, code, span, catalogue), catalogue)} for code in codes]
     if span.single:
-        rows += await queries.own_units(session, node, span.start, where)
+        rows += [{**unit, "values": catalogue.typed(unit["values"])}
+                 for unit in await queries.own_units(session, node, span.start, where)]
     return rows
 
 

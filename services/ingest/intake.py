@@ -27,15 +27,6 @@ def is_zero(values: Mapping[str, float]) -> bool:
     return not any(values.values())
 
 
-def normalise(values: Mapping[str, float], catalogue: Catalogue) -> dict[str, int | float]:
-    """Counts as integers (2.0 → 2), so that stored and published values read as counts."""
-    out: dict[str, int | float] = {}
-    for code, value in values.items():
-        metric = catalogue.metrics.get(code)
-        out[code] = int(value) if metric is not None and metric.value_type == "count" else value
-    return out
-
-
 def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
                  day: date) -> FieldError | None:
     """A unit submits only for itself; an operator for units at or below its node."""
@@ -77,12 +68,13 @@ def check_report(unit_code: str, day: date, values: Mapping[str, object], *,
                  reference: Reference, catalogue: Catalogue, now: datetime, zone: ZoneInfo,
                  lock_days: int, unlocked: bool = False
                  ) -> tuple[UnitInfo | None, list[FieldError]]:
-    """The unit, and every reason the report cannot be accepted. `unlocked`: the sender is an
-    operator, who may still write days past the lock window."""
+    """The unit, and every reason the report cannot be accepted: values against the catalogue
+    and the unit type's form. `unlocked`: the sender is an operator, who may still write days
+    past the lock window."""
     unit = reference.units.get(unit_code)
     errors = _check_unit(unit_code, unit, day)
     errors += _check_day(day, local_day(now, zone), lock_days, unlocked)
-    errors += catalogue.validate(values)
+    errors += catalogue.validate(values, unit_type=unit.unit_type if unit else None)
     return unit, errors
 
 

@@ -198,7 +198,7 @@ class _Batch:
         assert isinstance(body, SubmitReport | CorrectionCommand) and principal is not None
         if (unit := self.report_unit(i, body, principal)) is None:
             return None
-        values = intake.normalise(body.values, self.ctx.catalogue)
+        values = self.ctx.catalogue.typed(body.values)  # 2, not 2.0, stored and published
         # A correction's timeliness is its first report's, decided when it is stored.
         correction = body if isinstance(body, CorrectionCommand) else None
         late = correction is None and deadlines.report_is_late(

@@ -50,8 +50,11 @@ def assert_well_formed(errors: list[FieldError]) -> None:
 
 numbers = st.one_of(st.integers(-5, 60), st.floats(-5, 60, allow_nan=False),
                     st.sampled_from([float("nan"), float("inf"), 2.0, 37.5, 0.0]))
-values_st = st.dictionaries(st.sampled_from([*catalogue.metrics, "bogus", "fevers"]), numbers,
-                            max_size=6)
+# The clinics' form, metrics that are on another form only, and metrics that do not exist.
+HEALTH_FORM = catalogue.form_for("village_clinic")
+values_st = st.dictionaries(st.sampled_from(
+    [*HEALTH_FORM.metrics, "sick_absence", "enrolled", "fever_medicine_sales", "bogus", "fevers"]),
+    numbers, max_size=6)
 
 
 def expected_errors(unit_code: str, day: date, values: dict, unlocked: bool) -> set:
@@ -71,12 +74,16 @@ def expected_errors(unit_code: str, day: date, values: dict, unlocked: bool) -> 
         field = f"values.{code}"
         if metric is None:
             out.add((field, "unknown_metric"))
+        elif info is not None and code not in HEALTH_FORM.metrics:
+            out.add((field, "not_on_form"))
         elif not math.isfinite(value):
             out.add((field, "not_a_number"))
         elif metric.value_type == "count" and value != int(value):
             out.add((field, "not_integer"))
         elif metric.value_type == "count" and value < 0:
             out.add((field, "negative"))
+        elif metric.value_type == "decimal" and round(value, metric.decimals) != value:
+            out.add((field, "too_precise"))
         elif ((metric.min_value is not None and value < metric.min_value)
               or (metric.max_value is not None and value > metric.max_value)):
             out.add((field, "out_of_range"))
@@ -112,7 +119,7 @@ def test_a_report_is_refused_for_exactly_the_reasons_the_rules_give(
 @given(values=st.dictionaries(st.sampled_from(list(catalogue.metrics)),
                               st.integers(0, 10**6).map(float)))
 def test_counts_are_stored_as_integers(values: dict) -> None:
-    normal = intake.normalise(values, catalogue)
+    normal = catalogue.typed(values)
     assert normal == values
     for code, value in normal.items():
         assert isinstance(value, int) == (catalogue.metrics[code].value_type == "count")
