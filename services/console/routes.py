@@ -176,8 +176,13 @@ async def me(who: Anyone, ctx: Ctx) -> dict:
 
 @api.get("/catalogue")
 async def catalogue(ctx: Ctx) -> dict:
+    """The metrics with their unit of measure, and the form of each unit type."""
     return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
-                         "value_type": m.value_type} for m in ctx.catalogue.metrics.values()]}
+                         "value_type": m.value_type, "measure_zh": m.measure_zh,
+                         "measure_en": m.measure_en} for m in ctx.catalogue.metrics.values()],
+            "forms": {unit_type: {"code": f.code, "name_zh": f.name_zh, "name_en": f.name_en,
+                                  "required": list(f.required), "optional": list(f.optional)}
+                      for unit_type, f in ctx.catalogue.form_of_type.items()}}
 
 
 # ---- the command centre's picture ---------------------------------------------------------

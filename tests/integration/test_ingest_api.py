@@ -274,6 +274,36 @@ def test_bulk_csv_rows(system: dict, auth: dict) -> None:
     assert no_unit.status_code == 422 and codes(no_unit) == {("header", "missing_column")}
 
 
+def test_each_unit_type_reports_its_own_form(system: dict, auth: dict) -> None:
+    """A pharmacy sending sick absences is refused, the reason naming its form; one CSV file
+    holds units of several types, each row filling its own form's columns."""
+    day = (today() - timedelta(days=6)).isoformat()
+    refused = post(system, "/v1/reports", {"unit": "430621-PH2", "day": day, "reporter": "店长",
+                                           "values": {"fever_medicine_sales": 3,
+                                                      "sick_absence": 1}}, auth)
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert (error["field"], error["code"]) == ("values.sick_absence", "not_on_form")
+    assert "pharmacy" in error["message_en"] and "药店日报" in error["message_zh"]
+    header = httpx.get(f"{system['ingest']}/v1/forms/kindergarten/template.csv", headers=auth)
+    assert header.status_code == 200
+    columns = header.content.decode("utf-8-sig").strip().split(",")
+    assert columns[:8] == ["unit", "day", "reporter", "report_id", "enrolled",
+                           "morning_checks", "noon_checks", "sick_absence"]
+    assert httpx.get(f"{system['ingest']}/v1/forms/spaceport/template.csv",
+                     headers=auth).status_code == 404
+    csv_text = ("unit,day,reporter,fever_medicine_sales,enrolled,sick_absence\n"
+                f"430621-PH2,{day},店长,3,,\n"
+                f"430621-KG1,{day},园长,,120,2\n"
+                f"430621-PH1,{day},店长,1,,1\n")
+    response = httpx.post(f"{system['ingest']}/v1/reports/bulk/csv", content=csv_text.encode(),
+                          headers={**auth, "content-type": "text/csv"}, timeout=30)
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted", "rejected"]
+    assert {(e["field"], e["code"]) for e in results[2]["errors"]} == {
+        ("values.sick_absence", "not_on_form")}
+
+
 def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,
                                                         test_county: SyntheticCounty) -> None:
     """The largest bulk request: every report accepted, published once, rolled up; the same

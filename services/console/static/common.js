@@ -91,7 +91,10 @@ const UNIT_TYPES = {
   village_clinic: ["村卫生室", "Village clinic"], township_health_centre: ["乡镇卫生院", "Health centre"],
   private_clinic: ["个体诊所", "Private clinic"], hospital: ["县级医院", "County hospital"],
   pharmacy: ["药店", "Pharmacy"], enterprise: ["企业", "Enterprise"], market: ["农贸市场", "Market"],
-  care_home: ["养老机构", "Care home"],
+  care_home: ["养老机构", "Care home"], hotel: ["宾馆酒店", "Hotel"], restaurant: ["餐饮单位", "Restaurant"],
+  construction_site: ["建筑工地", "Construction site"], training_institution: ["校外培训机构", "Training institution"],
+  checkpoint: ["卡点", "Checkpoint"], isolation_site: ["集中隔离点", "Isolation site"],
+  government_department: ["机关单位", "Government department"],
 };
 
 let LANG = localStorage.getItem("rollcall.lang") || "zh";

@@ -47,8 +47,7 @@ function lead(d) {
 function render() {
   const d = doc;
   document.title = `${d.name} ${t("summary_title")} ${d.day}`;
-  const shown = d.metrics.filter((m) => ["fever", "ili", "sick_absence", "home_observation",
-    "central_isolation", "nat_tests", "nat_positive"].includes(m.code));
+  const shown = d.metrics;  // the metrics reported anywhere in the summary
   const table = el("table", { class: "table" },
     el("thead", {}, el("tr", {}, el("th", {}, t("name")),
       ["expected", "reported", "zero", "late", "missing"].map((k) => el("th", { class: "n" }, t(k))),
