@@ -27,10 +27,11 @@ ALWAYS = ("fever", "ili")
 
 
 def build(node_view: dict, children: list[dict], alerts: list[dict], catalogue: Catalogue,
-          generated_at: str) -> dict:
+          generated_at: str, notes: list[dict] = ()) -> dict:
     """The summary as one document: what the printable page shows and the CSV holds. Its
     columns are the metrics reported anywhere in it (a county's summary is not forty empty
-    columns), each value typed as the catalogue declares it."""
+    columns), each value typed as the catalogue declares it; the units' notes of the day are
+    listed as they were written, never counted."""
     rows = [_row(node_view, catalogue, total=True)]
     rows += [_row(child, catalogue) for child in children if child.get("kind") == "node"]
     own_units = [{**c, "values": catalogue.typed(c.get("values") or {})}
@@ -48,6 +49,7 @@ def build(node_view: dict, children: list[dict], alerts: list[dict], catalogue: 
         "late_units": comp.get("late_units", []),
         "alerts": alerts,
         "alert_counts": _count_alerts(alerts),
+        "notes": list(notes),
     }
 
 
@@ -93,6 +95,12 @@ def to_csv(doc: dict) -> bytes:
         for u in units:
             w.writerow([u.get("unit"), u.get("name"), u.get("node"), u.get("unit_type"),
                         u.get("submitted_at") or ""])
+    w.writerow([])
+    w.writerow([f"单位备注 Notes ({len(doc['notes'])})"])
+    w.writerow(["单位代码 Unit", "名称 Name", "所属区划 Node", "版本 Revision", "备注 Note"])
+    for n in doc["notes"]:
+        w.writerow([n.get("unit"), n.get("unit_name") or "", n.get("node"), n.get("revision"),
+                    n.get("note")])
     w.writerow([])
     w.writerow([f"当日预警 Alerts ({len(doc['alerts'])})"])
     w.writerow(["类型 Kind", "状态 Status", "单位 Unit", "区划 Node", "开始 Started",

@@ -15,10 +15,12 @@ from shared.registry.reference import Reference, UnitInfo
 # Beyond these, whatever was measured was not a living person's body temperature.
 PHYSICAL_TEMPERATURE_C = (30.0, 45.0)
 # A pseudonym: letters, digits and a few separators. No names (no CJK), and not an ID card
-# (18 characters, the last a digit or X) or a mobile number, which identify a person outright.
+# (18 characters, the last a digit or X) or a phone number, which identify a person outright.
+# The same patterns find one inside a report's note (not part of a longer run of digits).
 _PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_ID_CARD = re.compile(r"\d{17}[\dXx]")
-_MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
+_ID_CARD = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(\+?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9])0[0-9]{2,3}-[0-9]{7,8}(?![0-9])")
 
 
 def is_zero(values: Mapping[str, float]) -> bool:
@@ -64,9 +66,23 @@ def _check_day(day: date, today: date, lock_days: int, unlocked: bool,
     return []
 
 
+def check_note(note: str | None) -> list[FieldError]:
+    """A note is free text for what the figures cannot say, never a way to name a person: one
+    carrying an ID-card or phone number is refused (its length is the schema's)."""
+    if note is None:
+        return []
+    found = [what for what, pattern in (("身份证号", _ID_CARD), ("电话号码", _MOBILE),
+                                        ("电话号码", _LANDLINE)) if pattern.search(note)]
+    if not found:
+        return []
+    return [FieldError("note", "personal_data",
+                       f"备注不得包含{found[0]}等个人信息",
+                       "a note may not carry an ID-card or phone number")]
+
+
 def check_report(unit_code: str, day: date, values: Mapping[str, object], *,
                  reference: Reference, catalogue: Catalogue, now: datetime, zone: ZoneInfo,
-                 lock_days: int, unlocked: bool = False
+                 lock_days: int, unlocked: bool = False, note: str | None = None
                  ) -> tuple[UnitInfo | None, list[FieldError]]:
     """The unit, and every reason the report cannot be accepted: values against the catalogue
     and the unit type's form. `unlocked`: the sender is an operator, who may still write days
@@ -75,6 +91,7 @@ def check_report(unit_code: str, day: date, values: Mapping[str, object], *,
     errors = _check_unit(unit_code, unit, day)
     errors += _check_day(day, local_day(now, zone), lock_days, unlocked)
     errors += catalogue.validate(values, unit_type=unit.unit_type if unit else None)
+    errors += check_note(note)
     return unit, errors
 
 

@@ -44,6 +44,7 @@ class Submission:
     revision: int | None = None  # the revision a correction means to create
     credential_id: uuid.UUID | None = None
     actor: str | None = None
+    note: str | None = None  # kept with the revision, never aggregated
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +135,20 @@ INSERT_FIRST = _InsertWithEvents("ingest.reports", "report_id", _columns(
     "report_id:uuid", "unit_code:text", "day:date", "revision=1", "node_code:text",
     "values:text=CAST(values AS jsonb)", "zero:boolean", "late:boolean",
     "submitted_at:timestamptz", "reporter:text", "reason=NULL", "credential_id:uuid",
-    "actor:text"), created_at="submitted_at")
+    "actor:text", "note:text"), created_at="submitted_at")
 
 STORED_FIRST = text("""
-    SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason
+    SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason, note
     FROM ingest.reports WHERE report_id = ANY(CAST(:ids AS uuid[]))
     UNION ALL
     SELECT r.report_id, r.unit_code, r.day, r.revision, r.values, r.zero, r.late,
-           r.submitted_at, r.reason
+           r.submitted_at, r.reason, r.note
     FROM ingest.reports r
     JOIN unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
       ON r.unit_code = t.u AND r.day = t.d AND r.revision = 1
 """).columns(report_id=Uuid(), unit_code=String(), day=Date(), revision=Integer(),
              values=JSONB(), zero=Boolean(), late=Boolean(),
-             submitted_at=DateTime(timezone=True), reason=String())
+             submitted_at=DateTime(timezone=True), reason=String(), note=String())
 
 
 def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
@@ -157,7 +158,7 @@ def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
         report_id=report_id, unit=sub.unit.code, node=node, unit_type=sub.unit.unit_type,
         sector=sub.unit.sector, day=sub.day, revision=revision, values=sub.values,
         zero=sub.zero, late=late, submitted_at=sub.submitted_at, reporter=sub.reporter,
-        reason=sub.reason, actor=sub.actor)
+        reason=sub.reason, actor=sub.actor, note=sub.note)
 
 
 def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
@@ -168,7 +169,7 @@ def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
         "unit_type": sub.unit.unit_type, "sector": sub.unit.sector,
         "day": sub.day.isoformat(), "revision": 1, "values": sub.values, "zero": sub.zero,
         "late": sub.late, "submitted_at": sub.submitted_at.isoformat(),
-        "reporter": sub.reporter, "reason": None, "actor": sub.actor,
+        "reporter": sub.reporter, "reason": None, "actor": sub.actor, "note": sub.note,
     }, ensure_ascii=False).encode()
 
 
@@ -190,7 +191,8 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
         assert node is not None  # checked at the door
         rows.append((ids[i], sub.unit.code, sub.day, node, json.dumps(sub.values), sub.zero,
                      sub.late, sub.submitted_at, sub.reporter, sub.credential_id, sub.actor,
-                     accepted_subject(node), f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
+                     sub.note, accepted_subject(node),
+                     f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
                      accepted_payload(sub, ids[i], node)))
     inserted = await INSERT_FIRST.run(session, rows)
     out: list[Receipt | Refused | None] = [None] * len(subs)
@@ -216,7 +218,7 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
             sub = subs[i]
             out[i] = _settled(revisions.classify_first(
                 sub.unit.code, sub.day, sub.values, sub.report_id, by_id,
-                first.get((sub.unit.code, sub.day))))
+                first.get((sub.unit.code, sub.day)), sub.note))
     return out  # type: ignore[return-value]
 
 
@@ -245,7 +247,7 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
         same_id = next((row for row in stored if row.report_id == sub.report_id), None) \
             or await session.get(ReportRow, sub.report_id)
     decision = revisions.next_revision(sub.unit.code, sub.day, sub.values, sub.reason,
-                                       sub.report_id, sub.revision, stored, same_id)
+                                       sub.report_id, sub.revision, stored, same_id, sub.note)
     if not isinstance(decision, revisions.NextRevision):
         return _settled(decision)
     node = sub.unit.node_on(sub.day)
@@ -254,7 +256,7 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
         report_id=sub.report_id or uuid.uuid4(), unit_code=sub.unit.code, day=sub.day,
         revision=decision.revision, node_code=node, values=sub.values, zero=sub.zero,
         late=decision.late, submitted_at=sub.submitted_at, reporter=sub.reporter,
-        reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor)
+        reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor, note=sub.note)
     session.add(row)
     event = _event(sub, row.report_id, decision.revision, decision.late, node)
     await add_to_outbox(session, event.subject, event.msg_id, event.model_dump_json().encode(),
@@ -377,6 +379,26 @@ async def history(session: AsyncSession, unit: str, day: date | None = None) -> 
         query = query.where(ReportRow.day == day)
     rows = await session.execute(query.order_by(ReportRow.day.desc(), ReportRow.revision))
     return list(rows.scalars())
+
+
+# The latest revision of each unit's report below a node on a day, where it carries a note.
+NOTES = text("""
+    SELECT unit_code AS unit, node_code AS node, revision, note, reporter, submitted_at
+    FROM (SELECT DISTINCT ON (r.unit_code) r.unit_code, r.node_code, r.revision, r.note,
+                 r.reporter, r.submitted_at
+          FROM ingest.reports r
+          WHERE r.day = :day AND r.node_code ~>=~ CAST(:node AS text)
+            AND r.node_code ~<~ (CAST(:node AS text) || '~')
+          ORDER BY r.unit_code, r.revision DESC) latest
+    WHERE note IS NOT NULL
+    ORDER BY node, unit LIMIT :limit
+""")
+
+
+async def notes(session: AsyncSession, node: str, day: date, limit: int) -> list[dict]:
+    """The notes of the day's reports below `node`, as their latest revision says them."""
+    rows = await session.execute(NOTES, {"node": node, "day": day, "limit": limit})
+    return [dict(r._mapping) for r in rows]
 
 
 async def cases_of(session: AsyncSession, unit: str, since: datetime | None = None,

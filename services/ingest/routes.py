@@ -24,6 +24,7 @@ from services.ingest.schemas import (
     CorrectReport,
     Problem,
     Receipt,
+    ReportNote,
     Revision,
     SubmitCase,
     SubmitReport,
@@ -91,7 +92,7 @@ async def submit_zero_report(request: Request, principal: Authenticated, ctx: Ct
     item = read_json(SubmitZeroReport, await request.body(), principal)
     if isinstance(body := item.parsed, SubmitZeroReport):
         item.parsed = SubmitReport(unit=body.unit, day=body.day, reporter=body.reporter,
-                                   report_id=body.report_id, values={})
+                                   report_id=body.report_id, values={}, note=body.note)
     [outcome] = await submissions.submit_reports(ctx, [item])
     return _answer(outcome)
 
@@ -243,7 +244,20 @@ async def unit_reports(unit: str, principal: Authenticated, ctx: Ctx,
     return [Revision(report_id=r.report_id, unit=r.unit_code, day=r.day, revision=r.revision,
                      values=ctx.catalogue.typed(r.values), zero=r.zero, late=r.late,
                      submitted_at=r.submitted_at, reporter=r.reporter, reason=r.reason,
-                     actor=r.actor) for r in rows]
+                     actor=r.actor, note=r.note) for r in rows]
+
+
+@router.get("/notes", response_model=list[ReportNote],
+            responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def report_notes(principal: Authenticated, ctx: Ctx, node: str, day: date,
+                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+                       ) -> list[ReportNote]:
+    """The notes units below `node` sent with their reports of `day` (the latest revision of
+    each), for the drill-down and the daily summary: read beside the figures, never summed."""
+    if not principal.may_see(node):
+        raise forbidden(node, "node")
+    async with ctx.sessions() as session:
+        return [ReportNote(**row) for row in await ledger.notes(session, node, day, limit)]
 
 
 cases = APIRouter(prefix="/v1", tags=["cases"])

@@ -43,6 +43,12 @@ Reporter = Annotated[str, StringConstraints(min_length=1, max_length=100),
                      Field(description="the designated reporter (信息报送专员)")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000),
                    AfterValidator(_printable), Field(description="why the report is corrected")]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                 AfterValidator(_printable), Field(
+                     examples=["今日学校停课"],
+                     description="有特殊情况及时报送: a free-text note kept with the "
+                                 "revision, shown beside the figures and never aggregated; no "
+                                 "ID-card or phone number")]
 MetricCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Values = Annotated[dict[MetricCode, Annotated[float, Strict()]], Field(
     max_length=200, examples=[{"fever": 2, "ili": 1}],
@@ -63,6 +69,7 @@ class SubmitReport(Wire):
     reporter: Reporter
     report_id: UUID | None = Field(
         default=None, description="client-chosen id: a retry with the same id changes nothing")
+    note: Note | None = None
 
 
 class SubmitZeroReport(Wire):
@@ -72,6 +79,7 @@ class SubmitZeroReport(Wire):
     day: ReportDay
     reporter: Reporter
     report_id: UUID | None = None
+    note: Note | None = None
 
 
 class CorrectReport(Wire):
@@ -80,6 +88,7 @@ class CorrectReport(Wire):
     values: Values = Field(default_factory=dict)
     reporter: Reporter
     reason: Reason
+    note: Note | None = None
     report_id: UUID | None = Field(
         default=None, description="client-chosen id of this revision: a retry changes nothing")
     revision: int | None = Field(
@@ -186,6 +195,18 @@ class Revision(BaseModel):
     reporter: str
     reason: str | None
     actor: str | None
+    note: str | None = None
+
+
+class ReportNote(BaseModel):
+    """A unit's note on a day, from the latest revision of its report."""
+
+    unit: str
+    node: str
+    revision: int
+    note: str
+    reporter: str
+    submitted_at: datetime
 
 
 class CaseView(BaseModel):

@@ -167,7 +167,7 @@ class _Batch:
         """The unit of a report or correction that passed the door's checks and the unit's rate
         limit; None, with item i refused, otherwise."""
         unit, status, errors = _check(self.ctx, principal, body.unit, body.day, body.values,
-                                      self.now)
+                                      self.now, body.note)
         if status != 403 and unit is not None and self.throttled(i, body.unit):
             return None
         if errors:
@@ -208,7 +208,7 @@ class _Batch:
             reporter=body.reporter, submitted_at=self.now, report_id=body.report_id,
             reason=correction.reason if correction else None,
             revision=correction.revision if correction else None,
-            credential_id=principal.credential_id, actor=actor_of(principal))
+            credential_id=principal.credential_id, actor=actor_of(principal), note=body.note)
 
     def settle(self, i: int, result: Receipt | CaseReceipt | Refused) -> None:
         if isinstance(result, Refused):
@@ -247,12 +247,12 @@ class _Batch:
         return self.outcomes  # type: ignore[return-value]
 
 
-def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values, now
-           ) -> tuple[object, int, list[FieldError]]:
+def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values, now,
+           note: str | None = None) -> tuple[object, int, list[FieldError]]:
     unit, errors = intake.check_report(
         unit_code, day, values, reference=ctx.reference, catalogue=ctx.catalogue, now=now,
         zone=ctx.settings.zone, lock_days=ctx.settings.lock_days,
-        unlocked=principal.kind == "operator")
+        unlocked=principal.kind == "operator", note=note)
     # A credential that may not write for the unit learns nothing more about the report.
     if (denied := intake.check_access(principal, unit_code, unit, day)) is not None:
         return unit, 403, [denied]

@@ -17,12 +17,14 @@ from sqlalchemy import text
 
 from shared.auth import revoke
 from shared.clock import utc_now
+from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
 from tests.conftest import eventually, issue_token
 from tests.integration.conftest import (
     ZONE,
     SyntheticCounty,
     open_days,
+    stream_messages,
     subject_counts,
     today,
 )
@@ -302,6 +304,47 @@ def test_each_unit_type_reports_its_own_form(system: dict, auth: dict) -> None:
     assert [r["status"] for r in results] == ["accepted", "accepted", "rejected"]
     assert {(e["field"], e["code"]) for e in results[2]["errors"]} == {
         ("values.sick_absence", "not_on_form")}
+
+
+def test_a_note_is_kept_with_its_revision_and_never_carries_a_phone_number(
+        system: dict, servers, auth: dict) -> None:
+    unit, day = "430621113002-CL", (today() - timedelta(days=4)).isoformat()
+    body = {"unit": unit, "day": day, "reporter": "村医", "values": {"fever": 1},
+            "note": "一名发热病人已转诊县医院发热门诊"}
+    for refused_note, code in (("联系人 138 0731 5678", "personal_data"),
+                               ("家属身份证 43062119800101123X", "personal_data"),
+                               ("值班电话 0730-7654321", "personal_data"),
+                               ("长" * 501, "too_long")):
+        refused = post(system, "/v1/reports", {**body, "note": refused_note}, auth)
+        assert refused.status_code == 422, refused_note
+        assert ("note", code) in codes(refused)
+    assert post(system, "/v1/reports", body, auth).status_code == 201
+    assert post(system, "/v1/reports", body, auth).json()["status"] == "duplicate"
+    other_note = post(system, "/v1/reports", {**body, "note": "另一条"}, auth)
+    assert other_note.status_code == 409  # not a retry: a correction says it
+    fix = httpx.post(f"{system['ingest']}/v1/reports/{unit}/{day}/corrections", headers=auth,
+                     json={"values": {"fever": 1}, "reporter": "村医", "reason": "补充说明",
+                           "note": "病人核酸阴性,已返家"})
+    assert fix.status_code == 201, fix.text
+    history = httpx.get(f"{system['ingest']}/v1/units/{unit}/reports", params={"day": day},
+                        headers=auth).json()
+    assert [(r["revision"], r["note"]) for r in history] == [
+        (1, "一名发热病人已转诊县医院发热门诊"), (2, "病人核酸阴性,已返家")]
+    notes = httpx.get(f"{system['ingest']}/v1/notes", params={"node": "430621113", "day": day},
+                      headers=auth).json()
+    assert [(n["unit"], n["revision"], n["note"]) for n in notes] == [
+        (unit, 2, "病人核酸阴性,已返家")]
+    subject = f"report.accepted.430621.430621113.{unit.split('-')[0]}"
+
+    def published() -> list[tuple[int, str | None]] | None:
+        events = [ReportAccepted.model_validate_json(m.data) for m in asyncio.run(
+            stream_messages(servers.nats_url, "REPORTS", subject))]
+        found = sorted((e.revision, e.note) for e in events
+                       if e.unit == unit and e.day.isoformat() == day)
+        return found if len(found) == 2 else None
+
+    assert eventually(published) == [(1, "一名发热病人已转诊县医院发热门诊"),
+                                     (2, "病人核酸阴性,已返家")]
 
 
 def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,

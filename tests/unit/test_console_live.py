@@ -95,3 +95,14 @@ def test_the_summary_shows_the_metrics_reported_typed_as_declared():
                            "消毒液库存(吨) Disinfectant in store, tonnes (吨)"]
     total = next(r for r in rows if r and r[0] == "430621")
     assert total[-4:] == ["3", "0", "12", "0.3"]
+
+
+def test_the_summary_lists_the_units_notes_as_written():
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
+            "values": {"fever": 1}}
+    note = {"unit": "430621108001-CL", "unit_name": "某村卫生室", "node": "430621108001",
+            "revision": 2, "note": "一名发热病人已转诊"}
+    doc = summary.build(view, [], [], default_catalogue(), "2026-03-02 18:00", [note])
+    assert doc["notes"] == [note]
+    rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
+    assert ["430621108001-CL", "某村卫生室", "430621108001", "2", "一名发热病人已转诊"] in rows

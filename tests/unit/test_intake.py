@@ -272,3 +272,20 @@ def test_a_case_found_in_an_implausible_year_is_refused_not_a_crash() -> None:
         raise AssertionError("accepted a case found in year 1")
     assert (error.field, error.code) == ("found_at", "out_of_range")
     assert error.message_zh and error.message_en
+
+
+@given(before=st.text(alphabet="今日发热病人已转诊,体温38.5度 ", max_size=20),
+       after=st.text(alphabet="今日发热病人已转诊,体温38.5度 ", max_size=20),
+       number=st.sampled_from(["13807315678", "138 0731 5678", "+8613807315678",
+                               "43062119800101123X", "430621198001011234", "0730-7654321"]))
+def test_a_note_carrying_an_id_card_or_phone_number_is_refused(before: str, after: str,
+                                                               number: str) -> None:
+    [error] = intake.check_note(f"{before},{number},{after}")
+    assert (error.field, error.code) == ("note", "personal_data")
+    assert_well_formed([error])
+
+
+def test_an_ordinary_note_passes() -> None:
+    for note in (None, "今日学校停课", "发热 3 人,最高体温 38.5 °C,已转诊", "库存口罩 20000 只",
+                 "2026-03-01 起停课 7 天"):
+        assert intake.check_note(note) == [], note

@@ -214,12 +214,19 @@ function reportDone(answer) {
   return `✓ ${what} · ${answer.unit} · ${answer.day} · ${t("revision")} ${answer.revision}${answer.late ? t("late_note") : ""}`;
 }
 
+// The note goes with either report when written; a blank one is no note.
+function note() {
+  const text = $("note").value.trim();
+  return text ? { note: text } : {};
+}
+
 $("zero").addEventListener("click", () =>
-  send("/api/reports/zero", common(), $("report-receipt"), $("report-form"), reportDone));
+  send("/api/reports/zero", { ...common(), ...note() }, $("report-receipt"), $("report-form"),
+       reportDone));
 
 $("report-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  send("/api/reports", { ...common(), values: collectValues() }, $("report-receipt"),
+  send("/api/reports", { ...common(), values: collectValues(), ...note() }, $("report-receipt"),
        $("report-form"), reportDone);
 });
 

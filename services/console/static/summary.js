@@ -95,6 +95,10 @@ function render() {
     el("h2", {}, t("rollup_table")), table,
     el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`), units(d.missing_units, false),
     el("h2", {}, `${t("late_title")} (${d.late_units.length})`), units(d.late_units, true),
+    el("h2", {}, `${t("notes_title")} (${d.notes.length})`),
+    d.notes.length ? el("ul", { class: "notes" }, d.notes.map((n) => el("li", {},
+      el("b", {}, n.unit_name || n.unit), n.node_name ? el("span", { class: "muted small" }, ` · ${n.node_name}`) : null,
+      `:${n.note}`))) : el("p", { class: "muted" }, t("none")),
     el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts);
 }
 
