@@ -107,8 +107,10 @@ def check_person_ref(ref: str) -> FieldError | None:
 def check_case(unit_code: str, kind: str, found_at: datetime, temperature: float | None,
                person_ref: str, symptoms: list[str], *, reference: Reference, now: datetime,
                zone: ZoneInfo, lock_days: int, unlocked: bool, fever_threshold: float,
-               clock_skew: timedelta) -> tuple[UnitInfo | None, list[FieldError]]:
-    """The unit, and every reason the case cannot be accepted."""
+               clock_skew: timedelta, second_temperature: float | None = None
+               ) -> tuple[UnitInfo | None, list[FieldError]]:
+    """The unit, and every reason the case cannot be accepted. A second reading is a body
+    temperature too, and only follows a first one (the seeds' recheck)."""
     unit = reference.units.get(unit_code)
     found_day = local_day(found_at, zone)
     errors = _check_unit(unit_code, unit, found_day)
@@ -129,6 +131,15 @@ def check_case(unit_code: str, kind: str, found_at: datetime, temperature: float
         errors.append(FieldError("temperature", "not_a_fever",
                                  f"体温低于 {fever_threshold} °C,不是发热病例",
                                  f"below {fever_threshold} °C is not a fever"))
+    if second_temperature is not None:
+        if not (low <= second_temperature <= high):
+            errors.append(FieldError("second_temperature", "temperature_out_of_range",
+                                     f"体温须在 {low}–{high} °C 之间",
+                                     f"a body temperature is between {low} and {high} °C"))
+        elif temperature is None:
+            errors.append(FieldError("second_temperature", "without_first",
+                                     "复测体温须先填写首次体温",
+                                     "a second reading needs the first one"))
     if kind == "ili" and not symptoms:
         errors.append(FieldError("symptoms", "missing", "流感样病例须填写症状(如咳嗽、咽痛)",
                                  "a flu-like case needs its symptoms (e.g. cough, sore throat)"))

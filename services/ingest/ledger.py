@@ -55,6 +55,7 @@ class Case:
     deadline: datetime  # when it is due (the two-hour rule), for its receipt
     id_chosen: bool  # the client chose `event.case_id`: a retry may name it
     credential_id: uuid.UUID | None = None
+    details: dict | None = None  # the extra fields of the incident form, when given
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +271,8 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
 INSERT_CASES = _InsertWithEvents("ingest.cases", "case_id", _columns(
     "case_id:uuid", "unit_code:text", "node_code:text", "kind:text", "found_at:timestamptz",
     "received_at:timestamptz", "temperature:float8", "symptoms:text=CAST(symptoms AS jsonb)",
-    "person_ref:text", "late:boolean", "credential_id:uuid", "actor:text"),
-    created_at="received_at")
+    "person_ref:text", "late:boolean", "credential_id:uuid", "actor:text",
+    "details:text=CAST(details AS jsonb)"), created_at="received_at")
 
 STORED_CASES = text("""
     SELECT case_id, unit_code AS unit, kind, found_at, received_at, person_ref, late
@@ -304,7 +305,9 @@ async def record_cases(session: AsyncSession, cases: Sequence[Case]
         c, e = cases[i], cases[i].event
         rows.append((e.case_id, e.unit, e.node, e.kind, e.found_at, e.received_at,
                      e.temperature, json.dumps(e.symptoms), e.person_ref, e.late,
-                     c.credential_id, e.actor, e.subject, e.msg_id,
+                     c.credential_id, e.actor,
+                     json.dumps(c.details, ensure_ascii=False) if c.details else None,
+                     e.subject, e.msg_id,
                      e.model_dump_json().encode()))
     inserted = await INSERT_CASES.run(session, rows)
     leftovers = {i for i, c in enumerate(cases) if c.event.case_id not in inserted}

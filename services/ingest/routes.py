@@ -285,5 +285,5 @@ async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
         rows = await ledger.cases_of(session, unit, since)
     return [CaseView(case_id=c.case_id, unit=c.unit_code, kind=c.kind, found_at=c.found_at,
                      received_at=c.received_at, temperature=c.temperature,
-                     symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor)
-            for c in rows]
+                     symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor,
+                     details=c.details or {}) for c in rows]

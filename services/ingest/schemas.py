@@ -105,7 +105,10 @@ class CorrectionCommand(CorrectReport):
 
 
 Symptom = Annotated[str, StringConstraints(min_length=1, max_length=50),
-                    AfterValidator(_printable)]
+                    AfterValidator(_printable),
+                    Field(examples=["cough", "sore_throat", "rash"])]
+CaseAction = Literal["isolated", "referred", "sent_home", "observed", "other"]
+CASE_DETAILS = ("second_temperature", "travel_risk_area", "contact_with_case", "action")
 
 
 class SubmitCase(Wire):
@@ -126,6 +129,22 @@ class SubmitCase(Wire):
                             description="a pseudonymous reference: letters, digits, - _ . :")
     case_id: UUID | None = Field(
         default=None, description="client-chosen id: a retry with the same id changes nothing")
+    # What the seeds' incident form records (校园疫情突发情况登记表), all optional.
+    second_temperature: Annotated[float, Strict()] | None = Field(
+        default=None, examples=[38.1],
+        description="°C, the second reading (a mercury thermometer after the first screening)")
+    travel_risk_area: Annotated[bool, Strict()] | None = Field(
+        default=None, description="recently stayed in or passed through a risk area")
+    contact_with_case: Annotated[bool, Strict()] | None = Field(
+        default=None, description="in contact with a confirmed or suspected case")
+    action: CaseAction | None = Field(
+        default=None, description="what was done: isolated on site (应急隔离), referred to a "
+                                  "fever clinic (转诊发热门诊), sent home with a parent "
+                                  "(家长接回), kept for observation (留观), other")
+
+    def details(self) -> dict:
+        """The extra fields given, as the ledger keeps them."""
+        return self.model_dump(include=set(CASE_DETAILS), exclude_none=True)
 
 
 class Receipt(BaseModel):
@@ -220,3 +239,6 @@ class CaseView(BaseModel):
     person_ref: str
     late: bool
     actor: str | None
+    details: dict = Field(default_factory=dict,
+                          description="second_temperature, travel_risk_area, contact_with_case, "
+                                      "action: those given")

@@ -309,7 +309,8 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             reference=ctx.reference, now=batch.now, zone=settings.zone,
             lock_days=settings.lock_days, unlocked=principal.kind == "operator",
             fever_threshold=settings.fever_threshold_c,
-            clock_skew=timedelta(seconds=settings.clock_skew_s))
+            clock_skew=timedelta(seconds=settings.clock_skew_s),
+            second_temperature=body.second_temperature)
         found_day = deadlines.local_day(found_at, settings.zone)
         if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
             batch.refuse(i, 403, [denied])
@@ -329,7 +330,8 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             person_ref=body.person_ref, late=deadlines.is_past(deadline, batch.now),
             actor=actor_of(principal))
         cases.append(ledger.Case(event, deadline, id_chosen=body.case_id is not None,
-                                 credential_id=principal.credential_id))
+                                 credential_id=principal.credential_id,
+                                 details=body.details() or None))
         where.append(i)
     async with batch.transaction() as session:
         if cases:

@@ -152,6 +152,30 @@ def test_a_case_is_taken_and_listed(system: dict, auth: dict) -> None:
     assert first.json()["case_id"] in {c["case_id"] for c in listed}
 
 
+def test_a_fever_case_as_the_seeds_record_it(system: dict, auth: dict) -> None:
+    """Second reading, rash among the symptoms, recent travel to a risk area, the action
+    taken: kept with the case and listed back; a case without them reads with none."""
+    unit = "430621113003-CL"
+    body = {"unit": unit, "kind": "fever", "temperature": 38.2, "second_temperature": 38.2,
+            "symptoms": ["rash", "cough"], "travel_risk_area": True, "contact_with_case": False,
+            "action": "referred", "person_ref": "P-2b9e01",
+            "found_at": (datetime.now(ZONE) - timedelta(minutes=10)).isoformat()}
+    taken = post(system, "/v1/cases", body, auth)
+    assert taken.status_code == 201, taken.text
+    listed = {c["case_id"]: c for c in httpx.get(
+        f"{system['ingest']}/v1/units/{unit}/cases", headers=auth).json()}
+    case = listed[taken.json()["case_id"]]
+    assert case["symptoms"] == ["rash", "cough"]
+    assert case["details"] == {"second_temperature": 38.2, "travel_risk_area": True,
+                               "contact_with_case": False, "action": "referred"}
+    plain = {k: body[k] for k in ("unit", "kind", "temperature", "found_at")}
+    other = post(system, "/v1/cases", {**plain, "person_ref": "P-2b9e02"}, auth)
+    assert listed.get(other.json()["case_id"]) is None
+    again = {c["case_id"]: c for c in httpx.get(
+        f"{system['ingest']}/v1/units/{unit}/cases", headers=auth).json()}
+    assert again[other.json()["case_id"]]["details"] == {}
+
+
 # -- refusals: kept and published, whatever the body -------------------------------------
 
 

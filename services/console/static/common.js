@@ -42,7 +42,11 @@ const I18N = {
     late_note: "(已过截止时间,记为迟报)", case_done: "病例已上报,预警时限",
     fix_fields: "请按提示修改标红的内容", more_metrics: "更多指标", pick_unit: "请选择单位",
     cough: "咳嗽", sore_throat: "咽痛", headache: "头痛", fatigue: "乏力", muscle_ache: "肌肉酸痛",
-    runny_nose: "流涕", diarrhea: "腹泻",
+    runny_nose: "流涕", diarrhea: "腹泻", rash: "皮疹",
+    second_temperature: "复测体温(°C)", travel_risk_area: "近期有风险地区旅居史", contact_with_case: "有确诊或疑似病例接触史",
+    action: "处置措施", unknown: "未询问", yes: "是", no: "否",
+    action_isolated: "应急隔离", action_referred: "转诊发热门诊", action_sent_home: "家长接回", action_observed: "留观",
+    action_other: "其他",
   },
   en: {
     app_title: "Daily Epidemic Reporting — Command Centre",
@@ -83,7 +87,11 @@ const I18N = {
     late_note: " (after the cutoff: counted as late)", case_done: "Case reported; alert deadline",
     fix_fields: "Please correct the fields marked in red", more_metrics: "More metrics", pick_unit: "Choose a unit",
     cough: "Cough", sore_throat: "Sore throat", headache: "Headache", fatigue: "Fatigue", muscle_ache: "Muscle ache",
-    runny_nose: "Runny nose", diarrhea: "Diarrhoea",
+    runny_nose: "Runny nose", diarrhea: "Diarrhoea", rash: "Rash",
+    second_temperature: "Second reading (°C)", travel_risk_area: "Recently in a risk area", contact_with_case: "Contact with a confirmed or suspected case",
+    action: "Action taken", unknown: "Not asked", yes: "Yes", no: "No",
+    action_isolated: "Isolated on site", action_referred: "Referred to a fever clinic", action_sent_home: "Sent home with a parent",
+    action_observed: "Kept for observation", action_other: "Other",
   },
 };
 

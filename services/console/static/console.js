@@ -453,6 +453,11 @@ async function showUnit(code) {
       data.cases.length ? el("h3", {}, t("cases")) : null,
       data.cases.length ? el("ul", { class: "cases" }, data.cases.map((c) => el("li", {},
         `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}°C` : "",
+        c.details && c.details.second_temperature ? ` / ${c.details.second_temperature}°C` : "",
+        c.symptoms && c.symptoms.length ? ` · ${c.symptoms.map(t).join("、")}` : "",
+        c.details && c.details.travel_risk_area ? ` · ${t("travel_risk_area")}` : "",
+        c.details && c.details.contact_with_case ? ` · ${t("contact_with_case")}` : "",
+        c.details && c.details.action ? ` · ${t(`action_${c.details.action}`)}` : "",
         ` · ${c.person_ref}`))) : null));
   } catch (error) {
     fill($("dialog-body"), el("p", { class: "field-error" },

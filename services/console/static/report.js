@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea"];
+const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea", "rash"];
 let me = null, metrics = [], forms = {}, unitTypeShown = null;
 
 async function start() {
@@ -238,6 +238,13 @@ $("case-form").addEventListener("submit", (event) => {
     temperature: temperature === "" ? null : Number(temperature),
     symptoms: collectSymptoms(), person_ref: $("person-ref").value.trim(),
   };
+  // The incident form's optional fields: sent only when filled in.
+  const second = $("second-temperature").value;
+  if (second !== "") body.second_temperature = Number(second);
+  for (const [id, field] of [["travel-risk-area", "travel_risk_area"], ["contact-with-case", "contact_with_case"]]) {
+    if ($(id).value !== "") body[field] = $(id).value === "true";
+  }
+  if ($("case-action").value) body.action = $("case-action").value;
   send("/api/cases", body, $("case-receipt"), $("case-form"), (answer) =>
     `✓ ${t("case_done")} ${localTime(answer.deadline, true)}${answer.late ? t("late_note") : ""}`);
 });
