@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rollcall dev
 
+# The pytest run includes the compose test (tests/deploy/test_compose.py): as root it installs
+# Docker Engine, Compose and mmdebstrap when missing and starts dockerd if none runs.
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

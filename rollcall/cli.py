@@ -37,6 +37,7 @@ class Service(enum.StrEnum):
     aggregate = "aggregate"
     alerts = "alerts"
     console = "console"
+    notify = "notify"
 
 
 def port_of(settings: Settings, service: Service) -> int:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,26 @@ class Settings(BaseSettings):
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
+    # Notify: its port and durable consumer; what is sent when (default
+    # services/notify/data/notify.toml); how often the worker looks for due deliveries (0: only
+    # when woken, as tests do). Channels are on when configured: e-mail with an SMTP host, SMS
+    # with a gateway URL (its JSON body template fills {phone}, {text}, {title} and {key}).
+    notify_port: int = 8104
+    notify_durable: str = "notify"
+    notify_config: Path | None = None
+    notify_poll_s: float = 1.0
+    notify_send_timeout_s: float = 15.0
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = 25
+    notify_smtp_sender: str = "rollcall@localhost"
+    notify_smtp_user: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_starttls: bool = False
+    notify_sms_url: str | None = None
+    notify_sms_body: str = '{"to": "{phone}", "text": "{text}"}'
+    notify_sms_token: SecretStr | None = None
+    notify_sms_user: str | None = None
+    notify_sms_password: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -16,6 +16,7 @@ from services.console import routes
 from services.console.live import Hub
 from services.console.service import ConsoleContext
 from services.console.upstream import Upstream, UpstreamDown
+from shared.bus import connection_options
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
@@ -67,7 +68,9 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url, pool_size=5)
         hub = Hub()
-        connection = await nats.connect(nats_url, name="rollcall-console",
+        # The same servers and credentials as every other service's broker (one URL or a
+        # cluster's comma-separated seeds).
+        connection = await nats.connect(**connection_options(nats_url), name="rollcall-console",
                                         max_reconnect_attempts=-1)
         for subject in LIVE_SUBJECTS:
             await connection.subscribe(subject, cb=hub.on_message)

@@ -3,11 +3,11 @@ operator's node, a unit's card, and the units a form may report for."""
 
 from datetime import date
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.hierarchy import ancestors as _ancestors
-from shared.registry.models import Node, Placement, Unit
+from shared.registry.models import Node, Unit
 from shared.registry.placement import placement_on
 
 FIND_LIMIT = 30
@@ -39,23 +39,20 @@ async def unit(session: AsyncSession, code: str, day: date) -> dict | None:
     return None if row is None else dict(row._mapping)
 
 
+FIND_UNITS = text(f"""
+    SELECT p.unit_code AS code, p.name, p.unit_type, p.node_code AS node
+    FROM {placement_on("CAST(:day AS date)")} AS p
+    WHERE p.active AND p.node_code LIKE :scope || '%'
+      AND (:q = '' OR strpos(p.unit_code, :q) > 0 OR strpos(p.name, :q) > 0)
+    ORDER BY p.unit_code LIMIT :limit
+""")
+
+
 async def find_units(session: AsyncSession, scope: str, q: str, day: date) -> list[dict]:
-    """Units placed under `scope` on `day` whose code or name contains `q`."""
-    current = (select(Placement.unit_code, Placement.node_code,
-                      Placement.valid_from).distinct(Placement.unit_code)
-               .where(Placement.valid_from <= day)
-               .order_by(Placement.unit_code, Placement.valid_from.desc()).subquery())
-    stmt = (select(Unit.code, Unit.name, Unit.unit_type, current.c.node_code)
-            .join(current, current.c.unit_code == Unit.code)
-            .where(current.c.node_code.startswith(scope))
-            .order_by(Unit.code).limit(FIND_LIMIT))
-    q = q.strip()
-    if q:
-        stmt = stmt.where(or_(Unit.code.contains(q), Unit.name.contains(q)))
-    stmt = stmt.where(and_(or_(Unit.active_from.is_(None), Unit.active_from <= day),
-                           or_(Unit.active_to.is_(None), Unit.active_to >= day)))
-    rows = await session.execute(stmt)
-    return [{"code": c, "name": n, "unit_type": t, "node": node} for c, n, t, node in rows]
+    """Units active and placed under `scope` on `day` whose code or name contains `q`."""
+    rows = await session.execute(FIND_UNITS, {"scope": scope, "q": q.strip(), "day": day,
+                                              "limit": FIND_LIMIT})
+    return [dict(r._mapping) for r in rows]
 
 
 async def name_alerts(session: AsyncSession, alerts: list[dict]) -> None:

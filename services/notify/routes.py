@@ -1,0 +1,144 @@
+"""Notify's HTTP edge for operators: the staff records and rosters of their subtree (list,
+import a file, put a day's roster) and who was told of an alert. An operator's token is scoped
+to a node; they see and edit only inside its subtree."""
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+
+from services.notify import staffing, store
+from services.notify.schemas import (
+    ContactView,
+    DeliveryView,
+    Imported,
+    PersonView,
+    RosterIn,
+    RosterView,
+    ShiftView,
+)
+from services.notify.service import NotifyContext
+from shared.auth import Principal
+from shared.errors import FieldError
+from shared.hierarchy import level_of
+from shared.http_auth import Authenticated
+from shared.http_problems import http_error
+from shared.refusals import Refused, refuse
+from shared.registry.importer import Problem
+
+router = APIRouter(prefix="/v1", tags=["notify"])
+MAX_FILE_BYTES = 5_000_000
+
+
+def context(request: Request) -> NotifyContext:
+    return request.app.state.notify
+
+
+Ctx = Annotated[NotifyContext, Depends(context)]
+
+
+async def operator(principal: Authenticated) -> Principal:
+    if principal.kind != "operator":
+        raise refuse("not_operator", "authorization")
+    return principal
+
+
+Operator = Annotated[Principal, Depends(operator)]
+
+
+def _area(who: Principal, node: str | None) -> str:
+    """The node asked for (the operator's own by default), checked to be theirs."""
+    node = node or who.scope
+    try:
+        level_of(node)
+    except ValueError:
+        raise refuse("bad_node", "node", node=node) from None
+    if not who.may_see(node):
+        raise refuse("outside_area", "node", what=node)
+    return node
+
+
+def _refused(problems: list[Problem]) -> Refused:
+    """An import's problems as one refusal: each names the line (`[3].phone`) and field."""
+    return Refused(422, [FieldError(f"[{p.line}].{p.field}" if p.line else p.field or "file",
+                                    p.code, p.message_zh, p.message_en) for p in problems])
+
+
+@router.get("/people", response_model=list[PersonView])
+async def list_people(ctx: Ctx, who: Operator, node: str | None = None) -> list[PersonView]:
+    """The staff of a node's subtree (the operator's own node by default)."""
+    async with ctx.sessions() as session:
+        found = await store.people_within(session, _area(who, node))
+    return [PersonView(code=p.code, name=p.name, node=p.node, phone=p.phone, email=p.email,
+                       chat=p.chat_kind) for p in found]  # type: ignore[arg-type]
+
+
+@router.get("/contacts", response_model=list[ContactView])
+async def list_contacts(ctx: Ctx, who: Operator, node: str | None = None) -> list[ContactView]:
+    """Who is in charge of, and reports for, each unit and node of a subtree."""
+    async with ctx.sessions() as session:
+        found = await store.contacts_within(session, _area(who, node))
+    return [ContactView(scope=s, role=r, node=n, person=p)  # type: ignore[arg-type]
+            for s, r, n, p in found]
+
+
+def _roster(node: str, day: date, shifts: list) -> RosterView:
+    return RosterView(node=node, day=day, shifts=[
+        ShiftView(person=s.person, role=s.role, starts=s.starts, ends=s.ends) for s in shifts])
+
+
+@router.get("/rosters/{node}/{day}", response_model=RosterView)
+async def get_roster(ctx: Ctx, who: Operator, node: str, day: date) -> RosterView:
+    """A node's duty roster for a day: who is on duty and who leads, and when."""
+    async with ctx.sessions() as session:
+        return _roster(_area(who, node), day, await store.roster(session, node, day))
+
+
+@router.put("/rosters/{node}/{day}", response_model=RosterView)
+async def put_roster(ctx: Ctx, who: Operator, node: str, day: date,
+                     roster: RosterIn) -> RosterView:
+    """Replace a node's roster for a day; the next alert change is told to the new one."""
+    _area(who, node)
+    async with ctx.sessions() as session, session.begin():
+        shifts, problems = await staffing.put_roster_day(
+            session, node, day, [s.model_dump() for s in roster.shifts], who.scope,
+            ctx.today())
+    if problems:
+        raise _refused(problems)
+    return _roster(node, day, shifts)
+
+
+@router.post("/staff/{kind}", response_model=Imported, openapi_extra={"requestBody": {
+    "required": True, "content": {"text/csv": {"schema": {"type": "string"}},
+                                  "application/json": {"schema": {"type": "array"}}}}})
+async def import_staff(ctx: Ctx, who: Operator, request: Request,
+                       kind: Literal["people", "contacts", "rosters"]) -> Imported:
+    """Import a CSV file (Content-Type text/csv) or a JSON array of people, contacts or
+    roster shifts, every row inside the operator's area. All or nothing: any problem refuses
+    the whole file, naming each line and field."""
+    data = await request.body()
+    if len(data) > MAX_FILE_BYTES:
+        status, error = http_error(413, None)
+        raise Refused(status, [error])
+    json_format = "json" in request.headers.get("content-type", "")
+    async with ctx.sessions() as session, session.begin():
+        written, problems = await staffing.import_staff(
+            session, kind, data, kind, json_format, who.scope, ctx.clock(), ctx.today())
+    if problems:
+        raise _refused(problems)
+    return Imported(kind=kind, written=written)
+
+
+@router.get("/alerts/{alert_id}/deliveries", response_model=list[DeliveryView])
+async def alert_deliveries(ctx: Ctx, who: Operator, alert_id: uuid.UUID) -> list[DeliveryView]:
+    """Who was told of an alert, how, when, and whether it went out."""
+    async with ctx.sessions() as session:
+        node = await store.alert_node(session, alert_id)
+        if node is None:
+            raise refuse("unknown_alert", "alert_id", alert_id=alert_id)
+        if not who.may_see(node):
+            raise refuse("outside_area", "alert_id", what=alert_id)
+        rows = await store.deliveries_of(session, alert_id)
+    return [DeliveryView(**{**row, "next_attempt_at": row["next_attempt_at"]
+                            if row["status"] == "pending" else None}) for row in rows]
