@@ -211,8 +211,12 @@ async def correct_report(
     return _answer(outcome)
 
 
-@router.get("/forms/{unit_type}/template.csv", responses={404: {"model": Problem}})
-async def form_template(unit_type: str, principal: Authenticated, ctx: Ctx) -> Response:
+@router.get("/forms/{unit_type}/template.csv", responses={
+    200: {"content": {"text/csv": {}}, "description": "the form's header"},
+    401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}})
+async def form_template(
+        unit_type: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        principal: Authenticated, ctx: Ctx) -> Response:
     """The bulk CSV's header for a unit type's form: the fixed columns, then its metrics."""
     form = ctx.catalogue.form_for(unit_type)
     if form is None:
