@@ -82,6 +82,23 @@ class Ratio:
     name_en: str
 
 
+LEVELS = ("province", "city", "county", "town", "village")
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """A minimum reserve: a node of `level` whose figure of `metric` (e.g. its days of supplies
+    left, the lowest of its units') is below `minimum` is flagged in its figures and the daily
+    summary."""
+
+    code: str
+    metric: str
+    level: str
+    minimum: float
+    name_zh: str
+    name_en: str
+
+
 @dataclass(frozen=True)
 class Catalogue:
     metrics: dict[str, Metric]
@@ -89,6 +106,7 @@ class Catalogue:
     ratios: tuple[Ratio, ...] = ()
     # Without forms (a catalogue file that declares none) every unit may report every metric.
     forms: tuple[Form, ...] = ()
+    stock_levels: tuple[StockLevel, ...] = ()
     by_aggregation: dict[str, tuple[str, ...]] = field(init=False)
     form_of_type: dict[str, Form] = field(init=False)
 
@@ -116,7 +134,8 @@ class Catalogue:
         ratios = tuple(Ratio(**r) for r in data.get("ratios", []))
         forms = tuple(Form(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()})
                       for f in data.get("forms", []))
-        return cls(metrics, rules, ratios, forms)
+        stock_levels = tuple(StockLevel(**s) for s in data.get("stock_levels", []))
+        return cls(metrics, rules, ratios, forms, stock_levels)
 
     def form_for(self, unit_type: str) -> Form | None:
         """The form a unit of this type fills in; None: no form restricts it."""
@@ -188,6 +207,14 @@ class Catalogue:
                 out[code] = round(float(value), metric.decimals)
         return out
 
+    def below_minimum(self, level: str, values: Mapping[str, float]) -> list[dict]:
+        """The stock levels a node of `level` falls below with these figures (a figure not
+        reported is not below anything: nothing is known of it)."""
+        return [{"code": s.code, "metric": s.metric, "minimum": s.minimum,
+                 "value": values[s.metric], "name_zh": s.name_zh, "name_en": s.name_en}
+                for s in self.stock_levels
+                if s.level == level and s.metric in values and values[s.metric] < s.minimum]
+
     def ratios_of(self, totals: Mapping[str, float]) -> dict[str, float | None]:
         """Ratios from summed parts; None where the denominator is zero."""
         out: dict[str, float | None] = {}
@@ -210,6 +237,7 @@ SECTIONS = {
     "rules": ({"code", "lhs", "rhs", "message_zh", "message_en"}, {"both_given"}),
     "ratios": ({"code", "numerator", "denominator", "name_zh", "name_en"}, set()),
     "forms": ({"code", "name_zh", "name_en", "unit_types", "required"}, {"optional"}),
+    "stock_levels": ({"code", "metric", "level", "minimum", "name_zh", "name_en"}, set()),
 }
 
 
@@ -222,10 +250,10 @@ def check_catalogue(data: Mapping, known_unit_types: Collection[str] | None = No
                     ) -> list[str]:
     """Everything wrong with a catalogue file's content: unknown or missing keys, duplicate or
     malformed codes, value types and aggregations (across units, over days) that do not exist,
-    rules, ratios and forms naming unknown metrics, ratios of parts that are not summed (a
-    ratio is computed from summed parts at each level and over days, never averaged), two
-    metrics of one item in the same unit of measure, and forms that do not give each known
-    unit type exactly one form."""
+    rules, ratios, forms and stock levels naming unknown metrics, ratios of parts that are not
+    summed (a ratio is computed from summed parts at each level and over days, never
+    averaged), two metrics of one item in the same unit of measure, and forms that do not give
+    each known unit type exactly one form."""
     problems = [f"unknown section [{key}] (known: {', '.join(SECTIONS)})"
                 for key in data if key not in SECTIONS]
     codes: dict[str, str] = {}
@@ -297,6 +325,15 @@ def check_catalogue(data: Mapping, known_unit_types: Collection[str] | None = No
                 problems.append(f"metrics ({m.get('code')}): item {m['item']} is already "
                                 f"counted in {m.get('measure_en')} by {measures[key]}")
             measures.setdefault(key, str(m.get("code")))
+    for i, s in enumerate(data.get("stock_levels", []), 1):
+        where = f"stock_levels #{i} ({s.get('code', '?')})"
+        if "metric" in s and s["metric"] not in metrics:
+            problems.append(f"{where}: metric names unknown metric {s['metric']}")
+        if "level" in s and s["level"] not in LEVELS:
+            problems.append(f"{where}: level must be {_one_of(LEVELS)}")
+        minimum = s.get("minimum", 0)
+        if isinstance(minimum, bool) or not isinstance(minimum, int | float):
+            problems.append(f"{where}: minimum must be a number")
     problems += _check_forms(data.get("forms", []), metrics, known_unit_types)
     return problems
 

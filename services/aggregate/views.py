@@ -56,6 +56,11 @@ def _shape(figures: Figures, catalogue: Catalogue) -> dict:
     }
 
 
+def _below_minimum(node: str, values: dict, catalogue: Catalogue) -> list[dict]:
+    """The catalogue's stock levels the node falls below (its minimum reserves)."""
+    return catalogue.below_minimum(level_of(node).name.lower(), values)
+
+
 def _head(node: str, name: str | None, span: Span, where: Filter) -> dict:
     head = {"kind": "node", "node": node, "name": name, "level": level_of(node).name.lower(),
             **span.describe()}
@@ -96,6 +101,7 @@ async def node_view(session: AsyncSession, node: str, span: Span, catalogue: Cat
     name = (await queries.names(session, [node])).get(node)
     view = {**_head(node, name, span, where),
             **_shape(_fold(figures, node, span, catalogue), catalogue)}
+    view["below_minimum"] = _below_minimum(node, view["values"], catalogue)
     if span.single and list_limit != 0:
         view["completeness"]["missing_units"] = await queries.missing_units(
             session, node, span.start, where, list_limit)
@@ -121,6 +127,8 @@ async def children_view(session: AsyncSession, node: str, span: Span, catalogue:
         named = await queries.names(session, codes)
         rows = [{**_head(code, named.get(code), span, where),
                  **_shape(_fold(figures, code, span, catalogue), catalogue)} for code in codes]
+        for row in rows:
+            row["below_minimum"] = _below_minimum(row["node"], row["values"], catalogue)
     if span.single:
         rows += [{**unit, "values": catalogue.typed(unit["values"])}
                  for unit in await queries.own_units(session, node, span.start, where)]

@@ -58,7 +58,8 @@ def _row(view: dict, catalogue: Catalogue, total: bool = False) -> dict:
     return {"node": view.get("node"), "name": view.get("name"), "total": total,
             **{key: comp.get(key, 0) for key, _, _ in COMPLETENESS},
             "reporting_rate": comp.get("reporting_rate"), "on_time_rate": comp.get("on_time_rate"),
-            "values": catalogue.typed(view.get("values", {}))}
+            "values": catalogue.typed(view.get("values", {})),
+            "below_minimum": view.get("below_minimum", [])}
 
 
 def _count_alerts(alerts: Iterable[dict]) -> dict:
@@ -95,6 +96,13 @@ def to_csv(doc: dict) -> bytes:
         for u in units:
             w.writerow([u.get("unit"), u.get("name"), u.get("node"), u.get("unit_type"),
                         u.get("submitted_at") or ""])
+    low = [(row, s) for row in doc["rows"] for s in row.get("below_minimum", [])]
+    w.writerow([])
+    w.writerow([f"低于最低储备 Below minimum reserve ({len(low)})"])
+    w.writerow(["区划代码 Code", "名称 Name", "预警 Warning", "当前 Figure", "最低 Minimum"])
+    for row, s in low:
+        w.writerow([row["node"], row["name"] or "", f"{s['name_zh']} {s['name_en']}",
+                    _number(s["value"]), _number(s["minimum"])])
     w.writerow([])
     w.writerow([f"单位备注 Notes ({len(doc['notes'])})"])
     w.writerow(["单位代码 Unit", "名称 Name", "所属区划 Node", "版本 Revision", "备注 Note"])

@@ -45,7 +45,8 @@ def client(servers, auth):
                 report(PS, D1, 1, {"sick_absence": 4}, late=True),
                 report(CL, D2, 1, {"fever": 1, "nat_tests": 20, "nat_positive": 3}),
                 report(MS, D2, 1, {"sick_absence": 7}),
-                report(VC2, D2, 1, {"home_observation": 10, "returnees_risk": 2}),
+                report(VC2, D2, 1, {"home_observation": 10, "returnees_risk": 2,
+                                    "supply_days": 9}),
                 report(VC2, D3, 1, {"home_observation": 6, "returnees_risk": 1})],
                 default_catalogue(), NOW)
         await engine.dispose()
@@ -98,8 +99,20 @@ def test_a_stock_over_a_range_is_its_last_days_figure_and_a_flow_sums(client) ->
         assert view["values"]["home_observation"] == 6
         assert view["values"]["returnees_risk"] == 3
     day = get(client, f"/v1/rollups/{VILLAGE2}", day=D2.isoformat())
-    assert day["values"] == {"home_observation": 10, "returnees_risk": 2}
+    assert day["values"] == {"home_observation": 10, "returnees_risk": 2, "supply_days": 9}
     assert all(type(v) is int for v in day["values"].values())
+
+
+def test_a_node_below_its_minimum_reserve_is_flagged(client) -> None:
+    """A unit of the town has 9 days of supplies left: the town is below its 15 days (003:49),
+    the county below its two months; the village has no stock level of its own."""
+    town = get(client, f"/v1/rollups/{TOWN}", day=D2.isoformat())
+    assert [(s["code"], s["value"], s["minimum"]) for s in town["below_minimum"]] == [
+        ("town_reserve_15_days", 9, 15)]
+    county = get(client, f"/v1/rollups/{COUNTY}/children", day=D2.isoformat())
+    flagged = {r["node"]: r["below_minimum"] for r in county if r["kind"] == "node"}
+    assert [s["code"] for s in flagged[TOWN]] == ["town_reserve_15_days"]
+    assert get(client, f"/v1/rollups/{VILLAGE2}", day=D2.isoformat())["below_minimum"] == []
 
 
 def test_the_series_has_every_day_of_the_span(client) -> None:

@@ -87,6 +87,15 @@ def test_values_are_typed_as_declared() -> None:
     assert type(typed["fever"]) is int
 
 
+def test_a_node_below_a_minimum_reserve_is_flagged_at_its_level_only() -> None:
+    """003:49: a town's reserve covers 15 days; a figure not reported is not below anything."""
+    assert [s["code"] for s in catalogue.below_minimum("town", {"supply_days": 9})] == [
+        "town_reserve_15_days"]
+    assert catalogue.below_minimum("town", {"supply_days": 15}) == []
+    assert catalogue.below_minimum("village", {"supply_days": 9}) == []
+    assert catalogue.below_minimum("town", {"fever": 2}) == []
+
+
 def test_a_decimal_more_precise_than_declared_is_refused() -> None:
     assert codes({"max_temperature": 38.25}) == {("values.max_temperature", "too_precise")}
     assert codes({"max_temperature": 38.2}) == set()

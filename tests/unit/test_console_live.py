@@ -97,6 +97,19 @@ def test_the_summary_shows_the_metrics_reported_typed_as_declared():
     assert total[-4:] == ["3", "0", "12", "0.3"]
 
 
+def test_the_summary_lists_the_nodes_below_a_minimum_reserve():
+    low = {"code": "town_reserve_15_days", "metric": "supply_days", "value": 9, "minimum": 15,
+           "name_zh": "防疫物资储备不足 15 天", "name_en": "Supplies for less than 15 days"}
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
+            "values": {"supply_days": 9}}
+    child = {"kind": "node", "node": "430621108", "name": "公田镇", "completeness": {},
+             "values": {"supply_days": 9}, "below_minimum": [low]}
+    doc = summary.build(view, [child], [], default_catalogue(), "2026-03-02 18:00")
+    rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
+    assert ["430621108", "公田镇", "防疫物资储备不足 15 天 Supplies for less than 15 days", "9",
+            "15"] in rows
+
+
 def test_the_summary_lists_the_units_notes_as_written():
     view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
             "values": {"fever": 1}}

@@ -128,6 +128,14 @@ unit_types = ["village_clinic", "spaceport"]
 required = ["tests", "fevers"]
 optional = ["positives", "positives"]
 
+[[stock_levels]]
+code = "low"
+metric = "masks"
+level = "township"
+minimum = "ten"
+name_zh = "不足"
+name_en = "Low"
+
 [[forms]]
 code = "again"
 name_zh = "再一张"
@@ -148,7 +156,10 @@ x = 1
                      "forms #1 (clinic): metric positives is listed twice",
                      "forms #1 (clinic): names unknown unit type spaceport",
                      "unit type village_clinic already reports on form clinic",
-                     "unit type pharmacy has no form"):
+                     "unit type pharmacy has no form",
+                     "stock_levels #1 (low): metric names unknown metric masks",
+                     "stock_levels #1 (low): level must be province, city, county, town or "
+                     "village", "stock_levels #1 (low): minimum must be a number"):
         assert expected in text, expected
     assert all(p.startswith(str(tmp_path)) for p in found)
 
