@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import lru_cache
 
-from shared.aggregation import Kind, MetricKinds, fold_into, over_days, over_units
+from shared.aggregation import Kind, MetricKinds, fold_days, fold_into, over_units
 from shared.catalogue import Catalogue
 from shared.hierarchy import ancestors, parent_of
 
@@ -253,9 +253,14 @@ class Figures:
     values: dict[str, float] = field(default_factory=dict)
     counts: Counts = field(default_factory=Counts)
 
-    def fold(self, other: "Figures", catalogue: Catalogue) -> "Figures":
-        """Several days together: each metric combines over days by its kind (sums add,
-        extremes stay extremes), counts add (unit-days)."""
-        values = dict(self.values)
-        fold_into(values, other.values, over_days(catalogue))
-        return Figures(values, self.counts + other.counts)
+    @classmethod
+    def over_days(cls, days: Iterable["Figures"], catalogue: Catalogue) -> "Figures":
+        """Several days together, given in day order: each metric combines over days by its
+        second kind (`shared.aggregation.fold_days`: a flow sums, a stock is its last day's
+        figure, never a sum), and the counts add (unit-days)."""
+        days = list(days)
+        values = fold_days(((d.values, d.counts.reported > 0) for d in days), catalogue)
+        counts = Counts()
+        for d in days:
+            counts = counts + d.counts
+        return cls(values, counts)

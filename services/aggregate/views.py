@@ -39,21 +39,26 @@ def child_length(node: str) -> int | None:
 
 def _fold(figures: queries.NodeDayFigures, code: str, span: Span,
           catalogue: Catalogue) -> Figures:
-    out = Figures()
-    for day in queries.days(span.start, span.end):
-        if (code, day) in figures:
-            out = out.fold(figures[(code, day)], catalogue)
-    return out
+    """A node's figures over the span, each metric by its aggregation over days."""
+    return Figures.over_days((figures[(code, day)] for day in queries.days(span.start, span.end)
+                              if (code, day) in figures), catalogue)
 
 
 def _shape(figures: Figures, catalogue: Catalogue) -> dict:
+    """The answer's figures: values typed as the catalogue declares them (a count is an
+    integer), ratios from the summed parts."""
     c = figures.counts
     return {
-        "values": figures.values, "ratios": catalogue.ratios_of(figures.values),
+        "values": catalogue.typed(figures.values), "ratios": catalogue.ratios_of(figures.values),
         "completeness": {"expected": c.expected, "reported": c.reported, "zero": c.zero,
                          "late": c.late, "on_time": c.on_time, "missing": c.missing,
                          **c.rates()},
     }
+
+
+def _below_minimum(node: str, values: dict, catalogue: Catalogue) -> list[dict]:
+    """The catalogue's stock levels the node falls below (its minimum reserves)."""
+    return catalogue.below_minimum(level_of(node).name.lower(), values)
 
 
 def _head(node: str, name: str | None, span: Span, where: Filter) -> dict:
@@ -96,6 +101,7 @@ async def node_view(session: AsyncSession, node: str, span: Span, catalogue: Cat
     name = (await queries.names(session, [node])).get(node)
     view = {**_head(node, name, span, where),
             **_shape(_fold(figures, node, span, catalogue), catalogue)}
+    view["below_minimum"] = _below_minimum(node, view["values"], catalogue)
     if span.single and list_limit != 0:
         view["completeness"]["missing_units"] = await queries.missing_units(
             session, node, span.start, where, list_limit)
@@ -121,8 +127,11 @@ async def children_view(session: AsyncSession, node: str, span: Span, catalogue:
         named = await queries.names(session, codes)
         rows = [{**_head(code, named.get(code), span, where),
                  **_shape(_fold(figures, code, span, catalogue), catalogue)} for code in codes]
+        for row in rows:
+            row["below_minimum"] = _below_minimum(row["node"], row["values"], catalogue)
     if span.single:
-        rows += await queries.own_units(session, node, span.start, where)
+        rows += [{**unit, "values": catalogue.typed(unit["values"])}
+                 for unit in await queries.own_units(session, node, span.start, where)]
     return rows
 
 

@@ -176,8 +176,13 @@ async def me(who: Anyone, ctx: Ctx) -> dict:
 
 @api.get("/catalogue")
 async def catalogue(ctx: Ctx) -> dict:
+    """The metrics with their unit of measure, and the form of each unit type."""
     return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
-                         "value_type": m.value_type} for m in ctx.catalogue.metrics.values()]}
+                         "value_type": m.value_type, "measure_zh": m.measure_zh,
+                         "measure_en": m.measure_en} for m in ctx.catalogue.metrics.values()],
+            "forms": {unit_type: {"code": f.code, "name_zh": f.name_zh, "name_en": f.name_en,
+                                  "required": list(f.required), "optional": list(f.optional)}
+                      for unit_type, f in ctx.catalogue.form_of_type.items()}}
 
 
 # ---- the command centre's picture ---------------------------------------------------------
@@ -296,15 +301,19 @@ async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, day_alerts = await asyncio.gather(
+    view, children, day_alerts, notes = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        _day_alerts(ctx, who, node, day))
+        _day_alerts(ctx, who, node, day),
+        ctx.upstream.get("ingest", "/v1/notes", who.token, node=node, day=day))
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
+    notes = _must(notes)
     async with ctx.sessions() as session:
         await reference.name_alerts(session, day_alerts)
+        await reference.name_alerts(session, notes)  # names units and nodes alike
     generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
-    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated)
+    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated,
+                         notes)
 
 
 @api.get("/summary/{node}")

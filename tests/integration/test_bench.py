@@ -57,3 +57,7 @@ def test_payloads_are_valid_reports_and_deterministic() -> None:
         assert v.get("nat_positive", 0) <= v.get("nat_tests", 0)
     bodies = workload.bulk_bodies(items, 30)
     assert [len(json.loads(b)) for b in bodies] == [30, 30, 30, 10]
+    # Each unit sends only what its type's form holds: a pharmacy no tests.
+    pharmacies = workload.reports([f"U{i}" for i in range(100)], date(2026, 3, 1),
+                                  {f"U{i}": "pharmacy" for i in range(100)})
+    assert all(set(i["values"]) <= {"fever", "ili", "max_temperature"} for i in pharmacies)

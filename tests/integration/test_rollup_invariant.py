@@ -220,3 +220,76 @@ def test_stored_rollups_equal_recompute(harness, histories: dict, steps: list, d
     got = _comparable(*runner.run(h.stored(day)))
     assert got == _comparable(want_values, want_counts)
     assert runner.run(h.reconcile(day)) == []
+
+
+_weeks = itertools.count()
+# A stock (summed across units, its last day over days), a flow, and the two extremes.
+week_values_st = st.fixed_dictionaries({}, optional={
+    "home_observation": st.integers(0, 12), "fever": st.integers(0, 5),
+    "max_temperature": st.sampled_from([36.6, 37.3, 38.4, 39.9]),
+    "supply_days": st.integers(0, 20)})
+week_st = st.lists(st.tuples(st.sampled_from(UNITS), st.integers(0, 6), st.sampled_from(NODES),
+                             week_values_st, st.integers(1, 2)), min_size=1, max_size=20)
+
+
+def over_the_week(latest: list[ReportAccepted], node: str, days: list[date]) -> dict:
+    """Each metric of `node` over the days, written out: across units by its kind, then over
+    days by its kind (a stock is the last day with reports, where a missing sum is zero)."""
+    out = {}
+    for code, metric in catalogue.metrics.items():
+        daily = []
+        for day in days:
+            here = [e for e in latest if e.day == day and e.node.startswith(node)]
+            values = [e.values[code] for e in here if code in e.values]
+            if values:
+                daily.append({"sum": sum, "max": max, "min": min}[metric.aggregation](values))
+            elif here and metric.aggregation == "sum":
+                daily.append(0)
+        if daily and any(code in e.values for e in latest if e.node.startswith(node)):
+            out[code] = {"sum": sum, "last": lambda d: d[-1], "max": max,
+                         "min": min}[metric.over_days](daily)
+    return out
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(week=week_st)
+def test_a_range_rollup_equals_the_recompute_for_each_kind_over_days(harness, week) -> None:
+    """Seven days of reports and corrections: the range rollup (`views.node_view` over the
+    span) equals the figures written out from the ledger, a stock being its last day's figure
+    and never the week's sum; reconcile's range check finds nothing."""
+    from services.aggregate.views import Span, node_view
+
+    runner, h = harness
+    start = date(2017, 1, 1) + timedelta(days=7 * next(_weeks))  # days no other test writes
+    days = [start + timedelta(days=i) for i in range(7)]
+    latest_of: dict[tuple[str, date], tuple[str, dict]] = {}
+    events = []
+    for unit, d, node, values, revisions in week:
+        day = days[d]
+        if (unit, day) in latest_of:
+            continue
+        for revision in range(1, revisions + 1):
+            events.append(event(unit, day, revision, node, values if revision == revisions
+                                else {**values, "fever": 1}, False))
+        latest_of[(unit, day)] = (node, values)
+    latest = [e for e in events if e.revision == max(
+        x.revision for x in events if (x.unit, x.day) == (e.unit, e.day))]
+
+    async def run() -> tuple[dict, list]:
+        await h.record_ledger(events)
+        await h.consume(await h.publish(events), [])
+        async with h.sessions() as session:
+            views = {node: (await node_view(session, node, Span(days[0], days[-1]), catalogue,
+                                            list_limit=0))["values"] for node in NODES}
+            found = await reconcile.check_range(session, days[0], days[-1], "430621",
+                                                catalogue)
+        return views, found.differences
+
+    views, differences = runner.run(run())
+    for node in NODES:
+        want = over_the_week(latest, node, days)
+        got = views[node]
+        for code in set(want) | set(got):
+            assert got.get(code, 0) == pytest.approx(want.get(code, 0)), (node, code)
+    assert differences == []

@@ -130,14 +130,39 @@ def test_spread_reaches_every_level_once() -> None:
         (n, DAY) for n in ("430621108001", "430621108002", "430621108", "430621", "4306", "43")}
 
 
-def test_figures_over_days_sum_sums_and_keep_extremes() -> None:
-    a = Figures({"fever": 2, "max_temperature": 38.5, "supply_days": 9},
+def test_figures_over_days_combine_each_metric_by_its_kind_over_days() -> None:
+    """Flows sum, stocks take the last day's figure, extremes stay extremes; counts add."""
+    a = Figures({"fever": 2, "home_observation": 10, "max_temperature": 38.5, "supply_days": 9},
                 Counts(expected=3, reported=2, zero=1, missing=1))
-    b = Figures({"fever": 1, "max_temperature": 39.0, "supply_days": 4},
+    b = Figures({"fever": 1, "home_observation": 7, "max_temperature": 39.0, "supply_days": 4},
                 Counts(expected=3, reported=3, late=1))
-    both = a.fold(b, catalogue)
-    assert both.values == {"fever": 3, "max_temperature": 39.0, "supply_days": 4}
+    both = Figures.over_days([a, b], catalogue)
+    assert both.values == {"fever": 3, "home_observation": 7, "max_temperature": 39.0,
+                           "supply_days": 4}
     assert both.counts == Counts(expected=6, reported=5, zero=1, late=1, missing=1)
+
+
+def test_a_stock_over_seven_days_is_its_last_day_not_their_sum() -> None:
+    """10 people under home observation every day of a week are 10 people, not 70."""
+    week = [Figures({"home_observation": 10, "central_isolation": 3, "fever": 1},
+                    Counts(expected=1, reported=1)) for _ in range(7)]
+    folded = Figures.over_days(week, catalogue)
+    assert folded.values["home_observation"] == 10
+    assert folded.values["central_isolation"] == 3
+    assert folded.values["fever"] == 7
+
+
+def test_a_stock_that_falls_to_zero_is_zero_on_the_last_day() -> None:
+    """A summed metric missing from a day with reports is zero that day (zero sums are not
+    stored): the stock fell to zero, it did not stay at the day before's figure. A day without
+    any report has no figure and leaves the last one standing."""
+    monday = Figures({"home_observation": 10}, Counts(expected=1, reported=1))
+    tuesday_all_released = Figures({}, Counts(expected=1, reported=1, zero=1))
+    wednesday_nothing_yet = Figures({}, Counts(expected=1, missing=1))
+    assert Figures.over_days([monday, tuesday_all_released], catalogue).values == {
+        "home_observation": 0}
+    assert Figures.over_days([monday, wednesday_nothing_yet], catalogue).values == {
+        "home_observation": 10}
 
 
 def test_counts_add_and_subtract_by_name() -> None:
@@ -160,5 +185,6 @@ def test_a_metric_the_catalogue_does_not_know_counts_nowhere() -> None:
     effect = changes.effect()
     assert {m for _, _, m in effect.sums} == {"fever"}
     assert not any(effect.extremes.values())
-    folded = Figures({"fever": 1}).fold(Figures({"fever": 2, "retired": 3}), catalogue)
+    folded = Figures.over_days([Figures({"fever": 1}), Figures({"fever": 2, "retired": 3})],
+                               catalogue)
     assert folded.values == {"fever": 3}

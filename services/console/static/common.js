@@ -22,6 +22,7 @@ const I18N = {
     excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
     history: "报送记录", revision: "版本", submitted_at: "报送时间", reporter: "报送人",
     reason: "更正原因", values: "数据", cases: "病例", no_reports: "尚无报送记录",
+    note: "备注", notes_title: "单位备注", below_minimum: "低于最低储备", note_placeholder: "有特殊情况请说明(不得填写身份证号、电话号码)",
     status_reported: "已报", status_zero: "零报告", status_missing: "未报", status_late: "迟报",
     unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
     print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
@@ -41,7 +42,11 @@ const I18N = {
     late_note: "(已过截止时间,记为迟报)", case_done: "病例已上报,预警时限",
     fix_fields: "请按提示修改标红的内容", more_metrics: "更多指标", pick_unit: "请选择单位",
     cough: "咳嗽", sore_throat: "咽痛", headache: "头痛", fatigue: "乏力", muscle_ache: "肌肉酸痛",
-    runny_nose: "流涕", diarrhea: "腹泻",
+    runny_nose: "流涕", diarrhea: "腹泻", rash: "皮疹",
+    second_temperature: "复测体温(°C)", travel_risk_area: "近期有风险地区旅居史", contact_with_case: "有确诊或疑似病例接触史",
+    action: "处置措施", unknown: "未询问", yes: "是", no: "否",
+    action_isolated: "应急隔离", action_referred: "转诊发热门诊", action_sent_home: "家长接回", action_observed: "留观",
+    action_other: "其他",
   },
   en: {
     app_title: "Daily Epidemic Reporting — Command Centre",
@@ -62,6 +67,7 @@ const I18N = {
     excluded: "Excluded", other: "Other", submit: "Submit", cancel: "Cancel",
     history: "Report history", revision: "Rev.", submitted_at: "Submitted", reporter: "Reporter",
     reason: "Correction reason", values: "Values", cases: "Cases", no_reports: "No reports yet",
+    note: "Note", notes_title: "Units' notes", below_minimum: "Below minimum reserve", note_placeholder: "Anything special to report (no ID-card or phone numbers)",
     status_reported: "Reported", status_zero: "Zero report", status_missing: "Missing", status_late: "Late",
     unit: "Unit", type: "Type", node: "Area", code: "Code", name: "Name",
     print: "Print", download_csv: "Download CSV", summary_title: "Daily epidemic prevention summary",
@@ -81,7 +87,11 @@ const I18N = {
     late_note: " (after the cutoff: counted as late)", case_done: "Case reported; alert deadline",
     fix_fields: "Please correct the fields marked in red", more_metrics: "More metrics", pick_unit: "Choose a unit",
     cough: "Cough", sore_throat: "Sore throat", headache: "Headache", fatigue: "Fatigue", muscle_ache: "Muscle ache",
-    runny_nose: "Runny nose", diarrhea: "Diarrhoea",
+    runny_nose: "Runny nose", diarrhea: "Diarrhoea", rash: "Rash",
+    second_temperature: "Second reading (°C)", travel_risk_area: "Recently in a risk area", contact_with_case: "Contact with a confirmed or suspected case",
+    action: "Action taken", unknown: "Not asked", yes: "Yes", no: "No",
+    action_isolated: "Isolated on site", action_referred: "Referred to a fever clinic", action_sent_home: "Sent home with a parent",
+    action_observed: "Kept for observation", action_other: "Other",
   },
 };
 
@@ -91,7 +101,10 @@ const UNIT_TYPES = {
   village_clinic: ["村卫生室", "Village clinic"], township_health_centre: ["乡镇卫生院", "Health centre"],
   private_clinic: ["个体诊所", "Private clinic"], hospital: ["县级医院", "County hospital"],
   pharmacy: ["药店", "Pharmacy"], enterprise: ["企业", "Enterprise"], market: ["农贸市场", "Market"],
-  care_home: ["养老机构", "Care home"],
+  care_home: ["养老机构", "Care home"], hotel: ["宾馆酒店", "Hotel"], restaurant: ["餐饮单位", "Restaurant"],
+  construction_site: ["建筑工地", "Construction site"], training_institution: ["校外培训机构", "Training institution"],
+  checkpoint: ["卡点", "Checkpoint"], isolation_site: ["集中隔离点", "Isolation site"],
+  government_department: ["机关单位", "Government department"],
 };
 
 let LANG = localStorage.getItem("rollcall.lang") || "zh";

@@ -446,11 +446,18 @@ async function showUnit(code) {
         el("tbody", {}, data.reports.map((r) => el("tr", {},
           el("td", {}, r.day), el("td", { class: "n" }, r.revision),
           el("td", {}, localTime(r.submitted_at, true), r.late ? el("span", { class: "chip chip-late" }, t("late")) : null),
-          el("td", {}, r.reporter), el("td", {}, values(r.values), r.reason ? el("div", { class: "muted small" }, `${t("reason")}: ${r.reason}`) : null)))))
+          el("td", {}, r.reporter), el("td", {}, values(r.values),
+            r.note ? el("div", { class: "note" }, `${t("note")}: ${r.note}`) : null,
+            r.reason ? el("div", { class: "muted small" }, `${t("reason")}: ${r.reason}`) : null)))))
         : el("p", { class: "muted" }, t("no_reports")),
       data.cases.length ? el("h3", {}, t("cases")) : null,
       data.cases.length ? el("ul", { class: "cases" }, data.cases.map((c) => el("li", {},
         `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}°C` : "",
+        c.details && c.details.second_temperature ? ` / ${c.details.second_temperature}°C` : "",
+        c.symptoms && c.symptoms.length ? ` · ${c.symptoms.map(t).join("、")}` : "",
+        c.details && c.details.travel_risk_area ? ` · ${t("travel_risk_area")}` : "",
+        c.details && c.details.contact_with_case ? ` · ${t("contact_with_case")}` : "",
+        c.details && c.details.action ? ` · ${t(`action_${c.details.action}`)}` : "",
         ` · ${c.person_ref}`))) : null));
   } catch (error) {
     fill($("dialog-body"), el("p", { class: "field-error" },

@@ -44,11 +44,20 @@ function lead(d) {
     + `(${a.open || 0} open, ${a.acknowledged || 0} acknowledged, ${a.closed || 0} closed${a.overdue ? `, ${a.overdue} overdue` : ""}).`;
 }
 
+// Nodes below a minimum reserve (the catalogue's stock levels): only when there are some.
+function belowMinimum(d) {
+  const low = d.rows.flatMap((r) => (r.below_minimum || []).map((s) => [r, s]));
+  if (!low.length) return [];
+  return [el("h2", {}, `${t("below_minimum")} (${low.length})`),
+    el("ul", { class: "notes" }, low.map(([r, s]) => el("li", {},
+      el("b", {}, r.total ? `${LANG === "zh" ? "合计" : "Total"} · ${r.name}` : r.name),
+      `:${LANG === "zh" ? s.name_zh : s.name_en}(${num(s.value)} < ${num(s.minimum)})`)))];
+}
+
 function render() {
   const d = doc;
   document.title = `${d.name} ${t("summary_title")} ${d.day}`;
-  const shown = d.metrics.filter((m) => ["fever", "ili", "sick_absence", "home_observation",
-    "central_isolation", "nat_tests", "nat_positive"].includes(m.code));
+  const shown = d.metrics;  // the metrics reported anywhere in the summary
   const table = el("table", { class: "table" },
     el("thead", {}, el("tr", {}, el("th", {}, t("name")),
       ["expected", "reported", "zero", "late", "missing"].map((k) => el("th", { class: "n" }, t(k))),
@@ -96,6 +105,11 @@ function render() {
     el("h2", {}, t("rollup_table")), table,
     el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`), units(d.missing_units, false),
     el("h2", {}, `${t("late_title")} (${d.late_units.length})`), units(d.late_units, true),
+    ...belowMinimum(d),
+    el("h2", {}, `${t("notes_title")} (${d.notes.length})`),
+    d.notes.length ? el("ul", { class: "notes" }, d.notes.map((n) => el("li", {},
+      el("b", {}, n.unit_name || n.unit), n.node_name ? el("span", { class: "muted small" }, ` · ${n.node_name}`) : null,
+      `:${n.note}`))) : el("p", { class: "muted" }, t("none")),
     el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts);
 }
 
