@@ -1,10 +1,15 @@
-"""`rollcall reconcile --day D [--node N] [--repair]`: the rollup invariant, checked.
+"""`rollcall reconcile --day D [--node N] [--days N] [--repair]`: the rollup invariant, checked.
 
 Recomputes a day's figures from scratch out of the ingest ledger (the latest revision of every
-unit's report) and the registry (the units expected), compares them with what aggregate stores
-(unit records, rollups, completeness) for N and every node below it, prints the differences and
-exits 1 if there are any. `--repair` rewrites the unit records that differ from the ledger and
-recounts the day, under the day's exclusive lock (batches for that day wait meanwhile).
+unit's report), the registry (the units expected, their cutoffs and calendars) and the clock
+(which unreported units are pending and which missing, now), compares them with what aggregate
+stores (unit records, rollups, completeness) for N and every node below it, prints the
+differences and exits 1 if there are any. `--repair` rewrites the unit records that differ from
+the ledger and recounts the day, under the day's exclusive lock (batches for that day wait
+meanwhile).
+
+With `--days N`, also the values over the N days ending at D, each metric folded over days by
+its kind (a stock is its last day's figure), stored against recomputed.
 
 An admin tool, not a service: it reads the ledger (ingest's table) and aggregate's tables.
 Reports still on their way (in the outbox or the stream) show as differences until applied."""
@@ -13,7 +18,7 @@ import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import typer
 from rich.console import Console
@@ -24,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.aggregate import expected, rebuild
 from services.aggregate.queries import under
 from services.aggregate.rebuild import UnitRecord
-from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, from_scratch
+from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, Figures, Tally, from_scratch
 from shared.aggregation import over_units
 from shared.catalogue import Catalogue, default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
+from shared.deadlines import Moment
 from shared.hierarchy import level_of
 from shared.settings import Settings
 
@@ -49,7 +55,8 @@ STORED_UNITS = text("""
     FROM aggregate.unit_days WHERE day = :day
 """)
 STORED = text(f"""
-    SELECT node_code, values, expected, reported, zero, late, missing FROM aggregate.node_days
+    SELECT node_code, values, expected, reported, zero, late, exempt, unreported
+    FROM aggregate.node_days
     WHERE day = :day AND {under("node_code", "node")}
 """)
 EXPECTED = text(expected.expected_units_sql("(SELECT CAST(:day AS date))",
@@ -119,27 +126,48 @@ def _unit_differences(ledger: dict[str, UnitRecord], stored: dict[str, UnitRecor
     return out
 
 
-async def check(session: AsyncSession, day: date, node: str = "",
-                catalogue: Catalogue | None = None) -> Result:
-    """Every difference between what aggregate stores for `node` (all nodes when empty) and
-    its subtree on `day`, and the recompute from the ledger and the registry."""
-    catalogue = catalogue or default_catalogue()
-    ledger, stored = await _load(session, day)
-    result = Result(day, node)
-    result.differences += _unit_differences(ledger, stored, node)
+def _now() -> Moment:
+    return Moment(utc_now(), Settings().zone)
+
+
+async def _recompute(session: AsyncSession, day: date, node: str, catalogue: Catalogue,
+                     moment: Moment) -> tuple[list[UnitRecord], dict, dict]:
+    """The ledger's latest revisions in `node`'s subtree on `day`, and the figures recomputed
+    from them and from the registry's expected units (their cutoffs and calendars), each unit in
+    its state at `moment`."""
+    ledger, _ = await _load(session, day)
     in_scope = [r for r in ledger.values() if _in(r.node, node)]
-    result.units = len(in_scope)
-    roster = [(r.unit_code, r.day, r.node_code) for r in await session.execute(
+    roster = [(r.unit_code, r.day, r.node_code, r.cutoff, r.exempt) for r in await session.execute(
         EXPECTED, {"day": day, "node": node, "sector": None, "unit_type": None})]
     values, counts = from_scratch(
         (Applied(r.unit, r.day, r.revision, r.node, r.values, r.zero, r.late) for r in in_scope),
-        catalogue, roster)
-    params = {"day": day, "node": node}
+        catalogue, roster, moment)
+    return in_scope, values, counts
+
+
+async def _stored_figures(session: AsyncSession, day: date, node: str, moment: Moment
+                          ) -> dict[str, Figures]:
+    return {r.node_code: Figures(dict(r.values), Tally(
+        r.expected, r.reported, r.zero, r.late, r.exempt, r.unreported).at(day, moment))
+        for r in await session.execute(STORED, {"day": day, "node": node})}
+
+
+async def check(session: AsyncSession, day: date, node: str = "",
+                catalogue: Catalogue | None = None, moment: Moment | None = None) -> Result:
+    """Every difference between what aggregate stores for `node` (all nodes when empty) and
+    its subtree on `day`, and the recompute from the ledger and the registry, both read at
+    `moment` (now by default)."""
+    catalogue = catalogue or default_catalogue()
+    moment = moment or _now()
+    ledger, stored = await _load(session, day)
+    result = Result(day, node)
+    result.differences += _unit_differences(ledger, stored, node)
+    in_scope, values, counts = await _recompute(session, day, node, catalogue, moment)
+    result.units = len(in_scope)
     have_values, have_counts = {}, {}
-    for r in await session.execute(STORED, params):
-        have_counts[r.node_code] = Counts(expected=r.expected, reported=r.reported, zero=r.zero,
-                                          late=r.late, missing=r.missing)
-        have_values.update({(r.node_code, m): float(v) for m, v in r.values.items()})
+    for n, figures in (await _stored_figures(session, day, node, moment)).items():
+        have_counts[n] = figures.counts
+        have_values.update({(n, m): float(v) for m, v in figures.values.items()})
     want_values = {(n, m): v for (n, _, m), v in values.items() if _in(n, node)}
     want_counts = {n: c for (n, _), c in counts.items() if _in(n, node)}
     result.differences += _value_differences(have_values, want_values, catalogue)
@@ -152,6 +180,45 @@ async def check(session: AsyncSession, day: date, node: str = "",
             if a != b:
                 result.differences.append(Difference("count", n, what, a, b))
     return result
+
+
+async def check_range(session: AsyncSession, start: date, end: date, node: str = "",
+                      catalogue: Catalogue | None = None) -> Result:
+    """The values over the days `start`..`end` of `node` and every node below, as the range
+    rollups fold the stored node-days (`Figures.over_days`: a flow sums, a stock is its last
+    day's figure), against the same fold of each day recomputed from the ledger."""
+    catalogue = catalogue or default_catalogue()
+    moment = _now()
+    result = Result(end, node)
+    have: dict[str, list[Figures]] = {}
+    want: dict[str, list[Figures]] = {}
+    for day in days_between(start, end):
+        for n, figures in (await _stored_figures(session, day, node, moment)).items():
+            have.setdefault(n, []).append(figures)
+        in_scope, values, counts = await _recompute(session, day, node, catalogue, moment)
+        result.units += len(in_scope)
+        recomputed: dict[str, Figures] = {}
+        for (n, _), c in counts.items():
+            recomputed[n] = Figures({}, c)
+        for (n, _, m), v in values.items():
+            recomputed.setdefault(n, Figures()).values[m] = v
+        for n, figures in recomputed.items():
+            if _in(n, node):
+                want.setdefault(n, []).append(figures)
+    nodes = sorted(set(have) | set(want))
+    result.nodes = len(nodes)
+    for n in nodes:
+        a = Figures.over_days(have.get(n, []), catalogue).values
+        b = Figures.over_days(want.get(n, []), catalogue).values
+        for code in sorted(set(a) | set(b)):
+            if not _same(a.get(code, 0.0), b.get(code, 0.0)):
+                result.differences.append(Difference("range", n, code, a.get(code),
+                                                     b.get(code)))
+    return result
+
+
+def days_between(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _value_differences(have: dict[tuple[str, str], float], want: dict[tuple[str, str], float],
@@ -210,12 +277,15 @@ def _print(result: Result) -> None:
         console.print(f"… and {len(result.differences) - SHOWN} more")
 
 
-async def run(database_url: str, day: date, node: str, fix: bool) -> int:
+async def run(database_url: str, day: date, node: str, fix: bool, days: int = 1) -> int:
     engine = make_engine(database_url, pool_size=1)
     sessions = make_sessionmaker(engine)
     try:
         async with sessions() as session:
             result = await check(session, day, node)
+            if days > 1:
+                over = await check_range(session, day - timedelta(days=days - 1), day, node)
+                result.differences += over.differences
         _print(result)
         if not result.differences or not fix:
             return 1 if result.differences else 0
@@ -235,6 +305,9 @@ def reconcile(
     day: str = typer.Option(..., help="the reporting day, YYYY-MM-DD"),
     node: str = typer.Option("", help="check only this node and its subtree"),
     fix: bool = typer.Option(False, "--repair", help="rewrite what differs, then check again"),
+    days: int = typer.Option(1, min=1, max=366,
+                             help="also check the values over the N days ending at DAY, each "
+                                  "metric by its aggregation over days"),
 ) -> None:
     """Recompute DAY from the ledger and compare with the stored rollups; exit 1 on differences
     (with --repair: on differences that remain after the repair)."""
@@ -250,4 +323,4 @@ def reconcile(
     database_url = Settings().database_url
     if not database_url:
         raise typer.BadParameter("set ROLLCALL_DATABASE_URL", param_hint="environment")
-    raise typer.Exit(asyncio.run(run(database_url, the_day, node, fix)))
+    raise typer.Exit(asyncio.run(run(database_url, the_day, node, fix, days)))

@@ -19,6 +19,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from shared.catalogue import default_catalogue
 from shared.settings import Settings
 
 app = typer.Typer(help="Simulate a day of reporting against running services.")
@@ -53,13 +54,19 @@ def values_for(unit_type: str, rng: random.Random) -> dict[str, int]:
         return {"fever": fever, "ili": rng.randint(0, 2), "nat_tests": tests,
                 "nat_positive": 1 if tests and rng.random() < 0.03 else 0}
     if unit_type in SCHOOLS:
-        return {"sick_absence": rng.randint(1, 6), "ili": rng.choice([0, 0, 1]),
-                "fever": rng.choice([0, 0, 0, 1])}
+        enrolled, absent = rng.randint(80, 600), rng.randint(1, 6)
+        return {"enrolled": enrolled, "morning_checks": enrolled - absent,
+                "noon_checks": enrolled - absent, "sick_absence": absent,
+                "ili": rng.choice([0, 0, 1]), "fever": rng.choice([0, 0, 0, 1])}
     if unit_type == "village_committee":
         return {"home_observation": rng.randint(0, 4), "returnees_risk": rng.randint(0, 2)}
     if unit_type == "pharmacy":
-        return {"fever": rng.choice([0, 1])}
-    return {"sick_absence": rng.randint(1, 3)}
+        return {"fever_medicine_sales": rng.randint(0, 5), "fever": rng.choice([0, 1])}
+    # Any other type: one small figure for all its form asks (equal figures pass every
+    # "no more than" rule of the catalogue).
+    form = default_catalogue().form_for(unit_type)
+    figure = rng.randint(0, 2)
+    return {code: figure for code in (form.required if form else ("fever",))}
 
 
 def report_for(unit: dict, day: date, rng: random.Random, plan: Plan) -> dict:
@@ -107,11 +114,13 @@ class Simulator:
         return datetime.now(self.zone).date()
 
     async def pending(self, client: httpx.AsyncClient, day: date) -> list[dict]:
-        """The units expected today that have not reported yet."""
+        """The units expected today that have not reported yet: pending (before their cutoff)
+        or missing (after it)."""
         r = await client.get(f"{self.aggregate}/v1/rollups/{self.county}/completeness",
                              params={"day": day.isoformat()}, headers=self.headers)
         r.raise_for_status()
-        return r.json()["completeness"]["missing_units"]
+        completeness = r.json()["completeness"]
+        return completeness["pending_units"] + completeness["missing_units"]
 
     async def post(self, client: httpx.AsyncClient, path: str, body) -> httpx.Response:
         r = await client.post(f"{self.ingest}{path}", json=body, headers=self.headers)

@@ -6,7 +6,7 @@ add up (highest temperature, days of supplies left), where the node keeps the ex
 says it three ways that must agree, and a test holds them to it:
 
 - `combine`, the Python function that folds two values into one (the incremental rollup, the
-  recompute from scratch, a range of days folded together);
+  recompute from scratch);
 - `sql`, the PostgreSQL aggregate function that folds a column of values the same way (the
   recount of a day, the recompute of a withdrawn extreme, the counts over unit records), put
   into SQL only through `sql_combine`;
@@ -18,14 +18,18 @@ A metric the catalogue does not know is ignored everywhere: the door refuses it 
 catalogue's `unknown_metric`), so one can only reach the rollups through a catalogue changed
 under stored reports, and then it counts nowhere rather than as a guessed kind.
 
-Combining over units is the only axis today: a range of days folds with the same kinds. The
-catalogue's aggregation over days (sum, last value, max, min, average) adds its kinds and a
-second mapping here (`over_days`), without touching the callers' use of `over_units`.
+Over days, a metric combines by its second kind (`over_days`, like DHIS2's aggregation over
+periods): `sum` for flows (new fever cases), `last` for stocks (people under observation: the
+figure of the range's last day with reports, never their sum), `max`, `min`, and `average`
+per day (over the days with a figure). A node's daily figure is what `over_units` gave for
+that day; on a day the node has reports, a summed metric it lacks is zero (a sum of zeros is
+not stored), otherwise the day has no figure for it. `fold_days` is the one definition; the
+range rollups and every answer over several days read it.
 """
 
 import json
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,10 +80,62 @@ def over_units(catalogue: "Catalogue") -> MetricKinds:
     return found[1]
 
 
-def over_days(catalogue: "Catalogue") -> MetricKinds:
-    """Metric code → how a node's daily values combine over a range of days: today the same
-    kinds as across units."""
-    return over_units(catalogue)
+@dataclass(frozen=True, slots=True, eq=False)
+class DayKind:
+    """One way of combining a node's daily figures over a range of days, given in day order
+    (days without a figure left out)."""
+
+    name: str
+    reduce: Callable[[Sequence[float]], float]
+
+
+DAY_KINDS: dict[str, DayKind] = {k.name: k for k in (
+    DayKind("sum", sum),
+    DayKind("last", lambda daily: daily[-1]),
+    DayKind("max", max),
+    DayKind("min", min),
+    DayKind("average", lambda daily: sum(daily) / len(daily)),
+)}
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    """How one metric combines: across units (a Kind), then over days (a DayKind)."""
+
+    over_units: Kind
+    over_days: DayKind
+
+
+_OVER_DAYS: dict[int, tuple["Catalogue", dict[str, Aggregation]]] = {}
+
+
+def over_days(catalogue: "Catalogue") -> Mapping[str, Aggregation]:
+    """Metric code → both of its kinds, kept per catalogue like `over_units`."""
+    found = _OVER_DAYS.get(id(catalogue))
+    if found is None or found[0] is not catalogue:
+        found = _OVER_DAYS[id(catalogue)] = (catalogue, {
+            code: Aggregation(KINDS[m.aggregation], DAY_KINDS[m.over_days])
+            for code, m in catalogue.metrics.items()})
+    return found[1]
+
+
+def fold_days(days: Iterable[tuple[Mapping[str, float], bool]],
+              catalogue: "Catalogue") -> dict[str, float]:
+    """A node's figures over a range: `days` gives, in day order, each day's values and whether
+    the node had any report that day. A summed metric missing from a day with reports is zero
+    that day (zero sums are not stored); an extreme missing is no figure. A metric no day has
+    a figure for is left out, as are unknown metrics."""
+    aggregations = over_days(catalogue)
+    days = list(days)
+    present = {code for values, _ in days for code in values if code in aggregations}
+    out: dict[str, float] = {}
+    for code in present:
+        additive = aggregations[code].over_units.additive
+        daily = [value for values, reported in days
+                 if (value := values.get(code, 0 if reported and additive else None))
+                 is not None]
+        out[code] = aggregations[code].over_days.reduce(daily)
+    return out
 
 
 def fold_into(into: dict[str, float], values: Mapping[str, float], kinds: MetricKinds) -> None:

@@ -30,7 +30,8 @@ class ReportAccepted(Event):
     sector: str
     day: date
     revision: int = Field(ge=1)
-    values: dict[str, float]
+    # Typed as the catalogue declares: a count travels as an integer (2, not 2.0).
+    values: dict[str, int | float]
     zero: bool = Field(description="a zero report (零报告): every value zero, counts as reported")
     late: bool = Field(description="submitted after the unit's cutoff (迟报)")
     submitted_at: datetime
@@ -38,6 +39,10 @@ class ReportAccepted(Event):
     reason: str | None = Field(default=None, description="why a correction was made")
     actor: str | None = Field(default=None,
                               description="who sent it: the credential, `unit:…`/`operator:…`")
+    # Added later with a default: consumers that predate it ignore it, events before it lack it.
+    note: str | None = Field(default=None,
+                             description="the unit's free-text note (有特殊情况及时报送), never "
+                                         "aggregated")
 
     @property
     def subject(self) -> str:

@@ -121,10 +121,10 @@ def start_service(servers: Servers, name: str, log_dir: Path, port: int | None =
 
 @pytest.fixture(scope="session")
 def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """The three services running as separate processes against the session's servers."""
+    """The services running as separate processes against the session's servers."""
     log_dir = tmp_path_factory.mktemp("logs")
     running = {name: start_service(servers, name, log_dir)
-               for name in ("ingest", "aggregate", "alerts")}
+               for name in ("ingest", "aggregate", "alerts", "notify")}
     try:
         yield {name: s.url for name, s in running.items()}
     finally:

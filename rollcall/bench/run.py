@@ -17,7 +17,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from rollcall.bench import baseline, phases, workload
+from rollcall.bench import baseline, cutoff, phases, workload
 from rollcall.bench.system import System, load_registry, operator_token, peak_rss_kib, units_of
 from shared.settings import Settings
 
@@ -127,6 +127,7 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     all_units = await units_of(system.database_url)
     units = [u for u, _, _ in all_units]
     nodes = {u: n for u, n, _ in all_units}
+    types = {u: t for u, _, t in all_units}
     clinics = [u for u, _, t in all_units if "clinic" in t] or units
     root = options.within
     today = datetime.now(settings.zone).date()
@@ -142,15 +143,16 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
         today, first + 4, max(1, math.ceil(options.backlog / len(units))))
 
     log("preparing payloads")
-    bulk_items = workload.reports(units[:n], day_bulk)
+    bulk_items = workload.reports(units[:n], day_bulk, types)
     bulk_bodies = _bodies(bulk_items, options.bulk_size)
-    bus_items = workload.reports(units[:n], day_bus)
+    bus_items = workload.reports(units[:n], day_bus, types)
     bus_messages = _messages(bus_items, nodes)
     rate_n = min(len(units), int(options.rate * options.rate_seconds))
     rate_units = units[:rate_n]
-    rate_bus_messages = _messages(workload.reports(rate_units, day_rate_bus), nodes)
-    rate_bulk_items = workload.reports(rate_units, day_rate_bulk)
-    backlog_items = [workload.report(units[i % len(units)], backlog_days[i // len(units)])
+    rate_bus_messages = _messages(workload.reports(rate_units, day_rate_bus, types), nodes)
+    rate_bulk_items = workload.reports(rate_units, day_rate_bulk, types)
+    backlog_items = [workload.report(units[i % len(units)], backlog_days[i // len(units)],
+                                     types[units[i % len(units)]])
                      for i in range(options.backlog)]
     backlog_bodies = _bodies(backlog_items, options.bulk_size)
 
@@ -185,6 +187,13 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     log(f"expected units of {4 + len(backlog_days)} days counted in {prebuild:.1f}s")
     settled = await system.settle()
     log(f"services idle after {settled:.1f}s (alerts' start-up cutoff checks done)")
+
+    # A day of its own, before every other phase's, with no report: every unit is pending.
+    [day_cutoff] = phases.days_before(today, first + 4 + len(backlog_days), 1)
+    log(f"the passing of a cutoff over {len(units):,} units")
+    result["cutoff"] = await cutoff.measure(system.database_url, system.nats_url, root,
+                                            day_cutoff, settings)
+    log(f"cutoff: {result['cutoff']}")
 
     log(f"bulk HTTP, flat out: {n:,} reports in requests of {options.bulk_size:,}")
     cpu = system.cpu()

@@ -3,24 +3,31 @@
 
 import json
 import zlib
+from collections.abc import Mapping
 from datetime import date
+
+from shared.catalogue import default_catalogue
 
 # Units with a cutoff later than the benchmark's days do not matter: every day is in the past.
 ZERO_EVERY = 5
 
 
-def report(unit: str, day: date) -> dict:
+def report(unit: str, day: date, unit_type: str = "") -> dict:
+    """Those of the figures below that are on the unit type's form (others would be refused)."""
     h = zlib.crc32(f"{unit}:{day}".encode())
     values: dict[str, float] = {}
     if h % ZERO_EVERY:
         tests = h % 7
         values = {"fever": h % 3, "ili": (h >> 3) % 2, "nat_tests": tests,
                   "nat_positive": min(tests, (h >> 5) % 2), "max_temperature": 36.5}
+        form = default_catalogue().form_for(unit_type)
+        if form is not None:
+            values = {code: v for code, v in values.items() if code in form.metrics}
     return {"unit": unit, "day": day.isoformat(), "reporter": "基准测试", "values": values}
 
 
-def reports(units: list[str], day: date) -> list[dict]:
-    return [report(unit, day) for unit in units]
+def reports(units: list[str], day: date, types: Mapping[str, str] | None = None) -> list[dict]:
+    return [report(unit, day, (types or {}).get(unit, "")) for unit in units]
 
 
 def bulk_bodies(items: list[dict], size: int) -> list[bytes]:

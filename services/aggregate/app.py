@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.aggregate import handlers, routes
 from services.aggregate.live import Announcer
-from services.aggregate.service import AggregateContext
+from services.aggregate.service import AggregateContext, watch_cutoffs
 from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None,
         # Registry changes: recounting is idempotent, so every replica may do it.
         async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
                            background=[Background("rollup-announcer", ctx.announcer.run),
-                                       Background("today-built", lambda: _keep_today_built(ctx))],
+                                       Background("today-built", lambda: _keep_today_built(ctx)),
+                                       Background("cutoffs-passing", lambda: watch_cutoffs(ctx))],
                            registry_changed=ctx.registry_changed):
             yield
 

@@ -16,11 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.aggregate import expected
-from services.aggregate.rollup import Applied, Changes, Counts, Effect, NodeDay
+from services.aggregate.rollup import Applied, Changes, Counts, Effect, NodeDay, Tally, moved
 from shared.aggregation import SUM, Kind, over_units, sql_combine
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.hierarchy import CODE_LENGTHS
+from shared.registry.calendar import cutoff_sql, exemption_sql
 from shared.registry.placement import placement_on
 
 # Batches travel as one JSON parameter each (rows of short keys): PostgreSQL parses it much
@@ -32,23 +33,27 @@ LOCK_UNIT_DAYS = text(f"""
     ORDER BY k
 """)
 # The revision each unit-day holds now and, for a unit-day's first report, where the registry
-# expects the unit that day (its report ends its being missing there): the placement rule,
-# looked up unit by unit. OFFSET 0 keeps each lookup a subquery of its own, where the unit is a
-# plain condition that reaches the placements' index; joined from outside, PostgreSQL would
-# read every placement of the day for each unit.
+# expects the unit that day and its cutoff (its report ends its being unreported there; an
+# exempt unit was never expected): the placement rule and the calendar, looked up unit by unit.
+# OFFSET 0 keeps each lookup a subquery of its own, where the unit is a plain condition that
+# reaches the placements' index; joined from outside, PostgreSQL would read every placement of
+# the day for each unit.
 CURRENT = text(f"""
     WITH t AS MATERIALIZED (SELECT * FROM {KEYS}),
     cur AS (
         SELECT t.u, t.d, ud.revision, ud.node_code, ud.values, ud.zero, ud.late
         FROM t LEFT JOIN aggregate.unit_days ud ON ud.unit_code = t.u AND ud.day = t.d),
     reg AS (
-        SELECT c.u, c.d, p.node_code
+        SELECT c.u, c.d, p.node_code, CAST({cutoff_sql("un.cutoff", "p.unit_type")} AS text)
+               AS cutoff
         FROM cur c CROSS JOIN LATERAL (
-            SELECT p.node_code FROM {placement_on("c.d")} AS p
+            SELECT p.node_code, p.unit_type FROM {placement_on("c.d")} AS p
             WHERE p.unit_code = c.u AND p.active OFFSET 0) AS p
-        WHERE c.revision IS NULL)
+        JOIN registry.units un ON un.code = c.u
+        WHERE c.revision IS NULL
+          AND NOT EXISTS {exemption_sql("c.d", "c.u", "p.node_code", "p.unit_type")})
     SELECT cur.u AS unit_code, cur.d AS day, cur.revision, cur.node_code, cur.values, cur.zero,
-           cur.late, reg.node_code AS expected_node
+           cur.late, reg.node_code AS expected_node, reg.cutoff AS expected_cutoff
     FROM cur LEFT JOIN reg ON reg.u = cur.u AND reg.d = cur.d
 """)
 UPSERT_UNIT_DAYS = text("""
@@ -76,16 +81,16 @@ CREATE_NODE_DAYS = text(f"""
 """)
 LOCK_NODE_DAYS = text(f"""
     SELECT nd.node_code, nd.day, nd.values, nd.expected, nd.reported, nd.zero, nd.late,
-           nd.missing
+           nd.exempt, nd.unreported
     FROM aggregate.node_days nd JOIN {NODE_DAY_KEYS} ON nd.node_code = t.n AND nd.day = t.d
     ORDER BY nd.node_code, nd.day
     FOR UPDATE OF nd
 """)
 WRITE_NODE_DAYS = text("""
     UPDATE aggregate.node_days nd
-    SET values = t.v, reported = t.r, zero = t.z, late = t.l, missing = t.m
+    SET values = t.v, reported = t.r, zero = t.z, late = t.l, unreported = t.u
     FROM json_to_recordset(CAST(:rows AS json))
-         AS t(n text, d date, v jsonb, r int, z int, l int, m int)
+         AS t(n text, d date, v jsonb, r int, z int, l int, u jsonb)
     WHERE nd.node_code = t.n AND nd.day = t.d
 """)
 # An extreme a correction may have withdrawn, recomputed one level at a time from the bottom up:
@@ -161,7 +166,8 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
             r.unit_code, r.day, r.revision, r.node_code, r.values, r.zero, r.late)
         changes.replace(old, Applied(event.unit, event.day, event.revision, event.node,
                                      event.values, event.zero, event.late),
-                        r.expected_node if old is None else None)
+                        (r.expected_node, r.expected_cutoff)
+                        if old is None and r.expected_node is not None else None)
         fresh.append(event)
     if not fresh:
         return BatchResult()
@@ -179,6 +185,7 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
     # Every node-day row this batch writes, the extremes to recompute included, is locked here
     # in one order before any is written.
     keys = set(effect.counts)
+    keys.update((n, d) for n, d, _ in effect.unreported)
     for items in (effect.sums, *effect.extremes.values(), effect.recompute):
         keys.update((n, d) for n, d, _ in items)
     if keys:
@@ -186,18 +193,21 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
         for kind, items in ((SUM, effect.sums), *effect.extremes.items()):
             for (n, d, m), v in items.items():
                 moves[(n, d)].append((m, kind, v))
+        unreported: defaultdict[NodeDay, dict[str, int]] = defaultdict(dict)
+        for (n, d, cutoff), change in effect.unreported.items():
+            unreported[(n, d)][cutoff] = change
         current = await _lock_node_days(session, sorted(keys))
-        rows = [_merged(key, *current[key], effect.counts.get(key), moves.get(key, ()))
-                for key in sorted(keys)]
+        rows = [_merged(key, *current[key], effect.counts.get(key), unreported.get(key),
+                        moves.get(key, ())) for key in sorted(keys)]
         await session.execute(WRITE_NODE_DAYS, {"rows": _json(rows)})
     await recompute_extremes(session, effect.recompute, catalogue)
 
 
 async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
-                          ) -> dict[NodeDay, tuple[dict, Counts]]:
-    def read(rows) -> dict[NodeDay, tuple[dict, Counts]]:
-        return {(r.node_code, r.day): (r.values, Counts(r.expected, r.reported, r.zero, r.late,
-                                                        r.missing)) for r in rows}
+                          ) -> dict[NodeDay, tuple[dict, Tally]]:
+    def read(rows) -> dict[NodeDay, tuple[dict, Tally]]:
+        return {(r.node_code, r.day): (r.values, Tally(r.expected, r.reported, r.zero, r.late,
+                                                       r.exempt, r.unreported)) for r in rows}
 
     param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in keys])}
     current = read(await session.execute(LOCK_NODE_DAYS, param))
@@ -209,19 +219,21 @@ async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
     return current
 
 
-def _merged(key: NodeDay, values: dict, counts: Counts, change: Counts | None,
-            moves: Iterable[tuple[str, Kind, float]]) -> dict:
+def _merged(key: NodeDay, values: dict, tally: Tally, change: Counts | None,
+            unreported: dict[str, int] | None, moves: Iterable[tuple[str, Kind, float]]) -> dict:
     """A node-day's row after the batch: counts and sums move, an extreme only moves further
     out (one a correction withdrew is recomputed afterwards)."""
     node, day = key
     values = dict(values)
+    counts = Counts(tally.expected, tally.reported, tally.zero, tally.late)
     if change is not None:
         counts = counts + change
     for metric, kind, v in moves:
         was = values.get(metric)
         values[metric] = v if was is None else kind.combine(was, v)
     return {"n": node, "d": day.isoformat(), "v": values, "r": counts.reported,
-            "z": counts.zero, "l": counts.late, "m": counts.missing}
+            "z": counts.zero, "l": counts.late,
+            "u": moved(tally.unreported, unreported) if unreported else tally.unreported}
 
 
 async def recompute_extremes(session: AsyncSession, keys: set[tuple[str, date, str]],

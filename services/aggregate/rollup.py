@@ -7,24 +7,31 @@ only move further out, unless a correction pulls back (or removes) the value tha
 the extreme, in which case that node's extreme is recomputed.
 
 Completeness (docs/architecture.md, "Cutoffs, completeness, timeliness"): for every node and
-day, the units expected (active that day and placed at or below the node), those that reported,
-sent a zero report (零报告: counted as reported, and late when sent after the cutoff, like any
-report), reported late (迟报), and the expected units with no report at all (漏报). A unit is
-missing until its first report for the day arrives.
+day, the units expected (active that day, placed at or below the node, not exempt), those that
+reported, sent a zero report (零报告: counted as reported, and late when sent after the cutoff,
+like any report), reported late (迟报), the expected units with no report yet whose cutoff has
+not passed (待报) or has (漏报), and the units exempt that day (免报). Which state a unit is in at
+an instant is `shared/deadlines.py` `day_state`.
+
+What a node-day keeps does not depend on the clock: its expected units not yet reported are
+counted by cutoff (`Tally.unreported`), and `Tally.at` splits them into pending and missing at
+the instant asked, so the passing of a cutoff rewrites nothing.
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, time
 from functools import lru_cache
 
-from shared.aggregation import Kind, MetricKinds, fold_into, over_days, over_units
+from shared.aggregation import Kind, MetricKinds, fold_days, fold_into, over_units
 from shared.catalogue import Catalogue
+from shared.deadlines import DayState, Moment
 from shared.hierarchy import ancestors, parent_of
 
 NodeDay = tuple[str, date]
 NodeDayMetric = tuple[str, date, str]
+NodeDayCutoff = tuple[str, date, str]  # the cutoff as stored: "10:00:00"
 
 
 @lru_cache(maxsize=1 << 16)
@@ -59,8 +66,9 @@ class Applied:
 
 @dataclass(slots=True)
 class Counts:
-    """A node-day's completeness (or a change to it): units expected, reported, zero-reported,
-    reported late and missing. Adds and subtracts field by field, e.g. over several days.
+    """A node-day's completeness at an instant (or a change to it): units expected, reported,
+    zero-reported, reported late, missing (漏报), pending (待报) and exempt (免报). Adds and
+    subtracts field by field, e.g. over several days.
 
     A value, never changed in place (every operation returns a new one); not declared frozen
     because a frozen dataclass takes several times longer to build, and the projector builds
@@ -71,21 +79,26 @@ class Counts:
     zero: int = 0
     late: int = 0
     missing: int = 0
+    pending: int = 0
+    exempt: int = 0
 
     # Written out rather than looped over fields: the projector adds these for every node-day.
     def __add__(self, other: "Counts") -> "Counts":
         return Counts(self.expected + other.expected, self.reported + other.reported,
                       self.zero + other.zero, self.late + other.late,
-                      self.missing + other.missing)
+                      self.missing + other.missing, self.pending + other.pending,
+                      self.exempt + other.exempt)
 
     def __sub__(self, other: "Counts") -> "Counts":
         return Counts(self.expected - other.expected, self.reported - other.reported,
                       self.zero - other.zero, self.late - other.late,
-                      self.missing - other.missing)
+                      self.missing - other.missing, self.pending - other.pending,
+                      self.exempt - other.exempt)
 
     def __bool__(self) -> bool:
         """False when every count is zero (a change that changes nothing)."""
-        return bool(self.expected or self.reported or self.zero or self.late or self.missing)
+        return bool(self.expected or self.reported or self.zero or self.late or self.missing
+                    or self.pending or self.exempt)
 
     def as_dict(self) -> dict[str, int]:
         return {f: getattr(self, f) for f in COUNT_FIELDS}
@@ -94,12 +107,22 @@ class Counts:
     def on_time(self) -> int:
         return self.reported - self.late
 
+    @property
+    def due(self) -> int:
+        """Expected units whose day is decided so far: reported, or missing once their cutoff
+        passed (the pending ones are not due yet)."""
+        return self.expected - self.pending
+
     def rates(self) -> dict[str, float | None]:
-        """Reporting rate (报告率) and on-time rate (及时率), from counts, never averaged."""
-        if not self.expected:
-            return {"reporting_rate": None, "on_time_rate": None}
-        return {"reporting_rate": (self.expected - self.missing) / self.expected,
-                "on_time_rate": self.on_time / self.expected}
+        """Reporting rate (报告率) and on-time rate (及时率) over the units due so far, and the
+        day's final reporting rate over every expected unit, once none is pending (after the
+        last cutoff). From counts, never averaged."""
+        due, expected = self.due, self.expected
+        reported = due - self.missing  # expected units that reported
+        return {"reporting_rate": reported / due if due else None,
+                "on_time_rate": self.on_time / due if due else None,
+                "final_reporting_rate": (reported / expected
+                                         if expected and not self.pending else None)}
 
 
 COUNT_FIELDS = tuple(f.name for f in fields(Counts))
@@ -110,7 +133,49 @@ def reported(applied: "Applied", sign: int = 1) -> Counts:
     return Counts(0, sign, sign * applied.zero, sign * applied.late, 0)
 
 
-MISSING_ENDED = Counts(missing=-1)
+@lru_cache(maxsize=256)
+def _cutoff(stored: str) -> time:
+    return time.fromisoformat(stored)
+
+
+def cutoff_key(cutoff: time) -> str:
+    """How a cutoff is stored in `Tally.unreported` (PostgreSQL's text form of a time)."""
+    return cutoff.isoformat()
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a node-day keeps of its completeness, independent of the clock: the units expected,
+    reported, zero, late and exempt, and the expected units not reported yet by cutoff."""
+
+    expected: int = 0
+    reported: int = 0
+    zero: int = 0
+    late: int = 0
+    exempt: int = 0
+    unreported: dict[str, int] = field(default_factory=dict)
+
+    def at(self, day: date, moment: Moment) -> Counts:
+        """The counts at `moment`: the unreported units whose cutoff has passed are missing,
+        the others pending."""
+        pending = missing = 0
+        for cutoff, n in self.unreported.items():
+            if moment.cutoff_passed(day, _cutoff(cutoff)):
+                missing += n
+            else:
+                pending += n
+        return Counts(self.expected, self.reported, self.zero, self.late, missing, pending,
+                      self.exempt)
+
+
+def moved(unreported: Mapping[str, int], changes: Mapping[str, int]) -> dict[str, int]:
+    """A node-day's unreported units by cutoff after `changes`; cutoffs left at zero dropped."""
+    out = dict(unreported)
+    for cutoff, n in changes.items():
+        out[cutoff] = out.get(cutoff, 0) + n
+        if not out[cutoff]:
+            del out[cutoff]
+    return out
 
 
 @dataclass(frozen=True)
@@ -120,6 +185,7 @@ class Effect:
     sums: dict[NodeDayMetric, float]  # additive metrics: move by
     extremes: dict[Kind, dict[NodeDayMetric, float]]  # push the extreme of each kind out to
     counts: dict[NodeDay, Counts]  # changes to each node-day's completeness
+    unreported: dict[NodeDayCutoff, int]  # changes to its expected units not reported, by cutoff
     recompute: set[NodeDayMetric]  # extremes a correction may have withdrawn
     touched: set[NodeDay]  # every node-day whose figures may have moved
 
@@ -135,6 +201,7 @@ class Changes:
     extremes: defaultdict[Kind, dict[NodeDayMetric, float]] = field(
         default_factory=lambda: defaultdict(dict))
     counts: dict[NodeDay, Counts] = field(default_factory=dict)
+    unreported: defaultdict[NodeDayCutoff, int] = field(default_factory=lambda: defaultdict(int))
     withdrawn: set[NodeDayMetric] = field(default_factory=set)
     touched: set[NodeDay] = field(default_factory=set)
     kinds: MetricKinds = field(init=False)
@@ -142,13 +209,17 @@ class Changes:
     def __post_init__(self) -> None:
         self.kinds = over_units(self.catalogue)
 
-    def replace(self, old: Applied | None, new: Applied, expected_node: str | None = None) -> None:
-        """`new` replaces `old` (None for a unit-day's first report). `expected_node` is where the
-        registry expects the unit that day, if it does: its first report ends its being missing."""
+    def replace(self, old: Applied | None, new: Applied,
+                expected: tuple[str, str] | None = None) -> None:
+        """`new` replaces `old` (None for a unit-day's first report). `expected` is where the
+        registry expects the unit that day and its cutoff (as stored), if it expects it: its
+        first report ends its being unreported there."""
         kinds = self.kinds
         if old is None:
-            if expected_node is not None:
-                self._count((expected_node, new.day), MISSING_ENDED)
+            if expected is not None:
+                node, cutoff = expected
+                self.touched.add((node, new.day))
+                self.unreported[(node, new.day, cutoff)] -= 1
         else:
             self._contribute(old, -1, kinds)
             self._withdraw_extremes(old, new, kinds)
@@ -200,6 +271,7 @@ class Changes:
             {k: v for k, v in _spread(self.sums, float.__add__).items() if v},
             {kind: _spread(leaves, kind.combine) for kind, leaves in self.extremes.items()},
             {k: c for k, c in _spread(self.counts, Counts.__add__).items() if c},
+            {k: n for k, n in _spread(self.unreported, int.__add__).items() if n},
             self.recompute(), self.touched_everywhere())
 
 
@@ -223,11 +295,16 @@ def _spread(leaves: Mapping, combine: Callable) -> dict:
     return out
 
 
-def from_scratch(applied: Iterable[Applied], catalogue: Catalogue,
-                 expected: Iterable[tuple[str, date, str]] = ()
+Roster = Iterable[tuple[str, date, str, time, bool]]  # unit, day, node, cutoff, exempt
+
+
+def from_scratch(applied: Iterable[Applied], catalogue: Catalogue, expected: Roster = (),
+                 moment: Moment | None = None
                  ) -> tuple[dict[NodeDayMetric, float], dict[NodeDay, Counts]]:
     """The rollup invariant's other side: every node's figures computed from the latest revision
-    of each unit's report and from the units expected (unit, day, node) by the registry."""
+    of each unit's report and from the units the registry places (unit, day, node, cutoff,
+    exempt), each in its state at `moment` (`shared/deadlines.py` `day_state`; without a
+    moment, the units not reported are counted as missing)."""
     kinds = over_units(catalogue)
     by_node: defaultdict[NodeDay, dict[str, float]] = defaultdict(dict)
     counts: defaultdict[NodeDay, Counts] = defaultdict(Counts)
@@ -237,13 +314,22 @@ def from_scratch(applied: Iterable[Applied], catalogue: Catalogue,
         for node in up(a.node):
             counts[(node, a.day)] += reported(a)
             fold_into(by_node[(node, a.day)], a.values, kinds)
-    for unit, day, node in expected:
-        roster = Counts(expected=1, missing=(unit, day) not in seen)
+    for unit, day, node, cutoff, exempt in expected:
+        state = (moment.state(day, cutoff, reported=(unit, day) in seen, exempt=exempt)
+                 if moment is not None else
+                 DayState.EXEMPT if exempt else
+                 DayState.REPORTED if (unit, day) in seen else DayState.MISSING)
+        roster = ROSTER[state]
         for above in up(node):
             counts[(above, day)] += roster
     values = {(node, day, code): v
               for (node, day), by_code in by_node.items() for code, v in by_code.items()}
     return values, dict(counts)
+
+
+ROSTER = {DayState.EXEMPT: Counts(exempt=1), DayState.REPORTED: Counts(expected=1),
+          DayState.PENDING: Counts(expected=1, pending=1),
+          DayState.MISSING: Counts(expected=1, missing=1)}
 
 
 @dataclass
@@ -253,9 +339,14 @@ class Figures:
     values: dict[str, float] = field(default_factory=dict)
     counts: Counts = field(default_factory=Counts)
 
-    def fold(self, other: "Figures", catalogue: Catalogue) -> "Figures":
-        """Several days together: each metric combines over days by its kind (sums add,
-        extremes stay extremes), counts add (unit-days)."""
-        values = dict(self.values)
-        fold_into(values, other.values, over_days(catalogue))
-        return Figures(values, self.counts + other.counts)
+    @classmethod
+    def over_days(cls, days: Iterable["Figures"], catalogue: Catalogue) -> "Figures":
+        """Several days together, given in day order: each metric combines over days by its
+        second kind (`shared.aggregation.fold_days`: a flow sums, a stock is its last day's
+        figure, never a sum), and the counts add (unit-days)."""
+        days = list(days)
+        values = fold_days(((d.values, d.counts.reported > 0) for d in days), catalogue)
+        counts = Counts()
+        for d in days:
+            counts = counts + d.counts
+        return cls(values, counts)

@@ -8,9 +8,10 @@ from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse
 
-from services.aggregate import views
+from services.aggregate import schemas, views
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext, durable_name
 from services.aggregate.views import Span
@@ -19,6 +20,7 @@ from shared.errors import FieldError
 from shared.hierarchy import level_of
 from shared.http_auth import Authenticated
 from shared.refusals import refuse
+from shared.registry import calendar
 from shared.registry.unit_types import unit_types
 
 router = APIRouter(prefix="/v1", tags=["rollups"])
@@ -111,14 +113,16 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
                  start: Start = None, end: End = None, sector: Sector = None,
                  unit_type: UnitType = None,
                  limit: Annotated[int, Query(ge=0, le=100_000, description=(
-                     "at most this many missing and late units listed (single day)"))] = 1000,
+                     "at most this many pending, missing, exempt and late units listed "
+                     "(single day)"))] = 1000,
                  ) -> dict:
     """A node's totals, ratios and completeness for a day (today by default) or a range of days
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.node_view(session, node, span, ctx.catalogue, where, limit)
+        return await views.node_view(session, node, span, ctx.catalogue, ctx.moment(), where,
+                                     limit)
 
 
 @router.get("/rollups/{node}/children", responses=PROBLEMS)
@@ -131,7 +135,8 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
     node = _visible(principal, node)
     span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.children_view(session, node, span, ctx.catalogue, where)
+        return await views.children_view(session, node, span, ctx.catalogue, ctx.moment(),
+                                         where)
 
 
 @router.get("/rollups/{node}/series", responses=PROBLEMS)
@@ -143,7 +148,7 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
     span = _span(ctx, None, start or end - timedelta(days=29), end)
     where = _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.series_view(session, node, span, ctx.catalogue, where)
+        return await views.series_view(session, node, span, ctx.catalogue, ctx.moment(), where)
 
 
 @router.get("/rollups/{node}/completeness", responses=PROBLEMS)
@@ -152,13 +157,78 @@ async def rollup_completeness(
         unit_type: UnitType = None,
         limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
         offset: Annotated[int, Query(ge=0)] = 0) -> dict:
-    """Expected, reported, zero, late and missing units with the lists of missing (漏报) and late
-    (迟报) units, in code order; `limit`/`offset` page through large lists."""
+    """Expected, reported, zero, late, pending, missing and exempt units with the lists of
+    pending (待报), missing (漏报), exempt (免报, with the reason) and late (迟报) units, in code
+    order; `limit`/`offset` page through large lists. Pending and missing are as of now."""
     node = _visible(principal, node)
     span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
-                                             where, limit, offset)
+                                             ctx.moment(), where, limit, offset)
+
+
+# Calendars (免报) are declared here rather than in the registry's CLI only: they change the
+# completeness figures this service keeps and recounts at once, and operators already read
+# those figures here with the token that bounds their area.
+def _operator(principal: Principal) -> str:
+    """The subtree an operator's calendars may cover; a unit's token declares none."""
+    if principal.kind != "operator":
+        raise refuse("outside_area", "authorization", what=principal.scope)
+    return principal.scope
+
+
+def _refused(exc: calendar.CalendarRefused) -> Exception:
+    if exc.code == "outside_area":
+        return refuse("outside_area", exc.field, what=exc.en)
+    return BadQuery([FieldError(exc.field, exc.code, exc.zh, exc.en)])
+
+
+@router.get("/calendars", responses=PROBLEMS)
+async def list_calendars(principal: Authenticated, ctx: Ctx,
+                         node: Annotated[str | None, Query(
+                             description="those concerning this node (default: the token's)")
+                         ] = None,
+                         current: Annotated[bool, Query(
+                             description="only those lasting until today or later")] = True,
+                         ) -> list[calendar.Exemption]:
+    """The calendars (免报) that concern a node's area, with who declared or ended them, when and
+    why."""
+    scope = _visible(principal, node) if node else _operator(principal)
+    async with ctx.sessions() as session:
+        found = await calendar.listed(session, scope, ctx.today() if current else None)
+    return found
+
+
+@router.post("/calendars", status_code=201, responses=PROBLEMS)
+async def declare_calendar(body: schemas.DeclareExemption, principal: Authenticated,
+                           ctx: Ctx) -> calendar.Exemption:
+    """Declare that units are not expected to report (免报) for a period, with a reason, inside
+    the token's area; from today at the earliest (a past day keeps its figures). Today's and
+    later days' expected units are recounted at once; a report from an exempt unit is still
+    accepted and counted."""
+    scope = _operator(principal)
+    declaration = calendar.Declaration(
+        valid_from=body.valid_from or ctx.today(), reason=body.reason, node_code=body.node_code,
+        unit_code=body.unit_code, unit_type=body.unit_type, weekday=body.weekday,
+        valid_to=body.valid_to)
+    try:
+        x = await ctx.declare_exemption(declaration, scope, principal.holder)
+    except calendar.CalendarRefused as exc:
+        raise _refused(exc) from None
+    return x
+
+
+@router.post("/calendars/{exemption_id}/end", responses=PROBLEMS)
+async def end_calendar(exemption_id: Annotated[int, FastApiPath(ge=1, le=2**63 - 1)],
+                       body: schemas.EndExemption, principal: Authenticated,
+                       ctx: Ctx) -> calendar.Exemption:
+    """End a calendar from today on, with a reason: the days before keep it."""
+    try:
+        x = await ctx.end_exemption(exemption_id, body.reason, _operator(principal),
+                                    principal.holder)
+    except calendar.CalendarRefused as exc:
+        raise _refused(exc) from None
+    return x
 
 
 @router.get("/status")

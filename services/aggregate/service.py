@@ -1,5 +1,7 @@
 """What aggregate's edges share at run time."""
 
+import asyncio
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -7,13 +9,17 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.aggregate import expected
+from services.aggregate import cutoffs, expected
+from services.aggregate.cutoffs import CutoffWatch
 from services.aggregate.live import Announcer
 from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
+from shared.deadlines import Moment
+from shared.registry import calendar
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 DURABLE = "aggregate"
 
 
@@ -48,9 +54,14 @@ class AggregateContext:
     announcer: Announcer | None = None
     known_days: set[date] = field(default_factory=set)
     stats: Stats = field(default_factory=Stats)
+    cutoff_watch: CutoffWatch = field(default_factory=CutoffWatch)
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()
+
+    def moment(self) -> Moment:
+        """Now, in the deployment's zone: what the figures are read at."""
+        return Moment(self.clock(), self.settings.zone)
 
     async def apply(self, events: list[ReportAccepted]) -> BatchResult:
         """One batch, one transaction: the effect and the record of what was applied."""
@@ -72,10 +83,64 @@ class AggregateContext:
             await expected.enter_days(session, {self.today()}, self.clock(), self.known_days)
 
     async def registry_changed(self) -> None:
-        """Recount the expected figures of every built day that can still receive reports."""
+        """Recount the expected figures of every built day that can still receive reports (and
+        read today's cutoffs again: a unit's own cutoff may have changed)."""
+        self.cutoff_watch.forget()
         async with self.sessions() as session:
             days = await expected.built_since(
                 session, expected.recent(self.today(), self.settings.lock_days))
         for day in days:  # a transaction per day: batches of other days go on meanwhile
             async with self.sessions() as session, session.begin():
                 await expected.rebuild(session, {day}, self.clock())
+
+    async def declare_exemption(self, declaration: calendar.Declaration, scope: str,
+                                by: str) -> calendar.Exemption:
+        """免报: record a calendar within `scope` (shared/registry/calendar.py says what it
+        covers), then recount the expected figures of the days it may touch."""
+        async with self.sessions() as session, session.begin():
+            exemption = await calendar.declare(session, declaration, scope, by, self.clock(),
+                                               self.today())
+        await self.registry_changed()
+        return exemption
+
+    async def end_exemption(self, exemption_id: int, reason: str, scope: str,
+                            by: str) -> calendar.Exemption:
+        """End a calendar from today on (the days before keep it), then recount."""
+        async with self.sessions() as session, session.begin():
+            exemption = await calendar.end(session, exemption_id, reason, scope, by,
+                                           self.clock(), self.today())
+        await self.registry_changed()
+        return exemption
+
+    async def pass_cutoffs(self) -> int:
+        """Announce today's cutoffs that have passed and were not announced yet (by this
+        replica or another): a `RollupUpdated` for every node-day whose pending units they
+        turned missing. Returns how many node-days were announced. Cheap when nothing passed:
+        no query but a refresh of the day's cutoffs now and then."""
+        moment, day = self.moment(), self.today()
+        watch = self.cutoff_watch
+        if watch.stale(day):
+            async with self.sessions() as session:
+                watch.know(day, await cutoffs.cutoffs_of(session, day))
+        announced = 0
+        for cutoff in watch.due(day, moment):
+            async with self.sessions() as session, session.begin():
+                node_days = await cutoffs.claim(session, day, cutoff, moment.now)
+            watch.done.add((day, cutoff))
+            if node_days and self.announcer is not None:
+                self.announcer.touched(node_days)
+                announced += len(node_days)
+        return announced
+
+
+CUTOFF_CHECK_S = 0.5
+
+
+async def watch_cutoffs(ctx: AggregateContext, interval_s: float = CUTOFF_CHECK_S) -> None:
+    """Runs beside the consumer: the passing of every cutoff announced within a second."""
+    while True:
+        try:
+            await ctx.pass_cutoffs()
+        except Exception:
+            log.exception("could not announce the passing of a cutoff; retrying")
+        await asyncio.sleep(interval_s)

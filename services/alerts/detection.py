@@ -16,6 +16,7 @@ from services.alerts.machine import AlertState, NewAlert
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from shared import deadlines
 from shared.contracts import CaseReported, ReportAccepted
+from shared.registry import calendar
 from shared.registry.reference import Reference
 from shared.rules import Rules
 
@@ -237,9 +238,10 @@ async def resolve_missing(session: AsyncSession, keys: list[tuple[str, date]], r
 
 async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cutoff: time,
                      rules: Rules, zone: ZoneInfo, now: datetime) -> int | None:
-    """漏报: at a cutoff, the units with that cutoff that have not reported raise one alert per
-    node (village, or the town or county that runs them) listing them. None if this cutoff was
-    already checked (by this replica before a restart, or by another)."""
+    """漏报: at a cutoff, the units with that cutoff that are missing (`shared/deadlines.py`
+    `day_state`: expected, not exempt by a calendar, no report, cutoff passed) raise one alert
+    per node (village, or the town or county that runs them) listing them. None if this cutoff
+    was already checked (by this replica before a restart, or by another)."""
     claimed = await session.execute(
         pg_insert(CutoffRunRow).values(day=day, cutoff=cutoff, ran_at=now, alerts_opened=0)
         .on_conflict_do_nothing().returning(CutoffRunRow.day))
@@ -248,15 +250,19 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
     # Reports committing now either finish before this look (and count) or wait for it and
     # then resolve the alerts it opens: no report slips between the two.
     await session.execute(text("LOCK TABLE alerts.unit_days IN SHARE MODE"))
-    expected = {u.code: u.node_on(day) for u in reference.units.values()
-                if u.cutoff == cutoff and u.active_on(day) and u.node_on(day) is not None}
-    if not expected:
+    placed = {u.code: node for u in reference.units.values()
+              if u.cutoff == cutoff and u.active_on(day) and (node := u.node_on(day)) is not None}
+    if not placed:
         return 0
     reported = set((await session.execute(
-        REPORTED_ON, {"day": day, "units": sorted(expected)})).scalars())
+        REPORTED_ON, {"day": day, "units": sorted(placed)})).scalars())
+    exemptions = await calendar.in_force(session)
     by_node: defaultdict[str, list[str]] = defaultdict(list)
-    for unit, node in sorted(expected.items()):
-        if unit not in reported and node is not None:
+    for unit, node in sorted(placed.items()):
+        exempt = calendar.exempt_by(exemptions, unit, node, reference.units[unit].unit_type,
+                                    day) is not None
+        if deadlines.day_state(day, cutoff, reported=unit in reported, exempt=exempt, now=now,
+                               zone=zone) is deadlines.DayState.MISSING:
             by_node[node].append(unit)
     started = deadlines.cutoff_instant(day, cutoff, zone)
     news = [NewAlert(

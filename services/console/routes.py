@@ -147,7 +147,9 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
-            "unit": unit, "today": ctx.today().isoformat()}
+            "unit": unit, "today": ctx.today().isoformat(),
+            # Every time on the pages is shown in the deployment's zone, whatever the browser's.
+            "zone": ctx.settings.zone.key}
 
 
 @api.post("/session")
@@ -176,8 +178,13 @@ async def me(who: Anyone, ctx: Ctx) -> dict:
 
 @api.get("/catalogue")
 async def catalogue(ctx: Ctx) -> dict:
+    """The metrics with their unit of measure, and the form of each unit type."""
     return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
-                         "value_type": m.value_type} for m in ctx.catalogue.metrics.values()]}
+                         "value_type": m.value_type, "measure_zh": m.measure_zh,
+                         "measure_en": m.measure_en} for m in ctx.catalogue.metrics.values()],
+            "forms": {unit_type: {"code": f.code, "name_zh": f.name_zh, "name_en": f.name_en,
+                                  "required": list(f.required), "optional": list(f.optional)}
+                      for unit_type, f in ctx.catalogue.form_of_type.items()}}
 
 
 # ---- the command centre's picture ---------------------------------------------------------
@@ -231,6 +238,27 @@ async def acknowledge(alert_id: str, who: Operator, ctx: Ctx,
 async def close(alert_id: str, who: Operator, ctx: Ctx,
                 body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.post("alerts", f"/v1/alerts/{alert_id}/close",
+                                          who.token, body))
+
+
+# ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------
+
+@api.get("/calendars")
+async def calendars(who: Operator, ctx: Ctx, node: str | None = None) -> JSONResponse:
+    return _relay(await ctx.upstream.get("aggregate", "/v1/calendars", who.token,
+                                         node=_node(who, node)))
+
+
+@api.post("/calendars")
+async def declare_calendar(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]
+                           ) -> JSONResponse:
+    return _relay(await ctx.upstream.post("aggregate", "/v1/calendars", who.token, body))
+
+
+@api.post("/calendars/{exemption_id}/end")
+async def end_calendar(exemption_id: int, who: Operator, ctx: Ctx,
+                       body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("aggregate", f"/v1/calendars/{exemption_id}/end",
                                           who.token, body))
 
 
@@ -296,15 +324,19 @@ async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -
 async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
     node = _node(who, node)
     day = day or ctx.today()
-    view, children, day_alerts = await asyncio.gather(
+    view, children, day_alerts, notes = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
         ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        _day_alerts(ctx, who, node, day))
+        _day_alerts(ctx, who, node, day),
+        ctx.upstream.get("ingest", "/v1/notes", who.token, node=node, day=day))
     day_alerts.sort(key=lambda a: a.get("started_at") or "")
+    notes = _must(notes)
     async with ctx.sessions() as session:
         await reference.name_alerts(session, day_alerts)
+        await reference.name_alerts(session, notes)  # names units and nodes alike
     generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
-    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated)
+    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated,
+                         notes)
 
 
 @api.get("/summary/{node}")

@@ -2,13 +2,16 @@
 
 Columns: `unit`, `day`, `reporter`, optionally `report_id`, and one column per metric code of
 the catalogue. An empty cell means the metric was not reported; a row whose metric cells are
-all empty (or all 0) is a zero report (零报告). Files saved by spreadsheet programs are read as
-UTF-8 (with or without BOM) or, failing that, GB 18030.
+all empty (or all 0) is a zero report (零报告). One file may hold units of several types, each
+row filling the columns of its type's form (`template` writes a form's header); a value in a
+column off the row's form is refused like any metric off the form. Files saved by spreadsheet
+programs are read as UTF-8 (with or without BOM) or, failing that, GB 18030.
 """
 
 import csv
 import io
 
+from shared.catalogue import Form
 from shared.errors import FieldError
 
 FIXED = ("unit", "day", "reporter", "report_id")
@@ -92,3 +95,11 @@ def read_reports(data: bytes, max_rows: int) -> list[tuple[dict, list[FieldError
         raise CsvRefused(FieldError("body", "bad_csv", "不是有效的 CSV", f"not CSV: {exc}")
                          ) from None
     return out
+
+
+def template(form: Form) -> bytes:
+    """An empty file for one form: the fixed columns, then the form's metrics (required first),
+    with a BOM so that spreadsheet programs read it as UTF-8."""
+    out = io.StringIO()
+    csv.writer(out).writerow([*FIXED, *form.required, *form.optional])
+    return ("\ufeff" + out.getvalue()).encode()

@@ -15,25 +15,18 @@ from shared.registry.reference import Reference, UnitInfo
 # Beyond these, whatever was measured was not a living person's body temperature.
 PHYSICAL_TEMPERATURE_C = (30.0, 45.0)
 # A pseudonym: letters, digits and a few separators. No names (no CJK), and not an ID card
-# (18 characters, the last a digit or X) or a mobile number, which identify a person outright.
+# (18 characters, the last a digit or X) or a phone number, which identify a person outright.
+# The same patterns find one inside a report's note (not part of a longer run of digits).
 _PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_ID_CARD = re.compile(r"\d{17}[\dXx]")
-_MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
+_ID_CARD = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(\+?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9])0[0-9]{2,3}-[0-9]{7,8}(?![0-9])")
 
 
 def is_zero(values: Mapping[str, float]) -> bool:
     """A zero report (零报告) says "nothing to report": no value, or every value zero."""
     # For numbers `not v` is `v == 0` (-0.0 included, NaN not), at C speed: a bulk hot path.
     return not any(values.values())
-
-
-def normalise(values: Mapping[str, float], catalogue: Catalogue) -> dict[str, int | float]:
-    """Counts as integers (2.0 → 2), so that stored and published values read as counts."""
-    out: dict[str, int | float] = {}
-    for code, value in values.items():
-        metric = catalogue.metrics.get(code)
-        out[code] = int(value) if metric is not None and metric.value_type == "count" else value
-    return out
 
 
 def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
@@ -73,16 +66,32 @@ def _check_day(day: date, today: date, lock_days: int, unlocked: bool,
     return []
 
 
+def check_note(note: str | None) -> list[FieldError]:
+    """A note is free text for what the figures cannot say, never a way to name a person: one
+    carrying an ID-card or phone number is refused (its length is the schema's)."""
+    if note is None:
+        return []
+    found = [what for what, pattern in (("身份证号", _ID_CARD), ("电话号码", _MOBILE),
+                                        ("电话号码", _LANDLINE)) if pattern.search(note)]
+    if not found:
+        return []
+    return [FieldError("note", "personal_data",
+                       f"备注不得包含{found[0]}等个人信息",
+                       "a note may not carry an ID-card or phone number")]
+
+
 def check_report(unit_code: str, day: date, values: Mapping[str, object], *,
                  reference: Reference, catalogue: Catalogue, now: datetime, zone: ZoneInfo,
-                 lock_days: int, unlocked: bool = False
+                 lock_days: int, unlocked: bool = False, note: str | None = None
                  ) -> tuple[UnitInfo | None, list[FieldError]]:
-    """The unit, and every reason the report cannot be accepted. `unlocked`: the sender is an
-    operator, who may still write days past the lock window."""
+    """The unit, and every reason the report cannot be accepted: values against the catalogue
+    and the unit type's form. `unlocked`: the sender is an operator, who may still write days
+    past the lock window."""
     unit = reference.units.get(unit_code)
     errors = _check_unit(unit_code, unit, day)
     errors += _check_day(day, local_day(now, zone), lock_days, unlocked)
-    errors += catalogue.validate(values)
+    errors += catalogue.validate(values, unit_type=unit.unit_type if unit else None)
+    errors += check_note(note)
     return unit, errors
 
 
@@ -98,8 +107,10 @@ def check_person_ref(ref: str) -> FieldError | None:
 def check_case(unit_code: str, kind: str, found_at: datetime, temperature: float | None,
                person_ref: str, symptoms: list[str], *, reference: Reference, now: datetime,
                zone: ZoneInfo, lock_days: int, unlocked: bool, fever_threshold: float,
-               clock_skew: timedelta) -> tuple[UnitInfo | None, list[FieldError]]:
-    """The unit, and every reason the case cannot be accepted."""
+               clock_skew: timedelta, second_temperature: float | None = None
+               ) -> tuple[UnitInfo | None, list[FieldError]]:
+    """The unit, and every reason the case cannot be accepted. A second reading is a body
+    temperature too, and only follows a first one (the seeds' recheck)."""
     unit = reference.units.get(unit_code)
     found_day = local_day(found_at, zone)
     errors = _check_unit(unit_code, unit, found_day)
@@ -120,6 +131,15 @@ def check_case(unit_code: str, kind: str, found_at: datetime, temperature: float
         errors.append(FieldError("temperature", "not_a_fever",
                                  f"体温低于 {fever_threshold} °C,不是发热病例",
                                  f"below {fever_threshold} °C is not a fever"))
+    if second_temperature is not None:
+        if not (low <= second_temperature <= high):
+            errors.append(FieldError("second_temperature", "temperature_out_of_range",
+                                     f"体温须在 {low}–{high} °C 之间",
+                                     f"a body temperature is between {low} and {high} °C"))
+        elif temperature is None:
+            errors.append(FieldError("second_temperature", "without_first",
+                                     "复测体温须先填写首次体温",
+                                     "a second reading needs the first one"))
     if kind == "ili" and not symptoms:
         errors.append(FieldError("symptoms", "missing", "流感样病例须填写症状(如咳嗽、咽痛)",
                                  "a flu-like case needs its symptoms (e.g. cough, sore throat)"))

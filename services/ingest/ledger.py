@@ -44,6 +44,7 @@ class Submission:
     revision: int | None = None  # the revision a correction means to create
     credential_id: uuid.UUID | None = None
     actor: str | None = None
+    note: str | None = None  # kept with the revision, never aggregated
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Case:
     deadline: datetime  # when it is due (the two-hour rule), for its receipt
     id_chosen: bool  # the client chose `event.case_id`: a retry may name it
     credential_id: uuid.UUID | None = None
+    details: dict | None = None  # the extra fields of the incident form, when given
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +136,20 @@ INSERT_FIRST = _InsertWithEvents("ingest.reports", "report_id", _columns(
     "report_id:uuid", "unit_code:text", "day:date", "revision=1", "node_code:text",
     "values:text=CAST(values AS jsonb)", "zero:boolean", "late:boolean",
     "submitted_at:timestamptz", "reporter:text", "reason=NULL", "credential_id:uuid",
-    "actor:text"), created_at="submitted_at")
+    "actor:text", "note:text"), created_at="submitted_at")
 
 STORED_FIRST = text("""
-    SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason
+    SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason, note
     FROM ingest.reports WHERE report_id = ANY(CAST(:ids AS uuid[]))
     UNION ALL
     SELECT r.report_id, r.unit_code, r.day, r.revision, r.values, r.zero, r.late,
-           r.submitted_at, r.reason
+           r.submitted_at, r.reason, r.note
     FROM ingest.reports r
     JOIN unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
       ON r.unit_code = t.u AND r.day = t.d AND r.revision = 1
 """).columns(report_id=Uuid(), unit_code=String(), day=Date(), revision=Integer(),
              values=JSONB(), zero=Boolean(), late=Boolean(),
-             submitted_at=DateTime(timezone=True), reason=String())
+             submitted_at=DateTime(timezone=True), reason=String(), note=String())
 
 
 def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
@@ -157,7 +159,7 @@ def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
         report_id=report_id, unit=sub.unit.code, node=node, unit_type=sub.unit.unit_type,
         sector=sub.unit.sector, day=sub.day, revision=revision, values=sub.values,
         zero=sub.zero, late=late, submitted_at=sub.submitted_at, reporter=sub.reporter,
-        reason=sub.reason, actor=sub.actor)
+        reason=sub.reason, actor=sub.actor, note=sub.note)
 
 
 def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
@@ -168,7 +170,7 @@ def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
         "unit_type": sub.unit.unit_type, "sector": sub.unit.sector,
         "day": sub.day.isoformat(), "revision": 1, "values": sub.values, "zero": sub.zero,
         "late": sub.late, "submitted_at": sub.submitted_at.isoformat(),
-        "reporter": sub.reporter, "reason": None, "actor": sub.actor,
+        "reporter": sub.reporter, "reason": None, "actor": sub.actor, "note": sub.note,
     }, ensure_ascii=False).encode()
 
 
@@ -190,7 +192,8 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
         assert node is not None  # checked at the door
         rows.append((ids[i], sub.unit.code, sub.day, node, json.dumps(sub.values), sub.zero,
                      sub.late, sub.submitted_at, sub.reporter, sub.credential_id, sub.actor,
-                     accepted_subject(node), f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
+                     sub.note, accepted_subject(node),
+                     f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
                      accepted_payload(sub, ids[i], node)))
     inserted = await INSERT_FIRST.run(session, rows)
     out: list[Receipt | Refused | None] = [None] * len(subs)
@@ -216,7 +219,7 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
             sub = subs[i]
             out[i] = _settled(revisions.classify_first(
                 sub.unit.code, sub.day, sub.values, sub.report_id, by_id,
-                first.get((sub.unit.code, sub.day))))
+                first.get((sub.unit.code, sub.day)), sub.note))
     return out  # type: ignore[return-value]
 
 
@@ -245,7 +248,7 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
         same_id = next((row for row in stored if row.report_id == sub.report_id), None) \
             or await session.get(ReportRow, sub.report_id)
     decision = revisions.next_revision(sub.unit.code, sub.day, sub.values, sub.reason,
-                                       sub.report_id, sub.revision, stored, same_id)
+                                       sub.report_id, sub.revision, stored, same_id, sub.note)
     if not isinstance(decision, revisions.NextRevision):
         return _settled(decision)
     node = sub.unit.node_on(sub.day)
@@ -254,7 +257,7 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
         report_id=sub.report_id or uuid.uuid4(), unit_code=sub.unit.code, day=sub.day,
         revision=decision.revision, node_code=node, values=sub.values, zero=sub.zero,
         late=decision.late, submitted_at=sub.submitted_at, reporter=sub.reporter,
-        reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor)
+        reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor, note=sub.note)
     session.add(row)
     event = _event(sub, row.report_id, decision.revision, decision.late, node)
     await add_to_outbox(session, event.subject, event.msg_id, event.model_dump_json().encode(),
@@ -268,8 +271,8 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
 INSERT_CASES = _InsertWithEvents("ingest.cases", "case_id", _columns(
     "case_id:uuid", "unit_code:text", "node_code:text", "kind:text", "found_at:timestamptz",
     "received_at:timestamptz", "temperature:float8", "symptoms:text=CAST(symptoms AS jsonb)",
-    "person_ref:text", "late:boolean", "credential_id:uuid", "actor:text"),
-    created_at="received_at")
+    "person_ref:text", "late:boolean", "credential_id:uuid", "actor:text",
+    "details:text=CAST(details AS jsonb)"), created_at="received_at")
 
 STORED_CASES = text("""
     SELECT case_id, unit_code AS unit, kind, found_at, received_at, person_ref, late
@@ -302,7 +305,9 @@ async def record_cases(session: AsyncSession, cases: Sequence[Case]
         c, e = cases[i], cases[i].event
         rows.append((e.case_id, e.unit, e.node, e.kind, e.found_at, e.received_at,
                      e.temperature, json.dumps(e.symptoms), e.person_ref, e.late,
-                     c.credential_id, e.actor, e.subject, e.msg_id,
+                     c.credential_id, e.actor,
+                     json.dumps(c.details, ensure_ascii=False) if c.details else None,
+                     e.subject, e.msg_id,
                      e.model_dump_json().encode()))
     inserted = await INSERT_CASES.run(session, rows)
     leftovers = {i for i, c in enumerate(cases) if c.event.case_id not in inserted}
@@ -377,6 +382,26 @@ async def history(session: AsyncSession, unit: str, day: date | None = None) -> 
         query = query.where(ReportRow.day == day)
     rows = await session.execute(query.order_by(ReportRow.day.desc(), ReportRow.revision))
     return list(rows.scalars())
+
+
+# The latest revision of each unit's report below a node on a day, where it carries a note.
+NOTES = text("""
+    SELECT unit_code AS unit, node_code AS node, revision, note, reporter, submitted_at
+    FROM (SELECT DISTINCT ON (r.unit_code) r.unit_code, r.node_code, r.revision, r.note,
+                 r.reporter, r.submitted_at
+          FROM ingest.reports r
+          WHERE r.day = :day AND r.node_code ~>=~ CAST(:node AS text)
+            AND r.node_code ~<~ (CAST(:node AS text) || '~')
+          ORDER BY r.unit_code, r.revision DESC) latest
+    WHERE note IS NOT NULL
+    ORDER BY node, unit LIMIT :limit
+""")
+
+
+async def notes(session: AsyncSession, node: str, day: date, limit: int) -> list[dict]:
+    """The notes of the day's reports below `node`, as their latest revision says them."""
+    rows = await session.execute(NOTES, {"node": node, "day": day, "limit": limit})
+    return [dict(r._mapping) for r in rows]
 
 
 async def cases_of(session: AsyncSession, unit: str, since: datetime | None = None,

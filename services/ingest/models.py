@@ -41,6 +41,7 @@ class ReportRow(Base):
     # Who sent it: the credential used (null for rows older than credentials).
     credential_id: Mapped[UUID | None]
     actor: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)  # free text, never aggregated
 
 
 class OutboxRow(Outbox, Base):
@@ -80,3 +81,5 @@ class CaseRow(Base):
     late: Mapped[bool]
     credential_id: Mapped[UUID | None]
     actor: Mapped[str | None] = mapped_column(String(120))
+    # The seeds' extra fields of a case (second reading, rash, travel, action), when given.
+    details: Mapped[dict | None] = mapped_column(JSONB)

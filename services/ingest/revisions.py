@@ -27,6 +27,7 @@ class StoredReport(Protocol):
     values: dict
     reason: str | None
     late: bool
+    note: str | None
 
 
 class StoredCase(Protocol):
@@ -77,46 +78,48 @@ def id_reused(field: str) -> Refused:
 
 
 def classify_first(unit: str, day: date, values: Mapping, report_id: UUID | None,
-                   by_id: Mapping[UUID, StoredReport], first: StoredReport | None
-                   ) -> Retry[StoredReport] | Refused:
-    """A first report the ledger did not take as new: the same one again (a retry), or a
-    different one. `by_id`: stored revisions by report id; `first`: the unit's stored first
-    report for the day."""
+                   by_id: Mapping[UUID, StoredReport], first: StoredReport | None,
+                   note: str | None = None) -> Retry[StoredReport] | Refused:
+    """A first report the ledger did not take as new: the same one again (a retry: the same
+    values and note), or a different one. `by_id`: stored revisions by report id; `first`: the
+    unit's stored first report for the day."""
     if report_id is not None and report_id in by_id:
         row = by_id[report_id]
         same = (row.unit_code == unit and row.day == day and row.revision == 1
-                and row.values == values)
+                and row.values == values and row.note == note)
         return Retry(row) if same else id_reused("report_id")
     if first is None:  # cannot happen: nothing is deleted from the ledger
         raise RuntimeError(f"report for {unit} {day} neither stored nor found")
-    if report_id is None and first.values == values:
+    if report_id is None and first.values == values and first.note == note:
         return Retry(first)  # a retry without a report id: known by its natural key
     return refuse("already_reported", "day", day=day, revision=first.revision)
 
 
 def next_revision(unit: str, day: date, values: Mapping, reason: str,
                   report_id: UUID | None, revision: int | None,
-                  stored: Sequence[StoredReport], same_id: StoredReport | None
-                  ) -> Retry[StoredReport] | NextRevision | Refused:
+                  stored: Sequence[StoredReport], same_id: StoredReport | None,
+                  note: str | None = None) -> Retry[StoredReport] | NextRevision | Refused:
     """What a correction of `unit`'s `day` is, given the day's stored revisions (`stored`, in
     order) and the stored revision that already has the correction's report id (`same_id`, if
     any, whichever unit and day it belongs to). Decided while the unit's day is locked, so that
     two corrections never both take the same next revision."""
     if report_id is not None and same_id is not None:
         same = (same_id.unit_code == unit and same_id.day == day
-                and same_id.values == values and same_id.reason == reason)
+                and same_id.values == values and same_id.reason == reason
+                and same_id.note == note)
         return Retry(same_id) if same else id_reused("report_id")
     if not stored:
         return refuse("no_report", "day", day=day)
     latest = stored[-1]
     if revision is not None and revision != latest.revision + 1:
         named = next((row for row in stored if row.revision == revision), None)
-        if named is not None and named.values == values and named.reason == reason:
+        if (named is not None and named.values == values and named.reason == reason
+                and named.note == note):
             return Retry(named)
         return refuse("revision_conflict", "revision", revision=revision,
                       latest=latest.revision, next=latest.revision + 1)
     if (revision is None and report_id is None and latest.revision > 1
-            and latest.values == values and latest.reason == reason):
+            and latest.values == values and latest.reason == reason and latest.note == note):
         return Retry(latest)
     return NextRevision(latest.revision + 1, stored[0].late)
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.ingest import ledger, submissions
-from services.ingest.csvfile import CsvRefused, read_reports
+from services.ingest.csvfile import CsvRefused, read_reports, template
 from services.ingest.schemas import (
     BulkResult,
     CaseReceipt,
@@ -24,6 +24,7 @@ from services.ingest.schemas import (
     CorrectReport,
     Problem,
     Receipt,
+    ReportNote,
     Revision,
     SubmitCase,
     SubmitReport,
@@ -34,6 +35,7 @@ from services.ingest.submissions import INVALID_JSON, Incoming, Outcome, excerpt
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.http_auth import Authenticated, forbidden
+from shared.refusals import problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 # A bulk body above this is refused unread (10,000 reports take about 2 MB).
@@ -90,7 +92,7 @@ async def submit_zero_report(request: Request, principal: Authenticated, ctx: Ct
     item = read_json(SubmitZeroReport, await request.body(), principal)
     if isinstance(body := item.parsed, SubmitZeroReport):
         item.parsed = SubmitReport(unit=body.unit, day=body.day, reporter=body.reporter,
-                                   report_id=body.report_id, values={})
+                                   report_id=body.report_id, values={}, note=body.note)
     [outcome] = await submissions.submit_reports(ctx, [item])
     return _answer(outcome)
 
@@ -171,7 +173,8 @@ async def submit_bulk(request: Request, principal: Authenticated, ctx: Ctx) -> R
              responses={413: {"model": Problem}, 422: {"model": Problem}, 401: {"model": Problem}})
 async def submit_bulk_csv(request: Request, principal: Authenticated, ctx: Ctx) -> Response:
     """Up to 10,000 reports as a CSV file (the request body, `text/csv`): columns `unit`,
-    `day`, `reporter`, optional `report_id`, then one column per metric code. An empty cell is
+    `day`, `reporter`, optional `report_id`, then one column per metric code (each row fills
+    those of its unit type's form: `GET /v1/forms/{unit_type}/template.csv`). An empty cell is
     a metric not reported; a row with every metric empty is a zero report. One result per data
     row, in order."""
     data = await request.body()
@@ -208,6 +211,22 @@ async def correct_report(
     return _answer(outcome)
 
 
+@router.get("/forms/{unit_type}/template.csv", responses={
+    200: {"content": {"text/csv": {}}, "description": "the form's header"},
+    401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}})
+async def form_template(
+        unit_type: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        principal: Authenticated, ctx: Ctx) -> Response:
+    """The bulk CSV's header for a unit type's form: the fixed columns, then its metrics."""
+    form = ctx.catalogue.form_for(unit_type)
+    if form is None:
+        error = FieldError("unit_type", "unknown_unit_type", f"没有单位类型 {unit_type} 的报表",
+                           f"no form for unit type {unit_type}")
+        return JSONResponse(problem(404, [error]), status_code=404)
+    return Response(template(form), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{form.code}-{unit_type}.csv"'})
+
+
 def _may_read(principal: Principal, ctx: IngestContext, unit: str) -> None:
     info = ctx.reference.units.get(unit)
     if principal.kind == "unit":
@@ -227,8 +246,22 @@ async def unit_reports(unit: str, principal: Authenticated, ctx: Ctx,
     async with ctx.sessions() as session:
         rows = await ledger.history(session, unit, day)
     return [Revision(report_id=r.report_id, unit=r.unit_code, day=r.day, revision=r.revision,
-                     values=r.values, zero=r.zero, late=r.late, submitted_at=r.submitted_at,
-                     reporter=r.reporter, reason=r.reason, actor=r.actor) for r in rows]
+                     values=ctx.catalogue.typed(r.values), zero=r.zero, late=r.late,
+                     submitted_at=r.submitted_at, reporter=r.reporter, reason=r.reason,
+                     actor=r.actor, note=r.note) for r in rows]
+
+
+@router.get("/notes", response_model=list[ReportNote],
+            responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def report_notes(principal: Authenticated, ctx: Ctx, node: str, day: date,
+                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+                       ) -> list[ReportNote]:
+    """The notes units below `node` sent with their reports of `day` (the latest revision of
+    each), for the drill-down and the daily summary: read beside the figures, never summed."""
+    if not principal.may_see(node):
+        raise forbidden(node, "node")
+    async with ctx.sessions() as session:
+        return [ReportNote(**row) for row in await ledger.notes(session, node, day, limit)]
 
 
 cases = APIRouter(prefix="/v1", tags=["cases"])
@@ -256,5 +289,5 @@ async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
         rows = await ledger.cases_of(session, unit, since)
     return [CaseView(case_id=c.case_id, unit=c.unit_code, kind=c.kind, found_at=c.found_at,
                      received_at=c.received_at, temperature=c.temperature,
-                     symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor)
-            for c in rows]
+                     symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor,
+                     details=c.details or {}) for c in rows]

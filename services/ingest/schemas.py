@@ -43,6 +43,12 @@ Reporter = Annotated[str, StringConstraints(min_length=1, max_length=100),
                      Field(description="the designated reporter (信息报送专员)")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000),
                    AfterValidator(_printable), Field(description="why the report is corrected")]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                 AfterValidator(_printable), Field(
+                     examples=["今日学校停课"],
+                     description="有特殊情况及时报送: a free-text note kept with the "
+                                 "revision, shown beside the figures and never aggregated; no "
+                                 "ID-card or phone number")]
 MetricCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Values = Annotated[dict[MetricCode, Annotated[float, Strict()]], Field(
     max_length=200, examples=[{"fever": 2, "ili": 1}],
@@ -63,6 +69,7 @@ class SubmitReport(Wire):
     reporter: Reporter
     report_id: UUID | None = Field(
         default=None, description="client-chosen id: a retry with the same id changes nothing")
+    note: Note | None = None
 
 
 class SubmitZeroReport(Wire):
@@ -72,6 +79,7 @@ class SubmitZeroReport(Wire):
     day: ReportDay
     reporter: Reporter
     report_id: UUID | None = None
+    note: Note | None = None
 
 
 class CorrectReport(Wire):
@@ -80,6 +88,7 @@ class CorrectReport(Wire):
     values: Values = Field(default_factory=dict)
     reporter: Reporter
     reason: Reason
+    note: Note | None = None
     report_id: UUID | None = Field(
         default=None, description="client-chosen id of this revision: a retry changes nothing")
     revision: int | None = Field(
@@ -96,7 +105,10 @@ class CorrectionCommand(CorrectReport):
 
 
 Symptom = Annotated[str, StringConstraints(min_length=1, max_length=50),
-                    AfterValidator(_printable)]
+                    AfterValidator(_printable),
+                    Field(examples=["cough", "sore_throat", "rash"])]
+CaseAction = Literal["isolated", "referred", "sent_home", "observed", "other"]
+CASE_DETAILS = ("second_temperature", "travel_risk_area", "contact_with_case", "action")
 
 
 class SubmitCase(Wire):
@@ -117,6 +129,22 @@ class SubmitCase(Wire):
                             description="a pseudonymous reference: letters, digits, - _ . :")
     case_id: UUID | None = Field(
         default=None, description="client-chosen id: a retry with the same id changes nothing")
+    # What the seeds' incident form records (校园疫情突发情况登记表), all optional.
+    second_temperature: Annotated[float, Strict()] | None = Field(
+        default=None, examples=[38.1],
+        description="°C, the second reading (a mercury thermometer after the first screening)")
+    travel_risk_area: Annotated[bool, Strict()] | None = Field(
+        default=None, description="recently stayed in or passed through a risk area")
+    contact_with_case: Annotated[bool, Strict()] | None = Field(
+        default=None, description="in contact with a confirmed or suspected case")
+    action: CaseAction | None = Field(
+        default=None, description="what was done: isolated on site (应急隔离), referred to a "
+                                  "fever clinic (转诊发热门诊), sent home with a parent "
+                                  "(家长接回), kept for observation (留观), other")
+
+    def details(self) -> dict:
+        """The extra fields given, as the ledger keeps them."""
+        return self.model_dump(include=set(CASE_DETAILS), exclude_none=True)
 
 
 class Receipt(BaseModel):
@@ -186,6 +214,18 @@ class Revision(BaseModel):
     reporter: str
     reason: str | None
     actor: str | None
+    note: str | None = None
+
+
+class ReportNote(BaseModel):
+    """A unit's note on a day, from the latest revision of its report."""
+
+    unit: str
+    node: str
+    revision: int
+    note: str
+    reporter: str
+    submitted_at: datetime
 
 
 class CaseView(BaseModel):
@@ -199,3 +239,6 @@ class CaseView(BaseModel):
     person_ref: str
     late: bool
     actor: str | None
+    details: dict = Field(default_factory=dict,
+                          description="second_temperature, travel_risk_area, contact_with_case, "
+                                      "action: those given")

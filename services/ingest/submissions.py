@@ -167,7 +167,7 @@ class _Batch:
         """The unit of a report or correction that passed the door's checks and the unit's rate
         limit; None, with item i refused, otherwise."""
         unit, status, errors = _check(self.ctx, principal, body.unit, body.day, body.values,
-                                      self.now)
+                                      self.now, body.note)
         if status != 403 and unit is not None and self.throttled(i, body.unit):
             return None
         if errors:
@@ -198,7 +198,7 @@ class _Batch:
         assert isinstance(body, SubmitReport | CorrectionCommand) and principal is not None
         if (unit := self.report_unit(i, body, principal)) is None:
             return None
-        values = intake.normalise(body.values, self.ctx.catalogue)
+        values = self.ctx.catalogue.typed(body.values)  # 2, not 2.0, stored and published
         # A correction's timeliness is its first report's, decided when it is stored.
         correction = body if isinstance(body, CorrectionCommand) else None
         late = correction is None and deadlines.report_is_late(
@@ -208,7 +208,7 @@ class _Batch:
             reporter=body.reporter, submitted_at=self.now, report_id=body.report_id,
             reason=correction.reason if correction else None,
             revision=correction.revision if correction else None,
-            credential_id=principal.credential_id, actor=actor_of(principal))
+            credential_id=principal.credential_id, actor=actor_of(principal), note=body.note)
 
     def settle(self, i: int, result: Receipt | CaseReceipt | Refused) -> None:
         if isinstance(result, Refused):
@@ -247,12 +247,12 @@ class _Batch:
         return self.outcomes  # type: ignore[return-value]
 
 
-def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values, now
-           ) -> tuple[object, int, list[FieldError]]:
+def _check(ctx: IngestContext, principal: Principal, unit_code: str, day, values, now,
+           note: str | None = None) -> tuple[object, int, list[FieldError]]:
     unit, errors = intake.check_report(
         unit_code, day, values, reference=ctx.reference, catalogue=ctx.catalogue, now=now,
         zone=ctx.settings.zone, lock_days=ctx.settings.lock_days,
-        unlocked=principal.kind == "operator")
+        unlocked=principal.kind == "operator", note=note)
     # A credential that may not write for the unit learns nothing more about the report.
     if (denied := intake.check_access(principal, unit_code, unit, day)) is not None:
         return unit, 403, [denied]
@@ -309,7 +309,8 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             reference=ctx.reference, now=batch.now, zone=settings.zone,
             lock_days=settings.lock_days, unlocked=principal.kind == "operator",
             fever_threshold=settings.fever_threshold_c,
-            clock_skew=timedelta(seconds=settings.clock_skew_s))
+            clock_skew=timedelta(seconds=settings.clock_skew_s),
+            second_temperature=body.second_temperature)
         found_day = deadlines.local_day(found_at, settings.zone)
         if (denied := intake.check_access(principal, body.unit, unit, found_day)) is not None:
             batch.refuse(i, 403, [denied])
@@ -329,7 +330,8 @@ async def report_cases(ctx: IngestContext, items: Sequence[Incoming]) -> list[Ou
             person_ref=body.person_ref, late=deadlines.is_past(deadline, batch.now),
             actor=actor_of(principal))
         cases.append(ledger.Case(event, deadline, id_chosen=body.case_id is not None,
-                                 credential_id=principal.credential_id))
+                                 credential_id=principal.credential_id,
+                                 details=body.details() or None))
         where.append(i)
     async with batch.transaction() as session:
         if cases:

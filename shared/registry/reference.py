@@ -10,8 +10,8 @@ from datetime import date, time
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.registry import placement
+from shared.registry.calendar import cutoff_of
 from shared.registry.store import driver_connection
-from shared.registry.unit_types import unit_types
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,6 @@ class Reference:
         # Straight from the driver, not through ORM rows: a province's 200,000 units load in
         # about a second instead of five, and a reload holds the event loop that much less.
         raw = await driver_connection(session)
-        types = unit_types()
         nodes = dict(await raw.fetch("SELECT code, name FROM registry.nodes"))
         placements: dict[str, list[tuple[date, str]]] = {}
         for unit_code, valid_from, node_code in await raw.fetch(
@@ -54,7 +53,6 @@ class Reference:
         for code, name, unit_type, sector, active_from, active_to, cutoff in await raw.fetch(
                 "SELECT code, name, unit_type, sector, active_from, active_to, cutoff "
                 "FROM registry.units"):
-            default = types[unit_type].cutoff if unit_type in types else time(23, 59)
             units[code] = UnitInfo(code, name, unit_type, sector, active_from, active_to,
-                                   cutoff or default, tuple(placements.get(code, ())))
+                                   cutoff_of(cutoff, unit_type), tuple(placements.get(code, ())))
         return cls(nodes, units)

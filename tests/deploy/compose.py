@@ -92,11 +92,13 @@ def dotenv(path: Path) -> dict[str, str]:
     return out
 
 
-def environment(service: dict) -> dict[str, str]:
+def environment(service: dict, unset: bool = True) -> dict[str, str]:
+    """A service's environment. A name without a value is passed by compose only when .env or
+    the shell sets it: kept as "" with `unset`, left out without (as a container gets it)."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.partition("=")[::2] for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return {k: "" if v is None else str(v) for k, v in env.items() if unset or v is not None}
 
 
 def rollcall_services(doc: dict) -> dict[str, dict]:

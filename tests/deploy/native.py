@@ -34,7 +34,7 @@ from tests.deploy.compose import (
     merge,
 )
 
-USERS = ("ingest", "aggregate", "alerts", "console", "admin")
+USERS = ("ingest", "aggregate", "alerts", "notify", "console", "admin")
 
 
 def base_env() -> dict[str, str]:
@@ -147,7 +147,7 @@ class Deployment:
         command = spec["command"]
         assert command[0] == "rollcall"
         env = {k: v for k, v in image_env().items() if k.startswith("ROLLCALL_")}
-        env.update(environment(spec))
+        env.update(environment(spec, unset=False))
         env = {k: self._local(v) for k, v in env.items()}
         port = free_port()
         env.update(ROLLCALL_HTTP_HOST="127.0.0.1", ROLLCALL_HTTP_PORT=str(port))

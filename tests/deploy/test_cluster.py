@@ -1,6 +1,7 @@
 """docker-compose.yml with deploy/compose.cluster.yml, run natively on one machine: three NATS
 nodes from cluster.conf (with the deployment's users), streams replicated three times, two
-aggregate and two alerts replicas. Reports keep flowing, exactly counted, when a node is lost."""
+aggregate and two alerts replicas, and notify. Reports keep flowing, exactly counted, when a
+node is lost."""
 
 import asyncio
 import uuid
@@ -24,7 +25,7 @@ from tests.deploy.native import Deployment, prepare
 NODES = ("nats", "nats-2", "nats-3")
 COUNTY = "430621"
 REPLICAS = {"ingest": "ingest", "aggregate-1": "aggregate", "aggregate-2": "aggregate",
-            "alerts-1": "alerts", "alerts-2": "alerts"}
+            "alerts-1": "alerts", "alerts-2": "alerts", "notify": "notify"}
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """The README's compose steps on a real Docker Engine with Docker Compose v2, as a county's IT
 officer runs them: a copy of the repository, `sh deploy/secrets.sh`, `docker compose up -d
---wait`, the demo county, a token, a report, a fever case, the console in a browser; then a
-crash mid-burst, Prometheus, `stop` and `up` again, and the cluster overlay with a NATS node
-killed. The official images cannot be pulled here: the stand-ins of tests/deploy/engine.py
-take their place through the variables a user sets for a registry mirror (deploy/README.md).
+--wait`, the demo county, a token, a report, the person on duty, a fever case and the SMS and
+robot message that tell of it, the console in a browser; then a crash mid-burst, Prometheus,
+`stop` and `up` again, and the cluster overlay with a NATS node killed. The official images
+cannot be pulled here: the stand-ins of tests/deploy/engine.py take their place through the
+variables a user sets for a registry mirror (deploy/README.md).
 
 The tests of this module run in order on one compose project with its own name and free ports;
 `down -v` removes it at the end, also after a failure."""
@@ -43,6 +44,10 @@ CLUSTER_FILES = ["-f", "docker-compose.yml", "-f", "deploy/compose.cluster.yml"]
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 IMAGE = "rollcall:compose-test"
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
+# The SMS gateway and group robot stand-in: a container on the project's network, named as
+# .env's ROLLCALL_NOTIFY_SMS_URL says (tests/deploy/receiver.py).
+RECEIVER = "sms-gateway"
+RECEIVER_SCRIPT = Path(__file__).with_name("receiver.py")
 
 
 def today() -> str:
@@ -108,12 +113,30 @@ class Project:
 
     def url(self, service: str) -> str:
         """A service's published address; on the cluster overlay, its first replica's."""
-        replicated = self.files == CLUSTER_FILES and service != "console"
+        replicated = self.files == CLUSTER_FILES and service not in ("console", "notify")
         variable = f"{service.upper()}_HOST_PORT{'S' if replicated else ''}"
         return f"http://127.0.0.1:{self.env[variable].split('-')[0]}"
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def start_receiver(self) -> None:
+        """The SMS gateway and robot stand-in on the project's network, as `RECEIVER`; nothing
+        published on the host. It prints each request it takes as a JSON line (its log)."""
+        self.stop_receiver()
+        run("docker", "run", "-d", "--name", f"{self.name}-{RECEIVER}", "--no-healthcheck",
+            "--network", f"{self.name}_default", "--network-alias", RECEIVER, IMAGE,
+            "python", "-c", RECEIVER_SCRIPT.read_text())
+
+    def received(self) -> list[dict]:
+        result = run("docker", "logs", f"{self.name}-{RECEIVER}")
+        return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+    def stop_receiver(self) -> None:
+        # Before `down`: a container of its own on the network would keep compose from
+        # removing it.
+        subprocess.run(["docker", "rm", "-f", f"{self.name}-{RECEIVER}"], capture_output=True,
+                       timeout=60)
 
     def container_pid(self, service: str, index: int = 0) -> tuple[str, int]:
         ids = self.compose("ps", "-q", service).stdout.split()
@@ -166,9 +189,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         settings = {
             **stand_ins.compose_env(), "ROLLCALL_IMAGE": IMAGE, "PUBLISH_ADDRESS": "127.0.0.1",
             **{f"{name}_HOST_PORT": str(free_ports())
-               for name in ("INGEST", "AGGREGATE", "ALERTS", "CONSOLE", "PROMETHEUS")},
+               for name in ("INGEST", "AGGREGATE", "ALERTS", "NOTIFY", "CONSOLE", "PROMETHEUS")},
             # A batch held by a crashed aggregate comes back after 10 s, not a minute.
             "ROLLCALL_AGGREGATE_ACK_WAIT": "10",
+            # The county's SMS gateway (here the receiver the test starts on compose's network).
+            "ROLLCALL_NOTIFY_SMS_URL": f"http://{RECEIVER}:8080/sms",
         }
         _set_env(directory / ".env", settings)
         env = dotenv(directory / ".env")
@@ -177,6 +202,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         yield project
     finally:
         if project is not None:
+            project.stop_receiver()
             project.files = CLUSTER_FILES
             project.compose("--profile", "observability", "--profile", "tools", "down", "-v",
                             "--remove-orphans", "--timeout", "20", check=False)
@@ -213,7 +239,7 @@ def test_up_waits_for_every_service(project: Project) -> None:
     project.compose("up", "-d", "--wait", timeout=300)
     states = {c["Service"]: c for c in project.containers()}
     assert set(states) == {"postgres", "nats", "migrate", "ingest", "aggregate", "alerts",
-                           "console"}
+                           "notify", "console"}
     assert states["migrate"]["State"] == "exited" and states["migrate"]["ExitCode"] == 0
     for name, container in states.items():
         if name != "migrate":
@@ -239,7 +265,7 @@ def _fever_when_up(project: Project, day: str) -> float:
         return -1
 
 
-def test_the_readme_steps_demo_token_report_rollup_alert(project: Project) -> None:
+def test_the_readme_steps_demo_token_report_rollup(project: Project) -> None:
     loaded = project.compose("run", "--rm", "tools", "rollcall", "demo")
     assert "430621" in loaded.stdout, loaded.stdout
     issued = project.compose("run", "--rm", "-T", "tools", "rollcall", "token", "issue",
@@ -258,7 +284,28 @@ def test_the_readme_steps_demo_token_report_rollup_alert(project: Project) -> No
     assert response is not None and response.status_code == 201, response and response.text
     assert eventually(lambda: _fever(project, today()) == 2, timeout=30, interval=0.5)
 
-    alerts = project.url("alerts")
+
+def test_a_fever_case_opens_its_alert_and_the_person_on_duty_is_told(project: Project) -> None:
+    """The county's staff through notify's API (a village's person on duty with a phone and a
+    WeCom robot, the clinic's person in charge with a phone); a fever case opens its alert, and
+    both hear of it at once: the SMS gateway takes one message per phone, the robot one, and
+    notify records each as sent on the alert."""
+    notify = project.url("notify")
+    project.start_receiver()
+    csv = {**project.auth(), "Content-Type": "text/csv"}
+    people = httpx.post(f"{notify}/v1/staff/people", headers=csv, timeout=10, content=(
+        "code,name,node,phone,email,chat_kind,chat_webhook,chat_secret\n"
+        f"zhang,张三,{VILLAGE},13912345678,,wecom,http://{RECEIVER}:8080/robot/wecom/zhang,\n"
+        f"qian,钱医生,{VILLAGE},13600001111,,,,\n"))
+    assert people.json() == {"kind": "people", "written": 2}, people.text
+    contacts = httpx.post(f"{notify}/v1/staff/contacts", headers=csv, timeout=10,
+                          content=f"scope,role,person\n{CLINIC},in_charge,qian\n")
+    assert contacts.status_code == 200, contacts.text
+    roster = httpx.put(f"{notify}/v1/rosters/{VILLAGE}/{today()}", headers=project.auth(),
+                       timeout=10, json={"shifts": [{"person": "zhang", "role": "on_duty"}]})
+    assert roster.status_code == 200, roster.text
+
+    ingest, alerts = project.url("ingest"), project.url("alerts")
 
     def case_alerts() -> list:
         return httpx.get(f"{alerts}/v1/alerts", params={"node": VILLAGE, "kind": "case"},
@@ -272,6 +319,28 @@ def test_the_readme_steps_demo_token_report_rollup_alert(project: Project) -> No
     assert case.status_code == 201, case.text
     opened = eventually(case_alerts, timeout=30, interval=0.5)
     assert len(opened) == 1 and opened[0]["status"] == "open", opened
+    alert_id = opened[0]["alert_id"]
+
+    def told() -> list | None:
+        answer = httpx.get(f"{notify}/v1/alerts/{alert_id}/deliveries", headers=project.auth(),
+                           timeout=10)  # 404 until notify has taken the alert in
+        rows = answer.json() if answer.status_code == 200 else []
+        return rows if len(rows) == 3 and {r["status"] for r in rows} == {"sent"} else None
+
+    deliveries = eventually(told, timeout=60, interval=0.5)
+    assert deliveries, httpx.get(f"{notify}/v1/alerts/{alert_id}/deliveries",
+                                 headers=project.auth(), timeout=10).text
+    assert sorted((r["person_name"], r["role"], r["channel"]) for r in deliveries) == [
+        ("张三", "on_duty", "sms"), ("张三", "on_duty", "wecom"),
+        ("钱医生", "unit_in_charge", "sms")]
+    about_it = [r for r in project.received() if alert_id in (r["key"] or "")
+                or alert_id[:8] in json.dumps(r["body"], ensure_ascii=False)]
+    assert sorted((r["path"], r["body"].get("to")) for r in about_it) == [
+        ("/robot/wecom/zhang", None), ("/sms", "13600001111"), ("/sms", "13912345678")], about_it
+    texts = [r["body"]["text"] if r["path"] == "/sms" else r["body"]["text"]["content"]
+             for r in about_it]
+    assert all("发现发热病例" in text for text in texts), texts
+    project.stop_receiver()
 
 
 def test_the_console_page_in_chromium(project: Project) -> None:
@@ -354,7 +423,8 @@ def test_prometheus_scrapes_every_service(project: Project) -> None:
         return {t["labels"].get("service") for t in targets["data"]["activeTargets"]
                 if t["health"] == "up" and t["scrapeUrl"].endswith("/metrics")}
 
-    assert eventually(lambda: healthy_targets() >= {"ingest", "aggregate", "alerts", "console"},
+    assert eventually(lambda: healthy_targets() >= {"ingest", "aggregate", "alerts", "notify",
+                                                    "console"},
                       timeout=60, interval=1), healthy_targets()
 
 
@@ -383,7 +453,7 @@ def test_the_cluster_overlay(project: Project) -> None:
     project.compose("up", "-d", "--wait", timeout=400)
     containers = project.containers()
     services = {c["Service"] for c in containers}
-    assert {"nats", "nats-2", "nats-3", "console"} <= services
+    assert {"nats", "nats-2", "nats-3", "notify", "console"} <= services
     for c in containers:
         if c["Service"] == "migrate":
             assert (c["State"], c["ExitCode"]) == ("exited", 0)

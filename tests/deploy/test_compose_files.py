@@ -145,7 +145,7 @@ def test_services_start_in_order() -> None:
         for target, condition in (service.get("depends_on") or {}).items():
             if condition["condition"] == "service_healthy":
                 assert has_healthcheck(target), f"{name} waits for {target}, which has no check"
-    for name in ("ingest", "aggregate", "alerts"):
+    for name in ("ingest", "aggregate", "alerts", "notify"):
         conditions = {t: c["condition"] for t, c in services[name]["depends_on"].items()}
         assert conditions == {"postgres": "service_healthy", "nats": "service_healthy",
                               "migrate": "service_completed_successfully"}
@@ -168,7 +168,7 @@ def test_cluster_overlay_replicates() -> None:
     assert {"nats-2", "nats-3"} <= set(services)
     assert services["aggregate"]["deploy"]["replicas"] >= 2
     assert services["alerts"]["deploy"]["replicas"] >= 2
-    for name in ("ingest", "aggregate", "alerts", "console", "tools"):
+    for name in ("ingest", "aggregate", "alerts", "notify", "console", "tools"):
         env = environment(services[name])
         assert env["ROLLCALL_STREAM_REPLICAS"] == "3"
         assert len(env["ROLLCALL_NATS_URL"].split(",")) == 3
@@ -250,3 +250,39 @@ def test_readme_gives_the_steps_the_compose_test_runs() -> None:
                     "docker compose -f docker-compose.yml -f deploy/compose.cluster.yml "
                     "up -d --wait"):
         assert command in section, command
+
+
+def test_every_service_has_its_own_nats_user_and_is_scraped() -> None:
+    """Each Rollcall service connects as a user of its own, named in accounts.conf with its own
+    password, and the observability profile's Prometheus scrapes it."""
+    services = rollcall_services(load(COMPOSE))
+    accounts = (ROOT / "deploy" / "nats" / "accounts.conf").read_text()
+    nats_env = environment(load(COMPOSE)["services"]["nats"])
+    scraped = load(ROOT / "deploy" / "prometheus.yml")["scrape_configs"][0]
+    scraped = set(scraped["dns_sd_configs"][0]["names"])
+    serving = {name for name, s in services.items() if s["command"][1:2] == ["serve"]}
+    assert {"ingest", "aggregate", "alerts", "notify", "console"} <= serving
+    for name in serving:
+        url = environment(services[name])["ROLLCALL_NATS_URL"]
+        password = f"NATS_{name.upper()}_PASSWORD"
+        assert url.startswith(f"nats://{name}:${{{password}:?"), url
+        assert f"user: {name}, password: ${password}" in accounts, name
+        assert password in nats_env, f"the NATS server gets {password}"
+        assert name in scraped, f"Prometheus does not scrape {name}"
+
+
+def test_notify_channels_are_off_until_configured() -> None:
+    """From .env.example as it is, notify starts with e-mail and SMS off (no server set) and
+    with the settings' own SMS body template; no credential reaches it unless .env sets it."""
+    service = interpolate(load(COMPOSE), filled_env())["services"]["notify"]
+    given = environment(service, unset=False)
+    settings = Settings(nats_url="nats://x", database_url="postgresql://x/y",
+                        **{k.removeprefix("ROLLCALL_").lower(): v for k, v in given.items()
+                           if k.startswith("ROLLCALL_NOTIFY_")})
+    assert not settings.notify_smtp_host and not settings.notify_sms_url
+    assert settings.notify_sms_body == Settings.model_fields["notify_sms_body"].default
+    assert settings.notify_sms_token is None and settings.notify_smtp_password is None
+    secrets_env = dotenv(ENV_EXAMPLE)
+    assert not {k for k in secrets_env if k.startswith("ROLLCALL_NOTIFY_")
+                and k.endswith(("_PASSWORD", "_TOKEN"))}, \
+        "deploy/secrets.sh would fill an optional credential with a random value"

@@ -22,7 +22,7 @@ from tests.conftest import Servers, eventually, issue_token
 from tests.deploy.compose import COMPOSE
 from tests.deploy.native import Deployment, prepare
 
-SERVICES = ("ingest", "aggregate", "alerts")
+SERVICES = ("ingest", "aggregate", "alerts", "notify")
 COUNTY = "430621"
 
 
@@ -107,6 +107,11 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     ("alerts", "registry.changed"),
     ("aggregate", "$JS.API.STREAM.DELETE.REPORTS"),
     ("ingest", "$JS.API.STREAM.PURGE.REPORTS"),
+    # Notify only reads: it tells people by e-mail, SMS and robots, never on the bus.
+    ("notify", "alert.opened.430621"),
+    ("notify", "report.accepted.430621.430621108.430621108001"),
+    ("notify", "$JS.API.STREAM.DELETE.ALERTS"),
+    ("notify", "$JS.API.CONSUMER.MSG.NEXT.CASES.alerts-cases"),
 ])
 def test_a_user_cannot_publish_what_is_not_its_job(county: Deployment, user: str,
                                                    subject: str) -> None:

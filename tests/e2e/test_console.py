@@ -191,6 +191,11 @@ def test_a_unit_reports_through_the_form(day_system, day_servers, county_token, 
     page = context.new_page()
     page.goto(f"{console}/report#token={token}")
     expect(page.locator("#unit")).to_have_value(clinic, timeout=LIVE)
+    # The clinic's form: its own metrics, not a school's nor a pharmacy's.
+    expect(page.locator("#form-name")).to_contain_text("医疗卫生机构日报", timeout=LIVE)
+    expect(page.locator('[data-metric="fever"]')).to_be_visible()
+    expect(page.locator('[data-metric="sick_absence"]')).to_have_count(0)
+    expect(page.locator('[data-metric="fever_medicine_sales"]')).to_have_count(0)
 
     # Wrong input: the error shows next to the field at fault.
     page.fill('[data-metric="nat_tests"]', "1")
@@ -206,15 +211,17 @@ def test_a_unit_reports_through_the_form(day_system, day_servers, county_token, 
     expect(page.locator('[data-error="values.nat_positive"]')).not_to_be_empty()
     page.screenshot(path=artifacts / "09-form-errors.png", full_page=True)
 
-    # The zero report in one click.
+    # The zero report in one click, with a note.
     page.fill('[data-metric="nat_tests"]', "")
     page.fill('[data-metric="nat_positive"]', "")
+    page.fill("#note", "今日村医外出培训,由乡镇卫生院代为值守")
     page.click("#zero")
     expect(page.locator("#report-receipt")).to_contain_text("零报告已提交", timeout=LIVE)
     page.screenshot(path=artifacts / "10-form-zero-report.png", full_page=True)
     history = httpx.get(f"{day_system['ingest']}/v1/units/{clinic}/reports", timeout=30,
                         headers={"Authorization": f"Bearer {token}"}).json()
-    assert [(r["day"], r["zero"], r["reporter"]) for r in history] == [(today(), True, "村医 周芳")]
+    assert [(r["day"], r["zero"], r["reporter"], r["note"]) for r in history] == [
+        (today(), True, "村医 周芳", "今日村医外出培训,由乡镇卫生院代为值守")]
     context.close()
 
 

@@ -57,7 +57,7 @@ def test_events_reach_their_area_only_and_end_when_the_console_stops(
         unit = missing[0]
         answer = httpx.post(f"{day_system['ingest']}/v1/reports", timeout=30, headers=as_town,
                             json={"unit": unit["unit"], "day": day, "reporter": "刘主任",
-                                  "values": {"sick_absence": 2}})
+                                  "values": {"fever": 2}})
         assert answer.status_code == 201, answer.text
         node = f'"{unit["node"]}"'
         deadline = time.monotonic() + 30

@@ -61,6 +61,13 @@ def under(units: list[Unit], node: str, sector: str | None = None,
             and (unit_type is None or u.unit_type == unit_type)]
 
 
+def roster(units: list[Unit], day: date) -> list[tuple]:
+    """(unit, day, node, cutoff, exempt) for `rollup.from_scratch`: the units' type cutoffs (the
+    made-up counties set no unit's own), none exempt."""
+    types = unit_types()
+    return [(u.code, day, u.node, types[u.unit_type].cutoff, False) for u in units]
+
+
 def county_registry(county: str, towns: int = 3, villages: int = 3) -> tuple[list, list[Unit]]:
     """A made-up county under city county[:4]: towns with villages, units at every level."""
     types = unit_types()

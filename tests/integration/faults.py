@@ -1,11 +1,14 @@
 """Fault injection with real processes, shared by the fault and backpressure tests.
 
 `System` is a county of its own: an embedded NATS and PostgreSQL (so both can be restarted on
-the same port and store), and ingest, aggregate and alerts as `rollcall serve` processes.
+the same port and store), and ingest, aggregate, alerts and notify as `rollcall serve`
+processes; a person on duty at every node of the county, told by SMS through a local gateway
+(tests/integration/notify_support.py).
 `Load` submits reports over HTTP (bulk) and over the bus, and fever cases over HTTP, at a steady
 pace; each item is sent again (with the same id) until it has a definite answer, as a careful
 client does, so what was accepted is known exactly. `check_exactly_once` then compares the
-ledger, the rollups, `rollcall reconcile`, the REPORTS stream and the alerts with that record.
+ledger, the rollups, `rollcall reconcile`, the REPORTS stream and the alerts with that record;
+`check_told_once`, the SMS each case's alert made with what notify recorded.
 """
 
 import asyncio
@@ -31,21 +34,50 @@ from sqlalchemy.engine import make_url
 from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
 from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
+from services.notify import staffing
+from services.notify.policy import DEFAULT_PATH as NOTIFY_POLICY
 from shared.contracts import REPORT_SUBMIT
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from tests.conftest import RunningService, Servers, eventually, issue_token, start_service
 from tests.integration.conftest import ZONE, stream_messages, today
+from tests.integration.notify_support import Gateway
 
 COUNTY = "430621"
 UNITS = [u["code"] for u in demo.units() if u["node"].startswith(COUNTY)]
-SERVICES = ("ingest", "aggregate", "alerts")
+SERVICES = ("ingest", "aggregate", "alerts", "notify")
+# Every node a unit of the county sits at (villages, and towns that run units themselves): each
+# gets a person on duty, so that every case's alert has someone to tell.
+NODES = sorted({u["node"] for u in demo.units() if u["node"].startswith(COUNTY)})
+NOTIFY_BATCH = 8  # deliveries one notify worker has in flight at most (DeliveryWorker's batch)
 
 # What a killed consumer had taken comes back after its ack wait: short here. The alerts clock
 # ticks every second. Ingest gives up on a hung database after 5 s.
 ENV = {"ROLLCALL_SUBMIT_ACK_WAIT_S": "3", "ROLLCALL_AGGREGATE_ACK_WAIT": "3",
        "ROLLCALL_ALERTS_TICK_S": "1", "ROLLCALL_INGEST_DB_TIMEOUT_S": "5"}
 DB_TIMEOUT_S = 5.0
+# Notify: a delivery held by a killed worker is taken again after 2 s, not 2 minutes.
+NOTIFY_POLICY_CHANGES = {"lease_s = 120": "lease_s = 2", "first_delay_s = 30": "first_delay_s = 1"}
+
+
+async def seed_staff(database_url: str) -> None:
+    """A person on duty, with a phone, at every node of the county, today and tomorrow (the
+    day of an alert is its local day: a run across midnight still has someone on duty)."""
+    days = [today(), today() + timedelta(days=1)]
+    people = "code,name,node,phone\n" + "".join(
+        f"duty-{node},值班{i},{node},138{i:08d}\n" for i, node in enumerate(NODES))
+    rosters = "node,day,person,role\n" + "".join(
+        f"{node},{day},duty-{node},on_duty\n" for day in days for node in NODES)
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            for kind, content in (("people", people), ("rosters", rosters)):
+                _, problems = await staffing.import_staff(
+                    session, kind, content.encode(), kind, False, COUNTY,
+                    datetime.now(ZONE), today())
+                assert not problems, [str(p) for p in problems[:5]]
+    finally:
+        await engine.dispose()
 
 
 async def scalar(database_url: str, sql: str, **params) -> object:
@@ -88,6 +120,8 @@ class System:
     nats: EmbeddedNats
     postgres: EmbeddedPostgres
     servers: Servers
+    gateway: Gateway
+    env: dict[str, str]
     services: dict[str, RunningService] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     recoveries: list[tuple[str, float, float]] = field(default_factory=list)  # at, seconds
@@ -97,15 +131,25 @@ class System:
         nats_server = EmbeddedNats(root / "nats")
         nats_url = nats_server.start()
         postgres = EmbeddedPostgres(root / "postgres", durable=False)
+        gateway = Gateway()
         try:
             database_url = postgres.start()
             upgrade(database_url)
             asyncio.run(load_demo_and_announce(database_url, nats_url))
+            asyncio.run(seed_staff(database_url))
         except BaseException:
+            gateway.stop()
             postgres.stop()
             nats_server.stop()
             raise
-        system = cls(root, nats_server, postgres, Servers(nats_url, database_url))
+        policy = NOTIFY_POLICY.read_text(encoding="utf-8")
+        for default, short in NOTIFY_POLICY_CHANGES.items():
+            policy = policy.replace(default, short)
+        (root / "notify.toml").write_text(policy, encoding="utf-8")
+        env = {**ENV, "ROLLCALL_NOTIFY_SMS_URL": f"{gateway.url}/sms",
+               "ROLLCALL_NOTIFY_CONFIG": str(root / "notify.toml"),
+               "ROLLCALL_NOTIFY_POLL_S": "0.2"}
+        system = cls(root, nats_server, postgres, Servers(nats_url, database_url), gateway, env)
         try:
             for name in SERVICES:
                 system.serve(name)
@@ -115,7 +159,7 @@ class System:
         return system
 
     def serve(self, name: str) -> RunningService:
-        service = start_service(self.servers, name, self.root, self.ports.get(name), **ENV)
+        service = start_service(self.servers, name, self.root, self.ports.get(name), **self.env)
         self.services[name] = service
         self.ports[name] = int(service.url.rsplit(":", 1)[1])
         return service
@@ -135,6 +179,7 @@ class System:
                 stuck.append(service.name)
         self.postgres.stop()
         self.nats.stop()
+        self.gateway.stop()
         assert not stuck, f"did not stop on SIGTERM within 30 s: {stuck}"
 
     def all_ready(self) -> bool:
@@ -462,3 +507,48 @@ def check_exactly_once(system: System, tally: Tally, patience_s: float = 180) ->
     assert {c: per_case[c] for c in tally.cases} == {c: 1 for c in tally.cases}, \
         "one alert.opened per case in the ALERTS stream"
     return took
+
+
+def check_told_once(system: System, tally: Tally, patience_s: float = 90) -> dict[str, int]:
+    """Each case's alert told its node's person on duty by SMS, recorded once as sent; the
+    gateway got each of those messages, and none again after it was recorded: a message is
+    sent once per claim of its delivery (`attempts`), and a delivery recorded as sent is never
+    claimed again, so only what was in flight at a fault (at most a worker's batch each) may
+    have gone twice, under its one key. The figures, for the report."""
+    url = plain(system.servers.database_url)
+    cases = [uuid.UUID(c) for c in tally.cases]
+
+    async def deliveries() -> list:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(
+                "SELECT a.alert_id, d.key, d.person, d.status, d.attempts "
+                "FROM alerts.alerts a LEFT JOIN notify.deliveries d "
+                "ON a.alert_id = ANY(d.alert_ids) AND d.channel = 'sms' "
+                "WHERE a.kind = 'case' AND a.case_id = ANY($1)", cases)
+        finally:
+            await conn.close()
+
+    def all_sent() -> list | None:
+        try:
+            rows = asyncio.run(deliveries())
+        except (OSError, asyncpg.PostgresError):
+            return None
+        return rows if rows and all(r["status"] == "sent" for r in rows) else None
+
+    rows = eventually(all_sent, timeout=patience_s, interval=0.5)
+    assert rows, f"not every case's alert was told by SMS in {patience_s} s: " + str(
+        collections.Counter(r["status"] for r in asyncio.run(deliveries())))
+    assert len(rows) == len(cases) == len({r["alert_id"] for r in rows}), \
+        "one SMS delivery per case's alert"
+    received = collections.Counter(r.headers.get("Idempotency-Key")
+                                   for r in system.gateway.to("/sms"))
+    keys = {f"{r['key']}/{r['person']}/sms": r for r in rows}
+    never = [k for k in keys if not received[k]]
+    assert not never, f"recorded as sent, never received: {never[:5]}"
+    beyond = {k: (received[k], r["attempts"]) for k, r in keys.items()
+              if received[k] > r["attempts"]}
+    assert not beyond, f"received more often than claimed (sent after it was recorded): {beyond}"
+    twice = sum(received[k] - 1 for k in keys)
+    assert twice <= NOTIFY_BATCH * len(system.recoveries), (twice, system.recoveries)
+    return {"alerts": len(rows), "sms": sum(received[k] for k in keys), "again": twice}

@@ -25,6 +25,8 @@ CL = Unit(f"{VILLAGE}-CL", VILLAGE, "village_clinic", "health")
 VC = Unit(f"{VILLAGE}-VC", VILLAGE, "village_committee", "civil_affairs")
 PS = Unit(f"{TOWN}-PS", TOWN, "primary_school", "education")
 MS = Unit("430621-MS1", "430621", "middle_school", "education")
+VILLAGE2 = "430621105002"
+VC2 = Unit(f"{VILLAGE2}-VC", VILLAGE2, "village_committee", "civil_affairs")
 COUNTY = "430621"
 
 
@@ -42,7 +44,11 @@ def client(servers, auth):
                 report(VC, D1, 1, {}),
                 report(PS, D1, 1, {"sick_absence": 4}, late=True),
                 report(CL, D2, 1, {"fever": 1, "nat_tests": 20, "nat_positive": 3}),
-                report(MS, D2, 1, {"sick_absence": 7})], default_catalogue(), NOW)
+                report(MS, D2, 1, {"sick_absence": 7}),
+                report(VC2, D2, 1, {"home_observation": 10, "returnees_risk": 2,
+                                    "supply_days": 9}),
+                report(VC2, D3, 1, {"home_observation": 6, "returnees_risk": 1})],
+                default_catalogue(), NOW)
         await engine.dispose()
 
     asyncio.run(load())
@@ -77,6 +83,7 @@ def test_a_range_sums_the_days_and_ratios_come_from_sums(client) -> None:
     assert (village["start"], village["end"], village["days"]) == (
         D1.isoformat(), D2.isoformat(), 2)
     assert village["values"]["fever"] == 3 and village["values"]["nat_tests"] == 40
+    assert type(village["values"]["fever"]) is int  # a count reads 3, not 3.0
     assert village["ratios"]["nat_positivity"] == 4 / 40  # not the mean of 1/20 and 3/20
     c = village["completeness"]
     n = len(under(demo_units(D1), VILLAGE)) + len(under(demo_units(D2), VILLAGE))  # unit-days
@@ -84,15 +91,43 @@ def test_a_range_sums_the_days_and_ratios_come_from_sums(client) -> None:
     assert "missing_units" not in c  # lists are for a single day
 
 
+def test_a_stock_over_a_range_is_its_last_days_figure_and_a_flow_sums(client) -> None:
+    """People under home observation are a headcount: 10 then 6 over two days are 6 people,
+    not 16; returnees registered are a flow and add up."""
+    for node in (VILLAGE2, TOWN):
+        view = get(client, f"/v1/rollups/{node}", start=D1.isoformat(), end=D3.isoformat())
+        assert view["values"]["home_observation"] == 6
+        assert view["values"]["returnees_risk"] == 3
+    day = get(client, f"/v1/rollups/{VILLAGE2}", day=D2.isoformat())
+    assert day["values"] == {"home_observation": 10, "returnees_risk": 2, "supply_days": 9}
+    assert all(type(v) is int for v in day["values"].values())
+
+
+def test_a_node_below_its_minimum_reserve_is_flagged(client) -> None:
+    """A unit of the town has 9 days of supplies left: the town is below its 15 days (003:49),
+    the county below its two months; the village has no stock level of its own."""
+    town = get(client, f"/v1/rollups/{TOWN}", day=D2.isoformat())
+    assert [(s["code"], s["value"], s["minimum"]) for s in town["below_minimum"]] == [
+        ("town_reserve_15_days", 9, 15)]
+    county = get(client, f"/v1/rollups/{COUNTY}/children", day=D2.isoformat())
+    flagged = {r["node"]: r["below_minimum"] for r in county if r["kind"] == "node"}
+    assert [s["code"] for s in flagged[TOWN]] == ["town_reserve_15_days"]
+    assert get(client, f"/v1/rollups/{VILLAGE2}", day=D2.isoformat())["below_minimum"] == []
+
+
 def test_the_series_has_every_day_of_the_span(client) -> None:
     series = get(client, f"/v1/rollups/{VILLAGE}/series", start=D1.isoformat(),
                  end=D3.isoformat())
     assert [d["day"] for d in series["series"]] == [d.isoformat() for d in (D1, D2, D3)]
     assert [d["values"].get("fever", 0) for d in series["series"]] == [2, 1, 0]
-    # D3 has no report yet, but it is today: its units are expected, all missing.
+    # D3 has no report yet, but it is today at 10:00:00: its units are expected, and none is
+    # due yet (the earliest cutoff is 10:00, and 10:00:00 itself is on time): all pending.
+    # The days before are past: nothing pending there.
     n = len(under(demo_units(D3), VILLAGE))
-    assert series["series"][2]["completeness"]["expected"] == n
-    assert series["series"][2]["completeness"]["missing"] == n
+    today = series["series"][2]["completeness"]
+    assert (today["expected"], today["pending"], today["missing"]) == (n, n, 0)
+    assert today["reporting_rate"] is None and today["final_reporting_rate"] is None
+    assert all(d["completeness"]["pending"] == 0 for d in series["series"][:2])
 
 
 def test_drill_down_from_county_to_unit(client) -> None:

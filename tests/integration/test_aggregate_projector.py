@@ -4,6 +4,7 @@ with exactly the missing and late units, at every level and with filters."""
 
 import asyncio
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -14,9 +15,11 @@ from services.aggregate.queries import Filter
 from services.aggregate.views import Span
 from shared.catalogue import default_catalogue
 from shared.db import make_engine, make_sessionmaker
+from shared.deadlines import Moment
 from tests.integration.aggregate_support import Unit, demo_children, demo_units, report, under
 
 catalogue = default_catalogue()
+NOW = Moment(datetime.now(UTC), ZoneInfo("Asia/Shanghai"))  # these tests' days are all past
 LEVELS = ("43", "4306", "430621", "430621108", "430621108001")
 
 
@@ -113,16 +116,19 @@ async def test_completeness_names_exactly_the_missing_and_late_units(sessions) -
         report(HC, day, 1, {"fever": 4}),
         report(CL1, next_day, 1, {"fever": 3})])
     async with sessions() as session:
-        town = await views.node_view(session, "430621108", Span(day, day), catalogue)
-        village = await views.node_view(session, "430621108001", Span(day, day), catalogue)
-        county = await views.node_view(session, "430621", Span(day, day), catalogue)
-        kids = await views.children_view(session, "430621108", Span(day, day), catalogue)
-        units = await views.children_view(session, "430621108001", Span(day, day), catalogue)
-        health = await views.node_view(session, "430621108", Span(day, day), catalogue,
+        town = await views.node_view(session, "430621108", Span(day, day), catalogue, NOW)
+        village = await views.node_view(session, "430621108001", Span(day, day), catalogue,
+                                        NOW)
+        county = await views.node_view(session, "430621", Span(day, day), catalogue, NOW)
+        kids = await views.children_view(session, "430621108", Span(day, day), catalogue, NOW)
+        units = await views.children_view(session, "430621108001", Span(day, day), catalogue,
+                                          NOW)
+        health = await views.node_view(session, "430621108", Span(day, day), catalogue, NOW,
                                        Filter(sector="health"))
-        both = await views.node_view(session, "430621108001", Span(day, next_day), catalogue)
+        both = await views.node_view(session, "430621108001", Span(day, next_day), catalogue,
+                                     NOW)
         series = await views.series_view(session, "430621108001", Span(day, next_day),
-                                         catalogue)
+                                         catalogue, NOW)
     roster, sent = demo_units(day), {CL1.code, VC1.code, CL2.code, HC.code}
     in_town = {u.code for u in under(roster, "430621108")}
     n = len(in_town)

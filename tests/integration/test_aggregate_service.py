@@ -28,6 +28,7 @@ from services.aggregate.rollup import COUNT_FIELDS, Applied, from_scratch
 from shared.catalogue import default_catalogue
 from shared.contracts import RegistryChanged, RollupUpdated
 from shared.db import make_engine, make_sessionmaker
+from shared.deadlines import Moment
 from shared.registry import store
 from tests.conftest import Servers, issue_token, start_service
 from tests.integration.aggregate_support import (
@@ -39,6 +40,7 @@ from tests.integration.aggregate_support import (
     random_reports,
     record_ledger,
     report,
+    roster,
 )
 
 catalogue = default_catalogue()
@@ -112,9 +114,9 @@ def recompute(events, day: date, county: str):
     for e in events:
         if e.day == day and (e.unit not in latest or e.revision > latest[e.unit].revision):
             latest[e.unit] = e
-    roster = [(u.code, day, u.node) for u in units_of(county)]
     return from_scratch([Applied(e.unit, e.day, e.revision, e.node, e.values, e.zero, e.late)
-                         for e in latest.values()], catalogue, roster)
+                         for e in latest.values()], catalogue, roster(units_of(county), day),
+                        Moment(datetime.now(UTC), ZoneInfo("Asia/Shanghai")))
 
 
 async def differences(sessions, day: date, node: str) -> list:

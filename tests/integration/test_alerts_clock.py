@@ -221,6 +221,36 @@ async def test_missing_reports_raise_one_alert_per_village_that_resolves_itself(
         assert [c for c, *_ in await history(r.ctx, closed.alert_id)] == ["opened", "closed"]
 
 
+async def test_a_kindergarten_on_winter_vacation_raises_no_missing_report_alert(
+        servers, db, bus) -> None:
+    """免报: the county's kindergartens are exempt that day; its schools (the same 10:00 cutoff)
+    that did not report raise their alerts as usual."""
+    day = BASE_DAY + timedelta(days=6)
+    clock = FakeClock(local(day, 9, 0))
+    engine = make_engine(db, pool_size=1)
+    async with make_sessionmaker(engine)() as session, session.begin():
+        await session.execute(text("""
+            INSERT INTO registry.exemptions (node_code, unit_type, valid_from, valid_to, reason,
+                                             declared_by, declared_at)
+            VALUES (:county, 'kindergarten', :d, :d, '寒假', 'test', now())"""),
+            {"county": COUNTY, "d": day})
+    await engine.dispose()
+    query = ("SELECT details FROM alerts.alerts WHERE kind = 'missing_report' AND day = :d "
+             "AND details->>'cutoff' = '10:00'")
+    async with replica(servers, db, clock) as r:
+        await r.tick()
+        clock.set(local(day, 10, 1) + SEC)
+        await r.tick()
+        listed = [u for row in await rows(r.ctx, query, d=day) for u in row.details["units"]]
+        # Left to escalate, as nobody acts: no alert of this test stays open at village level,
+        # where other tests count them.
+        clock.set(local(day, 12, 1) + SEC)
+        await r.tick()
+    types = {u["unit_type"] for u in listed}
+    assert "kindergarten" not in types
+    assert "primary_school" in types  # the same cutoff, not exempt: alerts as usual
+
+
 def noon_units_by_node(day) -> dict[str, set[str]]:
     """The demo's units whose cutoff is 12:00 on `day`, by the node they belong to."""
     types = unit_types()

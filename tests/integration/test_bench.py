@@ -34,6 +34,9 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert r["case_to_alert"]["count"] == 15
     assert 0 < r["case_to_alert"]["p99"] < 30
     assert r["backlog"]["reports"] == 3000 and r["backlog"]["catch_up_seconds"] > 0
+    cutoff = r["cutoff"]  # nobody reported that day: every unit pending, then the schools missing
+    assert cutoff["pending_before"] == cutoff["units_expected"] == units
+    assert 0 < cutoff["missing_after"] < units and cutoff["cutoff_node_days_announced"] > 0
     assert set(r["peak_rss_mib"]) >= {"ingest", "aggregate", "alerts"}
     assert all(v > 10 for v in r["peak_rss_mib"].values())
     assert "Rollcall benchmark" in run.stdout and "raw JetStream" in run.stdout
@@ -57,3 +60,7 @@ def test_payloads_are_valid_reports_and_deterministic() -> None:
         assert v.get("nat_positive", 0) <= v.get("nat_tests", 0)
     bodies = workload.bulk_bodies(items, 30)
     assert [len(json.loads(b)) for b in bodies] == [30, 30, 30, 10]
+    # Each unit sends only what its type's form holds: a pharmacy no tests.
+    pharmacies = workload.reports([f"U{i}" for i in range(100)], date(2026, 3, 1),
+                                  {f"U{i}": "pharmacy" for i in range(100)})
+    assert all(set(i["values"]) <= {"fever", "ili", "max_temperature"} for i in pharmacies)

@@ -1,12 +1,14 @@
 """Faults under load, with real processes: whatever fails, every accepted report is counted
-exactly once and every fever case opens exactly one alert.
+exactly once, every fever case opens exactly one alert, and that alert's person on duty is told
+by SMS, recorded once, and not sent again once recorded.
 
 On a system of its own (tests/integration/faults.py), reports arrive over HTTP and the bus and
 fever cases over HTTP while each service is killed with SIGKILL and started again, the services'
 database connections are terminated mid-transaction, NATS is restarted and PostgreSQL is
 restarted. Afterwards the ledger, the REPORTS stream, the county's rollups, `rollcall
 reconcile` and the alerts (table and ALERTS stream) all agree with what the clients were told
-was accepted. `-s` prints the load held and the faults survived."""
+was accepted, and notify's deliveries with what the SMS gateway received. `-s` prints the
+load held and the faults survived."""
 
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from tests.integration.faults import (
     System,
     Tally,
     check_exactly_once,
+    check_told_once,
     county_token,
 )
 
@@ -46,8 +49,8 @@ def run(system: System, rate: float, rounds: int, pause_s: float) -> tuple[Load,
     return load, survived
 
 
-def report(title: str, system: System, load: Load, survived: list[str], settled_s: float
-           ) -> None:
+def report(title: str, system: System, load: Load, survived: list[str], settled_s: float,
+           told: dict[str, int]) -> None:
     tally: Tally = load.tally
     print(f"\n{title}: {len(tally.accepted)} reports and {len(tally.cases)} fever cases "
           f"accepted in {load.stopped - load.started:.0f} s, "
@@ -57,6 +60,8 @@ def report(title: str, system: System, load: Load, survived: list[str], settled_
     print(f"  client answers: {dict(tally.answers)}")
     print(f"  all applied {settled_s:.1f} s after the load stopped; ledger, stream, rollups, "
           "reconcile and alerts agree")
+    print(f"  notify: {told['alerts']} alerts told by SMS, {told['sms']} messages received, "
+          f"{told['again']} of them again (in flight at a fault, same key)")
 
 
 def test_each_fault_once_under_load(own_system: System) -> None:
@@ -65,7 +70,7 @@ def test_each_fault_once_under_load(own_system: System) -> None:
     assert not load.tally.errors, load.tally.errors[:10]
     assert len(load.tally.accepted) > 500 and len(load.tally.cases) > 10
     settled = check_exactly_once(system, load.tally, patience_s=90)
-    report("faults (short)", system, load, survived, settled)
+    report("faults (short)", system, load, survived, settled, check_told_once(system, load.tally))
 
 
 @pytest.mark.slow
@@ -75,4 +80,5 @@ def test_every_fault_twice_under_heavier_load(own_system: System) -> None:
     assert not load.tally.errors, load.tally.errors[:10]
     assert len(load.tally.accepted) > 4000 and len(load.tally.cases) > 40
     settled = check_exactly_once(system, load.tally)
-    report("faults (slow)", system, load, survived, settled)
+    report("faults (slow)", system, load, survived, settled,
+           check_told_once(system, load.tally, patience_s=180))

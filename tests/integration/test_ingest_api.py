@@ -17,12 +17,14 @@ from sqlalchemy import text
 
 from shared.auth import revoke
 from shared.clock import utc_now
+from shared.contracts import ReportAccepted
 from shared.db import make_engine, make_sessionmaker
 from tests.conftest import eventually, issue_token
 from tests.integration.conftest import (
     ZONE,
     SyntheticCounty,
     open_days,
+    stream_messages,
     subject_counts,
     today,
 )
@@ -150,6 +152,30 @@ def test_a_case_is_taken_and_listed(system: dict, auth: dict) -> None:
     assert first.json()["case_id"] in {c["case_id"] for c in listed}
 
 
+def test_a_fever_case_as_the_seeds_record_it(system: dict, auth: dict) -> None:
+    """Second reading, rash among the symptoms, recent travel to a risk area, the action
+    taken: kept with the case and listed back; a case without them reads with none."""
+    unit = "430621113003-CL"
+    body = {"unit": unit, "kind": "fever", "temperature": 38.2, "second_temperature": 38.2,
+            "symptoms": ["rash", "cough"], "travel_risk_area": True, "contact_with_case": False,
+            "action": "referred", "person_ref": "P-2b9e01",
+            "found_at": (datetime.now(ZONE) - timedelta(minutes=10)).isoformat()}
+    taken = post(system, "/v1/cases", body, auth)
+    assert taken.status_code == 201, taken.text
+    listed = {c["case_id"]: c for c in httpx.get(
+        f"{system['ingest']}/v1/units/{unit}/cases", headers=auth).json()}
+    case = listed[taken.json()["case_id"]]
+    assert case["symptoms"] == ["rash", "cough"]
+    assert case["details"] == {"second_temperature": 38.2, "travel_risk_area": True,
+                               "contact_with_case": False, "action": "referred"}
+    plain = {k: body[k] for k in ("unit", "kind", "temperature", "found_at")}
+    other = post(system, "/v1/cases", {**plain, "person_ref": "P-2b9e02"}, auth)
+    assert listed.get(other.json()["case_id"]) is None
+    again = {c["case_id"]: c for c in httpx.get(
+        f"{system['ingest']}/v1/units/{unit}/cases", headers=auth).json()}
+    assert again[other.json()["case_id"]]["details"] == {}
+
+
 # -- refusals: kept and published, whatever the body -------------------------------------
 
 
@@ -272,6 +298,77 @@ def test_bulk_csv_rows(system: dict, auth: dict) -> None:
     no_unit = httpx.post(f"{system['ingest']}/v1/reports/bulk/csv", content=b"day,fever\n",
                          headers={**auth, "content-type": "text/csv"})
     assert no_unit.status_code == 422 and codes(no_unit) == {("header", "missing_column")}
+
+
+def test_each_unit_type_reports_its_own_form(system: dict, auth: dict) -> None:
+    """A pharmacy sending sick absences is refused, the reason naming its form; one CSV file
+    holds units of several types, each row filling its own form's columns."""
+    day = (today() - timedelta(days=6)).isoformat()
+    refused = post(system, "/v1/reports", {"unit": "430621-PH2", "day": day, "reporter": "店长",
+                                           "values": {"fever_medicine_sales": 3,
+                                                      "sick_absence": 1}}, auth)
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert (error["field"], error["code"]) == ("values.sick_absence", "not_on_form")
+    assert "pharmacy" in error["message_en"] and "药店日报" in error["message_zh"]
+    header = httpx.get(f"{system['ingest']}/v1/forms/kindergarten/template.csv", headers=auth)
+    assert header.status_code == 200
+    columns = header.content.decode("utf-8-sig").strip().split(",")
+    assert columns[:8] == ["unit", "day", "reporter", "report_id", "enrolled",
+                           "morning_checks", "noon_checks", "sick_absence"]
+    assert httpx.get(f"{system['ingest']}/v1/forms/spaceport/template.csv",
+                     headers=auth).status_code == 404
+    csv_text = ("unit,day,reporter,fever_medicine_sales,enrolled,sick_absence\n"
+                f"430621-PH2,{day},店长,3,,\n"
+                f"430621-KG1,{day},园长,,120,2\n"
+                f"430621-PH1,{day},店长,1,,1\n")
+    response = httpx.post(f"{system['ingest']}/v1/reports/bulk/csv", content=csv_text.encode(),
+                          headers={**auth, "content-type": "text/csv"}, timeout=30)
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted", "rejected"]
+    assert {(e["field"], e["code"]) for e in results[2]["errors"]} == {
+        ("values.sick_absence", "not_on_form")}
+
+
+def test_a_note_is_kept_with_its_revision_and_never_carries_a_phone_number(
+        system: dict, servers, auth: dict) -> None:
+    unit, day = "430621113002-CL", (today() - timedelta(days=4)).isoformat()
+    body = {"unit": unit, "day": day, "reporter": "村医", "values": {"fever": 1},
+            "note": "一名发热病人已转诊县医院发热门诊"}
+    for refused_note, code in (("联系人 138 0731 5678", "personal_data"),
+                               ("家属身份证 43062119800101123X", "personal_data"),
+                               ("值班电话 0730-7654321", "personal_data"),
+                               ("长" * 501, "too_long")):
+        refused = post(system, "/v1/reports", {**body, "note": refused_note}, auth)
+        assert refused.status_code == 422, refused_note
+        assert ("note", code) in codes(refused)
+    assert post(system, "/v1/reports", body, auth).status_code == 201
+    assert post(system, "/v1/reports", body, auth).json()["status"] == "duplicate"
+    other_note = post(system, "/v1/reports", {**body, "note": "另一条"}, auth)
+    assert other_note.status_code == 409  # not a retry: a correction says it
+    fix = httpx.post(f"{system['ingest']}/v1/reports/{unit}/{day}/corrections", headers=auth,
+                     json={"values": {"fever": 1}, "reporter": "村医", "reason": "补充说明",
+                           "note": "病人核酸阴性,已返家"})
+    assert fix.status_code == 201, fix.text
+    history = httpx.get(f"{system['ingest']}/v1/units/{unit}/reports", params={"day": day},
+                        headers=auth).json()
+    assert [(r["revision"], r["note"]) for r in history] == [
+        (1, "一名发热病人已转诊县医院发热门诊"), (2, "病人核酸阴性,已返家")]
+    notes = httpx.get(f"{system['ingest']}/v1/notes", params={"node": "430621113", "day": day},
+                      headers=auth).json()
+    assert [(n["unit"], n["revision"], n["note"]) for n in notes] == [
+        (unit, 2, "病人核酸阴性,已返家")]
+    subject = f"report.accepted.430621.430621113.{unit.split('-')[0]}"
+
+    def published() -> list[tuple[int, str | None]] | None:
+        events = [ReportAccepted.model_validate_json(m.data) for m in asyncio.run(
+            stream_messages(servers.nats_url, "REPORTS", subject))]
+        found = sorted((e.revision, e.note) for e in events
+                       if e.unit == unit and e.day.isoformat() == day)
+        return found if len(found) == 2 else None
+
+    assert eventually(published) == [(1, "一名发热病人已转诊县医院发热门诊"),
+                                     (2, "病人核酸阴性,已返家")]
 
 
 def test_ten_thousand_reports_in_one_request_end_to_end(system: dict, servers,

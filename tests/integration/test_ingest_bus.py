@@ -146,7 +146,7 @@ def test_garbage_on_the_bus_is_kept(servers, county_token: str) -> None:
 def test_a_fire_and_forget_publish_is_handled(system: dict, servers, auth: dict,
                                               county_token: str) -> None:
     unit, day = "430621114003-VC", (today() - timedelta(days=2)).isoformat()
-    body = {"unit": unit, "day": day, "reporter": "网关", "values": {"sick_absence": 1}}
+    body = {"unit": unit, "day": day, "reporter": "网关", "values": {"returnees_risk": 1}}
     asyncio.run(send(servers.nats_url, REPORT_SUBMIT, body, county_token, reply=False))
 
     def stored() -> list:
@@ -154,4 +154,4 @@ def test_a_fire_and_forget_publish_is_handled(system: dict, servers, auth: dict,
                          headers=auth).json()
 
     assert eventually(stored, timeout=20)
-    assert stored()[0]["values"] == {"sick_absence": 1}
+    assert stored()[0]["values"] == {"returnees_risk": 1}

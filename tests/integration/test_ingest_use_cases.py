@@ -416,6 +416,11 @@ async def test_a_case_id_used_for_another_case_is_refused(world: World) -> None:
     ({"found_at": "yesterday"}, {("found_at", "bad_time")}),
     ({"unit": "nowhere"}, {("unit", "unknown_unit")}),
     ({"name": "张三"}, {("name", "unknown_field")}),
+    ({"second_temperature": 47.0}, {("second_temperature", "temperature_out_of_range")}),
+    ({"kind": "ili", "symptoms": ["rash"], "temperature": None, "second_temperature": 37.0},
+     {("second_temperature", "without_first")}),
+    ({"travel_risk_area": "maybe"}, {("travel_risk_area", "not_a_boolean")}),
+    ({"action": "ignored"}, {("action", "not_allowed")}),
 ])
 async def test_bad_cases_name_field_and_code_and_are_kept(world: World, change: dict,
                                                           expected: set) -> None:

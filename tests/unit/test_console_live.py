@@ -54,10 +54,14 @@ async def test_hub_fans_out_by_scope_and_resyncs_a_page_that_stopped_reading():
 
 
 def test_summary_csv_holds_the_rollup_the_lists_and_the_alerts():
-    comp = {"expected": 10, "reported": 8, "zero": 5, "late": 1, "missing": 2,
-            "reporting_rate": 0.8, "on_time_rate": 0.7,
+    comp = {"expected": 10, "reported": 8, "zero": 5, "late": 1, "missing": 1, "pending": 1,
+            "exempt": 2, "reporting_rate": 0.8, "on_time_rate": 0.7,
             "missing_units": [{"unit": "U1", "name": "某村卫生室", "node": "430621108001",
                                "unit_type": "village_clinic"}],
+            "pending_units": [{"unit": "U3", "name": "某村委会", "node": "430621108001",
+                               "unit_type": "village_committee", "cutoff": "14:00:00"}],
+            "exempt_units": [{"unit": "U4", "name": "某幼儿园", "node": "430621108001",
+                              "unit_type": "kindergarten", "reason": "寒假"}],
             "late_units": []}
     view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "values": {"fever": 3},
             "completeness": comp}
@@ -72,7 +76,52 @@ def test_summary_csv_holds_the_rollup_the_lists_and_the_alerts():
     assert data.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     total = next(r for r in rows if r and r[0] == "430621")
-    assert total[1] == "合计 岳阳县" and total[2:7] == ["10", "8", "5", "1", "2"]
-    assert total[7] == "80.0%"
+    assert total[1] == "合计 岳阳县" and total[2:9] == ["10", "8", "5", "1", "1", "1", "2"]
+    assert total[9] == "80.0%"
     assert any(r and r[0] == "U1" for r in rows)
+    assert ["U3", "某村委会", "430621108001", "village_committee", "14:00:00"] in rows
+    assert ["U4", "某幼儿园", "430621108001", "kindergarten", "寒假"] in rows
     assert any(len(r) > 8 and r[1].startswith("已确认") and r[8] == "值班员" for r in rows)
+
+
+def test_the_summary_shows_the_metrics_reported_typed_as_declared():
+    """Its columns are fever and flu-like cases and whatever was reported (not the whole
+    catalogue), with their unit of measure; counts read as integers."""
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
+            "values": {"fever": 3.0, "home_observation": 12.0, "supply_disinfectant_tonnes": 0.1
+                       + 0.2}}
+    doc = summary.build(view, [], [], default_catalogue(), "2026-03-02 18:00")
+    assert [m["code"] for m in doc["metrics"]] == [
+        "fever", "ili", "home_observation", "supply_disinfectant_tonnes"]
+    assert doc["rows"][0]["values"] == {"fever": 3, "home_observation": 12,
+                                        "supply_disinfectant_tonnes": 0.3}
+    rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
+    header = next(r for r in rows if r and r[0].startswith("区划代码"))
+    assert header[-2:] == ["居家观察人数 People under home observation (人)",
+                           "消毒液库存(吨) Disinfectant in store, tonnes (吨)"]
+    total = next(r for r in rows if r and r[0] == "430621")
+    assert total[-4:] == ["3", "0", "12", "0.3"]
+
+
+def test_the_summary_lists_the_nodes_below_a_minimum_reserve():
+    low = {"code": "town_reserve_15_days", "metric": "supply_days", "value": 9, "minimum": 15,
+           "name_zh": "防疫物资储备不足 15 天", "name_en": "Supplies for less than 15 days"}
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
+            "values": {"supply_days": 9}}
+    child = {"kind": "node", "node": "430621108", "name": "公田镇", "completeness": {},
+             "values": {"supply_days": 9}, "below_minimum": [low]}
+    doc = summary.build(view, [child], [], default_catalogue(), "2026-03-02 18:00")
+    rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
+    assert ["430621108", "公田镇", "防疫物资储备不足 15 天 Supplies for less than 15 days", "9",
+            "15"] in rows
+
+
+def test_the_summary_lists_the_units_notes_as_written():
+    view = {"node": "430621", "name": "岳阳县", "day": "2026-03-02", "completeness": {},
+            "values": {"fever": 1}}
+    note = {"unit": "430621108001-CL", "unit_name": "某村卫生室", "node": "430621108001",
+            "revision": 2, "note": "一名发热病人已转诊"}
+    doc = summary.build(view, [], [], default_catalogue(), "2026-03-02 18:00", [note])
+    assert doc["notes"] == [note]
+    rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
+    assert ["430621108001-CL", "某村卫生室", "430621108001", "2", "一名发热病人已转诊"] in rows

@@ -50,8 +50,11 @@ def assert_well_formed(errors: list[FieldError]) -> None:
 
 numbers = st.one_of(st.integers(-5, 60), st.floats(-5, 60, allow_nan=False),
                     st.sampled_from([float("nan"), float("inf"), 2.0, 37.5, 0.0]))
-values_st = st.dictionaries(st.sampled_from([*catalogue.metrics, "bogus", "fevers"]), numbers,
-                            max_size=6)
+# The clinics' form, metrics that are on another form only, and metrics that do not exist.
+HEALTH_FORM = catalogue.form_for("village_clinic")
+values_st = st.dictionaries(st.sampled_from(
+    [*HEALTH_FORM.metrics, "sick_absence", "enrolled", "fever_medicine_sales", "bogus", "fevers"]),
+    numbers, max_size=6)
 
 
 def expected_errors(unit_code: str, day: date, values: dict, unlocked: bool) -> set:
@@ -71,12 +74,16 @@ def expected_errors(unit_code: str, day: date, values: dict, unlocked: bool) -> 
         field = f"values.{code}"
         if metric is None:
             out.add((field, "unknown_metric"))
+        elif info is not None and code not in HEALTH_FORM.metrics:
+            out.add((field, "not_on_form"))
         elif not math.isfinite(value):
             out.add((field, "not_a_number"))
         elif metric.value_type == "count" and value != int(value):
             out.add((field, "not_integer"))
         elif metric.value_type == "count" and value < 0:
             out.add((field, "negative"))
+        elif metric.value_type == "decimal" and round(value, metric.decimals) != value:
+            out.add((field, "too_precise"))
         elif ((metric.min_value is not None and value < metric.min_value)
               or (metric.max_value is not None and value > metric.max_value)):
             out.add((field, "out_of_range"))
@@ -112,7 +119,7 @@ def test_a_report_is_refused_for_exactly_the_reasons_the_rules_give(
 @given(values=st.dictionaries(st.sampled_from(list(catalogue.metrics)),
                               st.integers(0, 10**6).map(float)))
 def test_counts_are_stored_as_integers(values: dict) -> None:
-    normal = intake.normalise(values, catalogue)
+    normal = catalogue.typed(values)
     assert normal == values
     for code, value in normal.items():
         assert isinstance(value, int) == (catalogue.metrics[code].value_type == "count")
@@ -265,3 +272,20 @@ def test_a_case_found_in_an_implausible_year_is_refused_not_a_crash() -> None:
         raise AssertionError("accepted a case found in year 1")
     assert (error.field, error.code) == ("found_at", "out_of_range")
     assert error.message_zh and error.message_en
+
+
+@given(before=st.text(alphabet="今日发热病人已转诊,体温38.5度 ", max_size=20),
+       after=st.text(alphabet="今日发热病人已转诊,体温38.5度 ", max_size=20),
+       number=st.sampled_from(["13807315678", "138 0731 5678", "+8613807315678",
+                               "43062119800101123X", "430621198001011234", "0730-7654321"]))
+def test_a_note_carrying_an_id_card_or_phone_number_is_refused(before: str, after: str,
+                                                               number: str) -> None:
+    [error] = intake.check_note(f"{before},{number},{after}")
+    assert (error.field, error.code) == ("note", "personal_data")
+    assert_well_formed([error])
+
+
+def test_an_ordinary_note_passes() -> None:
+    for note in (None, "今日学校停课", "发热 3 人,最高体温 38.5 °C,已转诊", "库存口罩 20000 只",
+                 "2026-03-01 起停课 7 天"):
+        assert intake.check_note(note) == [], note

@@ -35,3 +35,17 @@ def test_the_written_event_is_the_contracts(unit: UnitInfo, day: date, values: d
     assert written == ReportAccepted.model_validate_json(expected.model_dump_json())
     assert accepted_subject(node) == written.subject == expected.subject
     assert f"report:{unit.code}:{day.isoformat()}:1" == written.msg_id
+
+
+def test_a_count_travels_as_an_integer_and_a_decimal_keeps_its_digits() -> None:
+    """`"fever": 2`, never `2.0`, in the event every consumer reads."""
+    sub = Submission(unit=UNITS[0], day=date(2026, 3, 1), values={"fever": 2,
+                     "max_temperature": 38.4}, zero=False, late=False, reporter="王",
+                     submitted_at=datetime(2026, 3, 1, tzinfo=UTC))
+    node = UNITS[0].node_on(sub.day)
+    for payload in (accepted_payload(sub, uuid.uuid4(), node),
+                    _event(sub, uuid.uuid4(), 2, False, node).model_dump_json().encode()):
+        event = ReportAccepted.model_validate_json(payload)
+        assert event.values == {"fever": 2, "max_temperature": 38.4}
+        assert type(event.values["fever"]) is int
+        assert b'"fever":2' in payload.replace(b" ", b"")

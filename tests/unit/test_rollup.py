@@ -1,13 +1,24 @@
 """The rollup arithmetic against its invariant, in memory: applying replacements incrementally
 gives what a recompute from the latest revisions gives, whatever the order and duplication."""
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aggregate.rollup import Applied, Changes, Counts, Figures, from_scratch, spread
+from services.aggregate.rollup import (
+    Applied,
+    Changes,
+    Counts,
+    Figures,
+    Tally,
+    from_scratch,
+    moved,
+    spread,
+)
 from shared.catalogue import default_catalogue
+from shared.deadlines import Moment
 
 catalogue = default_catalogue()
 DAY = date(2026, 11, 23)
@@ -103,26 +114,59 @@ def test_a_batch_has_the_effect_of_its_reports_one_by_one(reports: list[Applied]
         k: v for k, v in one_by_one.values.items() if v}
 
 
-def test_a_first_report_ends_missing_where_the_registry_expects_the_unit() -> None:
+def test_a_first_report_ends_unreported_where_the_registry_expects_the_unit() -> None:
     changes = Changes(catalogue)
     changes.replace(None, Applied("A", DAY, 1, "430621108001", {"fever": 1}, False, True),
-                    expected_node="430621108002")
+                    expected=("430621108002", "10:00:00"))
     effect = changes.effect()
-    assert effect.counts[("430621108002", DAY)] == Counts(missing=-1)
+    assert effect.unreported[("430621108002", DAY, "10:00:00")] == -1
+    assert effect.unreported[("430621108", DAY, "10:00:00")] == -1
+    assert ("430621108001", DAY, "10:00:00") not in effect.unreported
     assert effect.counts[("430621108001", DAY)] == Counts(reported=1, late=1)
-    assert effect.counts[("430621108", DAY)] == Counts(reported=1, late=1, missing=-1)
+    assert effect.counts[("430621108", DAY)] == Counts(reported=1, late=1)
     assert ("430621108002", DAY) in effect.touched and ("43", DAY) in effect.touched
 
 
-def test_from_scratch_counts_expected_and_missing() -> None:
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def at(hh: int, mm: int, ss: int = 0, us: int = 0) -> Moment:
+    return Moment(datetime(DAY.year, DAY.month, DAY.day, hh, mm, ss, us, tzinfo=ZONE), ZONE)
+
+
+def test_from_scratch_counts_pending_until_the_cutoff_and_missing_after() -> None:
     applied = [Applied("A", DAY, 2, "430621108001", {}, True, False)]
-    roster = [("A", DAY, "430621108001"), ("B", DAY, "430621108001"), ("C", DAY, "430621108")]
-    _, counts = from_scratch(applied, catalogue, roster)
-    assert counts[("430621108001", DAY)] == Counts(expected=2, reported=1, zero=1, missing=1)
-    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, missing=2)
-    assert counts[("430621108", DAY)].rates() == {"reporting_rate": 1 / 3,
-                                                  "on_time_rate": 1 / 3}
-    assert Counts().rates() == {"reporting_rate": None, "on_time_rate": None}
+    roster = [("A", DAY, "430621108001", time(10), False),
+              ("B", DAY, "430621108001", time(10), False),
+              ("C", DAY, "430621108", time(14), False),
+              ("D", DAY, "430621108", time(10), True)]
+    _, counts = from_scratch(applied, catalogue, roster, at(10, 0))
+    assert counts[("430621108001", DAY)] == Counts(expected=2, reported=1, zero=1, pending=1)
+    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, pending=2,
+                                                exempt=1)
+    _, counts = from_scratch(applied, catalogue, roster, at(10, 0, 0, 1))
+    assert counts[("430621108", DAY)] == Counts(expected=3, reported=1, zero=1, missing=1,
+                                                pending=1, exempt=1)
+    # Due so far: A (reported) and B (missing); C is not due before 14:00.
+    assert counts[("430621108", DAY)].rates() == {
+        "reporting_rate": 1 / 2, "on_time_rate": 1 / 2, "final_reporting_rate": None}
+    _, counts = from_scratch(applied, catalogue, roster, at(14, 0, 1))
+    assert counts[("430621108", DAY)].rates() == {
+        "reporting_rate": 1 / 3, "on_time_rate": 1 / 3, "final_reporting_rate": 1 / 3}
+    assert Counts().rates() == {"reporting_rate": None, "on_time_rate": None,
+                                "final_reporting_rate": None}
+
+
+def test_a_tally_splits_its_unreported_units_at_the_instant_asked() -> None:
+    tally = Tally(expected=5, reported=2, unreported={"10:00:00": 2, "14:00:00": 1}, exempt=1)
+    assert tally.at(DAY, at(9, 59)) == Counts(expected=5, reported=2, pending=3, exempt=1)
+    assert tally.at(DAY, at(10, 0)).pending == 3
+    assert tally.at(DAY, at(10, 0, 0, 1)) == Counts(expected=5, reported=2, missing=2,
+                                                    pending=1, exempt=1)
+    # A past day has no pending units; a future day has nothing missing.
+    assert tally.at(DAY - timedelta(days=1), at(9, 0)).pending == 0
+    assert tally.at(DAY + timedelta(days=1), at(23, 0)).missing == 0
+    assert moved({"10:00:00": 2}, {"10:00:00": -2, "14:00:00": 1}) == {"14:00:00": 1}
 
 
 def test_spread_reaches_every_level_once() -> None:
@@ -130,14 +174,39 @@ def test_spread_reaches_every_level_once() -> None:
         (n, DAY) for n in ("430621108001", "430621108002", "430621108", "430621", "4306", "43")}
 
 
-def test_figures_over_days_sum_sums_and_keep_extremes() -> None:
-    a = Figures({"fever": 2, "max_temperature": 38.5, "supply_days": 9},
+def test_figures_over_days_combine_each_metric_by_its_kind_over_days() -> None:
+    """Flows sum, stocks take the last day's figure, extremes stay extremes; counts add."""
+    a = Figures({"fever": 2, "home_observation": 10, "max_temperature": 38.5, "supply_days": 9},
                 Counts(expected=3, reported=2, zero=1, missing=1))
-    b = Figures({"fever": 1, "max_temperature": 39.0, "supply_days": 4},
+    b = Figures({"fever": 1, "home_observation": 7, "max_temperature": 39.0, "supply_days": 4},
                 Counts(expected=3, reported=3, late=1))
-    both = a.fold(b, catalogue)
-    assert both.values == {"fever": 3, "max_temperature": 39.0, "supply_days": 4}
+    both = Figures.over_days([a, b], catalogue)
+    assert both.values == {"fever": 3, "home_observation": 7, "max_temperature": 39.0,
+                           "supply_days": 4}
     assert both.counts == Counts(expected=6, reported=5, zero=1, late=1, missing=1)
+
+
+def test_a_stock_over_seven_days_is_its_last_day_not_their_sum() -> None:
+    """10 people under home observation every day of a week are 10 people, not 70."""
+    week = [Figures({"home_observation": 10, "central_isolation": 3, "fever": 1},
+                    Counts(expected=1, reported=1)) for _ in range(7)]
+    folded = Figures.over_days(week, catalogue)
+    assert folded.values["home_observation"] == 10
+    assert folded.values["central_isolation"] == 3
+    assert folded.values["fever"] == 7
+
+
+def test_a_stock_that_falls_to_zero_is_zero_on_the_last_day() -> None:
+    """A summed metric missing from a day with reports is zero that day (zero sums are not
+    stored): the stock fell to zero, it did not stay at the day before's figure. A day without
+    any report has no figure and leaves the last one standing."""
+    monday = Figures({"home_observation": 10}, Counts(expected=1, reported=1))
+    tuesday_all_released = Figures({}, Counts(expected=1, reported=1, zero=1))
+    wednesday_nothing_yet = Figures({}, Counts(expected=1, missing=1))
+    assert Figures.over_days([monday, tuesday_all_released], catalogue).values == {
+        "home_observation": 0}
+    assert Figures.over_days([monday, wednesday_nothing_yet], catalogue).values == {
+        "home_observation": 10}
 
 
 def test_counts_add_and_subtract_by_name() -> None:
@@ -146,7 +215,8 @@ def test_counts_add_and_subtract_by_name() -> None:
     assert a + b == Counts(expected=5, reported=4, zero=1, late=3, missing=1)
     assert (a + b) - b == a
     assert not Counts() and not (b - b) and Counts(missing=-1)
-    assert a.as_dict() == {"expected": 5, "reported": 3, "zero": 1, "late": 2, "missing": 2}
+    assert a.as_dict() == {"expected": 5, "reported": 3, "zero": 1, "late": 2, "missing": 2,
+                           "pending": 0, "exempt": 0}
 
 
 def test_a_metric_the_catalogue_does_not_know_counts_nowhere() -> None:
@@ -160,5 +230,6 @@ def test_a_metric_the_catalogue_does_not_know_counts_nowhere() -> None:
     effect = changes.effect()
     assert {m for _, _, m in effect.sums} == {"fever"}
     assert not any(effect.extremes.values())
-    folded = Figures({"fever": 1}).fold(Figures({"fever": 2, "retired": 3}), catalogue)
+    folded = Figures.over_days([Figures({"fever": 1}), Figures({"fever": 2, "retired": 3})],
+                               catalogue)
     assert folded.values == {"fever": 3}

@@ -10,6 +10,13 @@ const I18N = {
     sign_in_title: "值班人员登录", sign_in_hint: "请粘贴本级指挥部发放的访问令牌(rc_ 开头)。令牌只保存在本浏览器。",
     token: "访问令牌", sign_in: "登录", day: "日期", today: "今天",
     expected: "应报单位", reported: "已报", zero: "零报告", late: "迟报", missing: "漏报",
+    pending: "待报", exempt: "免报", pending_title: "待报单位", exempt_title: "免报单位",
+    next_cutoff: "下一截止", no_cutoff: "今日截止时间均已过", final_reporting_rate: "全天报告率",
+    status_pending: "待报", status_exempt: "免报", cutoff: "截止",
+    calendar_title: "免报日历", declare: "新增免报", end_calendar: "结束", valid_from: "开始日期",
+    valid_to: "结束日期(含)", weekday: "每周休息日", every_day: "每天", scope_node: "区划(含下级)",
+    scope_unit: "单位代码(仅此单位)", all_types: "全部类型", declared_by: "登记人",
+    weekdays: "一二三四五六日",
     on_time: "按时", reporting_rate: "报告率", on_time_rate: "及时率",
     children_title: "下级报送情况", units_title: "单位报送情况", alerts_title: "待处置预警",
     missing_title: "漏报单位", late_title: "迟报单位", none: "暂无", all_clear: "全部按时报送",
@@ -22,7 +29,8 @@ const I18N = {
     excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
     history: "报送记录", revision: "版本", submitted_at: "报送时间", reporter: "报送人",
     reason: "更正原因", values: "数据", cases: "病例", no_reports: "尚无报送记录",
-    status_reported: "已报", status_zero: "零报告", status_missing: "未报", status_late: "迟报",
+    note: "备注", notes_title: "单位备注", below_minimum: "低于最低储备", note_placeholder: "有特殊情况请说明(不得填写身份证号、电话号码)",
+    status_reported: "已报", status_zero: "零报告", status_missing: "漏报", status_late: "迟报",
     unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
     print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
     generated: "生成时间", rollup_table: "各地报送与监测汇总", day_alerts: "当日预警",
@@ -41,7 +49,11 @@ const I18N = {
     late_note: "(已过截止时间,记为迟报)", case_done: "病例已上报,预警时限",
     fix_fields: "请按提示修改标红的内容", more_metrics: "更多指标", pick_unit: "请选择单位",
     cough: "咳嗽", sore_throat: "咽痛", headache: "头痛", fatigue: "乏力", muscle_ache: "肌肉酸痛",
-    runny_nose: "流涕", diarrhea: "腹泻",
+    runny_nose: "流涕", diarrhea: "腹泻", rash: "皮疹",
+    second_temperature: "复测体温(°C)", travel_risk_area: "近期有风险地区旅居史", contact_with_case: "有确诊或疑似病例接触史",
+    action: "处置措施", unknown: "未询问", yes: "是", no: "否",
+    action_isolated: "应急隔离", action_referred: "转诊发热门诊", action_sent_home: "家长接回", action_observed: "留观",
+    action_other: "其他",
   },
   en: {
     app_title: "Daily Epidemic Reporting — Command Centre",
@@ -50,6 +62,13 @@ const I18N = {
     sign_in_title: "Operator sign-in", sign_in_hint: "Paste the access token your command centre issued (starts with rc_). It stays in this browser only.",
     token: "Access token", sign_in: "Sign in", day: "Day", today: "Today",
     expected: "Expected", reported: "Reported", zero: "Zero reports", late: "Late", missing: "Missing",
+    pending: "Pending", exempt: "Exempt", pending_title: "Pending units", exempt_title: "Exempt units",
+    next_cutoff: "Next cutoff", no_cutoff: "No cutoff left today", final_reporting_rate: "Day's rate",
+    status_pending: "Pending", status_exempt: "Exempt", cutoff: "cutoff",
+    calendar_title: "Calendars (exempt)", declare: "Declare", end_calendar: "End", valid_from: "From",
+    valid_to: "To (inclusive)", weekday: "Weekly rest day", every_day: "Every day", scope_node: "Area (and below)",
+    scope_unit: "Unit code (this unit only)", all_types: "All types", declared_by: "Declared by",
+    weekdays: "MTWTFSS",
     on_time: "On time", reporting_rate: "Reporting rate", on_time_rate: "On-time rate",
     children_title: "Reporting below", units_title: "Units", alerts_title: "Open alerts",
     missing_title: "Missing units", late_title: "Late units", none: "None", all_clear: "Everyone reported on time",
@@ -62,6 +81,7 @@ const I18N = {
     excluded: "Excluded", other: "Other", submit: "Submit", cancel: "Cancel",
     history: "Report history", revision: "Rev.", submitted_at: "Submitted", reporter: "Reporter",
     reason: "Correction reason", values: "Values", cases: "Cases", no_reports: "No reports yet",
+    note: "Note", notes_title: "Units' notes", below_minimum: "Below minimum reserve", note_placeholder: "Anything special to report (no ID-card or phone numbers)",
     status_reported: "Reported", status_zero: "Zero report", status_missing: "Missing", status_late: "Late",
     unit: "Unit", type: "Type", node: "Area", code: "Code", name: "Name",
     print: "Print", download_csv: "Download CSV", summary_title: "Daily epidemic prevention summary",
@@ -81,7 +101,11 @@ const I18N = {
     late_note: " (after the cutoff: counted as late)", case_done: "Case reported; alert deadline",
     fix_fields: "Please correct the fields marked in red", more_metrics: "More metrics", pick_unit: "Choose a unit",
     cough: "Cough", sore_throat: "Sore throat", headache: "Headache", fatigue: "Fatigue", muscle_ache: "Muscle ache",
-    runny_nose: "Runny nose", diarrhea: "Diarrhoea",
+    runny_nose: "Runny nose", diarrhea: "Diarrhoea", rash: "Rash",
+    second_temperature: "Second reading (°C)", travel_risk_area: "Recently in a risk area", contact_with_case: "Contact with a confirmed or suspected case",
+    action: "Action taken", unknown: "Not asked", yes: "Yes", no: "No",
+    action_isolated: "Isolated on site", action_referred: "Referred to a fever clinic", action_sent_home: "Sent home with a parent",
+    action_observed: "Kept for observation", action_other: "Other",
   },
 };
 
@@ -91,7 +115,10 @@ const UNIT_TYPES = {
   village_clinic: ["村卫生室", "Village clinic"], township_health_centre: ["乡镇卫生院", "Health centre"],
   private_clinic: ["个体诊所", "Private clinic"], hospital: ["县级医院", "County hospital"],
   pharmacy: ["药店", "Pharmacy"], enterprise: ["企业", "Enterprise"], market: ["农贸市场", "Market"],
-  care_home: ["养老机构", "Care home"],
+  care_home: ["养老机构", "Care home"], hotel: ["宾馆酒店", "Hotel"], restaurant: ["餐饮单位", "Restaurant"],
+  construction_site: ["建筑工地", "Construction site"], training_institution: ["校外培训机构", "Training institution"],
+  checkpoint: ["卡点", "Checkpoint"], isolation_site: ["集中隔离点", "Isolation site"],
+  government_department: ["机关单位", "Government department"],
 };
 
 let LANG = localStorage.getItem("rollcall.lang") || "zh";
@@ -150,6 +177,10 @@ async function api(path, options = {}) {
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   if (!response.ok) throw new ApiError(response.status, body);
+  // Every page asks who is signed in first; the answer carries the deployment's zone.
+  if (body && typeof body.zone === "string" && (path === "/api/me" || path === "/api/session")) {
+    setZone(body.zone);
+  }
   return body;
 }
 
@@ -189,12 +220,29 @@ function num(value) {
   return Number.isInteger(value) ? value.toLocaleString("zh-CN") : String(+value.toFixed(2));
 }
 
-function localTime(iso, withDate = false) {
+// Times are the deployment's (its zone comes with /api/me), never the browser's: an operator
+// whose laptop is set to UTC still sees a report sent at 08:54 in Shanghai as 08:54.
+let ZONE = "Asia/Shanghai";
+const FORMATS = new Map();
+
+function setZone(zone) { if (zone) { ZONE = zone; FORMATS.clear(); } }
+
+function zoneParts(iso) {
+  if (!FORMATS.has(ZONE)) {
+    FORMATS.set(ZONE, new Intl.DateTimeFormat("en-GB", {
+      timeZone: ZONE, month: "numeric", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23" }));
+  }
+  const parts = {};
+  for (const p of FORMATS.get(ZONE).formatToParts(new Date(iso))) parts[p.type] = p.value;
+  return parts;
+}
+
+function localTime(iso, withDate = false, withSeconds = false) {
   if (!iso) return "";
-  const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  return withDate ? `${d.getMonth() + 1}-${pad(d.getDate())} ${time}` : time;
+  const p = zoneParts(iso);
+  const time = `${p.hour}:${p.minute}${withSeconds ? `:${p.second}` : ""}`;
+  return withDate ? `${p.month}-${p.day} ${time}` : time;
 }
 
 function rateClass(rate) {

@@ -1,10 +1,12 @@
-// The command centre's live picture: a node's figures and its children's, the missing and late
-// units, the open alerts with their clocks; refreshed by server-sent events, never reloaded.
+// The command centre's live picture: a node's figures and its children's, the pending (待报),
+// missing (漏报), exempt (免报) and late units, the next cutoff with its countdown, the open
+// alerts with their clocks; refreshed by server-sent events, never reloaded. Times are the
+// deployment's zone's (common.js localTime).
 "use strict";
 
 const state = {
   me: null, node: null, day: null, overview: null, alerts: [], tab: "missing",
-  deadlines: new Map(), refreshTimer: null, alertTimer: null, source: null,
+  deadlines: new Map(), refreshTimer: null, alertTimer: null, source: null, nextCutoff: null,
 };
 const URGENT_S = 30 * 60;
 const $ = (id) => document.getElementById(id);
@@ -12,6 +14,83 @@ const $ = (id) => document.getElementById(id);
 function params() {
   const p = new URLSearchParams(location.search);
   return { node: p.get("node"), day: p.get("day") };
+}
+
+// ---- calendars (免报) ----------------------------------------------------------------------
+
+async function refreshCalendars() {
+  try {
+    state.calendars = await api(`/api/calendars?node=${state.node}`);
+  } catch (error) {
+    if (error.status === 401) return showSignIn();
+    state.calendars = [];
+  }
+  renderCalendars();
+}
+
+function calendarCovers(x) {
+  const what = [x.unit_code, x.node_code, x.unit_type ? unitType(x.unit_type) : null];
+  const day = x.weekday ? ` · ${t("weekday")} ${t("weekdays")[x.weekday - 1]}` : "";
+  return `${what.filter(Boolean).join(" · ")}${day}`;
+}
+
+function renderCalendars() {
+  const list = state.calendars || [];
+  $("calendar-count").textContent = list.length;
+  fill($("calendars"), list.length ? el("ul", { class: "calendar-list" }, list.map((x) => el("li", {
+    dataset: { exemption: x.exemption_id } },
+    el("div", {}, el("b", {}, x.reason), el("span", { class: "muted small" }, ` ${calendarCovers(x)}`)),
+    el("div", { class: "muted small" }, `${x.valid_from} – ${x.valid_to || "…"} · ${t("declared_by")} ${x.declared_by}`),
+    el("button", { type: "button", class: "btn small", onclick: () => endCalendar(x) }, t("end_calendar")))))
+    : el("p", { class: "muted empty" }, t("none")));
+}
+
+function declareCalendar() {
+  const field = (name, input) => el("label", {}, t(name), input);
+  const node = el("input", { name: "node_code", value: state.node });
+  const unit = el("input", { name: "unit_code", placeholder: "4306…-KG" });
+  const type = el("select", { name: "unit_type" }, el("option", { value: "" }, t("all_types")),
+    Object.keys(UNIT_TYPES).map((code) => el("option", { value: code }, unitType(code))));
+  const weekday = el("select", { name: "weekday" }, el("option", { value: "" }, t("every_day")),
+    [...t("weekdays")].map((d, i) => el("option", { value: i + 1 }, d)));
+  const from = el("input", { type: "date", name: "valid_from", value: state.me.today, min: state.me.today });
+  const to = el("input", { type: "date", name: "valid_to", min: state.me.today });
+  const reason = el("input", { name: "reason", required: true, placeholder: "寒假 / 休市 / 停业整顿" });
+  const error = el("div", { class: "field-error" });
+  const form = el("form", { class: "dialog-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const body = { reason: reason.value.trim(), valid_from: from.value || null, valid_to: to.value || null,
+                   weekday: weekday.value ? Number(weekday.value) : null, unit_type: type.value || null };
+    if (unit.value.trim()) body.unit_code = unit.value.trim(); else body.node_code = node.value.trim();
+    try {
+      await api("/api/calendars", { json: body });
+      $("dialog").close();
+      refreshCalendars();
+      soon("figures");
+    } catch (err) {
+      error.textContent = err.errors.length ? err.errors.map(message).join(";") : err.message;
+    }
+  } },
+    el("h2", {}, t("declare")),
+    field("scope_node", node), field("scope_unit", unit), field("type", type), field("weekday", weekday),
+    field("valid_from", from), field("valid_to", to), field("reason", reason), error,
+    el("div", { class: "dialog-actions" },
+      el("button", { type: "button", class: "btn", onclick: () => $("dialog").close() }, t("cancel")),
+      el("button", { type: "submit", class: "btn primary" }, t("submit"))));
+  fill($("dialog-body"), form);
+  $("dialog").showModal();
+}
+
+async function endCalendar(x) {
+  const reason = window.prompt(`${t("end_calendar")} · ${x.reason}`, "");
+  if (!reason) return;
+  try {
+    await api(`/api/calendars/${x.exemption_id}/end`, { json: { reason } });
+    refreshCalendars();
+    soon("figures");
+  } catch (error) {
+    toast(error.errors.length ? message(error.errors[0]) : error.message, true);
+  }
 }
 
 function go(node, push = true) {
@@ -23,6 +102,7 @@ function go(node, push = true) {
   if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
   refresh();
   refreshAlerts();
+  refreshCalendars();
 }
 
 async function start() {
@@ -30,7 +110,7 @@ async function start() {
   $("lang").textContent = t("lang");
   await signInFromHash();
   try {
-    state.me = await api("/api/me");
+    state.me = await api("/api/me");  // sets the zone every time is shown in
   } catch (error) {
     return showSignIn();
   }
@@ -70,12 +150,14 @@ $("sign-out").addEventListener("click", async () => {
   location.href = "/";
 });
 $("lang").addEventListener("click", toggleLang);
+$("declare").addEventListener("click", declareCalendar);
 document.addEventListener("langchange", () => {
   $("lang").textContent = t("lang");
   if (state.me) {
     $("scope-name").textContent = `${state.me.scope_name || state.me.scope} · ${LANG === "zh" ? "指挥部" : "command centre"}`;
     render();
     renderAlerts();
+    renderCalendars();
   }
 });
 $("day").addEventListener("change", () => { state.day = $("day").value || state.me.today; go(state.node); });
@@ -183,9 +265,15 @@ function render() {
     kpi(t("reported"), num(comp.reported), "rate-good"),
     kpi(t("zero"), num(comp.zero)),
     kpi(t("late"), num(comp.late), comp.late ? "rate-fair" : ""),
-    kpi(t("missing"), num(comp.missing), comp.missing ? "rate-bad" : ""),
+    kpi(t("pending"), num(comp.pending), comp.pending ? "rate-none" : "", "", null, "pending"),
+    kpi(t("missing"), num(comp.missing), comp.missing ? "rate-bad" : "", "", null, "missing"),
+    kpi(t("exempt"), num(comp.exempt), "", "", null, "exempt"),
   );
   $("kpis").dataset.reported = comp.reported;
+  $("kpis").dataset.pending = comp.pending;
+  $("kpis").dataset.missing = comp.missing;
+  $("kpis").dataset.exempt = comp.exempt;
+  renderCutoff(comp);
 
   const metrics = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
                    "nat_tests", "nat_positive"];
@@ -223,9 +311,35 @@ function ownUnitsTitle(view) {
   return (LANG === "zh" ? zh : en)[view.level] || t("units_title");
 }
 
-function kpi(label, value, cls = "", size = "", extra = null) {
-  return el("div", { class: `kpi ${size} ${cls}` }, extra,
+function kpi(label, value, cls = "", size = "", extra = null, name = null) {
+  return el("div", { class: `kpi ${size} ${cls}`, dataset: name ? { kpi: name } : {} }, extra,
     el("div", { class: "kpi-value" }, value), el("div", { class: "kpi-label" }, label));
+}
+
+// The next cutoff of the node's pending units, with a countdown; when it passes, the figures
+// are fetched again (the live event announcing it usually comes first).
+function renderCutoff(comp) {
+  state.nextCutoff = comp.next_cutoff ? Date.parse(comp.next_cutoff) : null;
+  const rate = comp.final_reporting_rate;
+  fill($("cutoff-bar"),
+    comp.next_cutoff
+      ? el("span", { class: "next-cutoff" }, `${t("next_cutoff")} `,
+          el("b", { id: "next-cutoff-time" }, localTime(comp.next_cutoff)),
+          el("span", { class: "countdown", id: "cutoff-countdown" }))
+      : el("span", { class: "muted" }, state.day === state.me.today ? t("no_cutoff") : ""),
+    el("span", { class: "muted" }, ` · ${t("final_reporting_rate")} `, el("b", {}, pct(rate))));
+  tickCutoff();
+}
+
+function tickCutoff() {
+  const node = $("cutoff-countdown");
+  if (!node || state.nextCutoff === null) return;
+  const left = (state.nextCutoff - Date.now()) / 1000;
+  node.textContent = ` ${t("left")} ${clock(Math.max(0, left))}`;
+  if (left < -1 && !state.cutoffPassed) {  // passed: the figures move by themselves
+    state.cutoffPassed = true;
+    setTimeout(() => { state.cutoffPassed = false; soon("figures"); }, 1500);
+  }
 }
 
 function gauge(rate) {
@@ -250,7 +364,8 @@ function childTable(rows) {
     el("thead", {}, el("tr", {},
       el("th", {}, t("name")), el("th", { class: "bar-col" }, t("reporting_rate")),
       el("th", { class: "n" }, t("reported")), el("th", { class: "n hide-s" }, t("zero")),
-      el("th", { class: "n" }, t("late")), el("th", { class: "n" }, t("missing")),
+      el("th", { class: "n" }, t("late")), el("th", { class: "n" }, t("pending")),
+      el("th", { class: "n" }, t("missing")), el("th", { class: "n hide-s" }, t("exempt")),
       el("th", { class: "n" }, t("fever")), el("th", { class: "n hide-s" }, t("ili")))),
     el("tbody", {}, rows.map((c) => {
       const comp = c.completeness, rate = comp.reporting_rate;
@@ -262,15 +377,19 @@ function childTable(rows) {
         el("td", { class: "n" }, `${num(comp.reported)}/${num(comp.expected)}`),
         el("td", { class: "n hide-s" }, num(comp.zero)),
         el("td", { class: `n ${comp.late ? "warn" : ""}` }, num(comp.late)),
+        el("td", { class: "n" }, num(comp.pending)),
         el("td", { class: `n ${comp.missing ? "bad" : ""}` }, num(comp.missing)),
+        el("td", { class: "n hide-s" }, num(comp.exempt)),
         el("td", { class: `n ${c.values.fever ? "bad" : ""}` }, num(c.values.fever || 0)),
         el("td", { class: "n hide-s" }, num(c.values.ili || 0)));
     })));
 }
 
 function statusChip(u) {
-  const status = u.status === "missing" ? "missing" : u.late ? "late" : u.status;
-  return el("span", { class: `chip chip-${status}` }, t(`status_${status}`));
+  const status = ["missing", "pending", "exempt"].includes(u.status) ? u.status
+    : u.late ? "late" : u.status;
+  const chip = el("span", { class: `chip chip-${status}` }, t(`status_${status}`));
+  return u.status === "exempt" && u.exempt_reason ? [chip, ` ${u.exempt_reason}`] : chip;
 }
 
 function unitTable(units) {
@@ -294,21 +413,25 @@ function renderUnitList() {
   const o = state.overview;
   if (!o) return;
   const comp = o.node.completeness;
-  const missing = comp.missing_units || [], late = comp.late_units || [];
-  $("missing-count").textContent = comp.missing;
-  $("late-count").textContent = comp.late;
-  const list = state.tab === "missing" ? missing : late;
+  for (const tab of ["missing", "pending", "exempt", "late"]) {
+    $(`${tab}-count`).textContent = comp[tab];
+  }
+  const list = comp[`${state.tab}_units`] || [];
   if (!list.length) {
     fill($("unit-list"), el("p", { class: "muted empty" },
-      state.tab === "missing" && comp.expected ? t("all_clear") : t("none")));
+      state.tab === "missing" && comp.expected && !comp.pending ? t("all_clear") : t("none")));
     return;
   }
-  fill($("unit-list"), el("ul", {}, list.map((u) => el("li", {
+  // Each list says what matters for its units: when it was sent, its cutoff, or why exempt.
+  const note = (u) => u.submitted_at ? localTime(u.submitted_at)
+    : u.reason ? u.reason
+    : u.cutoff ? `${t("cutoff")} ${String(u.cutoff).slice(0, 5)}` : "";
+  fill($("unit-list"), el("ul", { dataset: { list: state.tab } }, list.map((u) => el("li", {
     class: "clickable", dataset: { unit: u.unit }, onclick: () => showUnit(u.unit),
   },
     el("span", { class: "u-name" }, u.name || u.unit),
     el("span", { class: "muted small" }, unitType(u.unit_type)),
-    el("span", { class: "u-time" }, u.submitted_at ? localTime(u.submitted_at) : "")))));
+    el("span", { class: "u-time" }, note(u))))));
 }
 
 // ---- alerts ------------------------------------------------------------------------------
@@ -375,6 +498,7 @@ function alertCard(a) {
 }
 
 function tick() {
+  tickCutoff();
   const now = Date.now();
   document.querySelectorAll("[data-countdown]").forEach((node) => {
     const deadline = state.deadlines.get(node.dataset.countdown);
@@ -446,11 +570,18 @@ async function showUnit(code) {
         el("tbody", {}, data.reports.map((r) => el("tr", {},
           el("td", {}, r.day), el("td", { class: "n" }, r.revision),
           el("td", {}, localTime(r.submitted_at, true), r.late ? el("span", { class: "chip chip-late" }, t("late")) : null),
-          el("td", {}, r.reporter), el("td", {}, values(r.values), r.reason ? el("div", { class: "muted small" }, `${t("reason")}: ${r.reason}`) : null)))))
+          el("td", {}, r.reporter), el("td", {}, values(r.values),
+            r.note ? el("div", { class: "note" }, `${t("note")}: ${r.note}`) : null,
+            r.reason ? el("div", { class: "muted small" }, `${t("reason")}: ${r.reason}`) : null)))))
         : el("p", { class: "muted" }, t("no_reports")),
       data.cases.length ? el("h3", {}, t("cases")) : null,
       data.cases.length ? el("ul", { class: "cases" }, data.cases.map((c) => el("li", {},
         `${localTime(c.found_at, true)} · ${t(c.kind)}`, c.temperature ? ` · ${c.temperature}°C` : "",
+        c.details && c.details.second_temperature ? ` / ${c.details.second_temperature}°C` : "",
+        c.symptoms && c.symptoms.length ? ` · ${c.symptoms.map(t).join("、")}` : "",
+        c.details && c.details.travel_risk_area ? ` · ${t("travel_risk_area")}` : "",
+        c.details && c.details.contact_with_case ? ` · ${t("contact_with_case")}` : "",
+        c.details && c.details.action ? ` · ${t(`action_${c.details.action}`)}` : "",
         ` · ${c.person_ref}`))) : null));
   } catch (error) {
     fill($("dialog-body"), el("p", { class: "field-error" },

@@ -3,8 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea"];
-let me = null, metrics = [];
+const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea", "rash"];
+let me = null, metrics = [], forms = {}, unitTypeShown = null;
 
 async function start() {
   applyI18n();
@@ -23,7 +23,7 @@ async function start() {
   $("reporter").value = localStorage.getItem("rollcall.reporter") || (me.kind === "unit" ? me.holder : "");
   $("found-at").value = localNow();
   $("person-ref").value = "P-" + Math.random().toString(36).slice(2, 8);
-  metrics = (await api("/api/catalogue")).metrics;
+  ({ metrics, forms } = await api("/api/catalogue"));
   renderMetrics();
   renderSymptoms();
   if (me.kind === "unit") {
@@ -40,25 +40,49 @@ function localNow() {
   return d.toISOString().slice(0, 16);
 }
 
-// The metrics most units send come first; the rest of the catalogue is folded below them.
+// The unit type's form: its required metrics and the optional ones most units send come first,
+// its other optional metrics are folded below them. Before a unit is chosen, the commonest.
 const COMMON = ["fever", "ili", "sick_absence", "home_observation", "central_isolation",
                 "nat_tests", "nat_positive", "returnees_risk"];
 
 function metricField(m) {
+  const measure = LANG === "zh" ? m.measure_zh : m.measure_en;
   return el("label", {},
-    el("span", {}, metricName(m)),
+    el("span", {}, metricName(m), measure ? el("span", { class: "muted small" }, ` (${measure})`) : null),
     el("input", { type: "number", min: "0", step: m.value_type === "count" ? "1" : "any",
-                  inputmode: "numeric", "data-field": `values.${m.code}`, "data-metric": m.code,
-                  placeholder: "0" }),
+                  inputmode: m.value_type === "count" ? "numeric" : "decimal",
+                  "data-field": `values.${m.code}`, "data-metric": m.code, placeholder: "0" }),
     el("span", { class: "field-error", "data-error": `values.${m.code}` }));
 }
 
 function renderMetrics() {
-  const common = metrics.filter((m) => COMMON.includes(m.code));
-  const more = metrics.filter((m) => !COMMON.includes(m.code));
-  fill($("metric-fields"), ...common.map(metricField));
+  const form = forms[unitTypeShown];
+  const byCode = Object.fromEntries(metrics.map((m) => [m.code, m]));
+  const pick = (codes) => codes.map((code) => byCode[code]).filter(Boolean);
+  let first, more;
+  if (form) {
+    first = pick([...form.required, ...form.optional.filter((c) => COMMON.includes(c))]);
+    more = pick(form.optional.filter((c) => !COMMON.includes(c)));
+  } else {
+    first = pick(COMMON);
+    more = [];
+  }
+  fill($("form-name"), form ? (LANG === "zh" ? form.name_zh : form.name_en) : "");
+  fill($("metric-fields"), ...first.map(metricField));
   fill($("more-fields"), ...more.map(metricField));
   $("more").hidden = !more.length;
+}
+
+// A unit chosen: its form replaces the fields, keeping what was typed into those it shares.
+function showForm(unitType) {
+  if (unitType === unitTypeShown) return;
+  const kept = collectValues();
+  unitTypeShown = unitType;
+  renderMetrics();
+  for (const [code, value] of Object.entries(kept)) {
+    const input = document.querySelector(`[data-metric="${code}"]`);
+    if (input) input.value = value;
+  }
 }
 
 function renderSymptoms() {
@@ -72,7 +96,8 @@ document.addEventListener("langchange", () => {
     const kept = collectValues();
     renderMetrics();
     for (const [code, value] of Object.entries(kept)) {
-      document.querySelector(`[data-metric="${code}"]`).value = value;
+      const input = document.querySelector(`[data-metric="${code}"]`);
+      if (input) input.value = value;
     }
     const checked = collectSymptoms();
     renderSymptoms();
@@ -114,6 +139,7 @@ async function searchUnits(q) {
 
 function showUnit(unit) {
   if (!unit) return;
+  if (metrics.length) showForm(unit.unit_type);
   $("unit-card").hidden = false;
   fill($("unit-card"), el("b", {}, unit.name), " ",
     el("span", { class: "muted" }, `${unit.code} · ${unitType(unit.unit_type)}`));
@@ -188,12 +214,19 @@ function reportDone(answer) {
   return `✓ ${what} · ${answer.unit} · ${answer.day} · ${t("revision")} ${answer.revision}${answer.late ? t("late_note") : ""}`;
 }
 
+// The note goes with either report when written; a blank one is no note.
+function note() {
+  const text = $("note").value.trim();
+  return text ? { note: text } : {};
+}
+
 $("zero").addEventListener("click", () =>
-  send("/api/reports/zero", common(), $("report-receipt"), $("report-form"), reportDone));
+  send("/api/reports/zero", { ...common(), ...note() }, $("report-receipt"), $("report-form"),
+       reportDone));
 
 $("report-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  send("/api/reports", { ...common(), values: collectValues() }, $("report-receipt"),
+  send("/api/reports", { ...common(), values: collectValues(), ...note() }, $("report-receipt"),
        $("report-form"), reportDone);
 });
 
@@ -205,6 +238,13 @@ $("case-form").addEventListener("submit", (event) => {
     temperature: temperature === "" ? null : Number(temperature),
     symptoms: collectSymptoms(), person_ref: $("person-ref").value.trim(),
   };
+  // The incident form's optional fields: sent only when filled in.
+  const second = $("second-temperature").value;
+  if (second !== "") body.second_temperature = Number(second);
+  for (const [id, field] of [["travel-risk-area", "travel_risk_area"], ["contact-with-case", "contact_with_case"]]) {
+    if ($(id).value !== "") body[field] = $(id).value === "true";
+  }
+  if ($("case-action").value) body.action = $("case-action").value;
   send("/api/cases", body, $("case-receipt"), $("case-form"), (answer) =>
     `✓ ${t("case_done")} ${localTime(answer.deadline, true)}${answer.late ? t("late_note") : ""}`);
 });

@@ -27,36 +27,49 @@ $("print").addEventListener("click", () => window.print());
 $("lang").addEventListener("click", toggleLang);
 document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (doc) render(); });
 
+const COUNTS = ["expected", "reported", "zero", "late", "missing", "pending", "exempt"];
+
 function lead(d) {
   const total = d.rows[0], v = total.values, a = d.alert_counts;
   if (LANG === "zh") {
     return `${d.day},${d.name}应报单位 ${total.expected} 家,已报 ${total.reported} 家(其中零报告 ${total.zero} 家),`
-      + `迟报 ${total.late} 家,漏报 ${total.missing} 家,报告率 ${pct(total.reporting_rate)},及时率 ${pct(total.on_time_rate)}。`
+      + `迟报 ${total.late} 家,漏报 ${total.missing} 家,待报 ${total.pending} 家,免报 ${total.exempt} 家,`
+      + `报告率 ${pct(total.reporting_rate)},及时率 ${pct(total.on_time_rate)}。`
       + `报告发热病例 ${num(v.fever || 0)} 例、流感样病例 ${num(v.ili || 0)} 例、因病缺勤 ${num(v.sick_absence || 0)} 人;`
       + `居家观察 ${num(v.home_observation || 0)} 人,集中隔离 ${num(v.central_isolation || 0)} 人。`
       + `当日预警 ${a.total} 起,其中待处置 ${a.open || 0} 起、已确认 ${a.acknowledged || 0} 起、已办结 ${a.closed || 0} 起`
       + (a.overdue ? `,超时未处置 ${a.overdue} 起。` : "。");
   }
   return `On ${d.day}, ${total.expected} units of ${d.name} were due to report: ${total.reported} reported `
-    + `(${total.zero} zero reports), ${total.late} late, ${total.missing} missing; reporting rate `
+    + `(${total.zero} zero reports), ${total.late} late, ${total.missing} missing, ${total.pending} pending, `
+    + `${total.exempt} exempt; reporting rate `
     + `${pct(total.reporting_rate)}, on-time rate ${pct(total.on_time_rate)}. Fever cases ${num(v.fever || 0)}, `
     + `flu-like cases ${num(v.ili || 0)}, sick absences ${num(v.sick_absence || 0)}. Alerts of the day: ${a.total} `
     + `(${a.open || 0} open, ${a.acknowledged || 0} acknowledged, ${a.closed || 0} closed${a.overdue ? `, ${a.overdue} overdue` : ""}).`;
 }
 
+// Nodes below a minimum reserve (the catalogue's stock levels): only when there are some.
+function belowMinimum(d) {
+  const low = d.rows.flatMap((r) => (r.below_minimum || []).map((s) => [r, s]));
+  if (!low.length) return [];
+  return [el("h2", {}, `${t("below_minimum")} (${low.length})`),
+    el("ul", { class: "notes" }, low.map(([r, s]) => el("li", {},
+      el("b", {}, r.total ? `${LANG === "zh" ? "合计" : "Total"} · ${r.name}` : r.name),
+      `:${LANG === "zh" ? s.name_zh : s.name_en}(${num(s.value)} < ${num(s.minimum)})`)))];
+}
+
 function render() {
   const d = doc;
   document.title = `${d.name} ${t("summary_title")} ${d.day}`;
-  const shown = d.metrics.filter((m) => ["fever", "ili", "sick_absence", "home_observation",
-    "central_isolation", "nat_tests", "nat_positive"].includes(m.code));
+  const shown = d.metrics;  // the metrics reported anywhere in the summary
   const table = el("table", { class: "table" },
     el("thead", {}, el("tr", {}, el("th", {}, t("name")),
-      ["expected", "reported", "zero", "late", "missing"].map((k) => el("th", { class: "n" }, t(k))),
+      COUNTS.map((k) => el("th", { class: "n" }, t(k))),
       el("th", { class: "n" }, t("reporting_rate")), el("th", { class: "n" }, t("on_time_rate")),
       shown.map((m) => el("th", { class: "n" }, metricName(m))))),
     el("tbody", {}, d.rows.map((r) => el("tr", { class: r.total ? "total" : "" },
       el("td", {}, r.total ? `${LANG === "zh" ? "合计" : "Total"} · ${r.name}` : r.name),
-      ["expected", "reported", "zero", "late", "missing"].map((k) => el("td", { class: "n" }, num(r[k]))),
+      COUNTS.map((k) => el("td", { class: "n" }, num(r[k]))),
       el("td", { class: `n ${rateClass(r.reporting_rate)}` }, pct(r.reporting_rate)),
       el("td", { class: "n" }, pct(r.on_time_rate)),
       shown.map((m) => el("td", { class: "n" }, num(r.values[m.code] || 0)))))));
@@ -95,7 +108,16 @@ function render() {
     el("p", { class: "doc-lead" }, lead(d)),
     el("h2", {}, t("rollup_table")), table,
     el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`), units(d.missing_units, false),
+    d.pending_units.length ? el("h2", {}, `${t("pending_title")} (${d.pending_units.length})`) : null,
+    d.pending_units.length ? units(d.pending_units, false) : null,
+    d.exempt_units.length ? el("h2", {}, `${t("exempt_title")} (${d.exempt_units.length})`) : null,
+    d.exempt_units.length ? units(d.exempt_units, false) : null,
     el("h2", {}, `${t("late_title")} (${d.late_units.length})`), units(d.late_units, true),
+    ...belowMinimum(d),
+    el("h2", {}, `${t("notes_title")} (${d.notes.length})`),
+    d.notes.length ? el("ul", { class: "notes" }, d.notes.map((n) => el("li", {},
+      el("b", {}, n.unit_name || n.unit), n.node_name ? el("span", { class: "muted small" }, ` · ${n.node_name}`) : null,
+      `:${n.note}`))) : el("p", { class: "muted" }, t("none")),
     el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts);
 }
 
