@@ -32,7 +32,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared import natsfix
 
@@ -59,7 +59,8 @@ class BatchConsumer:
     (order kept across batches); an integer lets that many batches be handled at once while the
     next one is fetched and decoded. `split` groups a batch (by subject, say): each group is
     handled, acknowledged or handed back on its own, in the order it first appears. `log_data`
-    False keeps a malformed message's data out of the log (it may name a person)."""
+    False keeps a malformed message's data out of the log (it may name a person). `only_new`
+    makes a durable created now start at the stream's end instead of its beginning."""
 
     def __init__(self, nc: NatsClient, *, name: str, stream: str, durable: str,
                  handle: Callable[[list[Any]], Awaitable[object]],
@@ -67,13 +68,15 @@ class BatchConsumer:
                  batch: int = 1000, max_ack_pending: int = 20_000, ack_wait: float = 60.0,
                  concurrency: int | None = None, split: Callable[[Msg], Hashable] | None = None,
                  on_malformed: Callable[[Msg], None] | None = None, log_data: bool = True,
+                 only_new: bool = False,
                  fetch_timeout_s: float = FETCH_TIMEOUT_S, retry_delay_s: float = RETRY_DELAY_S,
                  stop_patience_s: float = STOP_PATIENCE_S) -> None:
         self.name, self.stream, self.durable = name, stream, durable
         self._nc, self._js = nc, nc.jetstream()
         self._subjects = list(subjects)
-        self._config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT,
-                                      max_ack_pending=max_ack_pending, ack_wait=ack_wait)
+        self._config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, max_ack_pending=max_ack_pending, ack_wait=ack_wait,
+            deliver_policy=DeliverPolicy.NEW if only_new else DeliverPolicy.ALL)
         if len(self._subjects) > 1:
             self._config.filter_subjects = self._subjects
         self._handle, self._decode, self._split = handle, decode, split

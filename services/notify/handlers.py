@@ -33,13 +33,15 @@ def consumers(nc: NatsClient, ctx: NotifyContext) -> list[BatchConsumer]:
         async with ctx.sessions() as session, session.begin():
             await reminders.record_reports(session, events)
 
+    # Both durables start at the streams' end when first created: notify added to a running
+    # system tells nobody of alerts that were handled before it existed.
     return [
         BatchConsumer(nc, name="notify-alerts", stream=ALERTS, durable=durable,
                       subjects=["alert.>"], handle=on_alert_events,
                       decode=lambda msg: ALERT_EVENT.validate_json(msg.data),
-                      batch=100, max_ack_pending=5_000, log_data=False),
+                      batch=100, max_ack_pending=5_000, log_data=False, only_new=True),
         BatchConsumer(nc, name="notify-reports", stream=REPORTS, durable=f"{durable}-reports",
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
-                      batch=1000, log_data=False),
+                      batch=1000, log_data=False, only_new=True),
     ]
