@@ -21,6 +21,7 @@ from services.notify.channels import dingtalk_sign
 from services.notify.policy import load_policy
 from shared.contracts import AlertAcknowledged, ReportAccepted
 from shared.db import make_engine, make_sessionmaker
+from shared.registry import calendar
 from shared.registry.reference import Reference
 from tests.conftest import Servers
 from tests.integration.alerts_harness import FakeClock, local
@@ -275,6 +276,28 @@ async def test_a_unit_still_pending_before_its_cutoff_is_reminded_and_one_that_r
     [robot] = notify.gateway.to("/robot/wecom/zhang")
     assert robot.body["text"]["content"].startswith("【报送提醒】公田镇长源社区居民委员会")
     assert not notify.gateway.to("/robot/dingtalk/li")
+
+
+async def test_a_unit_exempt_that_day_is_not_reminded_and_a_pending_one_is(notify: Notify):
+    day = a_day(notify)
+    committee, firm = f"{VILLAGE}-VC", f"{VILLAGE}-EN1"  # both report by 14:00
+    await notify.import_staff("contacts", f"scope,role,person\n{committee},reporter,zhang\n"
+                                          f"{firm},reporter,li\n")
+    async with notify.sessions() as session, session.begin():
+        await calendar.declare(session, calendar.Declaration(
+            valid_from=day, valid_to=day, unit_code=committee, reason="村委换届"), "",
+            "admin", notify.clock(), day)
+    async with notify.sessions() as session:
+        reference = await Reference.load(session)
+    notify.clock.set(local(day, 13, 30))
+    async with notify.sessions() as session, session.begin():
+        assert await reminders.remind(session, reference, notify.policy, notify.channels,
+                                      ZONE, notify.clock()) == 3  # 李四 for the firm only
+    await notify.drain()
+
+    reminded = [r.body["mobile"] for r in notify.gateway.to("/sms")]
+    assert reminded.count("13987654321") == 1 and "13912345678" not in reminded
+    assert not notify.gateway.to("/robot/wecom/zhang")
 
 
 async def test_what_still_waits_to_tell_of_an_alert_is_cancelled_once_it_is_acknowledged(
