@@ -280,6 +280,30 @@ async def deliveries_of(session: AsyncSession, alert_id: uuid.UUID) -> list:
     return list(rows.mappings())
 
 
+async def alert_nodes(session: AsyncSession, alert_ids: Sequence[uuid.UUID]
+                      ) -> dict[uuid.UUID, str]:
+    """`alert_node` for many alerts at once: those notify has not taken events of are absent."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT ON (alert_id) alert_id, node FROM notify.applied_events "
+        "WHERE alert_id = ANY(CAST(:ids AS uuid[]))"), {"ids": list(alert_ids)})
+    return dict(rows.all())
+
+
+async def deliveries_of_many(session: AsyncSession, alert_ids: Sequence[uuid.UUID]
+                             ) -> dict[uuid.UUID, list]:
+    """`deliveries_of` for many alerts in one query; a digest is listed under each it tells of."""
+    rows = await session.execute(text(
+        "SELECT a.alert_id, d.id, d.topic, d.person, d.person_name, d.role, d.channel, "
+        "d.status, d.attempts, d.created_at, d.sent_at, d.last_error, d.next_attempt_at "
+        "FROM notify.deliveries d CROSS JOIN LATERAL unnest(d.alert_ids) AS a(alert_id) "
+        "WHERE d.alert_ids && CAST(:ids AS uuid[]) AND a.alert_id = ANY(CAST(:ids AS uuid[])) "
+        "ORDER BY d.id"), {"ids": list(alert_ids)})
+    found: dict[uuid.UUID, list] = {alert_id: [] for alert_id in alert_ids}
+    for row in rows.mappings():
+        found[row["alert_id"]].append({k: v for k, v in row.items() if k != "alert_id"})
+    return found
+
+
 async def pending_by_channel(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(text(
         "SELECT channel, count(*) FROM notify.deliveries WHERE status = 'pending' "

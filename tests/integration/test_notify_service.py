@@ -135,6 +135,14 @@ async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_a
             assert (await http.get(path, headers=elsewhere)).status_code == 403
             unknown = await http.get(f"/v1/alerts/{uuid.uuid4()}/deliveries", headers=county)
             assert unknown.status_code == 404
+            fresh = uuid.uuid4()  # not heard of yet: none, in the batch read
+            batch = await http.get("/v1/deliveries", headers=county,
+                                   params={"alert": [str(event.alert_id), str(fresh)]})
+            assert batch.status_code == 200, batch.text
+            assert batch.json() == {str(event.alert_id): told, str(fresh): []}
+            outside = await http.get("/v1/deliveries", headers=elsewhere,
+                                     params={"alert": str(event.alert_id)})
+            assert outside.status_code == 403
 
             async def reported() -> bool:  # the committee will not be reminded
                 async with app.state.notify.sessions() as session:
