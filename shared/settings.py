@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     console_ingest_url: str | None = None
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
+    console_notify_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
     # Notify: its port and durable consumer; what is sent when (default
     # services/notify/data/notify.toml); how often the worker looks for due deliveries (0: only

@@ -2,6 +2,7 @@
 with the signed-in operator's token and keeps each operator inside their own area."""
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
@@ -119,6 +120,11 @@ async def report_page() -> FileResponse:
     return _page("report.html")
 
 
+@pages.get("/roster")
+async def roster_page() -> FileResponse:
+    return _page("roster.html")
+
+
 @pages.get("/summary")
 async def summary_page() -> FileResponse:
     return _page("summary.html")
@@ -217,9 +223,42 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300))))
     alerts = [alert for answer in answers for alert in _must(answer)]
+    told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
+    for alert in alerts:
+        alert["deliveries"] = None if told is None else told.get(alert["alert_id"], [])
     async with ctx.sessions() as session:
         await reference.name_alerts(session, alerts)
     return JSONResponse(jsonable_encoder(alerts))
+
+
+DELIVERIES_PER_CALL = 100  # notify's most alerts per batch read
+
+
+async def _deliveries(ctx: ConsoleContext, who: Session, alert_ids: list[str]
+                      ) -> dict[str, list] | None:
+    """Who was told of each alert, from notify in a few batch reads; None when notify cannot
+    answer: the alerts still show, their deliveries marked unavailable."""
+    chunks = [alert_ids[i:i + DELIVERIES_PER_CALL]
+              for i in range(0, len(alert_ids), DELIVERIES_PER_CALL)]
+    try:
+        answers = await asyncio.gather(*(
+            ctx.upstream.get("notify", "/v1/deliveries", who.token, alert=chunk)
+            for chunk in chunks))
+    except UpstreamDown:
+        return None
+    if not all(answer.ok for answer in answers):
+        return None
+    return {alert_id: rows for answer in answers for alert_id, rows in answer.body.items()}
+
+
+@api.get("/alerts/{alert_id}/deliveries")
+async def alert_deliveries(alert_id: uuid.UUID, who: Operator, ctx: Ctx) -> JSONResponse:
+    """Who was told of one alert, how, when and whether it went out; refused as unavailable
+    without notify."""
+    told = await _deliveries(ctx, who, [str(alert_id)])
+    if told is None:
+        raise UpstreamDown("notify", "unanswered")
+    return JSONResponse(told.get(str(alert_id), []))
 
 
 @api.get("/alerts/{alert_id}/history")
@@ -239,6 +278,30 @@ async def close(alert_id: str, who: Operator, ctx: Ctx,
                 body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.post("alerts", f"/v1/alerts/{alert_id}/close",
                                           who.token, body))
+
+
+# ---- duty rosters: read and put through notify, which holds the staff records -------------
+
+@api.get("/rosters/{node}/{day}")
+async def roster(node: str, day: date, who: Operator, ctx: Ctx) -> dict:
+    """A node's duty roster for a day with the staff of the node's subtree (names to show, and
+    whom a shift may name)."""
+    node = _node(who, node)
+    shifts, people = await asyncio.gather(
+        ctx.upstream.get("notify", f"/v1/rosters/{node}/{day}", who.token),
+        ctx.upstream.get("notify", "/v1/people", who.token, node=node))
+    async with ctx.sessions() as session:
+        names = await reference.node_names(session, [node])
+    return {**_must(shifts), "node_name": names.get(node),
+            "people": [{"code": p["code"], "name": p["name"], "node": p["node"]}
+                       for p in _must(people)]}
+
+
+@api.put("/rosters/{node}/{day}")
+async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
+                     body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.put("notify", f"/v1/rosters/{_node(who, node)}/{day}",
+                                         who.token, body))
 
 
 # ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------

@@ -35,6 +35,7 @@ def base_urls(settings: Settings) -> dict[str, str]:
         "ingest": settings.console_ingest_url or f"{local}:{settings.ingest_port}",
         "aggregate": settings.console_aggregate_url or f"{local}:{settings.aggregate_port}",
         "alerts": settings.console_alerts_url or f"{local}:{settings.alerts_port}",
+        "notify": settings.console_notify_url or f"{local}:{settings.notify_port}",
     }
 
 
@@ -69,3 +70,6 @@ class Upstream:
 
     async def post(self, service: str, path: str, token: str, json: Any = None) -> Answer:
         return await self.call(service, "POST", path, token, json=json)
+
+    async def put(self, service: str, path: str, token: str, json: Any = None) -> Answer:
+        return await self.call(service, "PUT", path, token, json=json)

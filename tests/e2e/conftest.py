@@ -14,6 +14,7 @@ from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
 from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
 from tests.conftest import Servers, start_service
+from tests.integration.notify_support import Gateway
 
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -65,21 +66,27 @@ def day_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 @pytest.fixture(scope="package")
 def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[dict[str, str]]:
-    """The three services and the console, each in its own process as production runs them."""
+    """The four services and the console, each in its own process as production runs them;
+    notify sends its SMS to a local gateway (`sms_gateway`: its address)."""
     log_dir = tmp_path_factory.mktemp("day-logs")
     running = {}
+    gateway = Gateway()
     try:
         for name in ("ingest", "aggregate", "alerts"):
             running[name] = start_service(day_servers, name, log_dir)
+        running["notify"] = start_service(day_servers, "notify", log_dir,
+                                          ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms")
         running["console"] = start_service(
             day_servers, "console", log_dir,
             ROLLCALL_CONSOLE_INGEST_URL=running["ingest"].url,
             ROLLCALL_CONSOLE_AGGREGATE_URL=running["aggregate"].url,
-            ROLLCALL_CONSOLE_ALERTS_URL=running["alerts"].url)
-        yield {name: s.url for name, s in running.items()}
+            ROLLCALL_CONSOLE_ALERTS_URL=running["alerts"].url,
+            ROLLCALL_CONSOLE_NOTIFY_URL=running["notify"].url)
+        yield {**{name: s.url for name, s in running.items()}, "sms_gateway": gateway.url}
     finally:
         for service in reversed(running.values()):
             service.stop()
+        gateway.stop()
 
 
 # Package scope: Playwright's sync API keeps an event loop running on the test thread while it

@@ -54,6 +54,18 @@ const I18N = {
     action: "处置措施", unknown: "未询问", yes: "是", no: "否",
     action_isolated: "应急隔离", action_referred: "转诊发热门诊", action_sent_home: "家长接回", action_observed: "留观",
     action_other: "其他",
+    roster: "值班表", roster_title: "值班表", add_shift: "新增班次", save: "保存", saved: "已保存",
+    person: "人员", role: "职责", starts: "开始", ends: "结束", whole_day: "全天", remove: "删除",
+    role_on_duty: "值班", role_leader: "带班领导", role_unit_in_charge: "第一责任人",
+    role_unit_reporter: "信息员", role_in_charge: "第一责任人", role_reporter: "信息员",
+    no_shifts: "当日尚未排班", roster_hint: "值班人员收到本级预警;升级预警报告带班领导。",
+    deliveries: "通知送达", deliveries_unavailable: "通知服务暂不可用,送达情况未知",
+    no_deliveries: "尚未通知任何人", details: "详情", alert_history: "预警经过",
+    channel_sms: "短信", channel_email: "邮件", channel_wecom: "企业微信", channel_dingtalk: "钉钉",
+    channel_none: "无联系方式", d_sent: "已发送", d_failed: "发送失败", d_pending: "待发送",
+    d_cancelled: "已取消", retrying: "重试中", attempts: "尝试次数", time: "时间", status: "状态",
+    change_opened: "发出", change_warned: "临近时限提醒", change_escalated: "升级",
+    change_acknowledged: "确认接收", change_closed: "办结", change_resolved: "已补报",
   },
   en: {
     app_title: "Daily Epidemic Reporting — Command Centre",
@@ -106,6 +118,18 @@ const I18N = {
     action: "Action taken", unknown: "Not asked", yes: "Yes", no: "No",
     action_isolated: "Isolated on site", action_referred: "Referred to a fever clinic", action_sent_home: "Sent home with a parent",
     action_observed: "Kept for observation", action_other: "Other",
+    roster: "Duty roster", roster_title: "Duty roster", add_shift: "Add shift", save: "Save", saved: "Saved",
+    person: "Person", role: "Role", starts: "From", ends: "To", whole_day: "All day", remove: "Remove",
+    role_on_duty: "On duty", role_leader: "Duty leader", role_unit_in_charge: "In charge",
+    role_unit_reporter: "Reporting officer", role_in_charge: "In charge", role_reporter: "Reporting officer",
+    no_shifts: "Nobody on the roster for this day", roster_hint: "Whoever is on duty hears of this level's alerts; escalations go to the duty leader.",
+    deliveries: "Notifications", deliveries_unavailable: "Notification service unavailable: delivery state unknown",
+    no_deliveries: "Nobody told yet", details: "Details", alert_history: "Alert history",
+    channel_sms: "SMS", channel_email: "E-mail", channel_wecom: "WeCom", channel_dingtalk: "DingTalk",
+    channel_none: "No channel", d_sent: "sent", d_failed: "failed", d_pending: "pending",
+    d_cancelled: "cancelled", retrying: "retrying", attempts: "Attempts", time: "Time", status: "Status",
+    change_opened: "Opened", change_warned: "Warned", change_escalated: "Escalated",
+    change_acknowledged: "Acknowledged", change_closed: "Closed", change_resolved: "Resolved",
   },
 };
 
@@ -258,4 +282,14 @@ function todayIn(zoneToday) { return zoneToday || new Date().toISOString().slice
 // Like replaceChildren, without turning an absent part (null, false) into the text "null".
 function fill(parent, ...children) {
   parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+// One delivery as a line: "短信已发送 13:30 张某", or failed with its reason.
+function deliveryText(d) {
+  const channel = t(`channel_${d.channel}`);
+  const status = t(`d_${d.status}`);
+  const what = LANG === "zh" ? `${channel}${status}` : `${channel} ${status}`;
+  const when = localTime(d.sent_at || d.created_at);
+  const why = d.status === "failed" && d.last_error ? `(${d.last_error})` : "";
+  return `${what} ${when} ${d.person_name}${why}`;
 }

@@ -9,6 +9,7 @@ const state = {
   deadlines: new Map(), refreshTimer: null, alertTimer: null, source: null, nextCutoff: null,
 };
 const URGENT_S = 30 * 60;
+const DELIVERY_POLL_MS = 20 * 1000;
 const $ = (id) => document.getElementById(id);
 
 function params() {
@@ -126,6 +127,8 @@ async function start() {
   go(p.node || state.me.scope, false);
   connect();
   setInterval(tick, 1000);
+  // Deliveries go out after the alert's event, and notify sends none of its own: ask again.
+  setInterval(() => soon("alerts"), DELIVERY_POLL_MS);
 }
 
 function showSignIn() {
@@ -476,7 +479,8 @@ function alertCard(a) {
   const units = (a.details && a.details.units) || a.missing_units || [];
   return el("article", { class: `alert alert-${a.status} kind-${a.kind}`, dataset: { alert: a.alert_id } },
     el("div", { class: "alert-top" },
-      el("span", { class: "alert-kind" }, alertTitle(a)),
+      el("button", { type: "button", class: "alert-kind link", dataset: { action: "details" },
+                     onclick: () => showAlert(a) }, alertTitle(a)),
       a.status === "open" ? el("span", { class: "countdown", dataset: { countdown: a.alert_id } })
         : el("span", { class: "chip chip-ack" }, t(a.status))),
     el("div", { class: "alert-where" },
@@ -488,6 +492,7 @@ function alertCard(a) {
       a.escalations ? el("span", { class: "chip chip-late" }, `${t("escalated")} ×${a.escalations}`) : null,
       a.late ? el("span", { class: "chip chip-late" }, t("late_case")) : null,
       a.acknowledged_by ? ` · ${t("by")} ${a.acknowledged_by}` : null),
+    deliveryLine(a.deliveries),
     el("div", { class: "alert-actions" },
       a.status === "open" ? el("button", {
         type: "button", class: "btn primary small", dataset: { action: "acknowledge" },
@@ -495,6 +500,56 @@ function alertCard(a) {
       }, t("acknowledge")) : null,
       el("button", { type: "button", class: "btn small", dataset: { action: "close" },
                      onclick: () => closeAlert(a) }, t("close_alert"))));
+}
+
+const SHOWN_DELIVERIES = 3;
+
+// Who was told of the alert, latest first; null when notify could not be asked.
+function deliveryLine(deliveries) {
+  if (deliveries === null || deliveries === undefined) {
+    return el("div", { class: "deliveries unavailable small" }, t("deliveries_unavailable"));
+  }
+  if (!deliveries.length) return el("div", { class: "deliveries muted small" }, t("no_deliveries"));
+  const latest = deliveries.slice().reverse();
+  return el("div", { class: "deliveries small" },
+    latest.slice(0, SHOWN_DELIVERIES).map((d) =>
+      el("span", { class: `delivery delivery-${d.status}`, title: d.last_error || "" }, deliveryText(d))),
+    latest.length > SHOWN_DELIVERIES ? el("span", { class: "muted" }, `+${latest.length - SHOWN_DELIVERIES}`) : null);
+}
+
+function deliveryTable(deliveries) {
+  if (deliveries === null) return el("p", { class: "deliveries unavailable" }, t("deliveries_unavailable"));
+  if (!deliveries.length) return el("p", { class: "muted" }, t("no_deliveries"));
+  return el("table", { class: "table deliveries-table" },
+    el("thead", {}, el("tr", {}, el("th", {}, t("time")), el("th", {}, t("person")),
+      el("th", {}, t("role")), el("th", {}, t("status")), el("th", { class: "n" }, t("attempts")))),
+    el("tbody", {}, deliveries.map((d) => el("tr", { class: `delivery-${d.status}` },
+      el("td", {}, localTime(d.sent_at || d.created_at, true)),
+      el("td", {}, d.person_name),
+      el("td", {}, t(`role_${d.role}`)),
+      el("td", {}, deliveryText(d)),
+      el("td", { class: "n" }, d.attempts)))));
+}
+
+// An alert's detail: every change of it (alerts) and who was told of it (notify).
+async function showAlert(a) {
+  fill($("dialog-body"), el("p", { class: "muted" }, "…"));
+  $("dialog").showModal();
+  const [history, told] = await Promise.allSettled([
+    api(`/api/alerts/${a.alert_id}/history`), api(`/api/alerts/${a.alert_id}/deliveries`)]);
+  if (told.status === "rejected" && told.reason.status === 401) return showSignIn();
+  fill($("dialog-body"), el("div", { class: "alert-detail", dataset: { alert: a.alert_id } },
+    el("div", { class: "dialog-head" },
+      el("div", {}, el("h2", {}, alertTitle(a)),
+        el("div", { class: "muted small" }, `${a.unit_name || a.node_name || a.unit || a.node} · ${a.day || ""}`)),
+      el("button", { type: "button", class: "btn ghost", onclick: () => $("dialog").close() }, "✕")),
+    el("h3", {}, t("alert_history")),
+    history.status === "fulfilled" ? el("ul", { class: "changes" }, history.value.map((c) => el("li", {},
+      `${localTime(c.at, true)} · ${t(`change_${c.change}`)}`, c.actor ? ` · ${c.actor}` : "",
+      c.reason ? ` · ${c.reason}` : "")))
+      : el("p", { class: "field-error" }, history.reason.message),
+    el("h3", {}, t("deliveries")),
+    deliveryTable(told.status === "fulfilled" ? told.value : null)));
 }
 
 function tick() {
