@@ -251,9 +251,12 @@ async def check_stocks(session: AsyncSession, events: list[ReportAccepted],
     by itself (`replenished`). `events` are the newest revision of each unit-day, each seen for
     the first time: an older revision arriving late changes nothing. Returns how many alerts
     were opened or closed."""
+    # A first report without the figure bears on no alert (its unit was never below that day):
+    # left out, so that reports without supplies do not lock the day's supply alerts.
     readings = [r for e in events
                 for r in clock.stock_readings(catalogue, e.unit, e.node, e.day, e.revision,
-                                              e.values)]
+                                              e.values)
+                if r.value is not None or r.revision > 1]
     if not readings:
         return 0
     of = {(e.unit, e.day): e for e in events}

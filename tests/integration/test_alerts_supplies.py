@@ -116,9 +116,11 @@ async def test_corrections_that_bring_every_unit_back_close_the_alert(sessions) 
     assert alerts[COUNTY].status == "open"
     assert await units_below(sessions, alerts[COUNTY]) == [f"{NEIGHBOUR}-CL"]
 
-    # An older revision arriving late reopens nothing; the newest closes the county's.
+    # An older revision arriving late reopens nothing; a correction without the figure says
+    # nothing is known of the unit's supplies: not below, and the county's closes.
     assert await apply(sessions, [supplies(NEIGHBOUR, day, 12, revision=1)]) == 0
-    assert await apply(sessions, [supplies(NEIGHBOUR, day, 90, revision=3)]) == 1
+    assert await apply(sessions, [report(f"{NEIGHBOUR}-CL", NEIGHBOUR, "village_clinic", day,
+                                         {"fever": 0}, revision=3)]) == 1
     alerts = await supply_alerts(sessions, day)
     assert {n: (r.status, r.outcome) for n, r in alerts.items()} == {
         TOWN: ("closed", "replenished"), COUNTY: ("closed", "replenished")}
