@@ -134,9 +134,9 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
-AlertKind = Literal["case", "outbreak", "missing_report"]
+AlertKind = Literal["case", "outbreak", "missing_report", "supply_low"]
 AlertStatus = Literal["open", "acknowledged", "closed"]
-AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported"]
+AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished"]
 
 
 class AlertEvent(Event):

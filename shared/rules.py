@@ -1,6 +1,7 @@
 """The rules of every clock, read from a data file (shared/data/rules.toml, or ROLLCALL_RULES):
 deadlines (ingest's receipts and the alerts' clocks read the same ones), the warning lead,
-escalation steps, the outbreak threshold and window, missing-report checks and recipients.
+escalation steps, the outbreak threshold and window, missing-report checks and recipients
+(also of supplies below a stock level: the levels themselves are the catalogue's).
 Nothing here is hard-coded policy; this module only parses and checks."""
 
 import itertools
@@ -38,8 +39,12 @@ class Rules:
                 return self.deadlines[key]
         raise KeyError("the rules have no default deadline")
 
-    def recipients_for(self, unit_type: str | None, missing_report: bool = False) -> list[str]:
-        key = "missing_report" if missing_report else unit_type
+    def recipients_for(self, unit_type: str | None, missing_report: bool = False,
+                       kind: str | None = None) -> list[str]:
+        """Who must be told: an alert kind listed under [recipients] (`missing_report`,
+        `supply_low`) by its own entry, any other by the unit type's, else `default`."""
+        key = "missing_report" if missing_report else (kind if kind in self.recipients
+                                                       else unit_type)
         return list(self.recipients.get(key or "default", self.recipients["default"]))
 
 

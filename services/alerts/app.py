@@ -1,5 +1,5 @@
-"""The alerts service's composition root: settings → rules → engine → broker → consumers →
-clock loop → outbox relay → authenticator → routes. Nothing connects at import."""
+"""The alerts service's composition root: settings → rules and catalogue → engine → broker →
+consumers → clock loop → outbox relay → authenticator → routes. Nothing connects at import."""
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +13,7 @@ from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
 from shared.bus import connect, make_broker
+from shared.catalogue import default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None,
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
     rules = load_rules(settings.rules)  # bad rules stop the start, not the first alert
+    catalogue = default_catalogue()
     broker = make_broker(nats_url, "alerts")
 
     @contextlib.asynccontextmanager
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None,
         async with sessions() as session:
             reference = await Reference.load(session)
         relay = OutboxRelay(sessions, nc, AlertOutboxRow)
-        ctx = AlertsContext(settings, clock, sessions, rules, reference, relay)
+        ctx = AlertsContext(settings, clock, sessions, rules, reference, relay, catalogue)
         ticker = Ticker(ctx)
         app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.ticker = ticker

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from shared.catalogue import Catalogue
 from shared.deadlines import case_deadline, cutoff_instant, is_past
 from shared.hierarchy import ancestors, level_of
 from shared.rules import Rules
@@ -117,3 +118,47 @@ def cutoffs_due(now: datetime, zone: ZoneInfo, cutoffs: Iterable[time],
                 out.append((day, cutoff))
     return out
 
+
+
+# --- supplies below a stock level (物资储备不足) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StockReading:
+    """What one unit's report says of one stock level of a node above it: `below` when its
+    figure is under the level's minimum, else (a figure at or above it, or none) not below."""
+
+    node: str
+    metric: str
+    stock_level: str  # the catalogue's code of the level, e.g. town_reserve_15_days
+    minimum: float
+    unit: str
+    day: date
+    revision: int
+    value: float | None
+    below: bool
+
+    @property
+    def key(self) -> str:
+        """One supply alert per node, metric and day: redelivery and a second unit below open
+        nothing new."""
+        return f"supply_low:{self.node}:{self.metric}:{self.day.isoformat()}"
+
+
+def stock_readings(catalogue: Catalogue, unit: str, node: str, day: date, revision: int,
+                   values: Mapping[str, float]) -> list[StockReading]:
+    """Each stock level of the catalogue at a level of `node` or above, as this report bears on
+    it (docs/architecture.md, "Each rule has one home": `Catalogue.below_minimum` decides).
+
+    A node's days of supplies combine across units by `min`, so the node is below a level's
+    minimum exactly when some unit placed below it reports a figure under that minimum: one
+    accepted report is enough to decide, with no rollup read, and the node is back above once
+    the latest report of every unit that was below is at or above it."""
+    readings = []
+    for above in ancestors(node):
+        level = level_name(above)
+        below = {flag["code"] for flag in catalogue.below_minimum(level, values)}
+        readings += [StockReading(above, s.metric, s.code, s.minimum, unit, day, revision,
+                                  values.get(s.metric), s.code in below)
+                     for s in catalogue.stock_levels if s.level == level]
+    return readings

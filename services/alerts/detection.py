@@ -1,6 +1,7 @@
 """What opens and resolves alerts: fever and flu-like cases, outbreaks counted from cases and
-daily reports, and units missing at their cutoff. Each function works in the caller's
-transaction, which also records what was applied, so redelivery and replays change nothing."""
+daily reports, units missing at their cutoff, and supplies below a stock level. Each function
+works in the caller's transaction, which also records what was applied, so redelivery and
+replays change nothing."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from services.alerts import clock, repository
 from services.alerts.machine import AlertState, NewAlert
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from shared import deadlines
+from shared.catalogue import Catalogue
 from shared.contracts import CaseReported, ReportAccepted
 from shared.registry import calendar
 from shared.registry.reference import Reference
@@ -78,6 +80,22 @@ STILL_MISSING = text("""
     SELECT DISTINCT alert_id FROM alerts.missing_units
     WHERE alert_id = ANY(CAST(:alerts AS uuid[])) AND reported_at IS NULL
 """)
+# A unit's figure on a supply alert: a newer revision replaces it; a unit that is not below is
+# only recorded on an alert that already lists it.
+UPSERT_STOCK_UNITS = text("""
+    INSERT INTO alerts.stock_units AS su (alert_id, unit, revision, value, below)
+    SELECT a, u, r, v, b FROM unnest(CAST(:alerts AS uuid[]), CAST(:units AS text[]),
+                                     CAST(:revisions AS int[]), CAST(:values AS float8[]),
+                                     CAST(:below AS boolean[])) AS t(a, u, r, v, b)
+    WHERE b OR EXISTS (SELECT 1 FROM alerts.stock_units s WHERE s.alert_id = a AND s.unit = u)
+    ON CONFLICT (alert_id, unit) DO UPDATE
+        SET revision = excluded.revision, value = excluded.value, below = excluded.below
+        WHERE su.revision < excluded.revision
+""")
+STILL_LOW = text("""
+    SELECT DISTINCT alert_id FROM alerts.stock_units
+    WHERE alert_id = ANY(CAST(:alerts AS uuid[])) AND below
+""")
 REPORTED_ON = text("""
     SELECT unit FROM alerts.unit_days
     WHERE day = :day AND report_revision IS NOT NULL AND unit = ANY(CAST(:units AS text[]))
@@ -138,11 +156,12 @@ async def apply_cases(session: AsyncSession, events: list[CaseReported], rules: 
 
 
 async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rules: Rules,
-                        zone: ZoneInfo, now: datetime) -> int:
-    """Accepted reports: their flu-like counts toward outbreaks, and a report that arrives
-    resolves the unit in missing-report alerts (one whose units have all reported closes).
-    Returns how many alerts were opened or closed. Replays change nothing without a record of
-    message ids: a unit-day keeps the revision it holds, and only a newer one counts."""
+                        zone: ZoneInfo, now: datetime, *, catalogue: Catalogue) -> int:
+    """Accepted reports: their flu-like counts toward outbreaks, their supplies against the
+    catalogue's stock levels (`check_stocks`), and a report that arrives resolves the unit in
+    missing-report alerts (one whose units have all reported closes). Returns how many alerts
+    were opened or closed. Replays change nothing without a record of message ids: a unit-day
+    keeps the revision it holds, and only a newer one counts."""
     newest: dict[tuple[str, date], ReportAccepted] = {}
     for e in events:
         if (e.unit, e.day) not in newest or e.revision > newest[(e.unit, e.day)].revision:
@@ -158,12 +177,15 @@ async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rul
         "units": [u for u, _ in keys], "days": [d for _, d in keys],
         "revisions": [newest[k].revision for k in keys],
         "ili": [newest[k].values.get(metric) for k in keys]})
+    newer = changed.all()
     triggers = [Trigger(u, newest[(u, d)].node, newest[(u, d)].unit_type, d,
                         newest[(u, d)].submitted_at, newest[(u, d)].submitted_at,
                         newest[(u, d)].msg_id)
-                for u, d, ili in changed.all() if ili and ili > 0]
+                for u, d, ili in newer if ili and ili > 0]
     opened = await check_outbreaks(session, triggers, rules, zone, now) if triggers else []
-    return len(opened) + await resolve_missing(session, keys, rules, now)
+    stocks = await check_stocks(session, [newest[(u, d)] for u, d, _ in newer], catalogue,
+                                rules, now)
+    return len(opened) + stocks + await resolve_missing(session, keys, rules, now)
 
 
 async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules: Rules,
@@ -217,6 +239,67 @@ async def check_outbreaks(session: AsyncSession, triggers: list[Trigger], rules:
                 opened.append(row)
                 break
     return opened
+
+
+async def check_stocks(session: AsyncSession, events: list[ReportAccepted],
+                       catalogue: Catalogue, rules: Rules, now: datetime) -> int:
+    """物资储备不足: a report with a figure under a stock level's minimum opens one alert for the
+    node of that level above the unit (its town, its county), per metric and day, naming the
+    units below; it escalates like any other (deadline and recipients: rules' `supply_low`).
+    Whether a node is below is decided from the reports alone (`clock.stock_readings`). A later
+    revision at or above the minimum takes its unit off; once no unit is below, the alert closes
+    by itself (`replenished`). `events` are the newest revision of each unit-day, each seen for
+    the first time: an older revision arriving late changes nothing. Returns how many alerts
+    were opened or closed."""
+    # A first report without the figure bears on no alert (its unit was never below that day):
+    # left out, so that reports without supplies do not lock the day's supply alerts.
+    readings = [r for e in events
+                for r in clock.stock_readings(catalogue, e.unit, e.node, e.day, e.revision,
+                                              e.values)
+                if r.value is not None or r.revision > 1]
+    if not readings:
+        return 0
+    of = {(e.unit, e.day): e for e in events}
+    low: defaultdict[str, list[clock.StockReading]] = defaultdict(list)
+    for r in readings:
+        if r.below:
+            low[r.key].append(r)
+    news = []
+    for key, below in sorted(low.items()):
+        first = below[0]
+        started = min(of[(r.unit, r.day)].submitted_at for r in below)
+        news.append(NewAlert(
+            key=key, kind="supply_low", topic="supply_low", node=first.node, day=first.day,
+            started_at=started, received_at=started,
+            recipients=rules.recipients_for(None, kind="supply_low"),
+            details={"metric": first.metric, "stock_level": first.stock_level,
+                     "minimum": first.minimum, "day": first.day.isoformat(),
+                     "units": [{"unit": r.unit, "unit_type": of[(r.unit, r.day)].unit_type,
+                                "value": r.value} for r in sorted(below, key=lambda r: r.unit)]}))
+    opened = await repository.open_alerts(session, news, rules, now)
+    # Locked in one order: two replicas with units of one town take turns, so the last unit
+    # back above the minimum cannot miss another that has just gone below.
+    rows = list(await session.scalars(
+        select(AlertRow).where(AlertRow.key.in_(sorted({r.key for r in readings})))
+        .order_by(AlertRow.alert_id).with_for_update()))
+    if not rows:
+        return len(opened)
+    alert_of = {row.key: row.alert_id for row in rows}
+    per_unit: dict[tuple[str, str], clock.StockReading] = {}
+    for r in readings:  # two levels of one metric at one level: below if under either
+        if r.key in alert_of and (r.below or (r.key, r.unit) not in per_unit):
+            per_unit[(r.key, r.unit)] = r
+    held = sorted(per_unit.values(), key=lambda r: (r.key, r.unit))
+    await session.execute(UPSERT_STOCK_UNITS, {
+        "alerts": [alert_of[r.key] for r in held], "units": [r.unit for r in held],
+        "revisions": [r.revision for r in held], "values": [r.value for r in held],
+        "below": [r.below for r in held]})
+    still = set((await session.execute(
+        STILL_LOW, {"alerts": [row.alert_id for row in rows]})).scalars())
+    closed = await repository.close_resolved(
+        session, [row for row in rows if row.alert_id not in still], now, rules,
+        "replenished", "every unit is back at the stock level")
+    return len(opened) + closed
 
 
 async def resolve_missing(session: AsyncSession, keys: list[tuple[str, date]], rules: Rules,

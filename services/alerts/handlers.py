@@ -1,7 +1,8 @@
-"""Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, missing
-reports resolved). Durable pull consumers run by the shared batch consumer
-(`shared/consumer.py`): one transaction per batch holds the effect and the record of what was
-applied, and the batch is acknowledged after it committed; events go out through the outbox.
+"""Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, supplies
+below a stock level, missing reports resolved). Durable pull consumers run by the shared batch
+consumer (`shared/consumer.py`): one transaction per batch holds the effect and the record of
+what was applied, and the batch is acknowledged after it committed; events go out through the
+outbox.
 A batch that fails is handed back, never terminated (its cases would never open their alerts);
 applying it twice changes nothing."""
 
@@ -26,7 +27,7 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
     async def on_reports_accepted(events: list[ReportAccepted]) -> None:
         async with ctx.sessions() as session, session.begin():
             changed = await detection.apply_reports(session, events, ctx.rules, zone,
-                                                    ctx.clock())
+                                                    ctx.clock(), catalogue=ctx.catalogue)
         if changed:
             ctx.relay.wake()
 

@@ -42,11 +42,12 @@ class WrongState(Exception):
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
-    """Open an alert: a case, an outbreak, or units missing at a cutoff."""
+    """Open an alert: a case, an outbreak, units missing at a cutoff, or supplies below a stock
+    level."""
 
     key: str  # unique: opening the same thing twice opens it once
-    kind: str  # case, outbreak, missing_report
-    topic: str  # what the deadline rule is looked up by: fever, ili, outbreak, missing_report
+    kind: str  # case, outbreak, missing_report, supply_low
+    topic: str  # the deadline rule's key: fever, ili, outbreak, missing_report, supply_low
     node: str
     day: date
     started_at: datetime  # when the clock starts: found-time, the cutoff, the threshold crossed
@@ -200,7 +201,8 @@ def acknowledge(state: AlertState, actor: str, credential: uuid.UUID, reason: st
 def close(state: AlertState, actor: str | None, credential: uuid.UUID | None, outcome: str,
           note: str | None, now: datetime, rules: Rules) -> Changed:
     """Record what was done (isolated, referred to a fever clinic, excluded, other; `reported`
-    when the system closes a missing-report alert whose units have all reported) and close.
+    when the system closes a missing-report alert whose units have all reported, `replenished`
+    a supply alert whose units are all back at the stock level) and close.
     `actor` None is the system. Steps already due are taken first; a closed alert stays
     closed."""
     due = tick(state, now, rules)

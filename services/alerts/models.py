@@ -1,4 +1,4 @@
-"""Alerts' tables (schema `alerts`); the migration alerts_0002 creates them."""
+"""Alerts' tables (schema `alerts`); the migrations alerts_0002 and alerts_0004 create them."""
 
 from datetime import date, datetime, time
 from uuid import UUID
@@ -116,3 +116,17 @@ class CutoffRunRow(Base):
     cutoff: Mapped[time] = mapped_column(Time, primary_key=True)
     ran_at: Mapped[datetime] = mapped_column(TZ)
     alerts_opened: Mapped[int] = mapped_column(Integer)
+
+
+class StockUnitRow(Base):
+    """A unit's latest figure on a supply alert: `below` while it is under the stock level."""
+
+    __tablename__ = "stock_units"
+    __table_args__ = {"schema": SCHEMA}
+
+    alert_id: Mapped[UUID] = mapped_column(ForeignKey(f"{SCHEMA}.alerts.alert_id"),
+                                           primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)
+    below: Mapped[bool]

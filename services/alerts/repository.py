@@ -143,12 +143,14 @@ async def close(session: AsyncSession, alert_id: uuid.UUID, who: Principal, outc
 
 
 async def close_resolved(session: AsyncSession, rows: Sequence[AlertRow], now: datetime,
-                         rules: Rules) -> int:
-    """The system closes locked missing-report alerts whose units have all reported; those
+                         rules: Rules, outcome: str = "reported",
+                         note: str = "all listed units have reported") -> int:
+    """The system closes locked alerts resolved by reports (a missing-report alert whose units
+    have all reported: `reported`; supplies back at their stock level: `replenished`); those
     closed already are left as they are. Returns how many were closed."""
     rows = [row for row in rows if row.status != "closed"]
-    changes = [machine.close(state_of(row), None, None, "reported",
-                             "all listed units have reported", now, rules) for row in rows]
+    changes = [machine.close(state_of(row), None, None, outcome, note, now, rules)
+               for row in rows]
     await _apply(session, rows, changes)
     return len(changes)
 

@@ -37,7 +37,7 @@ class MissingUnit(BaseModel):
 
 class AlertView(BaseModel):
     alert_id: UUID
-    kind: Literal["case", "outbreak", "missing_report"]
+    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
     status: Literal["open", "acknowledged", "closed"]
     node: str
     unit: str | None
@@ -81,7 +81,7 @@ class Problem(BaseModel):
 
 
 class KindLevelCount(BaseModel):
-    kind: Literal["case", "outbreak", "missing_report"]
+    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
     level: str = Field(description="the level now responsible")
     alerts: int
     overdue: int = Field(description="open and past their deadline")

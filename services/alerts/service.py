@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.catalogue import Catalogue
 from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
 from shared.rules import Rules
@@ -21,6 +22,7 @@ class AlertsContext:
     rules: Rules
     reference: Reference
     relay: OutboxRelay
+    catalogue: Catalogue  # its stock levels decide supply alerts
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()

@@ -7,15 +7,17 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import get_args
 from zoneinfo import ZoneInfo
 
+from shared.contracts import AlertKind
 from shared.hierarchy import Level
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "notify.toml"
 ROLES = ("on_duty", "leader", "node_in_charge", "node_reporter", "unit_in_charge",
          "unit_reporter")
 CHANNELS = ("sms", "email", "wecom", "dingtalk")
-KINDS = ("case", "outbreak", "missing_report")
+KINDS = get_args(AlertKind)  # the alert kinds of the contract, one list
 CHANGES = ("opened", "warned", "acknowledged", "escalated", "closed")
 
 

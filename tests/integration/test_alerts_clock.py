@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from services.alerts import detection
+from shared.catalogue import default_catalogue
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from shared.registry.unit_types import unit_types
@@ -355,7 +356,8 @@ async def test_redelivered_and_stale_events_change_nothing(servers, db) -> None:
         for _ in range(2):  # a batch with a duplicate, then the whole batch again
             async with sessions() as session, session.begin():
                 await detection.apply_cases(session, [flu, flu], rules, zone, now)
-                await detection.apply_reports(session, [newer, older, newer], rules, zone, now)
+                await detection.apply_reports(session, [newer, older, newer], rules, zone, now,
+                                              catalogue=default_catalogue())
         async with sessions() as session:
             alerts = (await session.execute(text(
                 "SELECT a.alert_id, count(t.seq) FROM alerts.alerts a JOIN alerts.transitions t "

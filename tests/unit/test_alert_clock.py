@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.alerts import clock
+from shared.catalogue import default_catalogue
 from shared.contracts import AlertEscalated, AlertOpened
 from shared.rules import DEFAULT_PATH, load_rules
 
@@ -135,3 +136,35 @@ def test_alert_events_carry_the_hierarchy_and_a_deterministic_id() -> None:
     assert opened.subject == "alert.opened.430621.430621108.430621108001"
     assert escalated.subject == "alert.escalated.430621.430621108.430621108001"
     assert escalated.msg_id == f"alert:{alert_id}:3"
+
+
+def test_a_unit_under_a_stock_level_puts_each_node_of_that_level_above_it_below() -> None:
+    catalogue = default_catalogue()
+    day = date(2031, 3, 2)
+
+    def below(node: str, days: float | None) -> dict[str, bool]:
+        values = {} if days is None else {"supply_days": days}
+        return {r.node: r.below
+                for r in clock.stock_readings(catalogue, f"{node}-CL", node, day, 1, values)}
+
+    # A village's unit: its town's reserve is 15 days, its county's 60 (the catalogue's levels).
+    assert below("430621108001", 10) == {"430621108": True, "430621": True}
+    assert below("430621108001", 20) == {"430621108": False, "430621": True}
+    assert below("430621108001", 14.5) == {"430621108": True, "430621": True}
+    assert below("430621108001", 15) == {"430621108": False, "430621": True}
+    assert below("430621108001", 60) == {"430621108": False, "430621": False}
+    # Nothing known of supplies is not below anything; a unit run by the county has no town.
+    assert below("430621108001", None) == {"430621108": False, "430621": False}
+    assert below("430621", 30) == {"430621": True}
+    [county, town] = clock.stock_readings(catalogue, "U", "430621108001", day, 3,
+                                          {"supply_days": 10})
+    assert town.key == "supply_low:430621108:supply_days:2031-03-02"
+    assert (town.stock_level, town.minimum, town.revision, town.value) == (
+        "town_reserve_15_days", 15, 3, 10)
+    assert county.key == "supply_low:430621:supply_days:2031-03-02"
+
+
+def test_supply_alerts_have_their_own_deadline_and_recipients() -> None:
+    assert RULES.deadline_after("supply_low", None) == 24 * 60 * M
+    assert RULES.recipients_for(None, kind="supply_low") == ["command_centre"]
+    assert RULES.recipients_for("pharmacy", kind="case") == ["village_committee"]

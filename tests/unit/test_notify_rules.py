@@ -232,3 +232,17 @@ def test_a_digest_lists_the_missing_units_by_village():
     many = messages.render_digest("公田镇", "2031-05-06", "14:00",
                                   [{"node_name": "村", "units": [f"U{i}" for i in range(40)]}])
     assert many[1].endswith("另有 10 个单位未列出")
+
+
+def test_every_alert_kind_of_the_contract_tells_someone_when_it_opens() -> None:
+    from typing import get_args
+
+    from services.notify.messages import KIND_NAMES
+    from services.notify.policy import load_policy
+    from shared.contracts import AlertKind
+
+    policy = load_policy()
+    for kind in get_args(AlertKind):
+        assert kind in KIND_NAMES
+        if kind != "missing_report":  # told as digests
+            assert policy.roles_for(kind, "opened"), kind
