@@ -214,14 +214,16 @@ async def overview(node: str, who: Operator, ctx: Ctx, day: date | None = None) 
 @api.get("/alerts")
 async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
                  status: str = "active") -> JSONResponse:
-    """The alerts of the operator's area, each with its unit's and node's names. Case and
-    outbreak alerts are asked for apart from missing-report ones: a county has one of those per
-    village and cutoff, and they must not crowd the fever cases out of a page."""
+    """The alerts of the operator's area, each with its unit's and node's names and who was
+    told of it (`deliveries`, null when notify cannot say). Each kind is asked for apart: a
+    county has a missing-report alert per village and cutoff, and they must not crowd the fever
+    cases out of a page."""
     node = _node(who, node)
     answers = await asyncio.gather(*(
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
-        for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300))))
+        for kind, limit in (("case", 500), ("outbreak", 100), ("supply_low", 100),
+                            ("missing_report", 300))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:
