@@ -155,6 +155,10 @@ def test_services_start_in_order() -> None:
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["console"]["command"] == ["rollcall", "serve", "console"]
     assert set(services["console"]["depends_on"]) == {"ingest", "aggregate", "alerts"}
+    # The console reaches each service by its compose name; without notify it still starts.
+    console_env = services["console"]["environment"]
+    for name in ("ingest", "aggregate", "alerts", "notify"):
+        assert console_env[f"ROLLCALL_CONSOLE_{name.upper()}_URL"] == f"http://{name}:8080"
     images = interpolate({n: s.get("image", "") for n, s in services.items()}, {})
     assert images["nats"].startswith("nats:") and images["postgres"].startswith("postgres:")
     for name in ("nats", "postgres"):
