@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.auth import Principal, authenticate
+from shared.hierarchy import level_of
 from shared.refusals import Refused, refuse
 
 BEARER = "bearer"
@@ -106,4 +107,27 @@ async def bearer_principal(
 
 
 Authenticated = Annotated[Principal, Depends(bearer_principal)]
+
+
+async def operator_principal(who: Authenticated) -> Principal:
+    """Operators only: a unit's token is refused."""
+    if who.kind != "operator":
+        raise refuse("not_operator", "authorization")
+    return who
+
+
+Operator = Annotated[Principal, Depends(operator_principal)]
+
+
+def area(who: Principal, node: str | None) -> str:
+    """The node asked for (the operator's own by default), if it is a division code inside the
+    credential's area."""
+    node = node or who.scope
+    try:
+        level_of(node)
+    except ValueError:
+        raise refuse("bad_node", "node", node=node) from None
+    if not who.may_see(node):
+        raise refuse("outside_area", "node", what=node)
+    return node
 

@@ -27,8 +27,7 @@ from services.alerts.schemas import (
 )
 from services.alerts.service import AlertsContext
 from shared.auth import Principal
-from shared.hierarchy import level_of
-from shared.http_auth import Authenticated, forbidden
+from shared.http_auth import Operator, area, forbidden
 from shared.refusals import refuse
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -54,28 +53,6 @@ def context(request: Request) -> AlertsContext:
 Ctx = Annotated[AlertsContext, Depends(context)]
 
 
-async def operator(who: Authenticated) -> Principal:
-    """Only operators handle alerts (a unit's token is refused)."""
-    if who.kind != "operator":
-        raise refuse("not_operator", "authorization")
-    return who
-
-
-Operator = Annotated[Principal, Depends(operator)]
-
-
-def _area(who: Principal, node: str | None) -> str:
-    """The node asked for (the operator's own by default), if it is theirs to see."""
-    node = node or who.scope
-    try:
-        level_of(node)
-    except ValueError:
-        raise refuse("bad_node", "node", node=node) from None
-    if not who.may_see(node):
-        raise forbidden(node, "node")
-    return node
-
-
 async def _visible(session: AsyncSession, alert_id: uuid.UUID, who: Principal) -> AlertRow:
     row = await queries.one(session, alert_id)
     if row is None:
@@ -98,7 +75,7 @@ async def list_alerts(ctx: Ctx, who: Operator, response: Response, node: str | N
     default): by default those not closed, open ones first, nearest deadline first, each with
     the seconds left. When more follow, the `Next-Cursor` header carries the cursor of the next
     page; each alert is listed once across the pages, even as new ones open."""
-    selection = queries.Selection(_area(who, node), scope == "exact", status, kind, day)
+    selection = queries.Selection(area(who, node), scope == "exact", status, kind, day)
     try:
         after = queries.Position.parse(cursor) if cursor else None
     except ValueError:
@@ -116,7 +93,7 @@ async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
                        scope: Scope = "subtree", status: Status = "active") -> AlertCounts:
     """How many alerts the list with the same filters holds: in all, per kind, per level now
     responsible, and how many of them are open past their deadline."""
-    selection = queries.Selection(_area(who, node), scope == "exact", status)
+    selection = queries.Selection(area(who, node), scope == "exact", status)
     async with ctx.sessions() as session:
         counts = await queries.counts(session, selection, ctx.clock())
     by_kind: Counter[str] = Counter()

@@ -19,10 +19,8 @@ from services.notify.schemas import (
     ShiftView,
 )
 from services.notify.service import NotifyContext
-from shared.auth import Principal
 from shared.errors import FieldError
-from shared.hierarchy import level_of
-from shared.http_auth import Authenticated
+from shared.http_auth import Operator, area
 from shared.http_problems import http_error
 from shared.refusals import Refused, refuse
 from shared.registry.importer import Problem
@@ -39,27 +37,6 @@ def context(request: Request) -> NotifyContext:
 Ctx = Annotated[NotifyContext, Depends(context)]
 
 
-async def operator(principal: Authenticated) -> Principal:
-    if principal.kind != "operator":
-        raise refuse("not_operator", "authorization")
-    return principal
-
-
-Operator = Annotated[Principal, Depends(operator)]
-
-
-def _area(who: Principal, node: str | None) -> str:
-    """The node asked for (the operator's own by default), checked to be theirs."""
-    node = node or who.scope
-    try:
-        level_of(node)
-    except ValueError:
-        raise refuse("bad_node", "node", node=node) from None
-    if not who.may_see(node):
-        raise refuse("outside_area", "node", what=node)
-    return node
-
-
 def _refused(problems: list[Problem]) -> Refused:
     """An import's problems as one refusal: each names the line (`[3].phone`) and field."""
     return Refused(422, [FieldError(f"[{p.line}].{p.field}" if p.line else p.field or "file",
@@ -70,7 +47,7 @@ def _refused(problems: list[Problem]) -> Refused:
 async def list_people(ctx: Ctx, who: Operator, node: str | None = None) -> list[PersonView]:
     """The staff of a node's subtree (the operator's own node by default)."""
     async with ctx.sessions() as session:
-        found = await store.people_within(session, _area(who, node))
+        found = await store.people_within(session, area(who, node))
     return [PersonView(code=p.code, name=p.name, node=p.node, phone=p.phone, email=p.email,
                        chat=p.chat_kind) for p in found]  # type: ignore[arg-type]
 
@@ -79,7 +56,7 @@ async def list_people(ctx: Ctx, who: Operator, node: str | None = None) -> list[
 async def list_contacts(ctx: Ctx, who: Operator, node: str | None = None) -> list[ContactView]:
     """Who is in charge of, and reports for, each unit and node of a subtree."""
     async with ctx.sessions() as session:
-        found = await store.contacts_within(session, _area(who, node))
+        found = await store.contacts_within(session, area(who, node))
     return [ContactView(scope=s, role=r, node=n, person=p)  # type: ignore[arg-type]
             for s, r, n, p in found]
 
@@ -93,14 +70,14 @@ def _roster(node: str, day: date, shifts: list) -> RosterView:
 async def get_roster(ctx: Ctx, who: Operator, node: str, day: date) -> RosterView:
     """A node's duty roster for a day: who is on duty and who leads, and when."""
     async with ctx.sessions() as session:
-        return _roster(_area(who, node), day, await store.roster(session, node, day))
+        return _roster(area(who, node), day, await store.roster(session, node, day))
 
 
 @router.put("/rosters/{node}/{day}", response_model=RosterView)
 async def put_roster(ctx: Ctx, who: Operator, node: str, day: date,
                      roster: RosterIn) -> RosterView:
     """Replace a node's roster for a day; the next alert change is told to the new one."""
-    _area(who, node)
+    area(who, node)
     async with ctx.sessions() as session, session.begin():
         shifts, problems = await staffing.put_roster_day(
             session, node, day, [s.model_dump() for s in roster.shifts], who.scope,
