@@ -27,6 +27,7 @@ from services.alerts.schemas import (
 )
 from services.alerts.service import AlertsContext
 from shared.auth import Principal
+from shared.contracts import AlertKind
 from shared.http_auth import Operator, area, forbidden
 from shared.refusals import refuse
 
@@ -41,7 +42,7 @@ STATUS_NAMES = {"open": ("待处置", "open"), "acknowledged": ("已确认", "ac
                 "closed": ("已关闭", "closed")}
 
 Status = Literal["active", "open", "acknowledged", "closed"]
-Kind = Literal["case", "outbreak", "missing_report"]
+Kind = AlertKind  # every kind the contract knows, one list
 Scope = Annotated[Literal["subtree", "exact"], Query(
     description="`subtree`: the node and every node below it; `exact`: the node alone")]
 
