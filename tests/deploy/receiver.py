@@ -5,15 +5,23 @@ robots `errcode` 0, the gateway a 2xx) and prints each request as one JSON line,
 reads from the container's log. Standard library only: it runs in the image."""
 
 import json
+import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Requests are served on threads: one line is written whole before the next begins.
+PRINTING = threading.Lock()
 
 
 class Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
-        print(json.dumps({"path": self.path.split("?")[0], "key": self.headers.get(
-            "Idempotency-Key"), "body": body}, ensure_ascii=False), flush=True)
+        line = json.dumps({"path": self.path.split("?")[0], "key": self.headers.get(
+            "Idempotency-Key"), "body": body}, ensure_ascii=False)
+        with PRINTING:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
         robot = self.path.startswith("/robot/")
         answer = json.dumps({"errcode": 0, "errmsg": "ok"} if robot else {"status": "queued"})
         self.send_response(200)

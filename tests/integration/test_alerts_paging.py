@@ -21,7 +21,7 @@ from tests.integration.alerts_harness import (
     replica,
 )
 
-COUNTY = "439901"  # not a real county: this test's own, so no other test's alerts mix in
+COUNTY = "439981"  # not a real county, and no other test's: so no other alerts mix in
 TOWNS = [f"{COUNTY}{t:03d}" for t in (1, 2, 3)]
 VILLAGES = [f"{town}{v:03d}" for town in TOWNS for v in range(1, 402)]  # 1,203
 RULES = load_rules()
