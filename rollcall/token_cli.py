@@ -16,6 +16,7 @@ from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
 from shared.hierarchy import level_of
 from shared.registry.models import Node, Unit
+from shared.registry.unit_types import sectors
 from shared.settings import Settings
 
 app = typer.Typer(help="Credentials: a unit's token submits for that unit; an operator's token "
@@ -36,8 +37,14 @@ async def _in_session(database_url: str, work):
 
 
 async def issue_for(session: AsyncSession, kind: auth.Kind, scope: str, holder: str | None,
-                    now: datetime) -> tuple[str, uuid.UUID]:
-    """Issue a token for a unit or a node that the registry knows; ValueError otherwise."""
+                    now: datetime, sector: str | None = None) -> tuple[str, uuid.UUID]:
+    """Issue a token for a unit or a node that the registry knows, an operator's optionally for
+    one sector of unit_types.toml; ValueError otherwise."""
+    if sector is not None:
+        if kind != "operator":
+            raise ValueError("only an operator's token may be scoped to a sector")
+        if sector not in sectors():
+            raise ValueError(f"unknown sector {sector} (known: {', '.join(sectors())})")
     if kind == "unit":
         name = await session.scalar(select(Unit.name).where(Unit.code == scope))
         if name is None:
@@ -47,7 +54,9 @@ async def issue_for(session: AsyncSession, kind: auth.Kind, scope: str, holder: 
         name = await session.scalar(select(Node.name).where(Node.code == scope))
         if name is None:
             raise ValueError(f"unknown node {scope}")
-    return await auth.issue(session, kind, scope, (holder or name)[:100], now)
+    if sector is not None and holder is None:
+        name = f"{name} {sectors()[sector].name_zh}"
+    return await auth.issue(session, kind, scope, (holder or name)[:100], now, sector)
 
 
 async def issue_demo_token(database_url: str) -> str:
@@ -70,6 +79,9 @@ def issue_command(
                                         help="a node's code: the operator reaches units below"),
     holder: str | None = typer.Option(None, "--holder",
                                       help="who holds it (default: the unit's or node's name)"),
+    sector: str | None = typer.Option(None, "--sector",
+                                      help="with --operator: only this sector's units below the "
+                                           "node (e.g. education), see unit_types.toml"),
 ) -> None:
     """Issue a token. It is printed once and never stored."""
     if (unit is None) == (operator is None):
@@ -80,11 +92,12 @@ def issue_command(
     _, database_url = Settings().require_servers()
     try:
         token, credential_id = asyncio.run(_in_session(
-            database_url, lambda s: issue_for(s, kind, scope, holder, utc_now())))
+            database_url, lambda s: issue_for(s, kind, scope, holder, utc_now(), sector)))
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    console.print(f"credential {credential_id} ({kind} {scope})")
+    console.print(f"credential {credential_id} ({kind} {scope}"
+                  f"{f', sector {sector}' if sector else ''})")
     console.print("token (shown once, keep it secret):")
     typer.echo(token)
 
@@ -112,9 +125,9 @@ def list_command(all_: bool = typer.Option(False, "--all", help="include revoked
             query = query.where(auth.Credential.revoked_at.is_(None))
         return list((await session.execute(query)).scalars())
 
-    table = Table("id", "kind", "scope", "holder", "created", "revoked")
+    table = Table("id", "kind", "scope", "sector", "holder", "created", "revoked")
     for c in asyncio.run(_in_session(database_url, work)):
-        table.add_row(str(c.credential_id), c.kind, c.scope, c.holder,
+        table.add_row(str(c.credential_id), c.kind, c.scope, c.sector or "", c.holder,
                       f"{c.created_at:%Y-%m-%d %H:%M}",
                       f"{c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "")
     console.print(table)

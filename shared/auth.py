@@ -1,5 +1,8 @@
 """Credentials: a unit's token lets it submit for itself; an operator's token is scoped to a node
-and reaches every node and unit below it. Tokens are random and stored only as SHA-256 hashes
+and reaches every node and unit below it. An operator's token may also be scoped to a sector
+(行业部门主管: the county's education bureau): it then reaches only the units of that sector below
+its node, and every figure, list and alert it reads is that sector's (docs/architecture.md,
+"The sector line"). Tokens are random and stored only as SHA-256 hashes
 (high-entropy secrets need no slow hash); revoking one takes effect at once."""
 
 import hashlib
@@ -27,6 +30,7 @@ class Credential(Base):
     kind: Mapped[str] = mapped_column(String(10))
     scope: Mapped[str] = mapped_column(String(32))  # a unit code, or a node code
     holder: Mapped[str] = mapped_column(String(100))
+    sector: Mapped[str | None] = mapped_column(String(40))  # a sector operator's line of work
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -38,11 +42,19 @@ class Principal:
     kind: Kind
     scope: str
     holder: str
+    sector: str | None = None  # a sector operator's (None: territorial, every sector)
 
-    def may_submit_for(self, unit: str, unit_node: str | None) -> bool:
+    def may_submit_for(self, unit: str, unit_node: str | None,
+                       unit_sector: str | None = None) -> bool:
         if self.kind == "unit":
             return unit == self.scope
-        return unit_node is not None and unit_node.startswith(self.scope)
+        return (unit_node is not None and unit_node.startswith(self.scope)
+                and self.covers(unit_sector))
+
+    def covers(self, sector: str | None) -> bool:
+        """Whether a unit of `sector` is on this credential's line: a territorial operator's
+        covers every sector, a sector operator's only its own."""
+        return self.sector is None or sector == self.sector
 
     def may_see(self, node: str) -> bool:
         """Operators see their node's subtree; a unit sees the node it belongs to."""
@@ -54,12 +66,12 @@ def hash_token(token: str) -> str:
 
 
 async def issue(session: AsyncSession, kind: Kind, scope: str, holder: str,
-                now: datetime) -> tuple[str, uuid.UUID]:
+                now: datetime, sector: str | None = None) -> tuple[str, uuid.UUID]:
     """A new token (shown once, never stored) and its credential id."""
     token = PREFIX + secrets.token_urlsafe(32)
     credential_id = uuid.uuid4()
     session.add(Credential(credential_id=credential_id, kind=kind, scope=scope, holder=holder,
-                           token_hash=hash_token(token), created_at=now))
+                           sector=sector, token_hash=hash_token(token), created_at=now))
     await session.flush()
     return token, credential_id
 
@@ -77,4 +89,5 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     ).scalar_one_or_none()
     if row is None:
         return None
-    return Principal(row.credential_id, row.kind, row.scope, row.holder)  # type: ignore[arg-type]
+    return Principal(row.credential_id, row.kind, row.scope, row.holder,  # type: ignore[arg-type]
+                     row.sector)

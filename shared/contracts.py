@@ -104,6 +104,9 @@ class RollupUpdated(Event):
     node: str
     day: date
     updated_at: datetime
+    sectors: list[str] | None = Field(
+        default=None, description="the sectors whose units' reports moved the figures; absent "
+                                  "when every sector's may have (a cutoff passing)")
 
     @property
     def subject(self) -> str:

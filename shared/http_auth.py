@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.auth import Principal, authenticate
 from shared.hierarchy import level_of
 from shared.refusals import Refused, refuse
+from shared.registry.unit_types import unit_types
 
 BEARER = "bearer"
 # Generous: tokens are "rc_" + 43 characters; anything far longer is not one of ours.
@@ -131,3 +132,38 @@ def area(who: Principal, node: str | None) -> str:
         raise refuse("outside_area", "node", what=node)
     return node
 
+
+
+def line(who: Principal, sector: str | None = None, unit_type: str | None = None) -> str | None:
+    """The sector a read is limited to: a sector operator's own (asking for another sector, or a
+    unit type of another sector, is `outside_sector`), else the sector asked for, if any."""
+    if who.sector is None:
+        return sector
+    if sector is not None and sector != who.sector:
+        raise refuse("outside_sector", "sector", what=sector, sector=who.sector)
+    known = unit_types().get(unit_type) if unit_type is not None else None
+    if known is not None and known.sector != who.sector:
+        raise refuse("outside_sector", "unit_type", what=unit_type, sector=who.sector)
+    return who.sector
+
+
+def reaches_unit(who: Principal, unit: str, unit_sector: str | None) -> None:
+    """A sector operator reaches only its sector's units (the node is checked apart)."""
+    if not who.covers(unit_sector):
+        raise refuse("outside_sector", "unit", what=unit, sector=who.sector)
+
+
+def territorial(who: Principal) -> Principal:
+    """What only a territorial operator (屬地) may do — keep a duty roster, confirm a node's
+    day: a sector operator is refused by name."""
+    if who.sector is not None:
+        raise refuse("territorial_only", "authorization", sector=who.sector)
+    return who
+
+
+async def territorial_principal(who: Annotated[Principal, Depends(operator_principal)]
+                                ) -> Principal:
+    return territorial(who)
+
+
+Territorial = Annotated[Principal, Depends(territorial_principal)]

@@ -39,6 +39,12 @@ CATALOGUE: dict[str, Kind] = {
                          "only command-centre operators may do this"),
     "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
                          "{what} is outside this credential's area"),
+    # Not this credential's line of work (a sector operator: 行业部门主管).
+    "outside_sector": Kind(403, "{what} 不属于此凭证的行业({sector})",
+                           "{what} is outside this credential's sector ({sector})"),
+    "territorial_only": Kind(403, "行业部门凭证({sector})不能这样做:仅属地指挥部可以",
+                             "a sector credential ({sector}) may not do this: only the "
+                             "territorial command centre may"),
     # Not a place.
     "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
     # Nothing there.

@@ -137,8 +137,10 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert not stuck, f"did not stop on SIGTERM within 30 s: {stuck}"
 
 
-def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test") -> str:
-    """A credential issued straight into the session's database."""
+def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test",
+                sector: str | None = None) -> str:
+    """A credential issued straight into the session's database (an operator's optionally for
+    one sector)."""
     from shared.auth import issue
     from shared.clock import utc_now
     from shared.db import make_engine, make_sessionmaker
@@ -147,7 +149,8 @@ def issue_token(servers: Servers, kind: str, scope: str, holder: str = "test") -
         engine = make_engine(servers.database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine)() as session, session.begin():
-                token, _ = await issue(session, kind, scope, holder, utc_now())  # type: ignore[arg-type]
+                token, _ = await issue(session, kind, scope, holder, utc_now(),  # type: ignore[arg-type]
+                                       sector)
                 return token
         finally:
             await engine.dispose()

@@ -7,6 +7,10 @@ makes about one notification per node and second instead of one per report.
 They go out on core NATS (`rollup.updated.<node>`), not into a stream: they are hints to fetch
 the rollup again, worthless a second later, and a view that missed one fetches on the next (or
 on reconnect). A stream would store and replicate every hint for nothing.
+
+A hint names the sectors whose units' reports moved the node-day (`sectors`), so that the
+console passes it only to the pages of those sectors (docs/architecture.md, "The sector line");
+a hint without `sectors` (a cutoff passing) concerns every sector.
 """
 
 import asyncio
@@ -29,23 +33,38 @@ class Coalescer:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._monotonic = monotonic
-        self._pending: set[NodeDay] = set()
+        # Each pending node-day with the sectors that moved it (None: every sector).
+        self._pending: dict[NodeDay, set[str] | None] = {}
         self._last: dict[NodeDay, float] = {}
 
-    def touch(self, node_days: Iterable[NodeDay]) -> None:
-        self._pending.update(node_days)
+    def touch(self, node_days: Iterable[NodeDay],
+              sectors: dict[NodeDay, set[str]] | None = None) -> None:
+        for nd in node_days:
+            known = None if sectors is None else sectors.get(nd)
+            if nd not in self._pending:
+                self._pending[nd] = None if known is None else set(known)
+            elif (held := self._pending[nd]) is not None:
+                if known is None:
+                    self._pending[nd] = None
+                else:
+                    held |= known
 
-    def due(self) -> list[NodeDay]:
-        """The pending node-days that may be announced now; they are marked announced."""
+    def due_with_sectors(self) -> list[tuple[NodeDay, set[str] | None]]:
+        """The pending node-days that may be announced now, with their sectors; they are
+        marked announced."""
         now = self._monotonic()
-        ready = [nd for nd in self._pending
+        ready = [(nd, sectors) for nd, sectors in self._pending.items()
                  if now - self._last.get(nd, -self.interval) >= self.interval]
-        for nd in ready:
-            self._pending.discard(nd)
+        for nd, _ in ready:
+            del self._pending[nd]
             self._last[nd] = now
         if len(self._last) > 4 * len(self._pending) + 10_000:  # forget what is long past
             self._last = {nd: t for nd, t in self._last.items() if now - t < self.interval}
         return ready
+
+    def due(self) -> list[NodeDay]:
+        """The pending node-days that may be announced now; they are marked announced."""
+        return [nd for nd, _ in self.due_with_sectors()]
 
     def wait(self) -> float | None:
         """Seconds until the next pending node-day is due; None when nothing is pending."""
@@ -67,9 +86,11 @@ class Announcer:
         self._wake = asyncio.Event()
         self.sent = 0
 
-    def touched(self, node_days: Iterable[NodeDay]) -> None:
-        """Called after a batch committed."""
-        self.coalescer.touch(node_days)
+    def touched(self, node_days: Iterable[NodeDay],
+                sectors: dict[NodeDay, set[str]] | None = None) -> None:
+        """Called after a batch committed (with the sectors of its reports per node-day) or a
+        cutoff passed (every sector)."""
+        self.coalescer.touch(node_days, sectors)
         self._wake.set()
 
     async def run(self) -> None:
@@ -90,7 +111,7 @@ class Announcer:
             await self.flush()
 
     async def flush(self) -> None:
-        due = self.coalescer.due()
+        due = self.coalescer.due_with_sectors()
         if not due:
             return
         now = self._clock().replace(microsecond=0)
@@ -98,10 +119,12 @@ class Announcer:
         stamp = RollupUpdated(node="43", day=now.date(), updated_at=now).model_dump(
             mode="json")["updated_at"]
         try:
-            for node, day in sorted(due):
+            for (node, day), sectors in sorted(due, key=lambda d: d[0]):
+                named = ("" if sectors is None else
+                         ',"sectors":[' + ",".join(f'"{s}"' for s in sorted(sectors)) + "]")
                 await self._publish(f"rollup.updated.{node}", (
-                    f'{{"node":"{node}","day":"{day.isoformat()}","updated_at":"{stamp}"}}'
-                ).encode())
+                    f'{{"node":"{node}","day":"{day.isoformat()}","updated_at":"{stamp}"'
+                    f'{named}}}').encode())
             self.sent += len(due)
         except Exception:  # a hint lost is harmless; the consumer must not stop for it
             log.exception("could not announce %d rollup updates", len(due))

@@ -18,7 +18,7 @@ from services.aggregate.views import Span
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
-from shared.http_auth import Authenticated
+from shared.http_auth import Authenticated, line
 from shared.refusals import refuse
 from shared.registry import calendar
 from shared.registry.unit_types import unit_types
@@ -73,7 +73,10 @@ PROBLEMS = {code: {"description": text} for code, text in (
     (422, "a bad node code or query"))}
 
 
-def _filter(sector: str | None, unit_type: str | None) -> Filter:
+def _filter(principal: Principal, sector: str | None, unit_type: str | None) -> Filter:
+    """The filter a read asks for, limited to the credential's sector when it has one (every
+    figure and list a sector operator reads is its sector's: docs/architecture.md, "The sector
+    line")."""
     types = unit_types()
     errors = []
     if unit_type is not None and unit_type not in types:
@@ -84,7 +87,7 @@ def _filter(sector: str | None, unit_type: str | None) -> Filter:
                                  f"unknown sector {sector}"))
     if errors:
         raise BadQuery(errors)
-    return Filter(sector, unit_type)
+    return Filter(line(principal, sector, unit_type), unit_type)
 
 
 def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date | None) -> Span:
@@ -119,7 +122,7 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
     """A node's totals, ratios and completeness for a day (today by default) or a range of days
     (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
     node = _visible(principal, node)
-    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    span, where = _span(ctx, day, start, end), _filter(principal, sector, unit_type)
     async with ctx.sessions() as session:
         return await views.node_view(session, node, span, ctx.catalogue, ctx.moment(), where,
                                      limit)
@@ -133,7 +136,7 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
     (`kind: unit`, with its report's revision, zero/late flags and status; single day only).
     A village's children are its units."""
     node = _visible(principal, node)
-    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    span, where = _span(ctx, day, start, end), _filter(principal, sector, unit_type)
     async with ctx.sessions() as session:
         return await views.children_view(session, node, span, ctx.catalogue, ctx.moment(),
                                          where)
@@ -146,7 +149,7 @@ async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: St
     node = _visible(principal, node)
     end = end or ctx.today()
     span = _span(ctx, None, start or end - timedelta(days=29), end)
-    where = _filter(sector, unit_type)
+    where = _filter(principal, sector, unit_type)
     async with ctx.sessions() as session:
         return await views.series_view(session, node, span, ctx.catalogue, ctx.moment(), where)
 
@@ -161,7 +164,7 @@ async def rollup_completeness(
     pending (待报), missing (漏报), exempt (免报, with the reason) and late (迟报) units, in code
     order; `limit`/`offset` page through large lists. Pending and missing are as of now."""
     node = _visible(principal, node)
-    span, where = _span(ctx, day, None, None), _filter(sector, unit_type)
+    span, where = _span(ctx, day, None, None), _filter(principal, sector, unit_type)
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              ctx.moment(), where, limit, offset)
@@ -177,9 +180,11 @@ def _operator(principal: Principal) -> str:
     return principal.scope
 
 
-def _refused(exc: calendar.CalendarRefused) -> Exception:
+def _refused(exc: calendar.CalendarRefused, sector: str | None = None) -> Exception:
     if exc.code == "outside_area":
         return refuse("outside_area", exc.field, what=exc.en)
+    if exc.code == "outside_sector":
+        return refuse("outside_sector", exc.field, what=exc.en, sector=sector)
     return BadQuery([FieldError(exc.field, exc.code, exc.zh, exc.en)])
 
 
@@ -212,9 +217,9 @@ async def declare_calendar(body: schemas.DeclareExemption, principal: Authentica
         unit_code=body.unit_code, unit_type=body.unit_type, weekday=body.weekday,
         valid_to=body.valid_to)
     try:
-        x = await ctx.declare_exemption(declaration, scope, principal.holder)
+        x = await ctx.declare_exemption(declaration, scope, principal.holder, principal.sector)
     except calendar.CalendarRefused as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, principal.sector) from None
     return x
 
 
@@ -225,9 +230,9 @@ async def end_calendar(exemption_id: Annotated[int, FastApiPath(ge=1, le=2**63 -
     """End a calendar from today on, with a reason: the days before keep it."""
     try:
         x = await ctx.end_exemption(exemption_id, body.reason, _operator(principal),
-                                    principal.holder)
+                                    principal.holder, principal.sector)
     except calendar.CalendarRefused as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, principal.sector) from None
     return x
 
 

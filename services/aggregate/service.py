@@ -13,9 +13,11 @@ from services.aggregate import cutoffs, expected
 from services.aggregate.cutoffs import CutoffWatch
 from services.aggregate.live import Announcer
 from services.aggregate.projector import BatchResult, apply_batch
+from services.aggregate.rollup import NodeDay
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.deadlines import Moment
+from shared.hierarchy import ancestors
 from shared.registry import calendar
 from shared.settings import Settings
 
@@ -72,7 +74,7 @@ class AggregateContext:
         self.stats.events += len(events)
         self.stats.applied += result.applied
         if self.announcer is not None and result.touched:
-            self.announcer.touched(result.touched)
+            self.announcer.touched(result.touched, sectors_of(events, result.touched))
         return result
 
     async def ensure_today(self) -> None:
@@ -94,21 +96,21 @@ class AggregateContext:
                 await expected.rebuild(session, {day}, self.clock())
 
     async def declare_exemption(self, declaration: calendar.Declaration, scope: str,
-                                by: str) -> calendar.Exemption:
+                                by: str, sector: str | None = None) -> calendar.Exemption:
         """免报: record a calendar within `scope` (shared/registry/calendar.py says what it
         covers), then recount the expected figures of the days it may touch."""
         async with self.sessions() as session, session.begin():
             exemption = await calendar.declare(session, declaration, scope, by, self.clock(),
-                                               self.today())
+                                               self.today(), sector)
         await self.registry_changed()
         return exemption
 
     async def end_exemption(self, exemption_id: int, reason: str, scope: str,
-                            by: str) -> calendar.Exemption:
+                            by: str, sector: str | None = None) -> calendar.Exemption:
         """End a calendar from today on (the days before keep it), then recount."""
         async with self.sessions() as session, session.begin():
             exemption = await calendar.end(session, exemption_id, reason, scope, by,
-                                           self.clock(), self.today())
+                                           self.clock(), self.today(), sector)
         await self.registry_changed()
         return exemption
 
@@ -131,6 +133,18 @@ class AggregateContext:
                 self.announcer.touched(node_days)
                 announced += len(node_days)
         return announced
+
+
+def sectors_of(events: list[ReportAccepted], touched: set[NodeDay]
+               ) -> dict[NodeDay, set[str]]:
+    """The sectors of the reports behind each node-day a batch touched: the live hint says them,
+    so a sector's page is told of its own units' reports only."""
+    out: dict[NodeDay, set[str]] = {}
+    for e in events:
+        for node in ancestors(e.node):
+            if (node, e.day) in touched:
+                out.setdefault((node, e.day), set()).add(e.sector)
+    return out
 
 
 CUTOFF_CHECK_S = 0.5

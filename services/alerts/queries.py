@@ -6,19 +6,21 @@ import base64
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, text, tuple_
+from sqlalchemy import ColumnElement, Uuid, case, exists, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock
 from services.alerts.machine import AlertState
-from services.alerts.models import TZ, AlertRow, MissingUnitRow
+from services.alerts.models import TZ, AlertRow, MissingUnitRow, StockUnitRow
 from services.alerts.schemas import AlertView, MissingUnit
 from shared import deadlines
 from shared.hierarchy import LEVEL_BY_LENGTH
+from shared.registry.models import Unit
 
 STATUSES = {"active": ("open", "acknowledged"), "open": ("open",),
             "acknowledged": ("acknowledged",), "closed": ("closed",)}
@@ -35,20 +37,62 @@ def is_past_sql(deadline: ColumnElement[datetime], moment: datetime | ColumnElem
     return deadline < moment
 
 
+def _concerns(unit_match: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The alert concerns a unit that `unit_match` accepts: its own unit (a case, an outbreak),
+    a unit it lists as missing, or a unit below a stock level on it."""
+    return or_(unit_match(AlertRow.unit),
+               exists().where(MissingUnitRow.alert_id == AlertRow.alert_id,
+                              unit_match(MissingUnitRow.unit)),
+               exists().where(StockUnitRow.alert_id == AlertRow.alert_id,
+                              unit_match(StockUnitRow.unit)))
+
+
+def of_sector(sector: str) -> ColumnElement[bool]:
+    """The alerts a sector operator sees: those concerning at least one unit of its sector
+    (docs/architecture.md, "The sector line")."""
+    units = select(Unit.code).where(Unit.sector == sector)
+    return _concerns(lambda column: column.in_(units))
+
+
+def beyond_sector(sector: str) -> ColumnElement[bool]:
+    """The alert concerns a unit of another sector too: a sector operator may see it (for its
+    own units) but not acknowledge or close it for the territorial command centre."""
+    units = select(Unit.code).where(Unit.sector != sector)
+    return _concerns(lambda column: column.in_(units))
+
+
+async def sector_allows(session: AsyncSession, alert_id: uuid.UUID, sector: str | None,
+                        acting: bool) -> bool:
+    """Whether an operator of `sector` (None: territorial) may see the alert, or act on it."""
+    if sector is None:
+        return True
+    test = of_sector(sector) & ~beyond_sector(sector) if acting else of_sector(sector)
+    return bool(await session.scalar(select(test).where(AlertRow.alert_id == alert_id)))
+
+
+async def units_of_sector(session: AsyncSession, units: set[str], sector: str) -> set[str]:
+    return set(await session.scalars(select(Unit.code).where(
+        Unit.code.in_(units), Unit.sector == sector)))
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which alerts: of `node` exactly or of its whole subtree, by status, kind and day."""
+    """Which alerts: of `node` exactly or of its whole subtree, by status, kind and day; a
+    sector operator's only those concerning its sector."""
 
     node: str
     exact: bool = False
     status: str = "active"
     kind: str | None = None
     day: date | None = None
+    sector: str | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
         node = (AlertRow.node == self.node if self.exact
                 else AlertRow.node.startswith(self.node, autoescape=True))
         out = [node, AlertRow.status.in_(STATUSES[self.status])]
+        if self.sector:
+            out.append(of_sector(self.sector))
         if self.kind:
             out.append(AlertRow.kind == self.kind)
         if self.day:
@@ -105,15 +149,28 @@ async def one(session: AsyncSession, alert_id: uuid.UUID) -> AlertRow | None:
     return await session.get(AlertRow, alert_id)
 
 
-async def views(session: AsyncSession, rows: Sequence[AlertRow | AlertState], now: datetime
-                ) -> list[AlertView]:
+async def views(session: AsyncSession, rows: Sequence[AlertRow | AlertState], now: datetime,
+                sector: str | None = None) -> list[AlertView]:
+    """The alerts as operators see them; a sector operator sees, on an alert of several
+    sectors, only its own sector's units listed."""
     missing: defaultdict[uuid.UUID, list[MissingUnit]] = defaultdict(list)
     ids = [r.alert_id for r in rows if r.kind == "missing_report"]
     if ids:
         for m in await session.scalars(select(MissingUnitRow).where(
                 MissingUnitRow.alert_id.in_(ids)).order_by(MissingUnitRow.unit)):
             missing[m.alert_id].append(MissingUnit(unit=m.unit, reported_at=m.reported_at))
-    return [view(r, now, missing.get(r.alert_id)) for r in rows]
+    out = [view(r, now, missing.get(r.alert_id)) for r in rows]
+    if sector is not None:
+        listed = {m.unit for ms in missing.values() for m in ms} | {
+            u["unit"] for v in out for u in v.details.get("units", []) if isinstance(u, dict)}
+        mine = await units_of_sector(session, listed, sector) if listed else set()
+        for v in out:
+            if v.missing_units is not None:
+                v.missing_units = [m for m in v.missing_units if m.unit in mine]
+            if isinstance(v.details.get("units"), list):
+                v.details = {**v.details, "units": [
+                    u for u in v.details["units"] if isinstance(u, dict) and u.get("unit") in mine]}
+    return out
 
 
 def view(row: AlertRow | AlertState, now: datetime, missing: list[MissingUnit] | None = None

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerts import machine
 from services.alerts.machine import AlertState, Changed, NewAlert
 from services.alerts.models import AlertOutboxRow, AlertRow, TransitionRow
-from services.alerts.queries import is_past_sql
+from services.alerts.queries import is_past_sql, sector_allows
 from shared.auth import Principal
 from shared.rules import Rules
 
@@ -31,6 +31,10 @@ class AlertNotFound(Exception):
 
 class OutsideArea(Exception):
     """An operator acts only on alerts of their own node's subtree."""
+
+
+class OutsideSector(Exception):
+    """A sector operator acts only on alerts that concern its own sector's units alone."""
 
 
 def state_of(row: AlertRow) -> AlertState:
@@ -119,6 +123,8 @@ async def _locked(session: AsyncSession, alert_id: uuid.UUID, who: Principal | N
         raise AlertNotFound(alert_id)
     if who is not None and not who.may_see(row.node):
         raise OutsideArea(row.node)
+    if who is not None and not await sector_allows(session, alert_id, who.sector, acting=True):
+        raise OutsideSector(alert_id)
     return row
 
 

@@ -60,6 +60,8 @@ async def _visible(session: AsyncSession, alert_id: uuid.UUID, who: Principal) -
         raise refuse("unknown_alert", "alert_id", alert_id=alert_id)
     if not who.may_see(row.node):
         raise forbidden(row.node, "node")
+    if not await queries.sector_allows(session, alert_id, who.sector, acting=False):
+        raise refuse("outside_sector", "alert_id", what=alert_id, sector=who.sector)
     return row
 
 
@@ -76,14 +78,15 @@ async def list_alerts(ctx: Ctx, who: Operator, response: Response, node: str | N
     default): by default those not closed, open ones first, nearest deadline first, each with
     the seconds left. When more follow, the `Next-Cursor` header carries the cursor of the next
     page; each alert is listed once across the pages, even as new ones open."""
-    selection = queries.Selection(area(who, node), scope == "exact", status, kind, day)
+    selection = queries.Selection(area(who, node), scope == "exact", status, kind, day,
+                                  who.sector)
     try:
         after = queries.Position.parse(cursor) if cursor else None
     except ValueError:
         raise refuse("bad_cursor", "cursor") from None
     async with ctx.sessions() as session:
         rows, following = await queries.page(session, selection, limit, after)
-        views = await queries.views(session, rows, ctx.clock())
+        views = await queries.views(session, rows, ctx.clock(), who.sector)
     if following is not None:
         response.headers[NEXT_CURSOR] = following.cursor()
     return views
@@ -94,7 +97,8 @@ async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
                        scope: Scope = "subtree", status: Status = "active") -> AlertCounts:
     """How many alerts the list with the same filters holds: in all, per kind, per level now
     responsible, and how many of them are open past their deadline."""
-    selection = queries.Selection(area(who, node), scope == "exact", status)
+    selection = queries.Selection(area(who, node), scope == "exact", status,
+                                  sector=who.sector)
     async with ctx.sessions() as session:
         counts = await queries.counts(session, selection, ctx.clock())
     by_kind: Counter[str] = Counter()
@@ -114,7 +118,7 @@ async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
 async def get_alert(alert_id: uuid.UUID, ctx: Ctx, who: Operator) -> AlertView:
     async with ctx.sessions() as session:
         row = await _visible(session, alert_id, who)
-        return (await queries.views(session, [row], ctx.clock()))[0]
+        return (await queries.views(session, [row], ctx.clock(), who.sector))[0]
 
 
 @router.get("/alerts/{alert_id}/history", response_model=list[Change], responses=PROBLEMS)
@@ -131,17 +135,19 @@ Action = Callable[[AsyncSession, datetime], Awaitable[AlertState]]
 
 
 async def _act(ctx: AlertsContext, alert_id: uuid.UUID, doing: tuple[str, str],
-               action: Action) -> AlertView:
+               action: Action, who: Principal) -> AlertView:
     """Run a change of the lifecycle in one transaction and answer with the alert after it."""
     now = ctx.clock()
     try:
         async with ctx.sessions() as session, session.begin():
             state = await action(session, now)
-            view = (await queries.views(session, [state], now))[0]
+            view = (await queries.views(session, [state], now, who.sector))[0]
     except repository.AlertNotFound:
         raise refuse("unknown_alert", "alert_id", alert_id=alert_id) from None
     except repository.OutsideArea as exc:
         raise forbidden(str(exc), "node") from None
+    except repository.OutsideSector:
+        raise refuse("outside_sector", "alert_id", what=alert_id, sector=who.sector) from None
     except WrongState as exc:
         raise refuse("wrong_state", "status", status=STATUS_NAMES[exc.status],
                      action=doing) from None
@@ -155,11 +161,12 @@ async def acknowledge(alert_id: uuid.UUID, ctx: Ctx, who: Operator,
     """Take the alert: its clock stops, and nothing escalates further."""
     reason = body.reason if body else None
     return await _act(ctx, alert_id, ("确认", "acknowledged"), lambda session, now:
-                      repository.acknowledge(session, alert_id, who, reason, now, ctx.rules))
+                      repository.acknowledge(session, alert_id, who, reason, now, ctx.rules),
+                      who)
 
 
 @router.post("/alerts/{alert_id}/close", response_model=AlertView, responses=PROBLEMS)
 async def close(alert_id: uuid.UUID, body: Close, ctx: Ctx, who: Operator) -> AlertView:
     """Record what was done and close the alert (an open one may be closed directly)."""
     return await _act(ctx, alert_id, ("关闭", "closed"), lambda session, now: repository.close(
-        session, alert_id, who, body.outcome, body.note, now, ctx.rules))
+        session, alert_id, who, body.outcome, body.note, now, ctx.rules), who)

@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ class LiveEvent:
     kind: str  # "rollup" | "alert" | "resync"
     node: str
     data: dict
+    # A rollup hint's sectors (None: every sector's figures may have moved).
+    sectors: frozenset[str] | None = field(default=None, compare=False)
 
     def sse(self) -> str:
         return f"event: {self.kind}\ndata: {json.dumps(self.data, ensure_ascii=False)}\n\n"
@@ -40,7 +42,9 @@ def read(subject: str, payload: bytes) -> LiveEvent | None:
         return None
     if subject.startswith("rollup.updated."):
         node = str(body.get("node") or subject.removeprefix("rollup.updated."))
-        return LiveEvent("rollup", node, {"node": node, "day": body.get("day")})
+        sectors = body.get("sectors")
+        return LiveEvent("rollup", node, {"node": node, "day": body.get("day")},
+                         frozenset(map(str, sectors)) if isinstance(sectors, list) else None)
     if subject.startswith("alert.") and body.get("alert_id") and body.get("node"):
         keep = ("change", "alert_id", "kind", "node", "unit", "status", "level", "responsible",
                 "deadline", "late", "at", "actor")
@@ -48,17 +52,36 @@ def read(subject: str, payload: bytes) -> LiveEvent | None:
     return None
 
 
-def visible(scope: str, event: LiveEvent) -> bool:
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a page is for: an operator's node and, for a sector operator, its sector."""
+
+    scope: str
+    sector: str | None = None
+
+
+def visible(audience: Audience | str, event: LiveEvent) -> bool:
     """An operator sees their node's subtree and nothing else. An escalated alert reaches the
-    level above because its node lies in that level's subtree too."""
-    return event.kind in ("resync", "bye") or event.node.startswith(scope)
+    level above because its node lies in that level's subtree too. A sector operator's page
+    gets the rollup hints of its sector's reports (and those of every sector, a cutoff's);
+    alert events it gets only once the alerts service says the alert is its sector's
+    (`stream`'s `allow`)."""
+    if isinstance(audience, str):
+        audience = Audience(audience)
+    if event.kind in ("resync", "bye"):
+        return True
+    if not event.node.startswith(audience.scope):
+        return False
+    if audience.sector is not None and event.kind == "rollup" and event.sectors is not None:
+        return audience.sector in event.sectors
+    return True
 
 
 class Hub:
     """Fans events out to the pages connected to this console process."""
 
     def __init__(self) -> None:
-        self._queues: dict[asyncio.Queue[LiveEvent], str] = {}
+        self._queues: dict[asyncio.Queue[LiveEvent], Audience] = {}
         self.delivered = 0
 
     @property
@@ -72,15 +95,15 @@ class Hub:
             if queue.qsize() >= QUEUE_LIMIT:
                 while not queue.empty():
                     queue.get_nowait()
-                queue.put_nowait(LiveEvent("resync", scope, {}))
+                queue.put_nowait(LiveEvent("resync", scope.scope, {}))
                 continue
             queue.put_nowait(event)
             self.delivered += 1
 
     @contextlib.asynccontextmanager
-    async def listen(self, scope: str) -> AsyncIterator[asyncio.Queue[LiveEvent]]:
+    async def listen(self, scope: Audience | str) -> AsyncIterator[asyncio.Queue[LiveEvent]]:
         queue: asyncio.Queue[LiveEvent] = asyncio.Queue()
-        self._queues[queue] = scope
+        self._queues[queue] = scope if isinstance(scope, Audience) else Audience(scope)
         try:
             yield queue
         finally:
@@ -97,9 +120,14 @@ class Hub:
             self.publish(event)
 
 
-async def stream(hub: Hub, scope: str, closed, heartbeat_s: float = 15.0
-                 ) -> AsyncIterator[str]:
-    """SSE text for one page: a `hello`, then its events, with comments to keep proxies open."""
+Allow = Callable[[LiveEvent], Awaitable[bool]]
+
+
+async def stream(hub: Hub, scope: Audience | str, closed, heartbeat_s: float = 15.0,
+                 allow: Allow | None = None) -> AsyncIterator[str]:
+    """SSE text for one page: a `hello`, then its events, with comments to keep proxies open.
+    `allow`, when given, is asked about each alert event (a sector operator's page: whether
+    the alert concerns its sector)."""
     async with hub.listen(scope) as queue:
         yield "retry: 3000\nevent: hello\ndata: {}\n\n"
         while not await closed():
@@ -110,4 +138,6 @@ async def stream(hub: Hub, scope: str, closed, heartbeat_s: float = 15.0
                 continue
             if event.kind == "bye":
                 return
+            if allow is not None and event.kind == "alert" and not await allow(event):
+                continue
             yield event.sse()

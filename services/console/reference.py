@@ -43,15 +43,18 @@ FIND_UNITS = text(f"""
     SELECT p.unit_code AS code, p.name, p.unit_type, p.node_code AS node
     FROM {placement_on("CAST(:day AS date)")} AS p
     WHERE p.active AND p.node_code LIKE :scope || '%'
+      AND (CAST(:sector AS text) IS NULL OR p.sector = CAST(:sector AS text))
       AND (:q = '' OR strpos(p.unit_code, :q) > 0 OR strpos(p.name, :q) > 0)
     ORDER BY p.unit_code LIMIT :limit
 """)
 
 
-async def find_units(session: AsyncSession, scope: str, q: str, day: date) -> list[dict]:
-    """Units active and placed under `scope` on `day` whose code or name contains `q`."""
+async def find_units(session: AsyncSession, scope: str, q: str, day: date,
+                     sector: str | None = None) -> list[dict]:
+    """Units active and placed under `scope` on `day` (of `sector` only, if given) whose code
+    or name contains `q`."""
     rows = await session.execute(FIND_UNITS, {"scope": scope, "q": q.strip(), "day": day,
-                                              "limit": FIND_LIMIT})
+                                              "limit": FIND_LIMIT, "sector": sector})
     return [dict(r._mapping) for r in rows]
 
 

@@ -19,6 +19,7 @@ from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
 from shared.hierarchy import level_of
 from shared.refusals import on_refused, refuse
+from shared.registry.unit_types import sectors
 
 COOKIE = "rollcall_token"
 STATIC = resources.files("services.console") / "static"
@@ -151,8 +152,12 @@ async def _me(ctx: ConsoleContext, principal: Principal) -> dict:
             unit = None
         else:
             names, unit = {}, await reference.unit(session, principal.scope, ctx.today())
+    line = sectors().get(principal.sector) if principal.sector else None
     return {"kind": principal.kind, "scope": principal.scope, "holder": principal.holder,
             "scope_name": names.get(principal.scope) or (unit or {}).get("name"),
+            # A sector operator's line (行业部门): every page shows that sector's view.
+            "sector": principal.sector,
+            "sector_name": {"zh": line.name_zh, "en": line.name_en} if line else None,
             "unit": unit, "today": ctx.today().isoformat(),
             # Every time on the pages is shown in the deployment's zone, whatever the browser's.
             "zone": ctx.settings.zone.key}
@@ -366,7 +371,8 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
         if who.principal.kind == "unit":
             one = await reference.unit(session, who.principal.scope, ctx.today())
             return [one] if one else []
-        return await reference.find_units(session, who.principal.scope, q, ctx.today())
+        return await reference.find_units(session, who.principal.scope, q, ctx.today(),
+                                          who.principal.sector)
 
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
@@ -420,11 +426,31 @@ async def daily_summary_csv(node: str, who: Operator, ctx: Ctx, day: date | None
 
 # ---- live updates ----------------------------------------------------------------------------
 
+def _alert_checker(ctx: ConsoleContext, who: Session) -> live.Allow:
+    """For a sector operator's page: whether an alert concerns its sector, asked of alerts (the
+    rule's home, `services/alerts/queries.py` `of_sector`) once per alert and page."""
+    known: dict[str, bool] = {}
+
+    async def allow(event: live.LiveEvent) -> bool:
+        alert_id = str(event.data.get("alert_id"))
+        if alert_id not in known:
+            try:
+                answer = await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}", who.token)
+            except UpstreamDown:
+                return False  # said nothing rather than too much; the page refetches later
+            known[alert_id] = answer.ok
+        return known[alert_id]
+
+    return allow
+
+
 @api.get("/events")
 async def events(who: Operator, ctx: Ctx, request: Request) -> StreamingResponse:
     """Server-sent events: `rollup` (a node's figures changed: fetch again) and `alert` (an alert
     opened, was warned, escalated, acknowledged or closed), only for the operator's area."""
+    audience = live.Audience(who.principal.scope, who.principal.sector)
     return StreamingResponse(
-        live.stream(ctx.hub, who.principal.scope, request.is_disconnected),
+        live.stream(ctx.hub, audience, request.is_disconnected,
+                    allow=_alert_checker(ctx, who) if who.principal.sector else None),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

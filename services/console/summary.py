@@ -43,6 +43,8 @@ def build(node_view: dict, children: list[dict], alerts: list[dict], catalogue: 
     return {
         "node": node_view.get("node"), "name": node_view.get("name"),
         "day": str(node_view.get("day")), "generated_at": generated_at,
+        # A sector operator's summary is its sector's (aggregate limited every figure to it).
+        "sector": (node_view.get("filter") or {}).get("sector"),
         "metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
                      "measure_zh": m.measure_zh, "measure_en": m.measure_en}
                     for m in catalogue.metrics.values() if m.code in reported or m.code in ALWAYS],

@@ -31,13 +31,16 @@ def is_zero(values: Mapping[str, float]) -> bool:
 
 def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
                  day: date) -> FieldError | None:
-    """A unit submits only for itself; an operator for units at or below its node."""
+    """A unit submits only for itself; an operator for units at or below its node, a sector
+    operator only for those of its sector."""
     if principal.kind == "unit":
         allowed = unit_code == principal.scope
     elif unit is None:
         return None  # an operator learns that the unit is unknown: a 422, not a 403
     else:
         allowed = principal.may_submit_for(unit_code, unit.node_on(day))
+        if allowed and not principal.covers(unit.sector):
+            return refusal("outside_sector", "unit", what=unit_code, sector=principal.sector)
     if allowed:
         return None
     return refusal("outside_area", "unit", what=unit_code)

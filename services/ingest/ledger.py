@@ -392,15 +392,20 @@ NOTES = text("""
           FROM ingest.reports r
           WHERE r.day = :day AND r.node_code ~>=~ CAST(:node AS text)
             AND r.node_code ~<~ (CAST(:node AS text) || '~')
+            AND (CAST(:sector AS text) IS NULL OR r.unit_code IN (
+                SELECT code FROM registry.units WHERE sector = CAST(:sector AS text)))
           ORDER BY r.unit_code, r.revision DESC) latest
     WHERE note IS NOT NULL
     ORDER BY node, unit LIMIT :limit
 """)
 
 
-async def notes(session: AsyncSession, node: str, day: date, limit: int) -> list[dict]:
-    """The notes of the day's reports below `node`, as their latest revision says them."""
-    rows = await session.execute(NOTES, {"node": node, "day": day, "limit": limit})
+async def notes(session: AsyncSession, node: str, day: date, limit: int,
+                sector: str | None = None) -> list[dict]:
+    """The notes of the day's reports below `node` (of `sector`'s units only, if given), as
+    their latest revision says them."""
+    rows = await session.execute(NOTES, {"node": node, "day": day, "limit": limit,
+                                         "sector": sector})
     return [dict(r._mapping) for r in rows]
 
 

@@ -34,7 +34,7 @@ from services.ingest.service import IngestContext
 from services.ingest.submissions import INVALID_JSON, Incoming, Outcome, excerpt, read, read_json
 from shared.auth import Principal
 from shared.errors import FieldError
-from shared.http_auth import Authenticated, forbidden
+from shared.http_auth import Authenticated, forbidden, reaches_unit
 from shared.refusals import problem
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -234,6 +234,8 @@ def _may_read(principal: Principal, ctx: IngestContext, unit: str) -> None:
             raise forbidden(unit)
     elif info is None or not any(principal.may_see(node) for _, node in info.placements):
         raise forbidden(unit)
+    else:
+        reaches_unit(principal, unit, info.sector)
 
 
 @router.get("/units/{unit}/reports", response_model=list[Revision],
@@ -261,7 +263,8 @@ async def report_notes(principal: Authenticated, ctx: Ctx, node: str, day: date,
     if not principal.may_see(node):
         raise forbidden(node, "node")
     async with ctx.sessions() as session:
-        return [ReportNote(**row) for row in await ledger.notes(session, node, day, limit)]
+        return [ReportNote(**row) for row in await ledger.notes(session, node, day, limit,
+                                                                 principal.sector)]
 
 
 cases = APIRouter(prefix="/v1", tags=["cases"])

@@ -20,7 +20,7 @@ from services.notify.schemas import (
 )
 from services.notify.service import NotifyContext
 from shared.errors import FieldError
-from shared.http_auth import Operator, area
+from shared.http_auth import Operator, Territorial, area
 from shared.http_problems import http_error
 from shared.refusals import Refused, refuse
 from shared.registry.importer import Problem
@@ -74,7 +74,7 @@ async def get_roster(ctx: Ctx, who: Operator, node: str, day: date) -> RosterVie
 
 
 @router.put("/rosters/{node}/{day}", response_model=RosterView)
-async def put_roster(ctx: Ctx, who: Operator, node: str, day: date,
+async def put_roster(ctx: Ctx, who: Territorial, node: str, day: date,
                      roster: RosterIn) -> RosterView:
     """Replace a node's roster for a day; the next alert change is told to the new one."""
     area(who, node)
@@ -90,7 +90,7 @@ async def put_roster(ctx: Ctx, who: Operator, node: str, day: date,
 @router.post("/staff/{kind}", response_model=Imported, openapi_extra={"requestBody": {
     "required": True, "content": {"text/csv": {"schema": {"type": "string"}},
                                   "application/json": {"schema": {"type": "array"}}}}})
-async def import_staff(ctx: Ctx, who: Operator, request: Request,
+async def import_staff(ctx: Ctx, who: Territorial, request: Request,
                        kind: Literal["people", "contacts", "rosters"]) -> Imported:
     """Import a CSV file (Content-Type text/csv) or a JSON array of people, contacts or
     roster shifts, every row inside the operator's area. All or nothing: any problem refuses

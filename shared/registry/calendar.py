@@ -150,7 +150,24 @@ class Declaration:
     valid_to: date | None = None
 
 
-async def _check(session: AsyncSession, d: Declaration, scope: str, today: date) -> None:
+UNIT_SECTOR = text("SELECT sector FROM registry.units WHERE code = :unit")
+
+
+async def on_line(session: AsyncSession, unit: str | None, unit_type: str | None,
+                  sector: str | None) -> bool:
+    """A sector operator (`sector`) declares and ends only the calendars of its own line: of one
+    unit of its sector, or of a unit type of its sector (the county's kindergartens for 寒假); a
+    calendar of every unit of a node is the territorial command centre's. None reaches all."""
+    if sector is None:
+        return True
+    if unit is not None:
+        return await session.scalar(UNIT_SECTOR, {"unit": unit}) == sector
+    known = unit_types().get(unit_type) if unit_type is not None else None
+    return known is not None and known.sector == sector
+
+
+async def _check(session: AsyncSession, d: Declaration, scope: str, today: date,
+                 sector: str | None = None) -> None:
     if not d.reason.strip():
         raise CalendarRefused("reason", "reason_required", "须说明理由", "a reason is required")
     if d.valid_from < today:
@@ -179,6 +196,9 @@ async def _check(session: AsyncSession, d: Declaration, scope: str, today: date)
     if not await _within(session, d.node_code, d.unit_code, scope):
         raise CalendarRefused("unit_code" if d.node_code is None else "node_code",
                               "outside_area", "超出授权范围", f"outside {scope}")
+    if not await on_line(session, d.unit_code, d.unit_type, sector):
+        raise CalendarRefused("unit_code" if d.unit_code else "unit_type", "outside_sector",
+                              "超出本行业范围", f"outside sector {sector}")
 
 
 async def _within(session: AsyncSession, node: str | None, unit: str | None, scope: str
@@ -200,9 +220,10 @@ def _exemption(row) -> Exemption:
 
 
 async def declare(session: AsyncSession, d: Declaration, scope: str, by: str, now: datetime,
-                  today: date) -> Exemption:
-    """Record an exemption declared by `by` within `scope`; the caller commits and recounts."""
-    await _check(session, d, scope, today)
+                  today: date, sector: str | None = None) -> Exemption:
+    """Record an exemption declared by `by` within `scope` (and `sector`, a sector operator's);
+    the caller commits and recounts."""
+    await _check(session, d, scope, today, sector)
     row = (await session.execute(DECLARE, {
         "node_code": d.node_code, "unit_code": d.unit_code, "unit_type": d.unit_type,
         "weekday": d.weekday, "valid_from": d.valid_from, "valid_to": d.valid_to,
@@ -211,7 +232,7 @@ async def declare(session: AsyncSession, d: Declaration, scope: str, by: str, no
 
 
 async def end(session: AsyncSession, exemption_id: int, reason: str, scope: str, by: str,
-              now: datetime, today: date) -> Exemption:
+              now: datetime, today: date, sector: str | None = None) -> Exemption:
     """End an exemption from today on: the days it already covered keep it."""
     row = (await session.execute(ONE, {"id": exemption_id})).first()
     if row is None:
@@ -221,6 +242,9 @@ async def end(session: AsyncSession, exemption_id: int, reason: str, scope: str,
     if not await _within(session, x.node_code, x.unit_code, scope):
         raise CalendarRefused("exemption_id", "outside_area", "超出授权范围",
                               f"exemption {exemption_id} is outside {scope}")
+    if not await on_line(session, x.unit_code, x.unit_type, sector):
+        raise CalendarRefused("exemption_id", "outside_sector", "超出本行业范围",
+                              f"exemption {exemption_id} is outside sector {sector}")
     if not reason.strip():
         raise CalendarRefused("reason", "reason_required", "须说明理由", "a reason is required")
     if x.withdrawn or (x.valid_to is not None and x.valid_to < today):

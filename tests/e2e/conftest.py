@@ -30,7 +30,8 @@ def in_thread(make_coroutine):
         return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
-def credential(servers: Servers, kind: str, scope: str, holder: str) -> str:
+def credential(servers: Servers, kind: str, scope: str, holder: str,
+               sector: str | None = None) -> str:
     """A token issued straight into the session's database, as `rollcall token` would."""
     from shared.auth import issue
     from shared.clock import utc_now
@@ -40,7 +41,8 @@ def credential(servers: Servers, kind: str, scope: str, holder: str) -> str:
         engine = make_engine(servers.database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine)() as session, session.begin():
-                token, _ = await issue(session, kind, scope, holder, utc_now())  # type: ignore[arg-type]
+                token, _ = await issue(session, kind, scope, holder, utc_now(),  # type: ignore[arg-type]
+                                       sector)
                 return token
         finally:
             await engine.dispose()

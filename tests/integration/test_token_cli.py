@@ -62,3 +62,22 @@ def test_the_demo_token_is_fresh_each_run(servers) -> None:
     assert principal_of(servers, first) is None  # the previous run's is revoked
     demo = principal_of(servers, second)
     assert (demo.kind, demo.scope, demo.holder) == ("operator", "430621", DEMO_HOLDER)
+
+
+def test_a_sector_token(servers, monkeypatch) -> None:
+    for key, value in servers.env().items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    issued = runner.invoke(app, ["token", "issue", "--operator", "430621", "--sector",
+                                 "education"])
+    assert issued.exit_code == 0, issued.output
+    assert "education" in issued.output.split("token (shown once")[0]
+    op = principal_of(servers, issued.output.strip().splitlines()[-1])
+    assert (op.kind, op.scope, op.sector) == ("operator", "430621", "education")
+    assert op.holder.endswith("教育")  # the node's name and the sector's when no holder
+    assert "educa" in runner.invoke(app, ["token", "list"], terminal_width=300).output
+
+    for bad in (["--operator", "430621", "--sector", "astrology"],
+                ["--unit", "430621100001-CL", "--sector", "health"]):
+        refused = runner.invoke(app, ["token", "issue", *bad])
+        assert refused.exit_code == 1, (bad, refused.output)

@@ -118,7 +118,7 @@ async function start() {
   if (state.me.kind !== "operator") { location.href = "/report"; return; }
   $("signin").hidden = true;
   $("main").hidden = false;
-  $("scope-name").textContent = `${state.me.scope_name || state.me.scope} · ${LANG === "zh" ? "指挥部" : "command centre"}`;
+  $("scope-name").textContent = scopeTitle(state.me);
   $("who").textContent = state.me.holder;
   const p = params();
   state.day = p.day || state.me.today;
@@ -129,6 +129,15 @@ async function start() {
   setInterval(tick, 1000);
   // Deliveries go out after the alert's event, and notify sends none of its own: ask again.
   setInterval(() => soon("alerts"), DELIVERY_POLL_MS);
+}
+
+// A sector operator (行业部门) sees its sector's view everywhere: the title says which.
+function scopeTitle(me) {
+  const where = me.scope_name || me.scope;
+  if (me.sector_name) {
+    return `${where} · ${me.sector_name[LANG] || me.sector} ${LANG === "zh" ? "行业视图" : "sector view"}`;
+  }
+  return `${where} · ${LANG === "zh" ? "指挥部" : "command centre"}`;
 }
 
 function showSignIn() {
@@ -157,7 +166,7 @@ $("declare").addEventListener("click", declareCalendar);
 document.addEventListener("langchange", () => {
   $("lang").textContent = t("lang");
   if (state.me) {
-    $("scope-name").textContent = `${state.me.scope_name || state.me.scope} · ${LANG === "zh" ? "指挥部" : "command centre"}`;
+    $("scope-name").textContent = scopeTitle(state.me);
     render();
     renderAlerts();
     renderCalendars();
