@@ -43,8 +43,11 @@ def read(subject: str, payload: bytes) -> LiveEvent | None:
     if subject.startswith("rollup.updated."):
         node = str(body.get("node") or subject.removeprefix("rollup.updated."))
         sectors = body.get("sectors")
-        return LiveEvent("rollup", node, {"node": node, "day": body.get("day")},
-                         frozenset(map(str, sectors)) if isinstance(sectors, list) else None)
+        named = frozenset(map(str, sectors)) if isinstance(sectors, list) else None
+        data = {"node": node, "day": body.get("day")}
+        if named is not None:
+            data["sectors"] = sorted(named)
+        return LiveEvent("rollup", node, data, named)
     if subject.startswith("alert.") and body.get("alert_id") and body.get("node"):
         keep = ("change", "alert_id", "kind", "node", "unit", "status", "level", "responsible",
                 "deadline", "late", "at", "actor")

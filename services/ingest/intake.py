@@ -38,8 +38,9 @@ def check_access(principal: Principal, unit_code: str, unit: UnitInfo | None,
     elif unit is None:
         return None  # an operator learns that the unit is unknown: a 422, not a 403
     else:
-        allowed = principal.may_submit_for(unit_code, unit.node_on(day))
-        if allowed and not principal.covers(unit.sector):
+        node = unit.node_on(day)
+        allowed = principal.may_submit_for(unit_code, node, unit.sector)
+        if not allowed and node is not None and principal.may_see(node):
             return refusal("outside_sector", "unit", what=unit_code, sector=principal.sector)
     if allowed:
         return None
