@@ -125,3 +125,17 @@ def test_the_summary_lists_the_units_notes_as_written():
     assert doc["notes"] == [note]
     rows = list(csv.reader(io.StringIO(summary.to_csv(doc).decode("utf-8-sig"))))
     assert ["430621108001-CL", "某村卫生室", "430621108001", "2", "一名发热病人已转诊"] in rows
+
+
+def test_a_sector_page_gets_its_sectors_hints_and_every_cutoffs() -> None:
+    from services.console.live import Audience
+
+    edu = Audience("430621", "education")
+    school = read("rollup.updated.430621108", b'{"node": "430621108", "sectors": ["education"]}')
+    clinic = read("rollup.updated.430621108", b'{"node": "430621108", "sectors": ["health"]}')
+    cutoff = read("rollup.updated.430621108", b'{"node": "430621108"}')
+    assert school and clinic and cutoff
+    assert school.data["sectors"] == ["education"]
+    assert visible(edu, school) and visible(edu, cutoff) and not visible(edu, clinic)
+    assert visible("430621", clinic)  # a territorial page gets every sector's
+    assert not visible(Audience("430622", "education"), school)

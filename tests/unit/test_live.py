@@ -60,7 +60,29 @@ async def test_the_announcer_publishes_what_is_due() -> None:
     event = RollupUpdated.model_validate_json(data)
     assert subject == "rollup.updated.430621108" == event.subject
     assert event.updated_at.microsecond == 0
-    assert data.decode() == event.model_dump_json()  # written out by hand, same as the model
+    # Written out by hand, the same as the model; without sectors (every sector's).
+    assert data.decode() == event.model_dump_json(exclude_none=True)
+
+
+async def test_a_hint_names_the_sectors_of_the_reports_behind_it() -> None:
+    sent: list[bytes] = []
+
+    async def publish(subject: str, data: bytes) -> None:
+        sent.append(data)
+
+    announcer = Announcer(publish, lambda: datetime(2026, 11, 23, 8, 0, tzinfo=UTC), 0)
+    town, village = ("430621108", DAY), ("430621108001", DAY)
+    announcer.touched([town, village], {town: {"health"}, village: {"health"}})
+    announcer.touched([town], {town: {"education"}})
+    await announcer.flush()
+    events = {e.node: e for e in map(RollupUpdated.model_validate_json, sent)}
+    assert events["430621108"].sectors == ["education", "health"]
+    assert events["430621108001"].sectors == ["health"]
+    sent.clear()
+    announcer.touched([town], {town: {"health"}})
+    announcer.touched([town])  # a cutoff passing: every sector's figures
+    await announcer.flush()
+    assert RollupUpdated.model_validate_json(sent[0]).sectors is None
 
 
 def test_durable_names_follow_the_filter() -> None:
