@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse
 
-from services.aggregate import schemas, views
+from services.aggregate import accountability, schemas, views
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext, durable_name
 from services.aggregate.views import Span
@@ -168,6 +168,27 @@ async def rollup_completeness(
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              ctx.moment(), where, limit, offset)
+
+
+@router.get("/accountability/{node}", responses=PROBLEMS)
+async def node_accountability(
+        node: str, principal: Authenticated, ctx: Ctx, start: Start = None, end: End = None,
+        sector: Sector = None, unit_type: UnitType = None,
+        limit: Annotated[int | None, Query(ge=1, le=100_000, description=(
+            "at most this many units listed, the worst first (the totals count them all)"))
+        ] = None) -> dict:
+    """Accountability over a range of days (the 7 days ending `end` by default; `end` today by
+    default): per unit and per child node the unit-days expected, reported, zero, late,
+    missing, corrected and exempt, with the rates; units ranked by missing and late days, child
+    nodes by the lowest reporting rate (一天一通报). `sent_back` is null until reports can be
+    sent back."""
+    node = _visible(principal, node)
+    end = end or ctx.today()
+    span = _span(ctx, None, start or end - timedelta(days=6), end)
+    where = _filter(principal, sector, unit_type)
+    async with ctx.sessions() as session:
+        return await accountability.tallies(session, node, span.start, span.end, where,
+                                            ctx.moment(), views.child_length(node), limit)
 
 
 # Calendars (免报) are declared here rather than in the registry's CLI only: they change the
