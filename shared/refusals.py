@@ -50,9 +50,14 @@ CATALOGUE: dict[str, Kind] = {
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "unknown_flag": Kind(404, "疑似瞒报标记 {flag_id} 不存在", "no flag {flag_id}"),
     "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
                       "this unit has no report for {day} to correct"),
     # In conflict with what is stored.
+    "flag_dismissed": Kind(409, "疑似瞒报标记 {flag_id} 已被排除,不能再次排除",
+                           "flag {flag_id} was dismissed already"),
+    "bad_range": Kind(422, "起始日期 {start} 晚于结束日期 {end}",
+                      "start {start} is after end {end}"),
     "already_reported": Kind(409, "该单位 {day} 已报告(第 {revision} 版),请提交更正",
                              "this unit already reported for {day} (revision {revision}); "
                              "send a correction"),

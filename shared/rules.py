@@ -30,6 +30,8 @@ class Rules:
     missing_grace: timedelta
     missing_catch_up_days: int
     recipients: dict[str, tuple[str, ...]]
+    # 疑似瞒报: a unit's non-zero values identical this many days in a row raise a flag.
+    identical_days: int = 5
 
     def deadline_after(self, topic: str, unit_type: str | None) -> timedelta:
         """The clock's length for a topic (a case kind, `outbreak` or `missing_report`), the
@@ -64,6 +66,7 @@ def load_rules(path: Path | None = None) -> Rules:
         missing_grace=timedelta(seconds=float(data["missing_report"]["grace_seconds"])),
         missing_catch_up_days=int(data["missing_report"]["catch_up_days"]),
         recipients={key: tuple(value) for key, value in data["recipients"].items()},
+        identical_days=int(data.get("suspicion", {}).get("identical_days", 5)),
     )
     _check(rules)
     return rules
@@ -85,3 +88,5 @@ def _check(rules: Rules) -> None:
         raise ValueError("the first escalation step comes at or after the deadline, a level up")
     if rules.outbreak_threshold < 1 or rules.outbreak_window_days < 1:
         raise ValueError("outbreak.threshold and outbreak.window_days must be at least 1")
+    if rules.identical_days < 2:
+        raise ValueError("suspicion.identical_days must be at least 2")

@@ -3,6 +3,7 @@ daily reports, units missing at their cutoff, and supplies below a stock level. 
 works in the caller's transaction, which also records what was applied, so redelivery and
 replays change nothing."""
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -12,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import clock, repository
+from services.alerts import clock, flags, repository
 from services.alerts.machine import AlertState, NewAlert
 from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from shared import deadlines
@@ -44,14 +45,17 @@ ADD_CASE_ILI = text("""
 """)
 # Newer revisions only: an older revision arriving after a newer one changes nothing.
 UPSERT_REPORTS = text("""
-    INSERT INTO alerts.unit_days AS ud (unit, day, report_revision, report_ili, case_ili)
-    SELECT u, d, r, i, 0 FROM unnest(CAST(:units AS text[]), CAST(:days AS date[]),
-                                     CAST(:revisions AS int[]), CAST(:ili AS float8[]))
-                          AS t(u, d, r, i)
+    INSERT INTO alerts.unit_days AS ud (unit, day, report_revision, report_ili, case_ili,
+                                        report_zero, report_values)
+    SELECT u, d, r, i, 0, z, CAST(v AS jsonb)
+    FROM unnest(CAST(:units AS text[]), CAST(:days AS date[]), CAST(:revisions AS int[]),
+                CAST(:ili AS float8[]), CAST(:zero AS boolean[]), CAST(:values AS text[]))
+         AS t(u, d, r, i, z, v)
     ON CONFLICT (unit, day) DO UPDATE
-        SET report_revision = excluded.report_revision, report_ili = excluded.report_ili
+        SET report_revision = excluded.report_revision, report_ili = excluded.report_ili,
+            report_zero = excluded.report_zero, report_values = excluded.report_values
         WHERE ud.report_revision IS NULL OR ud.report_revision < excluded.report_revision
-    RETURNING unit, day, report_ili
+    RETURNING unit, day, report_ili, cases
 """)
 WINDOWS = text("""
     SELECT unit, day, case_ili, report_ili FROM alerts.unit_days
@@ -131,6 +135,9 @@ async def apply_cases(session: AsyncSession, events: list[CaseReported], rules: 
     flu = [e for e in new if e.kind == rules.outbreak_metric]
     if flu:
         await session.execute(LOCK_UNITS, {"units": sorted({e.unit for e in flu})})
+    # Every case's unit-day first, in key order (the flu-like count below takes the same rows):
+    # a zero report of that day is flagged 疑似瞒报 (services/alerts/flags.py).
+    await flags.on_cases(session, new, zone, now)
     opened = await repository.open_alerts(session, [NewAlert(
         key=f"case:{e.case_id}", kind="case", topic=e.kind, node=e.node,
         day=e.found_at.astimezone(zone).date(), started_at=e.found_at,
@@ -176,14 +183,19 @@ async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rul
     changed = await session.execute(UPSERT_REPORTS, {
         "units": [u for u, _ in keys], "days": [d for _, d in keys],
         "revisions": [newest[k].revision for k in keys],
-        "ili": [newest[k].values.get(metric) for k in keys]})
+        "ili": [newest[k].values.get(metric) for k in keys],
+        "zero": [newest[k].zero for k in keys],
+        "values": [json.dumps(newest[k].values, sort_keys=True) for k in keys]})
     newer = changed.all()
     triggers = [Trigger(u, newest[(u, d)].node, newest[(u, d)].unit_type, d,
                         newest[(u, d)].submitted_at, newest[(u, d)].submitted_at,
                         newest[(u, d)].msg_id)
-                for u, d, ili in newer if ili and ili > 0]
+                for u, d, ili, _ in newer if ili and ili > 0]
+    # 疑似瞒报: flags beside the figures, never changing them (services/alerts/flags.py).
+    await flags.on_reports(session, [(newest[(u, d)], cases) for u, d, _, cases in newer],
+                           rules, now)
     opened = await check_outbreaks(session, triggers, rules, zone, now) if triggers else []
-    stocks = await check_stocks(session, [newest[(u, d)] for u, d, _ in newer], catalogue,
+    stocks = await check_stocks(session, [newest[(u, d)] for u, d, _, _ in newer], catalogue,
                                 rules, now)
     return len(opened) + stocks + await resolve_missing(session, keys, rules, now)
 

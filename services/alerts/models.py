@@ -1,4 +1,5 @@
-"""Alerts' tables (schema `alerts`); the migrations alerts_0002 and alerts_0004 create them."""
+"""Alerts' tables (schema `alerts`); the migrations alerts_0002, alerts_0004 and alerts_0007
+create them."""
 
 from datetime import date, datetime, time
 from uuid import UUID
@@ -91,6 +92,10 @@ class UnitDayRow(Base):
     report_revision: Mapped[int | None] = mapped_column(Integer)
     report_ili: Mapped[float | None] = mapped_column(Float)
     case_ili: Mapped[int] = mapped_column(Integer, default=0)
+    # For the 疑似瞒报 flags: the latest report's zero flag and values, the day's cases.
+    report_zero: Mapped[bool | None]
+    report_values: Mapped[dict | None] = mapped_column(JSONB)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MissingUnitRow(Base):
@@ -130,3 +135,26 @@ class StockUnitRow(Base):
     revision: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)
     below: Mapped[bool]
+
+
+class FlagRow(Base):
+    """A suspicion of concealment (疑似瞒报) raised on a unit's report: shown, listed and
+    counted beside the figures, never changing them; dismissed once, with who, when and why."""
+
+    __tablename__ = "flags"
+    __table_args__ = {"schema": SCHEMA}
+
+    flag_id: Mapped[UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    unit: Mapped[str] = mapped_column(String(32))
+    node: Mapped[str] = mapped_column(String(12))
+    unit_type: Mapped[str] = mapped_column(String(40))
+    sector: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    details: Mapped[dict] = mapped_column(JSONB)
+    raised_at: Mapped[datetime] = mapped_column(TZ)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    dismissed_at: Mapped[datetime | None] = mapped_column(TZ)
+    dismissed_by: Mapped[str | None] = mapped_column(String(100))
+    dismissal_reason: Mapped[str | None] = mapped_column(Text)

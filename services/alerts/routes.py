@@ -6,13 +6,13 @@ its subtree. Refusals come from the one catalogue (`shared.refusals`)."""
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import queries, repository
+from services.alerts import flags, queries, repository
 from services.alerts.machine import AlertState, WrongState
 from services.alerts.models import AlertRow
 from services.alerts.schemas import (
@@ -22,6 +22,9 @@ from services.alerts.schemas import (
     Change,
     Close,
     Day,
+    Dismiss,
+    FlagCounts,
+    FlagView,
     KindLevelCount,
     Problem,
 )
@@ -170,3 +173,66 @@ async def close(alert_id: uuid.UUID, body: Close, ctx: Ctx, who: Operator) -> Al
     """Record what was done and close the alert (an open one may be closed directly)."""
     return await _act(ctx, alert_id, ("关闭", "closed"), lambda session, now: repository.close(
         session, alert_id, who, body.outcome, body.note, now, ctx.rules), who)
+
+
+# ---- 疑似瞒报 flags: listed, counted and dismissed with a reason (services/alerts/flags.py) ----
+
+FlagStatus = Literal["open", "dismissed", "all"]
+FlagKind = Literal["zero_with_case", "identical_values"]
+FLAG_WINDOW_DAYS = 7
+
+
+def _flag_selection(ctx: AlertsContext, who: Principal, node: str | None, start: Day | None,
+                    end: Day | None, status: str = "all", kind: str | None = None
+                    ) -> flags.Selection:
+    end = end or ctx.today()
+    start = start or end - timedelta(days=FLAG_WINDOW_DAYS - 1)
+    if start > end:
+        raise refuse("bad_range", "start", start=start, end=end)
+    return flags.Selection(area(who, node), start, end, status, kind, who.sector)
+
+
+def _flag_view(row) -> FlagView:
+    return FlagView.model_validate(row, from_attributes=True)
+
+
+@router.get("/flags", response_model=list[FlagView], responses=PROBLEMS)
+async def list_flags(ctx: Ctx, who: Operator, node: str | None = None,
+                     start: Day | None = None, end: Day | None = None,
+                     status: FlagStatus = "all", kind: FlagKind | None = None,
+                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[FlagView]:
+    """The flags (疑似瞒报) of a node's area over a range of days (the 7 days ending today by
+    default), newest day first: a zero report on a day the unit sent a case, non-zero values
+    identical for N days. They never change the figures."""
+    selection = _flag_selection(ctx, who, node, start, end, status, kind)
+    async with ctx.sessions() as session:
+        return [_flag_view(row) for row in await flags.listed(session, selection, limit)]
+
+
+@router.get("/flags/counts", response_model=FlagCounts, responses=PROBLEMS)
+async def count_flags(ctx: Ctx, who: Operator, node: str | None = None,
+                      start: Day | None = None, end: Day | None = None) -> FlagCounts:
+    """How many flags: in all, open, per kind and status, and the open ones per unit."""
+    selection = _flag_selection(ctx, who, node, start, end)
+    async with ctx.sessions() as session:
+        counted = await flags.counted(session, selection)
+    return FlagCounts(node=selection.node, start=selection.start, end=selection.end, **counted)
+
+
+@router.post("/flags/{flag_id}/dismiss", response_model=FlagView, responses=PROBLEMS)
+async def dismiss_flag(flag_id: uuid.UUID, body: Dismiss, ctx: Ctx, who: Operator) -> FlagView:
+    """Dismiss a flag with a reason (核实无误): who, when and why are kept for good, and the
+    flag stays listed as dismissed."""
+    try:
+        async with ctx.sessions() as session, session.begin():
+            row = await flags.locked(session, flag_id)
+            if not who.may_see(row.node):
+                raise forbidden(row.node, "node")
+            if not who.covers(row.sector):
+                raise refuse("outside_sector", "flag_id", what=row.unit, sector=who.sector)
+            return _flag_view(await flags.dismiss(session, row, who.holder, body.reason.strip(),
+                                                  ctx.clock()))
+    except flags.FlagNotFound:
+        raise refuse("unknown_flag", "flag_id", flag_id=flag_id) from None
+    except flags.AlreadyDismissed:
+        raise refuse("flag_dismissed", "flag_id", flag_id=flag_id) from None

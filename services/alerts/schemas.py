@@ -98,3 +98,36 @@ class AlertCounts(BaseModel):
     by_kind: dict[str, int]
     by_level: dict[str, int]
     by_kind_and_level: list[KindLevelCount]
+
+
+class FlagView(BaseModel):
+    """A suspicion of concealment (疑似瞒报): shown beside the figures, never changing them."""
+
+    flag_id: UUID
+    kind: Literal["zero_with_case", "identical_values"]
+    unit: str
+    node: str
+    unit_type: str
+    sector: str
+    day: date
+    details: dict
+    raised_at: datetime
+    status: Literal["open", "dismissed"]
+    dismissed_at: datetime | None = None
+    dismissed_by: str | None = None
+    dismissal_reason: str | None = None
+
+
+class Dismiss(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000,
+                        examples=["已核实:病例为外地来诊,本单位当日无在校学生发热"])
+
+
+class FlagCounts(BaseModel):
+    node: str
+    start: date
+    end: date
+    total: int
+    open: int
+    by_kind: dict[str, dict[str, int]]
+    open_by_unit: dict[str, int]
