@@ -4,7 +4,7 @@ with the signed-in operator's token and keeps each operator inside their own are
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any
 
@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.console import live, reference, summary
+from services.console import bulletin, live, reference, summary
 from services.console.service import ConsoleContext
 from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
@@ -129,6 +129,11 @@ async def roster_page() -> FileResponse:
 @pages.get("/summary")
 async def summary_page() -> FileResponse:
     return _page("summary.html")
+
+
+@pages.get("/bulletin")
+async def bulletin_page() -> FileResponse:
+    return _page("bulletin.html")
 
 
 @pages.get("/static/{name}")
@@ -422,6 +427,47 @@ async def daily_summary_csv(node: str, who: Operator, ctx: Ctx, day: date | None
     filename = f"daily-summary-{doc['node']}-{doc['day']}.csv"
     return Response(summary.to_csv(doc), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# ---- the weekly 通报: accountability (aggregate) and 疑似瞒报 flags (alerts) ---------------------
+
+async def _bulletin(ctx: ConsoleContext, who: Session, node: str, start: date | None,
+                    end: date | None) -> dict:
+    node = _node(who, node)
+    end = end or ctx.today() - timedelta(days=1)  # a week of whole days: up to yesterday
+    start = start or end - timedelta(days=6)
+    span = {"start": start, "end": end}
+    tallies, flags, counts = await asyncio.gather(
+        ctx.upstream.get("aggregate", f"/v1/accountability/{node}", who.token, **span),
+        ctx.upstream.get("alerts", "/v1/flags", who.token, node=node, **span),
+        ctx.upstream.get("alerts", "/v1/flags/counts", who.token, node=node, **span))
+    flags = _must(flags)
+    async with ctx.sessions() as session:
+        await reference.name_alerts(session, flags)  # names units and nodes alike
+    generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
+    return bulletin.build(_must(tallies), flags, _must(counts), generated)
+
+
+@api.get("/bulletin/{node}")
+async def weekly_bulletin(node: str, who: Operator, ctx: Ctx, start: date | None = None,
+                          end: date | None = None) -> dict:
+    return await _bulletin(ctx, who, node, start, end)
+
+
+@api.get("/bulletin/{node}/csv")
+async def weekly_bulletin_csv(node: str, who: Operator, ctx: Ctx, start: date | None = None,
+                              end: date | None = None) -> Response:
+    doc = await _bulletin(ctx, who, node, start, end)
+    filename = f"bulletin-{doc['node']}-{doc['start']}-{doc['end']}.csv"
+    return Response(bulletin.to_csv(doc), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@api.post("/flags/{flag_id}/dismiss")
+async def dismiss_flag(flag_id: str, who: Operator, ctx: Ctx,
+                       body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("alerts", f"/v1/flags/{flag_id}/dismiss", who.token,
+                                          body))
 
 
 # ---- live updates ----------------------------------------------------------------------------

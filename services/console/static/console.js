@@ -267,6 +267,7 @@ function render() {
       : el("a", { href: "#", onclick: (e) => { e.preventDefault(); go(p.node); } }, p.name || p.node),
   ]), el("span", { class: "crumb-day" }, state.day));
   $("summary-link").href = `/summary?node=${view.node}&day=${state.day}`;
+  $("bulletin-link").href = `/bulletin?node=${view.node}`;
 
   fill($("kpis"), 
     kpi(t("reporting_rate"), pct(comp.reporting_rate), rateClass(comp.reporting_rate), "big",
