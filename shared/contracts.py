@@ -105,8 +105,9 @@ class RollupUpdated(Event):
     day: date
     updated_at: datetime
     sectors: list[str] | None = Field(
-        default=None, description="the sectors whose units' reports moved the figures; absent "
-                                  "when every sector's may have (a cutoff passing)")
+        default=None, description="the sectors whose units moved the figures (their reports, "
+                                  "or a cutoff passing: its units'); absent when every "
+                                  "sector's may have")
 
     @property
     def subject(self) -> str:

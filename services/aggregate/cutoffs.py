@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.aggregate import expected
 from services.aggregate.rollup import NodeDay
 from shared.deadlines import Moment
+from shared.registry.calendar import cutoff_sql
 
 # The cutoffs that still have unreported units somewhere on the day: the top level's rows hold
 # every unit below them.
@@ -34,6 +35,12 @@ CLAIM = text("""
 CONCERNED = text("""
     SELECT node_code FROM aggregate.node_days
     WHERE day = :day AND unreported ? CAST(:cutoff AS text)
+""")
+# Whose pages a cutoff's passing concerns: the sectors of the units it is the cutoff of (their
+# own, else their type's).
+SECTORS = text(f"""
+    SELECT DISTINCT u.sector FROM registry.units u
+    WHERE {cutoff_sql("u.cutoff", "u.unit_type")} = CAST(:cutoff AS time)
 """)
 RECORD = text("UPDATE aggregate.cutoffs SET nodes = :nodes WHERE day = :day AND cutoff = :cutoff")
 CUTOFFS_REFRESH_S = 30.0
@@ -60,6 +67,13 @@ async def claim(session: AsyncSession, day: date, cutoff: str, now: datetime
     nodes = list((await session.execute(CONCERNED, {"day": day, "cutoff": cutoff})).scalars())
     await session.execute(RECORD, {"day": day, "cutoff": the_cutoff, "nodes": len(nodes)})
     return [(node, day) for node in nodes]
+
+
+async def sectors_of(session: AsyncSession, cutoff: str) -> set[str]:
+    """The sectors of the units whose cutoff `cutoff` is: the live hints of its passing name
+    them, so a sector's page is told only of its own units' cutoffs."""
+    return set((await session.execute(SECTORS, {"cutoff": time.fromisoformat(cutoff)}))
+               .scalars())
 
 
 @dataclass

@@ -10,7 +10,8 @@ on reconnect). A stream would store and replicate every hint for nothing.
 
 A hint names the sectors whose units' reports moved the node-day (`sectors`), so that the
 console passes it only to the pages of those sectors (docs/architecture.md, "The sector line");
-a hint without `sectors` (a cutoff passing) concerns every sector.
+a cutoff's passing names the sectors of the units with that cutoff (`cutoffs.sectors_of`); a
+hint without `sectors` concerns every sector.
 """
 
 import asyncio
@@ -89,7 +90,7 @@ class Announcer:
     def touched(self, node_days: Iterable[NodeDay],
                 sectors: dict[NodeDay, set[str]] | None = None) -> None:
         """Called after a batch committed (with the sectors of its reports per node-day) or a
-        cutoff passed (every sector)."""
+        cutoff passed (the sectors of its units); without sectors, every sector's."""
         self.coalescer.touch(node_days, sectors)
         self._wake.set()
 

@@ -128,9 +128,10 @@ class AggregateContext:
         for cutoff in watch.due(day, moment):
             async with self.sessions() as session, session.begin():
                 node_days = await cutoffs.claim(session, day, cutoff, moment.now)
+                sectors = await cutoffs.sectors_of(session, cutoff) if node_days else set()
             watch.done.add((day, cutoff))
             if node_days and self.announcer is not None:
-                self.announcer.touched(node_days)
+                self.announcer.touched(node_days, dict.fromkeys(node_days, sectors))
                 announced += len(node_days)
         return announced
 

@@ -66,7 +66,7 @@ class Audience:
 def visible(audience: Audience | str, event: LiveEvent) -> bool:
     """An operator sees their node's subtree and nothing else. An escalated alert reaches the
     level above because its node lies in that level's subtree too. A sector operator's page
-    gets the rollup hints of its sector's reports (and those of every sector, a cutoff's);
+    gets the rollup hints that name its sector (its units' reports and cutoffs) or none;
     alert events it gets only once the alerts service says the alert is its sector's
     (`stream`'s `allow`)."""
     if isinstance(audience, str):

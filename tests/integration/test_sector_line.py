@@ -198,9 +198,7 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
                       and any(CLINIC in s for s in seen_county))
     time.sleep(2)  # what reaches the county's page within a second or two would reach it too
     stop.set()
-    # The clinic's report and case never reach the bureau's page; a cutoff's passing (a hint
-    # without sectors: every sector's figures moved) may.
+    # The clinic's report, case and cutoffs never reach the bureau's page.
     assert any(CLINIC_VILLAGE in s and '"health"' in s for s in seen_county), seen_county
-    assert not [s for s in seen_edu if CLINIC in s or (
-        CLINIC_VILLAGE in s and '"sectors"' in s)], seen_edu
+    assert not [s for s in seen_edu if CLINIC in s or CLINIC_VILLAGE in s], seen_edu
     assert any(SCHOOL_VILLAGE in s and '["education"]' in s for s in seen_edu), seen_edu
