@@ -7,7 +7,7 @@ nothing here counts."""
 import csv
 import io
 
-from services.console.summary import percent
+from services.console.summary import percent, sector_name
 
 UNITS_NAMED = 30  # the units a 通报 names: those with missing or late days, the worst first
 TALLY = (("expected", "应报单位日", "Expected unit-days"), ("reported", "已报", "Reported"),
@@ -29,7 +29,7 @@ def build(tallies: dict, flags: list[dict], flag_counts: dict, generated_at: str
     named = [{**u, "flags": open_flags.get(u["unit"], 0)} for u in worst + flagged]
     return {"node": tallies["node"], "name": tallies["name"], "start": tallies["start"],
             "end": tallies["end"], "days": tallies["days"], "generated_at": generated_at,
-            "sector": (tallies.get("filter") or {}).get("sector"),
+            **sector_name((tallies.get("filter") or {}).get("sector")),
             "totals": tallies["totals"], "units_total": tallies["units_total"],
             "children": tallies["children"], "units": named, "flags": flags,
             "flag_counts": flag_counts}

@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterable
 
 from shared.catalogue import Catalogue
+from shared.registry.unit_types import sectors
 
 COMPLETENESS = (("expected", "应报单位", "Expected"), ("reported", "已报", "Reported"),
                 ("zero", "零报告", "Zero reports"), ("late", "迟报", "Late"),
@@ -18,6 +19,13 @@ ALERT_KIND = {"case": "发热/流感样病例 Case", "outbreak": "聚集性疫�
               "missing_report": "漏报 Missing report"}
 ALERT_STATUS = {"open": "待处置 Open", "acknowledged": "已确认 Acknowledged",
                 "closed": "已办结 Closed"}
+
+
+def sector_name(code: str | None) -> dict:
+    """The sector a document is limited to, with its names (none: every sector)."""
+    line = sectors().get(code) if code else None
+    return {"sector": code,
+            "sector_name": {"zh": line.name_zh, "en": line.name_en} if line else None}
 
 
 def percent(rate: float | None) -> str:
@@ -44,7 +52,7 @@ def build(node_view: dict, children: list[dict], alerts: list[dict], catalogue: 
         "node": node_view.get("node"), "name": node_view.get("name"),
         "day": str(node_view.get("day")), "generated_at": generated_at,
         # A sector operator's summary is its sector's (aggregate limited every figure to it).
-        "sector": (node_view.get("filter") or {}).get("sector"),
+        **sector_name((node_view.get("filter") or {}).get("sector")),
         "metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
                      "measure_zh": m.measure_zh, "measure_en": m.measure_en}
                     for m in catalogue.metrics.values() if m.code in reported or m.code in ALWAYS],

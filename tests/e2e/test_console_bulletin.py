@@ -86,7 +86,7 @@ def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser,
     page.goto(f"{console}/?node={TOWN}")
     expect(page.locator("#scope-name")).to_contain_text("教育", timeout=LIVE)
     page.goto(f"{console}/bulletin?node={TOWN}&start={yesterday}&end={today}")
-    expect(page.locator("h1")).to_contain_text("education", timeout=LIVE)
+    expect(page.locator("h1")).to_contain_text("月田镇 · 教育", timeout=LIVE)
     expect(page.locator("#flags-table")).to_have_count(0)  # the clinic's flag is not its own
     page.screenshot(path=artifacts / "bulletin-education-sector.png", full_page=True)
     assert not errors, errors

@@ -139,3 +139,27 @@ def test_a_sector_page_gets_its_sectors_hints_and_every_cutoffs() -> None:
     assert visible(edu, school) and visible(edu, cutoff) and not visible(edu, clinic)
     assert visible("430621", clinic)  # a territorial page gets every sector's
     assert not visible(Audience("430622", "education"), school)
+
+
+def test_the_bulletin_names_the_worst_units_and_every_flagged_one() -> None:
+    from services.console import bulletin
+
+    def unit(code: str, missing: int, late: int) -> dict:
+        return {"unit": code, "name": code, "node": "430621108001", "unit_type": "village_clinic",
+                "expected": 7, "reported": 7 - missing, "zero": 0, "late": late,
+                "missing": missing, "corrected": 0, "sent_back": None, "reporting_rate": 0.5,
+                "on_time_rate": 0.5, "rank": 0}
+
+    units = [unit(f"U{i:02d}", 40 - i, 0) for i in range(40)] + [unit("CLEAN", 0, 0),
+                                                                  unit("FLAGGED", 0, 0)]
+    tallies = {"node": "430621108", "name": "公田镇", "start": "2026-11-23", "end": "2026-11-29",
+               "days": 7, "totals": unit("T", 3, 1), "units_total": len(units), "units": units,
+               "children": [], "filter": {"sector": "health"}}
+    counts = {"total": 1, "open": 1, "by_kind": {}, "open_by_unit": {"FLAGGED": 1}}
+    doc = bulletin.build(tallies, [], counts, "2026-11-30 08:00")
+    named = [u["unit"] for u in doc["units"]]
+    assert len(named) == bulletin.UNITS_NAMED + 1 and named[-1] == "FLAGGED"
+    assert "CLEAN" not in named and doc["sector_name"]["zh"] == "卫生健康"
+    sheet = bulletin.to_csv(doc).decode("utf-8-sig")
+    assert "漏报、迟报最多的单位 Most missing and late days (31)" in sheet
+    assert next(csv.reader(io.StringIO(sheet)))[0].startswith("疫情防控报送通报")

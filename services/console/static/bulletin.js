@@ -111,7 +111,7 @@ function render() {
     : el("p", { class: "muted" }, t("none"));
   fill($("doc"),
     el("header", { class: "doc-head" },
-      el("h1", {}, `${d.name}${d.sector ? ` · ${d.sector}` : ""}${LANG === "zh" ? "" : " · "}${t("bulletin_title")}`),
+      el("h1", {}, `${d.name}${d.sector_name ? ` · ${d.sector_name[LANG]} · ` : LANG === "zh" ? "" : " · "}${t("bulletin_title")}`),
       el("div", { class: "muted" }, `${d.start} – ${d.end} · ${t("generated")} ${d.generated_at}`)),
     el("p", { class: "doc-lead", id: "lead" }, lead(d)),
     el("h2", {}, t("lowest_rates")), children,

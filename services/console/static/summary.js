@@ -103,7 +103,7 @@ function render() {
     : el("p", { class: "muted" }, t("none"));
   fill($("doc"), 
     el("header", { class: "doc-head" },
-      el("h1", {}, `${d.name}${d.sector ? ` · ${d.sector}` : ""}${LANG === "zh" ? "" : " · "}${t("summary_title")}`),
+      el("h1", {}, `${d.name}${d.sector_name ? ` · ${d.sector_name[LANG]} · ` : LANG === "zh" ? "" : " · "}${t("summary_title")}`),
       el("div", { class: "muted" }, `${d.day} · ${t("generated")} ${d.generated_at}`)),
     el("p", { class: "doc-lead" }, lead(d)),
     el("h2", {}, t("rollup_table")), table,
