@@ -133,13 +133,16 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
     assert village == []  # the clinic's village has no school: nothing to see
     assert rollup(f"/v1/rollups/{TOWN}/series", as_edu, day=None, start=day, end=day
                   )["filter"] == {"sector": "education"}
+    tallies = rollup(f"/v1/accountability/{TOWN}", as_edu, day=None, start=day, end=day)
+    assert tallies["units"] and {u["sector"] for u in tallies["units"]} == {"education"}
     page = rollup(f"/v1/rollups/{TOWN}/completeness", as_edu)
     assert {u["sector"] for key in ("pending_units", "missing_units", "late_units")
             for u in page["completeness"][key]} <= {"education"}
     for path, params in ((f"/v1/rollups/{TOWN}", {"sector": "health"}),
                          (f"/v1/rollups/{TOWN}/children", {"unit_type": "village_clinic"}),
                          (f"/v1/rollups/{TOWN}/completeness", {"sector": "health"}),
-                         (f"/v1/rollups/{TOWN}/series", {"sector": "commerce"})):
+                         (f"/v1/rollups/{TOWN}/series", {"sector": "commerce"}),
+                         (f"/v1/accountability/{TOWN}", {"unit_type": "pharmacy"})):
         refused(httpx.get(f"{aggregate}{path}", params=params, headers=as_edu, timeout=30))
     # A calendar: of its kindergartens, yes; of every unit of a town, no (the town's to say).
     refused(httpx.post(f"{aggregate}/v1/calendars", headers=as_edu, timeout=30, json={
