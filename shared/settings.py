@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # the durable consumers' base name.
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
+    # DHIS2 data value sets: the mapping of metric and node/unit codes to the instance's UIDs
+    # (default: the shipped example, shared/data/dhis2/mapping.example.toml). Ingest (import,
+    # units' export) and aggregate (nodes' export) read the same file.
+    dhis2_mapping: Path | None = None
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None
