@@ -170,8 +170,12 @@ def _conflict(summary: dhis2.Summary, rows: list[Row], errors: list[FieldError],
               outcome: Outcome) -> None:
     """The group's rows refused: one conflict per reason, naming the door's own code."""
     for error in errors:
+        message = error.message_en
+        if error.field == "day" and dhis2.day_of(rows[0].period) is None:
+            message = (f"Period not valid: `{rows[0].period}`: Rollcall takes daily periods "
+                       "(yyyyMMdd)")
         summary.conflict(
-            [r.index for r in rows], error.message_en, _error_code(error),
+            [r.index for r in rows], message, _error_code(error),
             obj=_object_of(error, rows), prop=error.field,
             objects={"code": error.code, "message_zh": error.message_zh,
                      **({"rejection_id": str(outcome.rejection_id)}
