@@ -401,6 +401,12 @@ class Summary:
     conflicts: list[dict] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
     description: str | None = None
+    unchanged: int = 0  # of the ignored: values already stored as sent (written, in effect)
+
+    def same(self, n: int) -> None:
+        """`n` values already stored as they came: ignored, as nothing changes."""
+        self.unchanged += n
+        self.ignored += n
 
     def conflict(self, indexes: Sequence[int], value: str, error_code: str | None = None,
                  obj: str | None = None, prop: str | None = None,
@@ -426,7 +432,10 @@ class Summary:
     def status(self) -> Literal["SUCCESS", "WARNING", "ERROR"]:
         if not self.conflicts:
             return "SUCCESS"
-        return "WARNING" if self.imported + self.updated + self.deleted else "ERROR"
+        # DHIS2: ERROR when nothing was written; a value already stored as sent counts as
+        # written (DataEntrySummary counts it among the values that succeeded).
+        written = self.imported + self.updated + self.deleted + self.unchanged
+        return "WARNING" if written else "ERROR"
 
     def web_message(self) -> tuple[int, dict]:
         """The HTTP status and body DHIS2 answers a data value set import with."""

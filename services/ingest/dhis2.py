@@ -197,7 +197,7 @@ def _value_errors(group: Group, errors: list[FieldError]) -> dict[str, list[Fiel
 
 def _count(summary: dhis2.Summary, group: Group, outcome: Outcome, latest) -> None:
     if outcome.status == "duplicate":
-        summary.ignored += len(group.rows)
+        summary.same(len(group.rows))
         return
     for row in group.rows:
         before = latest.values if latest is not None else {}
@@ -206,7 +206,7 @@ def _count(summary: dhis2.Summary, group: Group, outcome: Outcome, latest) -> No
         elif before[row.metric] != row.value:
             summary.updated += 1
         else:
-            summary.ignored += 1
+            summary.same(1)
 
 
 async def import_values(ctx: IngestContext, payload: object, principal: Principal,
@@ -261,7 +261,7 @@ async def _submit(ctx: IngestContext, groups: list[Group], principal: Principal,
         item, _ = _report_of(g, principal, latest)
         latest_of[id(g)] = latest
         if item is None:
-            summary.ignored += len(g.rows)
+            summary.same(len(g.rows))
         elif latest is None:
             firsts.append((g, item))
         else:

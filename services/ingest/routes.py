@@ -36,8 +36,9 @@ from services.ingest.submissions import INVALID_JSON, Incoming, Outcome, excerpt
 from shared import dhis2
 from shared.auth import Principal
 from shared.errors import FieldError
+from shared.hierarchy import level_of
 from shared.http_auth import Authenticated, Operator, forbidden
-from shared.refusals import Refused, problem
+from shared.refusals import Refused, problem, refuse
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 # A bulk body above this is refused unread (10,000 reports take about 2 MB).
@@ -332,6 +333,10 @@ async def export_dhis2(
     report below `node` for each day (`day`, or `start`–`end`), value by value, with its
     reporter (storedBy), first and latest arrival (created, lastUpdated) and note (comment).
     A node's rolled-up figures are exported by aggregate."""
+    try:
+        level_of(node)
+    except ValueError:
+        raise refuse("bad_node", "node", node=node) from None
     if not principal.may_see(node):
         raise forbidden(node, "node")
     first, last = _export_span(ctx, day, start, end)
