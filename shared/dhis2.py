@@ -221,9 +221,11 @@ def number_of(value: object) -> object:
     the door to refuse and keep (a text is not a figure)."""
     if isinstance(value, str) and NUMBER.match(value.strip()):
         text = value.strip()
+        if re.match(r"^[+-]?\d{1,300}$", text):
+            return int(text)  # exactly: a count never passes through a float
         number = float(text)
         if math.isfinite(number):
-            return int(number) if re.match(r"^[+-]?\d+$", text) else number
+            return number
     return value
 
 

@@ -4,6 +4,7 @@ ingest; the node's export from aggregate, equal to its rollup API once the impor
 have rolled up; unmapped codes refused or skipped; operators only, inside their area. The
 rules behind it are tested in process in test_dhis2_use_cases.py."""
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -130,11 +131,15 @@ def test_an_export_refuses_unmapped_codes_or_skips_and_lists_them(system: dict,
         (e["field"], e["code"]) for e in children.json()["errors"]}
 
 
-def test_operators_only_inside_their_area(system: dict, servers) -> None:
+def test_operators_only_inside_their_area(system: dict, servers, auth: dict) -> None:
     unit = {"Authorization": f"Bearer {issue_token(servers, 'unit', CLINIC, '王医生')}"}
     other = {"Authorization": "Bearer "
              + issue_token(servers, "operator", "430602", "别县值班")}
     params = {"node": TOWN, "day": DAY.isoformat()}
+    for base in (system["ingest"], system["aggregate"]):
+        bad = httpx.get(f"{base}/v1/export/dhis2/dataValueSets.json",
+                        params={"node": "43062x", "day": DAY.isoformat()}, headers=auth)
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "node", bad.text
     for base in (system["ingest"], system["aggregate"]):
         url = f"{base}/v1/export/dhis2/dataValueSets.json"
         assert httpx.get(url, params=params).status_code == 401
@@ -147,3 +152,43 @@ def test_operators_only_inside_their_area(system: dict, servers) -> None:
     refused = import_(system, other, body)
     assert refused.status_code == 409
     assert refused.json()["response"]["conflicts"][0]["errorCode"] == "E8011"
+
+
+def test_the_command_line_exports_imports_and_checks(system: dict, county_token: str,
+                                                     tmp_path) -> None:
+    """`rollcall dhis2`: the units' export written to a file and imported again (nothing
+    changes: exit 0, every value ignored); a node's export as CSV; a bad mapping named."""
+    from typer.testing import CliRunner
+
+    from rollcall.cli import app
+
+    runner = CliRunner()
+    day = (DAY - timedelta(days=2)).isoformat()
+    sent = httpx.post(f"{system['ingest']}/v1/reports",
+                      headers={"Authorization": f"Bearer {county_token}"},
+                      json={"unit": CLINIC, "day": day, "reporter": "王医生",
+                            "values": {"fever": 1, "ili": 0}})
+    assert sent.status_code in (200, 201), sent.text
+    out = tmp_path / "units.json"
+    exported = runner.invoke(app, ["dhis2", "export", "--node", VILLAGE, "--start", day,
+                                   "--end", day, "--units", "--out", str(out), "--token",
+                                   county_token, "--url", system["ingest"]])
+    assert exported.exit_code == 0, exported.output
+    assert len(json_of(out)["dataValues"]) == 2
+    imported = runner.invoke(app, ["dhis2", "import", str(out), "--token", county_token,
+                                   "--url", system["ingest"]])
+    assert imported.exit_code == 0, imported.output
+    assert '"ignored":2' in imported.output.replace(" ", "")
+    as_csv = runner.invoke(app, ["dhis2", "export", "--node", VILLAGE, "--start", day, "--end",
+                                 day, "--csv", "--token", county_token, "--url",
+                                 system["aggregate"]])
+    assert as_csv.exit_code == 0, as_csv.output
+    assert as_csv.output.splitlines()[0] == ",".join(dhis2.CSV_HEADER)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data_elements]\nfever = "x"\n', encoding="utf-8")
+    checked = runner.invoke(app, ["dhis2", "check", str(bad)])
+    assert checked.exit_code == 1 and "data_elements.fever" in checked.output
+
+
+def json_of(path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -63,8 +63,9 @@ def test_periods_values_and_timestamps_are_dhis2s() -> None:
     assert [dhis2.value_text(v) for v in (2, 2.0, 37.5)] == ["2", "2", "37.5"]
     assert [dhis2.number_of(v) for v in ("12", " 7 ", "37.5", "-1", "1e2")] == [
         12, 7, 37.5, -1, 100.0]
-    assert [dhis2.number_of(v) for v in ("abc", "", None, "nan", "inf", True)] == [
-        "abc", "", None, "nan", "inf", True]
+    assert [dhis2.number_of(v) for v in ("abc", "", None, "nan", "inf", True, "1" * 400)] == [
+        "abc", "", None, "nan", "inf", True, "1" * 400]
+    assert dhis2.number_of("12345678901234567891") == 12345678901234567891
 
 
 def figures() -> list[dhis2.Figure]:
