@@ -360,12 +360,26 @@ _CSV_COLUMNS = {"dataelement": "dataElement", "de": "dataElement", "period": "pe
                 "flwup": "followup", "deleted": "deleted", "created": "created"}
 
 
+class NotDhis2Csv(ValueError):
+    """A CSV without DHIS2's header row (DHIS2 itself no longer reads one without it)."""
+
+    error = FieldError("body", "not_dhis2_csv",
+                       "须为带表头的 DHIS2 CSV(dataelement, period, orgunit, value …)",
+                       "not a DHIS2 CSV: its header names dataelement, period, orgunit, "
+                       "value…")
+
+
 def from_csv(text: str) -> dict:
-    """A DHIS2 CSV (with its header row, as DHIS2 requires) as a data value set."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return {"dataValues": []}
-    names = [_CSV_COLUMNS.get(h.strip().lower().replace("_", ""), h) for h in rows[0]]
+    """A DHIS2 CSV (with its header row, as DHIS2 requires) as a data value set; NotDhis2Csv
+    when the header does not name DHIS2's columns."""
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        raise NotDhis2Csv() from None
+    names = [_CSV_COLUMNS.get(h.strip().lower().replace("_", ""), h) for h in
+             (rows[0] if rows else [])]
+    if not {"dataElement", "period", "orgUnit"} <= set(names):
+        raise NotDhis2Csv()
     values = []
     for row in rows[1:]:
         if not any(cell.strip() for cell in row):
@@ -410,20 +424,21 @@ class Summary:
         self.unchanged += n
         self.ignored += n
 
-    def conflict(self, indexes: Sequence[int], value: str, error_code: str | None = None,
-                 obj: str | None = None, prop: str | None = None,
-                 objects: Mapping[str, str] | None = None) -> None:
-        """Values `indexes` were not written, for the reason `value` (ImportConflict)."""
+    def conflict(self, indexes: Sequence[int], error: FieldError, error_code: str | None = None,
+                 obj: str | None = None, value: str | None = None,
+                 **more: str) -> None:
+        """Values `indexes` were not written, for `error` (an ImportConflict: `value` says it as
+        DHIS2 would, `errorCode` is DHIS2's where it has one; `objects` carries the refusal as
+        Rollcall says it everywhere: field, code, Chinese and English)."""
         c: dict = {}
         if obj is not None:
             c["object"] = obj
-        if objects:
-            c["objects"] = dict(objects)
-        c["value"] = value
+        c["objects"] = {"field": error.field, "code": error.code,
+                        "message_zh": error.message_zh, "message_en": error.message_en, **more}
+        c["value"] = value or error.message_en
         if error_code:
             c["errorCode"] = error_code
-        if prop:
-            c["property"] = prop
+        c["property"] = error.field
         c["indexes"] = sorted(indexes)
         self.conflicts.append(c)
         fresh = set(indexes) - set(self.rejected)  # a value refused for two reasons counts once

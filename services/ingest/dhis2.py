@@ -59,33 +59,50 @@ def _text(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def _rows(payload: dict, mapping: dhis2.IdMapping, summary: dhis2.Summary) -> list[Row]:
+@dataclass
+class Early:
+    """A value refused before it could become a report (not an object, a field missing, the
+    same value twice): kept like any refusal, then reported as a conflict."""
+
+    indexes: list[int]
+    error: FieldError
+    payload: object
+    code: str | None = None
+    obj: str | None = None
+    value: str | None = None
+
+
+_WHAT = {"dataElement": "data element", "period": "period", "orgUnit": "org unit"}
+
+
+def _rows(payload: dict, mapping: dhis2.IdMapping, early: list[Early]) -> list[Row]:
     """The payload's data values as rows; those that cannot even be placed are conflicts."""
     values = payload.get("dataValues")
     # A data value set may name the period, org unit and combo once for all its values.
     period0, org_unit0 = payload.get("period"), payload.get("orgUnit")
     rows: list[Row] = []
     for i, dv in enumerate(values):  # type: ignore[arg-type]
+        where = f"dataValues[{i}]"
         if not isinstance(dv, dict):
-            summary.conflict([i], "a data value is a JSON object", None, prop="dataValues")
+            early.append(Early([i], FieldError(where, "not_an_object", "每个数据值须为 JSON 对象",
+                                               "a data value is a JSON object"), dv))
             continue
         if dv.get("deleted") is True:
-            summary.conflict([i], "Rollcall keeps every revision: a value is corrected, never "
-                                  "deleted", None, obj=str(dv.get("dataElement")))
+            early.append(Early([i], FieldError(
+                f"{where}.deleted", "not_deletable", "报告的每一版都会保留:数值只能更正,不能删除",
+                "every revision of a report is kept: a value is corrected, never deleted"),
+                dv, obj=str(dv.get("dataElement"))))
             continue
         element, period = _text(dv.get("dataElement")), _text(dv.get("period", period0))
         org_unit = _text(dv.get("orgUnit", org_unit0))
-        if element is None:
-            summary.conflict([i], f"Value #{i} data element not defined in group or value",
-                             "E8102")
-            continue
-        if period is None:
-            summary.conflict([i], f"Value #{i} period not defined in group or value",
-                             dhis2.E_PERIOD)
-            continue
-        if org_unit is None:
-            summary.conflict([i], f"Value #{i} org unit not defined in group or value",
-                             dhis2.E_ORG_UNIT_MISSING)
+        missing = [(name, code) for name, found, code in (
+            ("dataElement", element, "E8102"), ("period", period, dhis2.E_PERIOD),
+            ("orgUnit", org_unit, dhis2.E_ORG_UNIT_MISSING)) if found is None]
+        if missing:
+            name, code = missing[0]
+            early.append(Early([i], FieldError(f"{where}.{name}", "missing", f"缺少 {name}",
+                                               f"{name} is missing"), dv, code,
+                               value=f"Value #{i} {_WHAT[name]} not defined in group or value"))
             continue
         coc = _text(dv.get("categoryOptionCombo"))
         rows.append(Row(
@@ -98,7 +115,7 @@ def _rows(payload: dict, mapping: dhis2.IdMapping, summary: dhis2.Summary) -> li
     return rows
 
 
-def _groups(rows: list[Row], summary: dhis2.Summary) -> list[Group]:
+def _groups(rows: list[Row], payload: dict, early: list[Early]) -> list[Group]:
     """One group per unit and day; values that repeat a unit, day and metric are conflicts
     (DHIS2's E8128: which of them would win is not for the importer to guess)."""
     by_key: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
@@ -107,10 +124,12 @@ def _groups(rows: list[Row], summary: dhis2.Summary) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for (unit, day, metric), same in by_key.items():
         if len(same) > 1:
-            summary.conflict([r.index for r in same],
-                             f"Values #{[r.index for r in same]} all affect the same data "
-                             f"value: {unit} {day} {metric}", dhis2.E_SAME_VALUE,
-                             obj=same[0].element)
+            indexes = [r.index for r in same]
+            early.append(Early(indexes, FieldError(
+                f"values.{metric}", "same_value", f"多个数据值指向同一项: {unit} {day} {metric}",
+                f"several values for the same one: {unit} {day} {metric}"),
+                [payload["dataValues"][i] for i in indexes], dhis2.E_SAME_VALUE,
+                obj=same[0].element, value=f"Values #{indexes} all affect the same data value"))
             continue
         groups.setdefault((unit, day), Group(unit, day)).rows.append(same[0])
     return list(groups.values())
@@ -170,16 +189,14 @@ def _conflict(summary: dhis2.Summary, rows: list[Row], errors: list[FieldError],
               outcome: Outcome) -> None:
     """The group's rows refused: one conflict per reason, naming the door's own code."""
     for error in errors:
-        message = error.message_en
+        value = None
         if error.field == "day" and dhis2.day_of(rows[0].period) is None:
-            message = (f"Period not valid: `{rows[0].period}`: Rollcall takes daily periods "
-                       "(yyyyMMdd)")
-        summary.conflict(
-            [r.index for r in rows], message, _error_code(error),
-            obj=_object_of(error, rows), prop=error.field,
-            objects={"code": error.code, "message_zh": error.message_zh,
-                     **({"rejection_id": str(outcome.rejection_id)}
-                        if outcome.rejection_id else {})})
+            value = (f"Period not valid: `{rows[0].period}`: Rollcall takes daily periods "
+                     "(yyyyMMdd)")
+        summary.conflict([r.index for r in rows], error, _error_code(error),
+                         obj=_object_of(error, rows), value=value,
+                         **({"rejection_id": str(outcome.rejection_id)}
+                            if outcome.rejection_id else {}))
 
 
 def _value_errors(group: Group, errors: list[FieldError]) -> dict[str, list[FieldError]] | None:
@@ -220,17 +237,26 @@ async def import_values(ctx: IngestContext, payload: object, principal: Principa
         [outcome] = await submissions.keep_refused(ctx, [Incoming(
             {"body": payload} if not isinstance(payload, dict) else payload, None, principal,
             [error])], "report")
-        summary.conflict([], error.message_en, None, prop="dataValues",
-                         objects={"code": error.code, "rejection_id": str(outcome.rejection_id)})
+        summary.conflict([], error, rejection_id=str(outcome.rejection_id))
         return summary
     if len(payload["dataValues"]) > MAX_VALUES:
-        summary.conflict([], f"at most {MAX_VALUES} data values in one import", None,
-                         prop="dataValues")
+        error = FieldError("dataValues", "too_many", f"一次最多导入 {MAX_VALUES} 个数据值",
+                           f"at most {MAX_VALUES} data values in one import")
+        [outcome] = await submissions.keep_refused(ctx, [Incoming(
+            {"dataValues": len(payload["dataValues"])}, None, principal, [error])], "report")
+        summary.conflict([], error, rejection_id=str(outcome.rejection_id))
         return summary
     # An operator's import from another system is not a unit's device sending too fast: the
     # per-unit rate limit (a burst of 20) would refuse a unit's month of days.
     door = dataclasses.replace(ctx, limiter=UnitRate(0, 0))
-    pending = _groups(_rows(payload, mapping, summary), summary)
+    early: list[Early] = []
+    pending = _groups(_rows(payload, mapping, early), payload, early)
+    if early:
+        kept = await submissions.keep_refused(ctx, [
+            Incoming({"dhis2": e.payload}, None, principal, [e.error]) for e in early], "report")
+        for e, outcome in zip(early, kept, strict=True):
+            summary.conflict(e.indexes, e.error, e.code, obj=e.obj, value=e.value,
+                             rejection_id=str(outcome.rejection_id))
     while pending:  # again without the values refused: each pass has fewer, so it ends
         pending = await _submit(door, pending, principal, summary)
     summary.description = ("Rollcall: one report per org unit and day, through ingest's "

@@ -349,7 +349,7 @@ async def export_dhis2(
 
 
 IMPORT_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "properties": {
+    "application/json": {"schema": {"type": "object", "required": ["dataValues"], "properties": {
         "dataValues": {"type": "array", "items": {"type": "object"}}}},
         "example": {"dataValues": [{"dataElement": "FTRrcoaog83", "period": "20260302",
                                     "orgUnit": "DiszpKrYNg8", "value": "2"}]}},
@@ -360,7 +360,8 @@ IMPORT_BODY = {"requestBody": {"required": True, "content": {
     200: {"description": "DHIS2's WebMessage with its ImportSummary (status SUCCESS or "
                          "WARNING)"},
     409: {"description": "the ImportSummary when no value was written (status ERROR)"},
-    401: {"model": Problem}, 403: {"model": Problem}, 413: {"model": Problem}})
+    401: {"model": Problem}, 403: {"model": Problem}, 413: {"model": Problem},
+    422: {"model": Problem, "description": "not JSON, or not a DHIS2 CSV"}})
 async def import_dhis2(request: Request, principal: Operator, ctx: Ctx) -> Response:
     """A DHIS2 data value set (JSON, or DHIS2's CSV as `application/csv` or `text/csv`) as
     reports: one per org unit (a reporting unit, by the mapping) and day (the daily period
@@ -374,7 +375,10 @@ async def import_dhis2(request: Request, principal: Operator, ctx: Ctx) -> Respo
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     payload: object
     if kind in ("application/csv", "text/csv"):
-        payload = dhis2.from_csv(data.decode("utf-8-sig", "replace"))
+        try:
+            payload = dhis2.from_csv(data.decode("utf-8-sig", "replace"))
+        except dhis2.NotDhis2Csv as refused:
+            return await _refuse_whole(ctx, principal, 422, refused.error, excerpt(data))
     else:
         try:
             payload = json.loads(data)

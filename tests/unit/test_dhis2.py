@@ -8,6 +8,7 @@ import pytest
 
 from shared import dhis2
 from shared.catalogue import default_catalogue
+from shared.errors import FieldError
 from tests.dhis2 import errors_of_export, errors_of_summary
 
 MAPPING = """
@@ -152,15 +153,19 @@ def test_the_import_summary_has_dhis2s_shape_and_status() -> None:
     ok = dhis2.Summary(imported=3)
     assert ok.web_message()[0] == 200 and ok.web_message()[1]["status"] == "OK"
     some = dhis2.Summary(imported=2)
-    some.conflict([4], "Value #4 data element not found", "E8103", obj="FTRrcoaog83")
-    some.conflict([4], "second reason", None)
+    some.conflict([4], FieldError("values.x", "unknown_metric", "未知指标", "unknown metric"),
+                  "E8103", obj="FTRrcoaog83", value="Value #4 data element not found")
+    some.conflict([4], FieldError("values.x", "negative", "不能为负数", "cannot be negative"))
     status, body = some.web_message()
     assert status == 200 and body["response"]["status"] == "WARNING"
     assert body["response"]["importCount"] == {"imported": 2, "updated": 0, "ignored": 1,
                                                "deleted": 0}
     assert body["response"]["rejectedIndexes"] == [4]
+    first = body["response"]["conflicts"][0]
+    assert (first["value"], first["errorCode"], first["objects"]["message_zh"]) == (
+        "Value #4 data element not found", "E8103", "未知指标")
     none = dhis2.Summary()
-    none.conflict([0, 1], "no", None)
+    none.conflict([0, 1], FieldError("unit", "unknown_unit", "未知报告单位", "unknown unit"))
     status, body = none.web_message()
     assert (status, body["httpStatus"], body["status"], body["response"]["status"]) == (
         409, "Conflict", "ERROR", "ERROR")
