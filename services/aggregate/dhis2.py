@@ -1,7 +1,8 @@
 """A node's figures as DHIS2 data values (the format and the mapping: shared/dhis2.py): the
 node's rollup for each day of a range and each metric it has, and optionally each child node's,
 exactly the figures `GET /v1/rollups/{node}/series` answers. Stored by "rollcall"; created and
-last updated when the first and the latest report rolled up into the node-day arrived."""
+last updated: the earliest and the latest arrival of the reports (their revisions applied) rolled
+up into the node-day."""
 
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +20,7 @@ async def node_figures(session: AsyncSession, node: str, span: Span, catalogue: 
                        moment: Moment, children: bool = False) -> list[dhis2.Figure]:
     """The node's (or its children's) figures day by day, metric by metric."""
     glen = views.child_length(node) if children else len(node)
-    if glen is None:  # a village's children are units: their reports are ingest's to export
-        return []
+    assert glen is not None, "a village's children are units: ingest exports their reports"
     codes = (await queries.child_codes(session, node, glen, span.start, span.end)
              if children else [node])
     figures = await views.stored_figures(session, codes, node, glen, span, catalogue, moment)

@@ -188,6 +188,11 @@ async def export_dhis2(
     The units' own reports are exported by ingest (`/v1/export/dhis2/…` there)."""
     node = _visible(principal, node)
     span = _span(ctx, day, start, end)
+    if children and views.child_length(node) is None:
+        raise BadQuery([FieldError("children", "units_from_ingest",
+                                   "村的下级是报告单位:请从 ingest 导出各单位的数据",
+                                   "a village's children are units: export their reports "
+                                   "from ingest")])
     async with ctx.sessions() as session:
         figures = await dhis2_export.node_figures(session, node, span, ctx.catalogue,
                                                   ctx.moment(), children)

@@ -135,9 +135,9 @@ def _groups(rows: list[Row], payload: dict, early: list[Early]) -> list[Group]:
     return list(groups.values())
 
 
-def _report_of(group: Group, principal: Principal, latest) -> tuple[Incoming | None, dict]:
+def _report_of(group: Group, principal: Principal, latest) -> Incoming | None:
     """The submission a group makes: a first report, a correction over `latest`, or None when
-    nothing would change. Also the values the group would set."""
+    nothing would change."""
     values = {r.metric: r.value for r in group.rows}
     reporter = next((r.stored_by for r in group.rows if r.stored_by), None) or "DHIS2"
     comments = list(dict.fromkeys(r.comment for r in group.rows if r.comment))
@@ -146,14 +146,14 @@ def _report_of(group: Group, principal: Principal, latest) -> tuple[Incoming | N
     if latest is None:
         if note:
             body["note"] = note
-        return submissions.read(SubmitReport, body, principal), values
+        return submissions.read(SubmitReport, body, principal)
     merged = {**latest.values, **values}
     if merged == latest.values and (note is None or note == latest.note):
-        return None, values
+        return None
     body.update(values=merged, reason=REASON, revision=latest.revision + 1)
     if note or latest.note:
         body["note"] = note or latest.note
-    return submissions.read(CorrectionCommand, body, principal), values
+    return submissions.read(CorrectionCommand, body, principal)
 
 
 def _error_code(error: FieldError) -> str | None:
@@ -278,14 +278,14 @@ async def _submit(ctx: IngestContext, groups: list[Group], principal: Principal,
         stored = await ledger.latest_of(session, keys)
     firsts: list[tuple[Group, Incoming]] = []
     corrections: list[tuple[Group, Incoming]] = []
-    latest_of: dict[int, object] = {}
+    latest_of: dict[tuple[str, str], object] = {}
     for g in groups:
         try:
             latest = stored.get((g.unit, date.fromisoformat(g.day)))
         except ValueError:
             latest = None
-        item, _ = _report_of(g, principal, latest)
-        latest_of[id(g)] = latest
+        latest_of[(g.unit, g.day)] = latest
+        item = _report_of(g, principal, latest)
         if item is None:
             summary.same(len(g.rows))
         elif latest is None:
@@ -300,7 +300,7 @@ async def _submit(ctx: IngestContext, groups: list[Group], principal: Principal,
         outcomes = await use_case(ctx, [item for _, item in batch])
         for (group, _), outcome in zip(batch, outcomes, strict=True):
             if outcome.status != "rejected":
-                _count(summary, group, outcome, latest_of[id(group)])
+                _count(summary, group, outcome, latest_of[(group.unit, group.day)])
                 continue
             by_metric = _value_errors(group, outcome.errors)
             if by_metric is None:

@@ -129,6 +129,10 @@ def test_an_export_refuses_unmapped_codes_or_skips_and_lists_them(system: dict,
     assert children.status_code == 422
     assert ("org_units.430621108002", "unmapped_code") in {
         (e["field"], e["code"]) for e in children.json()["errors"]}
+    village = httpx.get(f"{system['aggregate']}/v1/export/dhis2/dataValueSets.json",
+                        params={"node": VILLAGE, "day": day, "children": "true"}, headers=auth)
+    assert village.status_code == 422
+    assert village.json()["errors"][0]["code"] == "units_from_ingest"
 
 
 def test_operators_only_inside_their_area(system: dict, servers, auth: dict) -> None:
