@@ -394,11 +394,11 @@ def from_csv(text: str) -> dict:
 
 # ImportConflict.errorCode for Rollcall's refusals, where DHIS2 has one (feedback/ErrorCode.java).
 E_PERIOD = "E8100"  # Value #{0} period not defined in group or value
+E_ELEMENT_MISSING = "E8102"  # Value #{0} data element not defined in group or value
 E_PERIOD_INVALID = "E7611"  # Period not valid
 E_ELEMENT_NOT_FOUND = "E8103"  # Value #{0} data element not found
 E_ORG_UNIT_MISSING = "E8105"  # Value #{0} org unit not defined in group or value
 E_ORG_UNIT_NOT_FOUND = "E8107"  # Value #{0} org unit not found
-E_VALUE_REQUIRED = "E8120"  # Value #{0} value is required
 E_VALUE_INVALID = "E8122"  # Value #{0} value is no valid {type}: {reason}
 E_COMMENT_TOO_LONG = "E8125"  # Value #{0} comment too long
 E_SAME_VALUE = "E8128"  # Value #{indexes} all affect the same data value

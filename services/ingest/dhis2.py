@@ -96,7 +96,7 @@ def _rows(payload: dict, mapping: dhis2.IdMapping, early: list[Early]) -> list[R
         element, period = _text(dv.get("dataElement")), _text(dv.get("period", period0))
         org_unit = _text(dv.get("orgUnit", org_unit0))
         missing = [(name, code) for name, found, code in (
-            ("dataElement", element, "E8102"), ("period", period, dhis2.E_PERIOD),
+            ("dataElement", element, dhis2.E_ELEMENT_MISSING), ("period", period, dhis2.E_PERIOD),
             ("orgUnit", org_unit, dhis2.E_ORG_UNIT_MISSING)) if found is None]
         if missing:
             name, code = missing[0]
@@ -264,26 +264,27 @@ async def import_values(ctx: IngestContext, payload: object, principal: Principa
     return summary
 
 
+def _iso_day(day: str) -> date | None:
+    """The day a group is for, when its period was a day (else the door refuses it)."""
+    try:
+        return date.fromisoformat(day) if len(day) == 10 and day[4] == "-" else None
+    except ValueError:
+        return None
+
+
 async def _submit(ctx: IngestContext, groups: list[Group], principal: Principal,
                   summary: dhis2.Summary) -> list[Group]:
     """Sends the groups through the door and counts the outcome; answers the groups to send
     again without the values the door refused."""
-    keys = []
-    for g in groups:
-        try:
-            keys.append((g.unit, date.fromisoformat(g.day)))
-        except ValueError:
-            pass
+    days = {id(g): _iso_day(g.day) for g in groups}
+    keys = [(g.unit, day) for g in groups if (day := days[id(g)]) is not None]
     async with ctx.sessions() as session:
         stored = await ledger.latest_of(session, keys)
     firsts: list[tuple[Group, Incoming]] = []
     corrections: list[tuple[Group, Incoming]] = []
     latest_of: dict[tuple[str, str], object] = {}
     for g in groups:
-        try:
-            latest = stored.get((g.unit, date.fromisoformat(g.day)))
-        except ValueError:
-            latest = None
+        latest = stored.get((g.unit, days[id(g)]))
         latest_of[(g.unit, g.day)] = latest
         item = _report_of(g, principal, latest)
         if item is None:
