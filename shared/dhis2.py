@@ -418,6 +418,7 @@ class Summary:
     rejected: list[int] = field(default_factory=list)
     description: str | None = None
     unchanged: int = 0  # of the ignored: values already stored as sent (written, in effect)
+    reference: str | None = None  # where the import is kept (ImportSummary.reference)
 
     def same(self, n: int) -> None:
         """`n` values already stored as they came: ignored, as nothing changes."""
@@ -456,6 +457,10 @@ class Summary:
 
     def web_message(self) -> tuple[int, dict]:
         """The HTTP status and body DHIS2 answers a data value set import with."""
+        return self.answer(self.import_summary())
+
+    def import_summary(self) -> dict:
+        """The ImportSummary itself."""
         summary: dict = {"responseType": "ImportSummary", "status": self.status}
         if self.description:
             summary["description"] = self.description
@@ -464,10 +469,18 @@ class Summary:
         summary["conflicts"] = self.conflicts
         summary["rejectedIndexes"] = sorted(set(self.rejected))
         summary["dataSetComplete"] = "false"
-        if self.status == "ERROR":
+        if self.reference:
+            summary["reference"] = self.reference
+        return summary
+
+    @staticmethod
+    def answer(summary: dict) -> tuple[int, dict]:
+        """An ImportSummary wrapped in DHIS2's WebMessage, with its HTTP status."""
+        status = summary["status"]
+        if status == "ERROR":
             head = {"httpStatus": "Conflict", "httpStatusCode": 409, "status": "ERROR",
                     "message": "An error occurred, please check import summary."}
-        elif self.status == "WARNING":
+        elif status == "WARNING":
             head = {"httpStatus": "OK", "httpStatusCode": 200, "status": "WARNING",
                     "message": "Import completed with warnings, please check import summary."}
         else:

@@ -12,6 +12,7 @@ one bad value does not cost its neighbours. Counts are per data value, as DHIS2 
 """
 
 import dataclasses
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -227,9 +228,27 @@ def _count(summary: dhis2.Summary, group: Group, outcome: Outcome, latest) -> No
 
 
 async def import_values(ctx: IngestContext, payload: object, principal: Principal,
-                        mapping: dhis2.IdMapping) -> dhis2.Summary:
+                        mapping: dhis2.IdMapping, fmt: dhis2.Format = "json"
+                        ) -> dhis2.Summary:
     """A DHIS2 data value set (parsed JSON, or a CSV read by `dhis2.from_csv`) imported as
-    reports through the door, answered with DHIS2's import summary."""
+    reports through the door, answered with DHIS2's import summary; the import itself is kept
+    with its summary (`ingest.dhis2_imports`, the summary's `reference`)."""
+    summary = await _import(ctx, payload, principal, mapping)
+    import_id = uuid.uuid4()
+    summary.reference = str(import_id)
+    values = payload.get("dataValues") if isinstance(payload, dict) else None
+    async with ctx.sessions() as session, session.begin():
+        await ledger.record_import(
+            session, import_id=import_id, received_at=ctx.clock(),
+            credential_id=principal.credential_id, actor=submissions.actor_of(principal),
+            scope=principal.scope, format=fmt,
+            data_values=len(values) if isinstance(values, list) else 0,
+            status=summary.status, summary=summary.import_summary())
+    return summary
+
+
+async def _import(ctx: IngestContext, payload: object, principal: Principal,
+                  mapping: dhis2.IdMapping) -> dhis2.Summary:
     summary = dhis2.Summary()
     if not isinstance(payload, dict) or not isinstance(payload.get("dataValues"), list):
         error = FieldError("dataValues", "not_a_data_value_set", "须为 DHIS2 数据值集",

@@ -454,3 +454,23 @@ async def latest_of(session: AsyncSession, keys: Sequence[tuple[str, date]]) -> 
     rows = await session.execute(LATEST_OF, {"units": [u for u, _ in keys],
                                              "days": [d for _, d in keys]})
     return {(r.unit_code, r.day): r for r in rows}
+
+
+RECORD_IMPORT = text("""
+    INSERT INTO ingest.dhis2_imports (import_id, received_at, credential_id, actor, scope,
+                                      format, data_values, status, summary)
+    VALUES (:import_id, :received_at, :credential_id, :actor, :scope, :format, :data_values,
+            :status, CAST(:summary AS jsonb))
+""")
+
+
+async def record_import(session: AsyncSession, **row: Any) -> None:
+    """A DHIS2 import and its summary, kept (append-only)."""
+    await session.execute(RECORD_IMPORT, {**row, "summary": json.dumps(row["summary"],
+                                                                       ensure_ascii=False)})
+
+
+async def import_of(session: AsyncSession, import_id: uuid.UUID) -> Any:
+    return (await session.execute(text(
+        "SELECT import_id, received_at, actor, scope, format, data_values, status, summary "
+        "FROM ingest.dhis2_imports WHERE import_id = :id"), {"id": import_id})).first()

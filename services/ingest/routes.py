@@ -9,6 +9,7 @@ refusal (the OpenAPI schema still names each body's model)."""
 import json
 from datetime import date, datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -384,6 +385,24 @@ async def import_dhis2(request: Request, principal: Operator, ctx: Ctx) -> Respo
             payload = json.loads(data)
         except ValueError:
             return await _refuse_whole(ctx, principal, 422, INVALID_JSON, excerpt(data))
-    summary = await dhis2_use.import_values(ctx, payload, principal, ctx.dhis2)
+    summary = await dhis2_use.import_values(
+        ctx, payload, principal, ctx.dhis2,
+        "csv" if kind in ("application/csv", "text/csv") else "json")
     status, body = summary.web_message()
     return JSONResponse(body, status_code=status)
+
+
+@dhis2_router.get("/import/dhis2/dataValueSets/{import_id}", responses={
+    401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}})
+async def dhis2_import(import_id: UUID, principal: Operator, ctx: Ctx) -> dict:
+    """An import as it was kept (its summary's `reference`): when, by whom, how many values,
+    and DHIS2's import summary as it was answered. Operators whose area covers the importer's."""
+    async with ctx.sessions() as session:
+        row = await ledger.import_of(session, import_id)
+    if row is None:
+        raise refuse("unknown_import", "import_id", import_id=import_id)
+    if not principal.may_see(row.scope):
+        raise forbidden(str(import_id), "import_id")
+    return {"import_id": row.import_id, "received_at": row.received_at, "actor": row.actor,
+            "scope": row.scope, "format": row.format, "data_values": row.data_values,
+            "status": row.status, "summary": row.summary}

@@ -61,6 +61,14 @@ def test_an_import_over_http_answers_dhis2s_summary_and_rolls_up(system: dict,
     again = import_(system, auth, payload).json()
     assert again["response"]["importCount"] == {"imported": 0, "updated": 0, "ignored": 4,
                                                 "deleted": 0}
+    # Each import is kept: read back by its summary's reference, inside the importer's area.
+    kept = httpx.get(f"{system['ingest']}/v1/import/dhis2/dataValueSets/"
+                     f"{body['response']['reference']}", headers=auth)
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["summary"], kept.json()["data_values"]) == (body["response"], 4)
+    unknown = httpx.get(f"{system['ingest']}/v1/import/dhis2/dataValueSets/"
+                        "00000000-0000-0000-0000-000000000000", headers=auth)
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == "unknown_import"
 
     # DHIS2's CSV: the health centre's ili, added to its day (a correction, counted imported).
     csv = ('"dataelement","period","orgunit","catoptcombo","attroptcombo","value","storedby",'
@@ -156,6 +164,11 @@ def test_operators_only_inside_their_area(system: dict, servers, auth: dict) -> 
     refused = import_(system, other, body)
     assert refused.status_code == 409
     assert refused.json()["response"]["conflicts"][0]["errorCode"] == "E8011"
+    # The other county's import is its own to read.
+    reference = refused.json()["response"]["reference"]
+    url = f"{system['ingest']}/v1/import/dhis2/dataValueSets/{reference}"
+    assert httpx.get(url, headers=other).status_code == 200
+    assert httpx.get(url, headers=auth).status_code == 403
 
 
 def test_the_command_line_exports_imports_and_checks(system: dict, county_token: str,

@@ -219,9 +219,18 @@ async def test_exported_from_one_rollcall_and_imported_into_an_empty_one_the_fig
         sum((n + 2) % 3 for n in range(5)))
     assert county[(DAYS[2].strftime("%Y%m%d"), uid(4, "D"))] == "38.7"
 
-    # Imported again, nothing changes: every value ignored, no revision, no event.
+    # Imported again, nothing changes: every value ignored, no revision, no event; the import
+    # itself is kept all the same, under its summary's reference.
     reports = await b.sql("SELECT count(*) FROM ingest.reports")
     repeat = await b.import_(exported)
+    [kept] = await b.sql("SELECT actor, scope, format, data_values, status, summary "
+                         "FROM ingest.dhis2_imports WHERE import_id = :id",
+                         id=uuid.UUID(repeat["reference"]))
+    assert (kept.actor, kept.scope, kept.format, kept.data_values, kept.status) == (
+        "operator:县指挥部", COUNTY, "json", len(values), "SUCCESS")
+    assert kept.summary == repeat
+    with pytest.raises(Exception, match="append-only"):
+        await b.sql("DELETE FROM ingest.dhis2_imports")
     assert repeat["importCount"] == {"imported": 0, "updated": 0, "ignored": len(values),
                                      "deleted": 0}
     assert repeat["status"] == "SUCCESS" and repeat["conflicts"] == []
