@@ -5,7 +5,7 @@ consumer can take one county's traffic and the work can be partitioned by county
 """
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -112,6 +112,36 @@ class RollupUpdated(Event):
     @property
     def msg_id(self) -> str:
         return f"rollup:{self.node}:{self.day.isoformat()}:{self.updated_at.isoformat()}"
+
+
+class EditionPublished(Event):
+    """A scheduled edition of a node's summary (e.g. the town's at 14:30, the county's at
+    15:00) was produced and kept: the console serves its files at `download` exactly as they
+    were made (the same bytes, whose SHA-256 is here), so that notify or a gateway can deliver
+    it. One per node, day and scheduled time: the message id says which, so a replay is
+    dropped."""
+
+    edition_id: UUID
+    node: str
+    name: str | None
+    day: date = Field(description="the reporting day it summarises")
+    scheduled: time = Field(description="its time of day in the deployment's zone")
+    produced_at: datetime
+    title: str
+    filename: str
+    media_type: str
+    size: int = Field(ge=0, description="bytes of the workbook")
+    sha256: str
+    download: str = Field(description="the console's path of the workbook, e.g. "
+                                      "/api/editions/<id>/xlsx (an operator's token reads it)")
+
+    @property
+    def subject(self) -> str:
+        return f"edition.published.{self.node}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"edition:{self.node}:{self.day.isoformat()}:{self.scheduled.strftime('%H:%M')}"
 
 
 class RegistryChanged(Event):

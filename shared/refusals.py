@@ -44,6 +44,7 @@ CATALOGUE: dict[str, Kind] = {
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "unknown_edition": Kind(404, "定时报表 {edition_id} 不存在", "no edition {edition_id}"),
     "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
                       "this unit has no report for {day} to correct"),
     # In conflict with what is stored.

@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.console import compose, live, reference, summary
+from services.console import compose, editions, live, reference, summary
 from services.console.compose import Passed, Span
 from services.console.compose import must as _must
 from services.console.service import ConsoleContext
@@ -401,6 +401,45 @@ async def daily_summary_xlsx(node: str, who: Operator, ctx: Ctx, span: Spanned) 
     return Response(summary.to_workbook(doc), media_type=XLSX,
                     headers={"Content-Disposition":
                              f'attachment; filename="{_filename(doc, "xlsx")}"'})
+
+
+# ---- scheduled editions (kept as they were made) -------------------------------------------
+
+@api.get("/editions")
+async def list_editions(who: Operator, ctx: Ctx, node: str | None = None,
+                        day: date | None = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    """The scheduled editions of a node and the nodes below it, newest first."""
+    node = _node(who, node)
+    async with ctx.sessions() as session:
+        return await editions.listed(session, node, who.principal.scope, day, limit)
+
+
+async def _edition(ctx: ConsoleContext, who: Session, edition_id: uuid.UUID
+                   ) -> editions.EditionRow:
+    async with ctx.sessions() as session:
+        row = await editions.one(session, edition_id)
+    if row is None:
+        raise refuse("unknown_edition", "edition_id", edition_id=edition_id)
+    _node(who, row.node)
+    return row
+
+
+@api.get("/editions/{edition_id}/xlsx")
+async def edition_xlsx(edition_id: uuid.UUID, who: Operator, ctx: Ctx) -> Response:
+    """An edition's workbook, byte for byte as it was made (its SHA-256 in `ETag`)."""
+    row = await _edition(ctx, who, edition_id)
+    return Response(row.xlsx, media_type=editions.XLSX, headers={
+        "Content-Disposition": f'attachment; filename="{row.filename}"',
+        "ETag": f'"{row.sha256}"'})
+
+
+@api.get("/editions/{edition_id}/csv")
+async def edition_csv(edition_id: uuid.UUID, who: Operator, ctx: Ctx) -> Response:
+    row = await _edition(ctx, who, edition_id)
+    return Response(row.csv, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition":
+            f'attachment; filename="{row.filename.removesuffix(".xlsx")}.csv"'})
 
 
 # ---- live updates ----------------------------------------------------------------------------
