@@ -148,6 +148,9 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
         env = {**os.environ, "ROLLCALL_NATS_URL": nats_url, "ROLLCALL_DATABASE_URL": database_url}
+        # Scheduled editions (ROLLCALL_EDITIONS) are made with the demo county's token unless
+        # another is given.
+        env.setdefault("ROLLCALL_EDITIONS_TOKEN", token)
         procs: dict[Service, subprocess.Popen] = {}
         stack.callback(_stop_all, procs)
         for service in Service:
