@@ -114,6 +114,11 @@ async def roster_page() -> FileResponse:
     return _page("roster.html")
 
 
+@pages.get("/trend")
+async def trend_page() -> FileResponse:
+    return _page("trend.html")
+
+
 @pages.get("/summary")
 async def summary_page() -> FileResponse:
     return _page("summary.html")
@@ -175,7 +180,8 @@ async def me(who: Anyone, ctx: Ctx) -> dict:
 async def catalogue(ctx: Ctx) -> dict:
     """The metrics with their unit of measure, and the form of each unit type."""
     return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
-                         "value_type": m.value_type, "measure_zh": m.measure_zh,
+                         "value_type": m.value_type, "over_days": m.over_days,
+                         "measure_zh": m.measure_zh,
                          "measure_en": m.measure_en} for m in ctx.catalogue.metrics.values()],
             "forms": {unit_type: {"code": f.code, "name_zh": f.name_zh, "name_en": f.name_en,
                                   "required": list(f.required), "optional": list(f.optional)}
@@ -401,6 +407,17 @@ async def daily_summary_xlsx(node: str, who: Operator, ctx: Ctx, span: Spanned) 
     return Response(summary.to_workbook(doc), media_type=XLSX,
                     headers={"Content-Disposition":
                              f'attachment; filename="{_filename(doc, "xlsx")}"'})
+
+
+@api.get("/series/{node}")
+async def series(node: str, who: Operator, ctx: Ctx, span: Spanned,
+                 since: date | None = None) -> JSONResponse:
+    """A node's figures day by day over a week, a month or a range (the last 30 days by
+    default), with the running totals (累计) of the flows since `since` and the period's
+    totals, as aggregate folds them."""
+    params = span.params() if span.period or span.start or span.end else {}
+    return _relay(await ctx.upstream.get("aggregate", f"/v1/rollups/{_node(who, node)}/series",
+                                         who.token, since=since, **params))
 
 
 # ---- scheduled editions (kept as they were made) -------------------------------------------

@@ -258,6 +258,7 @@ function render() {
       : el("a", { href: "#", onclick: (e) => { e.preventDefault(); go(p.node); } }, p.name || p.node),
   ]), el("span", { class: "crumb-day" }, state.day));
   $("summary-link").href = `/summary?node=${view.node}&day=${state.day}`;
+  $("trend-link").href = `/trend?node=${view.node}&period=month`;
 
   fill($("kpis"), 
     kpi(t("reporting_rate"), pct(comp.reporting_rate), rateClass(comp.reporting_rate), "big",
