@@ -17,7 +17,7 @@ def period_span(period: Period, day: date, today: date | None = None) -> tuple[d
         start = end = day
     elif period == "week":
         start = day - timedelta(days=day.weekday())
-        end = start + timedelta(days=6)
+        end = start + timedelta(days=6) if start <= date.max - timedelta(days=6) else date.max
     elif period == "month":
         start = day.replace(day=1)
         end = day.replace(day=calendar.monthrange(day.year, day.month)[1])

@@ -37,3 +37,7 @@ def test_running_totals_add_the_flows_and_leave_stocks_out() -> None:
     days = [{"fever": 2, "home_observation": 10}, {}, {"fever": 1, "home_observation": 6}]
     assert running_totals(days, default_catalogue()) == [{"fever": 2}, {"fever": 2},
                                                           {"fever": 3}]
+
+
+def test_the_last_week_of_the_calendar_ends_with_it() -> None:
+    assert period_span("week", date.max) == (date(9999, 12, 27), date.max)
