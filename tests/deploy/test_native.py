@@ -104,6 +104,8 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     ("aggregate", "case.reported.430621.430621108.430621108001"),
     ("ingest", "alert.opened.430621"),
     ("console", "rollup.updated.430621"),
+    ("console", "edition.opened.430621"),  # the console publishes its editions, nothing else
+    ("aggregate", "edition.published.430621"),  # only the console makes editions
     ("alerts", "registry.changed"),
     ("aggregate", "$JS.API.STREAM.DELETE.REPORTS"),
     ("ingest", "$JS.API.STREAM.PURGE.REPORTS"),
