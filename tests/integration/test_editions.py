@@ -132,3 +132,29 @@ def test_a_token_that_does_not_reach_a_scheduled_node_stops_the_console(servers,
                                 editions_token=token, editions_poll_s=0)
     with pytest.raises(RuntimeError, match=TOWN), TestClient(create_app(settings)):
         pass
+
+
+def test_an_edition_that_could_not_be_made_is_made_at_a_later_look(servers, system, auth):
+    """Aggregate unreachable at 16:00: nothing is kept or announced (no half edition); a
+    console that can reach it makes it at its next look, once."""
+    send_town_reports(system, auth)
+    village = f"{TOWN}002"
+    token = issue_token(servers, "operator", TOWN, "月田镇定时日报")
+    clock = Clock(datetime.now(UTC))
+    clock.local(16, 0)
+    common = dict(console_ingest_url=system["ingest"], console_alerts_url=system["alerts"],
+                  console_notify_url=system["notify"],
+                  editions=[EditionSchedule(node=village, at=time(16, 0))],
+                  editions_token=token, editions_poll_s=0.05)
+    down = servers.settings(console_aggregate_url="http://127.0.0.1:9", **common)
+    with TestClient(create_app(down, clock=clock)):
+        clock_time.sleep(1)  # twenty looks, each refused
+    assert stored(servers, village) == []
+    subject = f"edition.published.{village}"
+    assert asyncio.run(subject_counts(servers.nats_url, EDITIONS, subject)) == {}
+    up = servers.settings(console_aggregate_url=system["aggregate"], **common)
+    with TestClient(create_app(up, clock=clock)):
+        assert eventually(lambda: stored(servers, village), timeout=30)
+        assert eventually(lambda: asyncio.run(
+            subject_counts(servers.nats_url, EDITIONS, subject)), timeout=15) == {subject: 1}
+    assert len(stored(servers, village)) == 1
