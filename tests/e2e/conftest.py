@@ -14,7 +14,7 @@ from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
 from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
 from tests.conftest import Servers, start_service
-from tests.integration.notify_support import Gateway
+from tests.integration.notify_support import ALLOWED, Gateway
 
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -75,7 +75,8 @@ def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
         for name in ("ingest", "aggregate", "alerts"):
             running[name] = start_service(day_servers, name, log_dir)
         running["notify"] = start_service(day_servers, "notify", log_dir,
-                                          ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms")
+                                          ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms",
+                                          ROLLCALL_NOTIFY_ALLOWED_HOSTS=ALLOWED)
         running["console"] = start_service(
             day_servers, "console", log_dir,
             ROLLCALL_CONSOLE_INGEST_URL=running["ingest"].url,

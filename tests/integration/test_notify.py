@@ -28,6 +28,7 @@ from tests.integration.alerts_harness import FakeClock, local
 from tests.integration.notify_support import (
     BASE_DAY,
     CONTACTS_CSV,
+    HOSTS,
     PHONES,
     TOWN,
     VILLAGE,
@@ -207,7 +208,7 @@ async def test_an_import_with_a_problem_writes_nothing(notify: Notify):
     async with notify.sessions() as session, session.begin():
         written, problems = await staffing.import_staff(
             session, "people", content.encode(), "people.csv", False, "430621",
-            notify.clock(), BASE_DAY)
+            notify.clock(), BASE_DAY, hosts=HOSTS)
     assert written == 0
     assert [(p.file, p.line, p.field, p.code) for p in problems] == [
         ("people.csv", 3, "phone", "invalid_phone")]
