@@ -112,6 +112,18 @@ async def test_a_case_alert_reaches_the_person_on_duty_by_every_channel_once(
             if not r.name.startswith("mail.log")]
     assert not [line for line in ours if "@example.cn" in line]
 
+    # Nor an event: each outcome goes to the alerts service with a masked name only.
+    async with notify.sessions() as session:
+        events = [json.loads(payload) for (payload,) in await session.execute(text(
+            "SELECT payload FROM notify.outbox WHERE convert_from(payload, 'UTF8') LIKE :a"),
+            {"a": f"%{event.alert_id}%"})]
+    assert sorted((e["outcome"], e["channel"], e["person"]) for e in events) == [
+        ("sent", "email", "张某"), ("sent", "sms", "张某"), ("sent", "sms", "钱某"),
+        ("sent", "wecom", "张某")]
+    published = json.dumps(events, ensure_ascii=False)
+    assert not [detail for detail in (*PHONES, "@example.cn", "张三", "钱医生", "/robot/")
+                if detail in published]
+
 
 async def test_deliveries_go_out_once_across_a_worker_that_dies_and_two_replicas(
         notify: Notify):
