@@ -205,8 +205,11 @@ async def add_to_digest(session: AsyncSession, key: str, alert_id: uuid.UUID, it
         set_={"alert_ids": deliveries.c.alert_ids.op("||")(statement.excluded.alert_ids),
               "items": deliveries.c["items"].op("||")(statement.excluded["items"])},
         where=(deliveries.c.status == "pending") & (deliveries.c.attempts == 0))
-        .returning(deliveries.c.id, deliveries.c["items"]))
-    return [(row.id, row.items) for row in written]
+        .returning(deliveries.c.id, deliveries.c["items"], deliveries.c.status))
+    rows = written.all()
+    # A digest nobody can be told: failed now, and the alert's history says so.
+    await publish_outcomes(session, [row.id for row in rows if row.status == "failed"], now)
+    return [(row.id, row.items) for row in rows]
 
 
 async def set_text(session: AsyncSession, delivery_id: int, title: str, body: str) -> None:

@@ -210,6 +210,12 @@ async def test_with_nobody_on_duty_the_village_in_charge_is_told_and_nobody_is_a
     [nobody] = await notify.deliveries(town.alert_id)
     assert (nobody.person, nobody.channel, nobody.status) == ("-", "none", "failed")
     assert nobody.last_error.startswith("nobody to tell")
+    async with notify.sessions() as session:  # and the alert's history will say so
+        [told] = [json.loads(payload) for (payload,) in await session.execute(text(
+            "SELECT payload FROM notify.outbox WHERE convert_from(payload, 'UTF8') LIKE :a"),
+            {"a": f"%{town.alert_id}%"})]
+    assert (told["outcome"], told["channel"], told["person"]) == ("failed", "none", "无人")
+    assert told["reason"].startswith("nobody to tell")
     assert await notify.drain() == 3  # 赵书记 by SMS and e-mail, 钱医生 by SMS
 
 
