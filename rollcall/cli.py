@@ -17,6 +17,7 @@ from rich.console import Console
 from rollcall import reconcile
 from rollcall.bench.cli import bench
 from rollcall.calendar_cli import app as calendar_app
+from rollcall.notify_cli import app as notify_app
 from rollcall.registry_cli import app as registry_app
 from rollcall.simulate import app as simulate_app
 from rollcall.token_cli import app as token_app
@@ -30,6 +31,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(token_app, name="token")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(notify_app, name="notify")
 app.command()(bench)
 console = Console()
 

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     notify_sms_token: SecretStr | None = None
     notify_sms_user: str | None = None
     notify_sms_password: SecretStr | None = None
+    # Where in the gateway's JSON answer its message id is (dotted: `data.msgid`); its delivery
+    # receipts, posted to POST /v1/receipts/sms with this secret, name that id.
+    notify_sms_id_field: str = "message_id"
+    notify_sms_receipt_secret: SecretStr | None = None
+    # The hosts notify may send to: robot webhooks and the SMS gateway (comma-separated; an
+    # entry `*.example.cn` allows its subdomains). Default: WeCom's and DingTalk's robots.
+    notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
 
     @field_validator("database_url")
     @classmethod

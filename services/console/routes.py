@@ -258,6 +258,12 @@ async def alert_deliveries(alert_id: uuid.UUID, who: Operator, ctx: Ctx) -> JSON
     return JSONResponse(told.get(str(alert_id), []))
 
 
+@api.get("/alerts/{alert_id}")
+async def alert_detail(alert_id: str, who: Operator, ctx: Ctx) -> JSONResponse:
+    """The alert with who was told of it (`told`), as the alerts service keeps it."""
+    return _relay(await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}", who.token))
+
+
 @api.get("/alerts/{alert_id}/history")
 async def alert_history(alert_id: str, who: Operator, ctx: Ctx) -> JSONResponse:
     return _relay(await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}/history", who.token))

@@ -73,7 +73,7 @@ const I18N = {
     deliveries: "通知送达", deliveries_unavailable: "通知服务暂不可用,送达情况未知",
     no_deliveries: "尚未通知任何人", details: "详情", alert_history: "预警经过",
     channel_sms: "短信", channel_email: "邮件", channel_wecom: "企业微信", channel_dingtalk: "钉钉",
-    channel_none: "无联系方式", d_sent: "已发送", d_failed: "发送失败", d_pending: "待发送",
+    channel_none: "无联系方式", d_sent: "已发送", d_delivered: "已送达", d_failed: "发送失败", d_pending: "待发送",
     d_cancelled: "已取消", retrying: "重试中", attempts: "尝试次数", time: "时间", status: "状态",
     change_opened: "发出", change_warned: "临近时限提醒", change_escalated: "升级",
     change_acknowledged: "确认接收", change_closed: "办结", change_resolved: "已补报",
@@ -150,7 +150,7 @@ const I18N = {
     deliveries: "Notifications", deliveries_unavailable: "Notification service unavailable: delivery state unknown",
     no_deliveries: "Nobody told yet", details: "Details", alert_history: "Alert history",
     channel_sms: "SMS", channel_email: "E-mail", channel_wecom: "WeCom", channel_dingtalk: "DingTalk",
-    channel_none: "No channel", d_sent: "sent", d_failed: "failed", d_pending: "pending",
+    channel_none: "No channel", d_sent: "sent", d_delivered: "delivered", d_failed: "failed", d_pending: "pending",
     d_cancelled: "cancelled", retrying: "retrying", attempts: "Attempts", time: "Time", status: "Status",
     change_opened: "Opened", change_warned: "Warned", change_escalated: "Escalated",
     change_acknowledged: "Acknowledged", change_closed: "Closed", change_resolved: "Resolved",
@@ -308,12 +308,16 @@ function fill(parent, ...children) {
   parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
-// One delivery as a line: "短信已发送 13:30 张某", or failed with its reason.
+// One delivery as a line: "短信已发送 13:30 张某", "短信已送达 13:31 张某" once the gateway's
+// receipt says it reached the phone, or failed with its reason.
 function deliveryText(d) {
-  const channel = t(`channel_${d.channel}`);
-  const status = t(`d_${d.status}`);
-  const what = LANG === "zh" ? `${channel}${status}` : `${channel} ${status}`;
-  const when = localTime(d.sent_at || d.created_at);
-  const why = d.status === "failed" && d.last_error ? `(${d.last_error})` : "";
-  return `${what} ${when} ${d.person_name}${why}`;
+  return toldLine(d.channel, d.status, d.delivered_at || d.sent_at || d.created_at,
+                  d.person_name, d.last_error);
+}
+
+function toldLine(channel, status, at, person, reason) {
+  const what = LANG === "zh" ? `${t(`channel_${channel}`)}${t(`d_${status}`)}`
+    : `${t(`channel_${channel}`)} ${t(`d_${status}`)}`;
+  const why = status === "failed" && reason ? `(${reason})` : "";
+  return `${what} ${localTime(at)} ${person}${why}`;
 }
