@@ -113,6 +113,14 @@ def test_an_import_over_http_answers_dhis2s_summary_and_rolls_up(system: dict,
         (EXAMPLE.element_of(m), PERIOD, ou(TOWN), dhis2.value_text(x))
         for m, x in rollup["values"].items()}
     assert rollup["values"]["fever"] >= 5
+    # The month holding the day, as the rollup API's ranges take it: that day's values in it.
+    month = httpx.get(f"{system['aggregate']}/v1/export/dhis2/dataValueSets.json",
+                      params={"node": TOWN, "day": DAY.isoformat(), "period": "month"},
+                      headers=auth)
+    assert month.status_code == 200, month.text
+    assert {(v["dataElement"], v["value"]) for v in month.json()["dataValues"]
+            if v["period"] == PERIOD} == {(EXAMPLE.element_of(m), dhis2.value_text(x))
+                                          for m, x in rollup["values"].items()}
 
 
 def test_an_export_refuses_unmapped_codes_or_skips_and_lists_them(system: dict,
