@@ -5,7 +5,7 @@ consumer can take one county's traffic and the work can be partitioned by county
 """
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -118,6 +118,36 @@ class RollupUpdated(Event):
         return f"rollup:{self.node}:{self.day.isoformat()}:{self.updated_at.isoformat()}"
 
 
+class EditionPublished(Event):
+    """A scheduled edition of a node's summary (e.g. the town's at 14:30, the county's at
+    15:00) was produced and kept: the console serves its files at `download` exactly as they
+    were made (the same bytes, whose SHA-256 is here), so that notify or a gateway can deliver
+    it. One per node, day and scheduled time: the message id says which, so a replay is
+    dropped."""
+
+    edition_id: UUID
+    node: str
+    name: str | None
+    day: date = Field(description="the reporting day it summarises")
+    scheduled: time = Field(description="its time of day in the deployment's zone")
+    produced_at: datetime
+    title: str
+    filename: str
+    media_type: str
+    size: int = Field(ge=0, description="bytes of the workbook")
+    sha256: str
+    download: str = Field(description="the console's path of the workbook, e.g. "
+                                      "/api/editions/<id>/xlsx (an operator's token reads it)")
+
+    @property
+    def subject(self) -> str:
+        return f"edition.published.{self.node}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"edition:{self.node}:{self.day.isoformat()}:{self.scheduled.strftime('%H:%M')}"
+
+
 class RegistryChanged(Event):
     """The hierarchy, the units or the catalogue changed: reload reference data."""
 
@@ -208,3 +238,37 @@ class AlertClosed(AlertEvent):
 
 # Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
 AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed
+
+
+DeliveryOutcomeKind = Literal["sent", "delivered", "failed"]
+
+
+class DeliveryOutcome(Event):
+    """What became of one notification about an alert: notify tells the alerts service, which
+    adds it to the alert's history ("短信已送达 13:30 张某"). Published by notify through its
+    outbox on `notify.delivery.<outcome>.<county>.<town>.<village>` of the alert's node.
+
+    It carries the person's masked name only (surname + 某): never a phone number, an e-mail
+    address, a robot's webhook or a full name. `sent` means the channel took the message (SMTP
+    250, a robot's errcode 0, the SMS gateway's 2xx); `delivered` that a receipt said it reached
+    the phone; `failed` that it was given up, with the reason."""
+
+    delivery_id: int
+    alert_id: UUID
+    node: str = Field(description="the alert's node (the subject's hierarchy)")
+    step: str = Field(description="what it told of: the alert's change (opened, warned, "
+                                  "escalated…) or `digest`")
+    channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
+    outcome: DeliveryOutcomeKind
+    at: datetime
+    person: str = Field(max_length=20, description="the person told, masked: 张某")
+    role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")
+    reason: str | None = Field(default=None, description="why it failed (never an address)")
+
+    @property
+    def subject(self) -> str:
+        return f"notify.delivery.{self.outcome}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"delivery:{self.delivery_id}:{self.alert_id}:{self.outcome}"

@@ -32,6 +32,8 @@ CATALOGUE: dict[str, Kind] = {
     "bad_token": Kind(401, "令牌无效或已吊销", "the token is unknown or revoked"),
     "auth_unavailable": Kind(503, "暂时无法核验凭证,请稍后重试",
                              "credentials cannot be checked right now; retry later"),
+    "bad_receipt_secret": Kind(401, "回执密钥缺失或不正确",
+                               "the receipt secret is missing or wrong"),
     "signed_out": Kind(401, "请先登录(粘贴您的访问令牌)",
                        "sign in first (paste your access token)"),
     # Not yours.
@@ -51,6 +53,12 @@ CATALOGUE: dict[str, Kind] = {
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
     "unknown_flag": Kind(404, "疑似瞒报标记 {flag_id} 不存在", "no flag {flag_id}"),
+    "unknown_import": Kind(404, "数据导入 {import_id} 不存在", "no import {import_id}"),
+    "unknown_edition": Kind(404, "定时报表 {edition_id} 不存在", "no edition {edition_id}"),
+    "unknown_message": Kind(404, "没有消息编号为 {message_id} 的发送记录(回执已留存)",
+                            "no message sent with id {message_id} (the receipt is kept)"),
+    "receipts_off": Kind(404, "未配置短信回执(ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET)",
+                         "SMS receipts are not configured (ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET)"),
     "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
                       "this unit has no report for {day} to correct"),
     # In conflict with what is stored.

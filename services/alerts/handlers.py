@@ -1,5 +1,6 @@
-"""Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, supplies
-below a stock level, missing reports resolved). Durable pull consumers run by the shared batch
+"""Alerts' bus edge: fever and flu-like cases, accepted reports (outbreak counts, supplies
+below a stock level, missing reports resolved), and what became of notify's deliveries (the
+alerts' histories). Durable pull consumers run by the shared batch
 consumer (`shared/consumer.py`): one transaction per batch holds the effect and the record of
 what was applied, and the batch is acknowledged after it committed; events go out through the
 outbox.
@@ -8,11 +9,11 @@ applying it twice changes nothing."""
 
 from nats.aio.client import Client as NatsClient
 
-from services.alerts import detection
+from services.alerts import detection, repository
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, ReportAccepted
-from shared.streams import CASES, REPORTS
+from shared.contracts import CaseReported, DeliveryOutcome, ReportAccepted
+from shared.streams import CASES, DELIVERIES, REPORTS
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -31,6 +32,12 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         if changed:
             ctx.relay.wake()
 
+    async def on_delivery_outcomes(events: list[DeliveryOutcome]) -> None:
+        # Who was told: the alert's history grows, its state and clock do not change, and
+        # nothing is published (the outbox is not touched).
+        async with ctx.sessions() as session, session.begin():
+            await repository.record_told(session, events, ctx.clock())
+
     return [
         # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
@@ -41,4 +48,11 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
                       batch=1000),
+        # What became of notify's deliveries; the events name a masked person, never an
+        # address, and may still be kept out of the log like every staff detail.
+        BatchConsumer(nc, name="alerts-deliveries", stream=DELIVERIES,
+                      durable=f"{durable}-deliveries", subjects=["notify.delivery.>"],
+                      handle=on_delivery_outcomes,
+                      decode=lambda msg: DeliveryOutcome.model_validate_json(msg.data),
+                      batch=500, log_data=False),
     ]

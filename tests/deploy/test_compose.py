@@ -198,6 +198,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             "ROLLCALL_AGGREGATE_ACK_WAIT": "10",
             # The county's SMS gateway (here the receiver the test starts on compose's network).
             "ROLLCALL_NOTIFY_SMS_URL": f"http://{RECEIVER}:8080/sms",
+            "ROLLCALL_NOTIFY_ALLOWED_HOSTS": RECEIVER,  # the gateway's and the robot's host
         }
         _set_env(directory / ".env", settings)
         env = dotenv(directory / ".env")

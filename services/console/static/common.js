@@ -33,12 +33,23 @@ const I18N = {
     status_reported: "已报", status_zero: "零报告", status_missing: "漏报", status_late: "迟报",
     unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
     print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
-    bulletin: "周通报", bulletin_title: "疫情防控报送通报", start: "起", end: "止", show: "查看",
+    bulletin: "周通报", bulletin_title: "疫情防控报送通报",
     lowest_rates: "报告率最低的下级", worst_units: "漏报、迟报最多的单位", rank: "名次",
     corrected: "更正", sent_back: "退回", flags_title: "疑似瞒报", flags: "疑似瞒报",
     flag_zero_with_case: "零报告但当日报送了病例", flag_identical_values: "数据连续多日完全相同",
     flag_open: "待核实", flag_dismissed: "已排除", dismiss: "排除", dismiss_reason: "排除理由(必填,留痕)",
     dismissed_by: "排除人", flags_note: "疑似瞒报标记不改变任何数据;核实后可填写理由排除,排除记录永久保留。",
+    download_xlsx: "下载 Excel", summary_title_day: "疫情防控日报", summary_title_week: "疫情防控周报",
+    summary_title_month: "疫情防控月报", summary_title_range: "疫情防控汇总表", doc_notes: "备注",
+    signed_by: "填报人", checked_by: "审核人", signed_at: "填报时间", seal: "盖章",
+    trend: "趋势", trend_title: "趋势与累计", trend_summary: "该期间汇总表", this_week: "本周", this_month: "本月",
+    last_30: "近30天", start: "开始", end: "结束", since: "累计起始", metric: "指标", show: "查看",
+    period_totals: "期间合计", daily: "每日", running_total: "累计", period_total: "期间合计值",
+    fold: "汇总方式", measure: "单位", unit_days: "单位·日",
+    over_days_sum: "逐日相加", over_days_last: "取期末值", over_days_max: "取最高", over_days_min: "取最低",
+    over_days_average: "日均",
+    flow_note: "逐日相加的指标:实线为每日数,虚线为自累计起始日起的累计数(右轴)。",
+    stock_note: "存量指标(如居家观察人数):期间合计取最后一日的数值,不累加。",
     generated: "生成时间", rollup_table: "各地报送与监测汇总", day_alerts: "当日预警",
     back: "返回看板", fever_cases: "发热病例", ili_cases: "流感样病例",
     updated: "已更新", by: "处理人", started: "发现/开始", deadline: "时限",
@@ -68,7 +79,7 @@ const I18N = {
     deliveries: "通知送达", deliveries_unavailable: "通知服务暂不可用,送达情况未知",
     no_deliveries: "尚未通知任何人", details: "详情", alert_history: "预警经过",
     channel_sms: "短信", channel_email: "邮件", channel_wecom: "企业微信", channel_dingtalk: "钉钉",
-    channel_none: "无联系方式", d_sent: "已发送", d_failed: "发送失败", d_pending: "待发送",
+    channel_none: "无联系方式", d_sent: "已发送", d_delivered: "已送达", d_failed: "发送失败", d_pending: "待发送",
     d_cancelled: "已取消", retrying: "重试中", attempts: "尝试次数", time: "时间", status: "状态",
     change_opened: "发出", change_warned: "临近时限提醒", change_escalated: "升级",
     change_acknowledged: "确认接收", change_closed: "办结", change_resolved: "已补报",
@@ -103,12 +114,25 @@ const I18N = {
     status_reported: "Reported", status_zero: "Zero report", status_missing: "Missing", status_late: "Late",
     unit: "Unit", type: "Type", node: "Area", code: "Code", name: "Name",
     print: "Print", download_csv: "Download CSV", summary_title: "Daily epidemic prevention summary",
-    bulletin: "Weekly bulletin", bulletin_title: "Reporting bulletin", start: "From", end: "To", show: "Show",
+    bulletin: "Weekly bulletin", bulletin_title: "Reporting bulletin",
     lowest_rates: "Lowest reporting rates", worst_units: "Most missing and late days", rank: "Rank",
     corrected: "Corrected", sent_back: "Sent back", flags_title: "Suspected concealment", flags: "Flags",
     flag_zero_with_case: "Zero report on a day with a case", flag_identical_values: "Identical values day after day",
     flag_open: "Open", flag_dismissed: "Dismissed", dismiss: "Dismiss", dismiss_reason: "Reason (required, kept)",
     dismissed_by: "Dismissed by", flags_note: "Flags never change the figures; once checked, dismiss one with a reason, which is kept for good.",
+    download_xlsx: "Download Excel", summary_title_day: "Daily epidemic prevention summary",
+    summary_title_week: "Weekly epidemic prevention summary", summary_title_month: "Monthly epidemic prevention summary",
+    summary_title_range: "Epidemic prevention summary", doc_notes: "Notes",
+    signed_by: "Filled in by", checked_by: "Checked by", signed_at: "Filled in at", seal: "Seal",
+    trend: "Trend", trend_title: "Trend and running totals", trend_summary: "Summary of the period",
+    this_week: "This week", this_month: "This month", last_30: "Last 30 days", start: "Start", end: "End",
+    since: "Running total from", metric: "Metric", show: "Show", period_totals: "Totals of the period",
+    daily: "daily", running_total: "Running total", period_total: "Period's total", fold: "Over days",
+    measure: "Unit", unit_days: "Unit-days",
+    over_days_sum: "summed", over_days_last: "last day's", over_days_max: "highest", over_days_min: "lowest",
+    over_days_average: "daily average",
+    flow_note: "A flow: the solid line is each day's figure, the dashed one the running total since its start (right axis).",
+    stock_note: "A stock (e.g. people under home observation): the period's figure is its last day's, never a sum.",
     generated: "Generated", rollup_table: "Reporting and surveillance by area", day_alerts: "Alerts of the day",
     back: "Back to console", fever_cases: "Fever cases", ili_cases: "Flu-like cases",
     updated: "Updated", by: "By", started: "Found/started", deadline: "Deadline",
@@ -138,7 +162,7 @@ const I18N = {
     deliveries: "Notifications", deliveries_unavailable: "Notification service unavailable: delivery state unknown",
     no_deliveries: "Nobody told yet", details: "Details", alert_history: "Alert history",
     channel_sms: "SMS", channel_email: "E-mail", channel_wecom: "WeCom", channel_dingtalk: "DingTalk",
-    channel_none: "No channel", d_sent: "sent", d_failed: "failed", d_pending: "pending",
+    channel_none: "No channel", d_sent: "sent", d_delivered: "delivered", d_failed: "failed", d_pending: "pending",
     d_cancelled: "cancelled", retrying: "retrying", attempts: "Attempts", time: "Time", status: "Status",
     change_opened: "Opened", change_warned: "Warned", change_escalated: "Escalated",
     change_acknowledged: "Acknowledged", change_closed: "Closed", change_resolved: "Resolved",
@@ -296,12 +320,16 @@ function fill(parent, ...children) {
   parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
-// One delivery as a line: "短信已发送 13:30 张某", or failed with its reason.
+// One delivery as a line: "短信已发送 13:30 张某", "短信已送达 13:31 张某" once the gateway's
+// receipt says it reached the phone, or failed with its reason.
 function deliveryText(d) {
-  const channel = t(`channel_${d.channel}`);
-  const status = t(`d_${d.status}`);
-  const what = LANG === "zh" ? `${channel}${status}` : `${channel} ${status}`;
-  const when = localTime(d.sent_at || d.created_at);
-  const why = d.status === "failed" && d.last_error ? `(${d.last_error})` : "";
-  return `${what} ${when} ${d.person_name}${why}`;
+  return toldLine(d.channel, d.status, d.delivered_at || d.sent_at || d.created_at,
+                  d.person_name, d.last_error);
+}
+
+function toldLine(channel, status, at, person, reason) {
+  const what = LANG === "zh" ? `${t(`channel_${channel}`)}${t(`d_${status}`)}`
+    : `${t(`channel_${channel}`)} ${t(`d_${status}`)}`;
+  const why = status === "failed" && reason ? `(${reason})` : "";
+  return `${what} ${localTime(at)} ${person}${why}`;
 }
