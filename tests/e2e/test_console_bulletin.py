@@ -15,19 +15,19 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import credential
 
 ZONE = ZoneInfo("Asia/Shanghai")
-COUNTY, TOWN = "430621", "430621110"  # 月田镇: no other browser test reports there
-CLINIC = "430621110002-CL"
+COUNTY, TOWN = "430621", "430621113"  # 步仙镇: no other browser test reports there
+CLINIC = "430621113001-CL"  # 和庄社区: a village without a school
 LIVE = 30_000
 
 
 def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser, artifacts):
-    token = credential(day_servers, "operator", TOWN, "月田镇值班员")
+    token = credential(day_servers, "operator", TOWN, "步仙镇值班员")
     edu = credential(day_servers, "operator", COUNTY, "县教育局", sector="education")
     auth = {"Authorization": f"Bearer {token}"}
     today = datetime.now(ZONE).date()
     yesterday = today - timedelta(days=1)
     # Yesterday: the clinic and a few units report (late: sent today); everyone else is missing.
-    some = ["430621110001-CL", "430621110-PS", "430621110004-PS", CLINIC]
+    some = ["430621113002-CL", "430621113-PS", "430621113003-PS", CLINIC]
     for unit in some:
         answer = httpx.post(f"{day_system['ingest']}/v1/reports", headers=auth, timeout=30,
                             json={"unit": unit, "day": yesterday.isoformat(),
@@ -56,7 +56,7 @@ def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser,
     page.goto(f"{console}/#token={token}")
     expect(page.locator("#main")).to_be_visible(timeout=LIVE)
     page.goto(f"{console}/bulletin?node={TOWN}&start={yesterday}&end={today}")
-    expect(page.locator("h1")).to_contain_text("月田镇", timeout=LIVE)
+    expect(page.locator("h1")).to_contain_text("步仙镇", timeout=LIVE)
     expect(page.locator("h1")).to_contain_text("疫情防控报送通报")
     villages = page.locator("#children-table tbody tr")
     expect(villages.first).to_be_visible(timeout=LIVE)
@@ -65,15 +65,15 @@ def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser,
     expect(page.locator("#lead")).to_contain_text("漏报")
 
     # The flag is shown; once checked, it is dismissed with a reason, which stays.
-    flag = page.locator("#flags-table tbody tr", has_text="西江村卫生室")
+    flag = page.locator("#flags-table tbody tr", has_text="和庄社区卫生服务站")
     expect(flag).to_contain_text("零报告但当日报送了病例", timeout=LIVE)
     expect(page.locator("#units-table")).to_contain_text("疑似瞒报 1")
     page.screenshot(path=artifacts / "bulletin-town-week.png", full_page=True)
     flag.locator("input").fill("已核实:病人系外村来诊,本室当日无本村病例")
     flag.locator("button").click()
-    expect(page.locator("#flags-table tbody tr", has_text="西江村卫生室")).to_contain_text(
+    expect(page.locator("#flags-table tbody tr", has_text="和庄社区卫生服务站")).to_contain_text(
         "已核实:病人系外村来诊", timeout=LIVE)
-    expect(page.locator("#flags-table")).to_contain_text("月田镇值班员")
+    expect(page.locator("#flags-table")).to_contain_text("步仙镇值班员")
 
     sheet = httpx.get(f"{console}/api/bulletin/{TOWN}/csv", headers=auth, timeout=30,
                       params={"start": yesterday.isoformat(), "end": today.isoformat()})
@@ -90,9 +90,10 @@ def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser,
     page.goto(f"{console}/?node={TOWN}")
     expect(page.locator("#scope-name")).to_contain_text("教育", timeout=LIVE)
     page.goto(f"{console}/bulletin?node={TOWN}&start={yesterday}&end={today}")
-    expect(page.locator("h1")).to_contain_text("月田镇 · 教育", timeout=LIVE)
+    expect(page.locator("h1")).to_contain_text("步仙镇 · 教育", timeout=LIVE)
     expect(page.locator("#lead")).to_be_visible(timeout=LIVE)
-    expect(page.locator("#doc")).not_to_contain_text("西江村卫生室")  # the clinic is not its own
+    # The clinic is not its own.
+    expect(page.locator("#doc")).not_to_contain_text("和庄社区卫生服务站")
     page.screenshot(path=artifacts / "bulletin-education-sector.png", full_page=True)
     assert not errors, errors
     context.close()
