@@ -14,9 +14,9 @@ import pytest
 from tests.conftest import issue_token, start_service
 
 ZONE = ZoneInfo("Asia/Shanghai")
-COUNTY, TOWN = "430621", "430621110"  # 月田镇: no other test reports there
-SCHOOL, SCHOOL_VILLAGE = "430621110004-PS", "430621110004"
-CLINIC, CLINIC_VILLAGE = "430621110002-CL", "430621110002"  # a village without a school
+COUNTY, TOWN = "430621", "430621106"  # 柏祥镇: no other test reports there
+SCHOOL, SCHOOL_VILLAGE = "430621106002-PS", "430621106002"
+CLINIC, CLINIC_VILLAGE = "430621106009-CL", "430621106009"  # a village without a school
 EDUCATION_TYPES = {"primary_school", "middle_school", "kindergarten"}
 
 
@@ -191,7 +191,7 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
     assert summary["sector"] == "education"
     assert {a.get("unit") for a in summary["alerts"]} <= {SCHOOL, None}
     assert all(n["unit"] != CLINIC for n in summary["notes"])
-    picker = httpx.get(f"{console}/api/units", params={"q": "月田镇"}, headers=as_edu,
+    picker = httpx.get(f"{console}/api/units", params={"q": "柏祥镇"}, headers=as_edu,
                        timeout=30).json()
     assert picker and {u["unit_type"] for u in picker} <= EDUCATION_TYPES
 
