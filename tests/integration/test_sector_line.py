@@ -176,9 +176,14 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
                        json={"reason": "已联系学校"}, timeout=30)
     assert taken.status_code == 200, taken.text
 
-    # Notify: the duty roster is the territorial command centre's.
+    # Notify: the duty roster is the territorial command centre's; so are the exports and
+    # editions, which hold every sector's figures.
     refused(httpx.put(f"{system['notify']}/v1/rosters/{TOWN}/{day}", headers=as_edu,
                       json={"shifts": []}, timeout=30), "territorial_only")
+    for url in (f"{aggregate}/v1/export/dhis2/dataValueSets.json",
+                f"{ingest}/v1/export/dhis2/dataValueSets.json", f"{console}/api/editions"):
+        refused(httpx.get(url, params={"node": TOWN, "day": day}, headers=as_edu, timeout=30),
+                "territorial_only")
 
     # The console: the sector's view, its summary, and the live stream.
     me = httpx.get(f"{console}/api/me", headers=as_edu, timeout=30).json()
