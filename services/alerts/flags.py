@@ -34,7 +34,8 @@ VALUES_AROUND = text("""
     WHERE unit = ANY(CAST(:units AS text[])) AND day BETWEEN :first AND :last
       AND report_values IS NOT NULL AND NOT coalesce(report_zero, false)
 """)
-# How far around a report the run of identical values is looked for, beyond N days.
+# How far around a report the start of a run of identical values is looked for, beyond N days
+# (a run longer than that is flagged again from where the window starts).
 RUN_MARGIN_DAYS = 31
 
 
@@ -99,25 +100,36 @@ async def on_reports(session: AsyncSession, newer: list[tuple[ReportAccepted, in
                 e.day, {"cases": cases, "report_revision": e.revision})
            for e, cases in newer if suspicion.zero_with_case(e.zero, cases)]
     valued = [e for e, _ in newer if not e.zero]
-    if valued:
-        margin = timedelta(days=rules.identical_days + RUN_MARGIN_DAYS)
-        by_unit: defaultdict[str, dict[date, dict]] = defaultdict(dict)
-        for r in await session.execute(VALUES_AROUND, {
-                "units": sorted({e.unit for e in valued}),
-                "first": min(e.day for e in valued) - margin,
-                "last": max(e.day for e in valued) + margin}):
-            by_unit[r.unit][r.day] = r.report_values
-        for e in valued:
-            run = suspicion.identical_run(by_unit[e.unit], e.day, rules.identical_days)
-            if run is not None:
-                first, last = run
-                out.append(_row(suspicion.IDENTICAL_VALUES,
-                                Where(e.unit, e.node, e.unit_type, e.sector), last, first,
-                                {"first_day": first.isoformat(), "last_day": last.isoformat(),
-                                 "days": (last - first).days + 1,
-                                 "values": json.loads(json.dumps(e.values))}))
+    n = rules.identical_days
+    # First the N-1 days on either side (what decides whether there is a run at all, a few rows
+    # per report), then, for the few units with a run, a wider window to find where it starts.
+    near = await _values(session, valued, timedelta(days=n - 1))
+    suspects = [e for e in valued if suspicion.identical_run(near[e.unit], e.day, n)]
+    wide = await _values(session, suspects, timedelta(days=n + RUN_MARGIN_DAYS))
+    for e in suspects:
+        run = suspicion.identical_run(wide[e.unit], e.day, n)
+        if run is not None:
+            first, last = run
+            out.append(_row(suspicion.IDENTICAL_VALUES,
+                            Where(e.unit, e.node, e.unit_type, e.sector), last, first,
+                            {"first_day": first.isoformat(), "last_day": last.isoformat(),
+                             "days": (last - first).days + 1,
+                             "values": json.loads(json.dumps(e.values))}))
     # One row per key (a batch may hold several days of one run).
     return await _raise(session, list({r["key"]: r for r in out}.values()), now)
+
+
+async def _values(session: AsyncSession, reports: list[ReportAccepted], margin: timedelta
+                  ) -> defaultdict[str, dict[date, dict]]:
+    """The non-zero values of these reports' units within `margin` of their days."""
+    by_unit: defaultdict[str, dict[date, dict]] = defaultdict(dict)
+    if reports:
+        for r in await session.execute(VALUES_AROUND, {
+                "units": sorted({e.unit for e in reports}),
+                "first": min(e.day for e in reports) - margin,
+                "last": max(e.day for e in reports) + margin}):
+            by_unit[r.unit][r.day] = r.report_values
+    return by_unit
 
 
 # ---- the operators' side ----------------------------------------------------------------------
