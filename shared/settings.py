@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_notify_url: str | None = None
+    console_signoff_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
     # Notify: its port and durable consumer; what is sent when (default
     # services/notify/data/notify.toml); how often the worker looks for due deliveries (0: only
@@ -99,6 +100,12 @@ class Settings(BaseSettings):
     notify_sms_token: SecretStr | None = None
     notify_sms_user: str | None = None
     notify_sms_password: SecretStr | None = None
+
+    # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
+    # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).
+    signoff_port: int = 8105
+    signoff_durable: str = "signoff"
+    signoff_config: Path | None = None
 
     @field_validator("database_url")
     @classmethod
