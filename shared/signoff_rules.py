@@ -40,16 +40,17 @@ class SignoffRules:
         found = self._of(node)
         return None if found is None else cutoff_instant(day, found.by, zone)
 
-    def levels_due(self, now: datetime, zone: ZoneInfo,
-                   catch_up_days: int) -> list[tuple[date, Level]]:
-        """(day, level) whose confirmation time has passed at `now` (`deadlines.is_past`: a
-        confirmation at the time itself is on time), today and `catch_up_days` days before."""
+    def levels_due(self, now: datetime, zone: ZoneInfo, catch_up_days: int,
+                   grace: timedelta = timedelta(0)) -> list[tuple[date, Level]]:
+        """(day, level) whose confirmation time, and `grace` after it (for a confirmation made
+        just before it to arrive), have passed at `now` (`deadlines.is_past`: a confirmation at
+        the time itself is on time), today and `catch_up_days` days before."""
         today = now.astimezone(zone).date()
         out = []
         for back in range(catch_up_days, -1, -1):
             day = today - timedelta(days=back)
             out += [(day, c.level) for c in self.levels
-                    if is_past(cutoff_instant(day, c.by, zone), now)]
+                    if is_past(cutoff_instant(day, c.by, zone) + grace, now)]
         return out
 
 

@@ -11,8 +11,8 @@ from nats.aio.client import Client as NatsClient
 from services.alerts import detection
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, ReportAccepted
-from shared.streams import CASES, REPORTS
+from shared.contracts import CaseReported, ReportAccepted, SignoffChanged
+from shared.streams import CASES, REPORTS, SIGNOFF
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -31,6 +31,13 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         if changed:
             ctx.relay.wake()
 
+    async def on_confirmations(events: list[SignoffChanged]) -> None:
+        async with ctx.sessions() as session, session.begin():
+            closed = await detection.apply_confirmations(session, events, ctx.rules,
+                                                         ctx.clock())
+        if closed:
+            ctx.relay.wake()
+
     return [
         # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
@@ -41,4 +48,10 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
                       batch=1000),
+        # Confirmations (确认上报) and reopenings: who has confirmed, for the confirmation times.
+        BatchConsumer(nc, name="alerts-signoff", stream=SIGNOFF, durable=f"{durable}-signoff",
+                      subjects=["signoff.confirmed.>", "signoff.reopened.>"],
+                      handle=on_confirmations,
+                      decode=lambda msg: SignoffChanged.model_validate_json(msg.data),
+                      batch=500),
     ]
