@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
 from shared import deadlines
 from shared.catalogue import Catalogue
 from shared.contracts import CaseReported, ReportAccepted, SignoffChanged
-from shared.hierarchy import CODE_LENGTHS, Level
+from shared.hierarchy import CODE_LENGTHS, Level, level_of
 from shared.registry import calendar
 from shared.registry.reference import Reference
 from shared.rules import Rules
@@ -120,6 +120,12 @@ CONFIRMED_NOW = text("""
 CONFIRMED_ON = text("""
     SELECT node FROM alerts.confirmations
     WHERE day = :day AND confirmed AND node = ANY(CAST(:nodes AS text[]))
+""")
+# Node-days (of a reopened confirmation) whose level's time has already been checked.
+CHECKED_ALREADY = text("""
+    SELECT t.n, t.d FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
+                                CAST(:levels AS smallint[])) AS t(n, d, l)
+    JOIN alerts.confirmation_runs r ON r.day = t.d AND r.level = t.l
 """)
 CLAIM_CONFIRMATION_RUN = text("""
     INSERT INTO alerts.confirmation_runs (day, level, ran_at, alerts_opened)
@@ -399,10 +405,12 @@ def confirmation_key(node: str, day: date) -> str:
 
 
 async def apply_confirmations(session: AsyncSession, events: list[SignoffChanged],
-                              rules: Rules, now: datetime) -> int:
+                              rules: Rules, now: datetime,
+                              reference: Reference | None = None) -> int:
     """Confirmations and reopenings from the signoff service: the latest of each node-day is
-    kept, and a node that has now confirmed closes its missing-confirmation alert (outcome
-    `confirmed`). Returns how many alerts were closed."""
+    kept; a node that has now confirmed closes its missing-confirmation alerts (outcome
+    `confirmed`), and a confirmation reopened after its level's time was checked opens one at
+    once (the node must confirm again). Returns how many alerts were opened or closed."""
     latest: dict[tuple[str, date], SignoffChanged] = {}
     for e in events:
         if e.action in ("confirmed", "reopened") and (
@@ -415,15 +423,32 @@ async def apply_confirmations(session: AsyncSession, events: list[SignoffChanged
         "nodes": [n for n, _ in keys], "days": [d for _, d in keys],
         "confirmed": [latest[k].action == "confirmed" for k in keys],
         "entries": [latest[k].entry for k in keys]})
-    done = (await session.execute(CONFIRMED_NOW, {"nodes": [n for n, _ in keys],
-                                                  "days": [d for _, d in keys]})).all()
+    done = {(n, d) for n, d in (await session.execute(CONFIRMED_NOW, {
+        "nodes": [n for n, _ in keys], "days": [d for _, d in keys]})).all()}
+    reopened = [k for k in keys if k not in done and latest[k].action == "reopened"]
+    opened = 0
+    if reopened:
+        late = (await session.execute(CHECKED_ALREADY, {
+            "nodes": [n for n, _ in reopened], "days": [d for _, d in reopened],
+            "levels": [int(level_of(n)) for n, _ in reopened]})).all()
+        opened = len(await repository.open_alerts(session, [NewAlert(
+            key=f"{confirmation_key(n, d)}:{latest[(n, d)].entry}", kind="missing_confirmation",
+            topic="missing_confirmation", node=n, day=d, started_at=latest[(n, d)].at,
+            received_at=latest[(n, d)].at,
+            recipients=rules.recipients_for(None, kind="missing_confirmation"),
+            details={"day": d.isoformat(), "level": level_of(n).name.lower(), "reopened": True,
+                     "unit": latest[(n, d)].unit, "reason": latest[(n, d)].reason,
+                     "name": reference.nodes.get(n, n) if reference else n})
+            for n, d in sorted(late)], rules, now))
     if not done:
-        return 0
+        return opened
     rows = list(await session.scalars(
-        select(AlertRow).where(AlertRow.key.in_(sorted(confirmation_key(n, d) for n, d in done)))
+        select(AlertRow).where(
+            AlertRow.kind == "missing_confirmation", AlertRow.status != "closed",
+            tuple_(AlertRow.node, AlertRow.day).in_(sorted(done)))
         .order_by(AlertRow.alert_id).with_for_update()))
-    return await repository.close_resolved(session, rows, now, rules, "confirmed",
-                                           "the node has confirmed its day")
+    return opened + await repository.close_resolved(session, rows, now, rules, "confirmed",
+                                                    "the node has confirmed its day")
 
 
 async def run_confirmations(session: AsyncSession, reference: Reference, day: date,

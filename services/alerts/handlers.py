@@ -33,9 +33,9 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
 
     async def on_confirmations(events: list[SignoffChanged]) -> None:
         async with ctx.sessions() as session, session.begin():
-            closed = await detection.apply_confirmations(session, events, ctx.rules,
-                                                         ctx.clock())
-        if closed:
+            changed = await detection.apply_confirmations(session, events, ctx.rules,
+                                                          ctx.clock(), ctx.reference)
+        if changed:
             ctx.relay.wake()
 
     return [

@@ -93,6 +93,16 @@ async def test_a_node_that_has_not_confirmed_by_its_time_raises_an_alert_that_cl
         assert await wait_for(lambda: scalar(
             r.ctx, "SELECT entry = :e AND NOT confirmed FROM alerts.confirmations "
                    "WHERE node = :n AND day = :d", e=reopened.entry, n=TOWN, d=day))
+        # Reopened after its time was checked: the town must confirm again, an alert says so,
+        # and its new confirmation closes it.
+        again = next(row for row in await rows(r.ctx, QUERY, d=day) if row.node == TOWN)
+        assert again.status == "open" and again.details["reopened"]
+        await bus.publish(signed("confirmed", TOWN, day, 16, 45))
+
+        async def confirmed_again():
+            row = next(x for x in await rows(r.ctx, QUERY, d=day) if x.node == TOWN)
+            return row.status == "closed" and row.outcome == "confirmed"
+        assert await wait_for(confirmed_again)
 
         clock.set(local(day, 17, 1) + SEC)  # the county's time
         await r.tick()
