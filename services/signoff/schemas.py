@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Number = int | float
 
@@ -13,8 +13,9 @@ class SendBackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unit: str = Field(min_length=1, max_length=32)
     day: date
-    reason: str = Field(min_length=1, max_length=500, description="why it goes back: shown to "
-                                                                   "the unit")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=500)] = Field(
+        description="why it goes back: shown to the unit")
 
 
 class ConfirmIn(BaseModel):

@@ -70,6 +70,10 @@ async def test_a_send_back_is_seen_by_the_unit_and_its_correction_clears_it(
                                        json={**body, "unit": CLINIC_2})
         assert (nothing.status_code, nothing.json()["errors"][0]["code"]) == (
             404, "nothing_to_review")
+        blank = await d.signoff.post("/v1/sendbacks", json={**body, "reason": "  "},
+                                     headers=town)
+        assert blank.status_code == 422
+        assert [e["field"] for e in blank.json()["errors"]] == ["reason"]
         sent = await d.signoff.post("/v1/sendbacks", json=body, headers=town)
         assert sent.status_code == 201, sent.text
         assert sent.json()["revision"] == 1 and sent.json()["status"] == "open"
