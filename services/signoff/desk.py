@@ -188,6 +188,7 @@ async def node_days(session: AsyncSession, node: str, day: date, rules: SignoffR
     reopened (changed after confirmation: the changes and live minus confirmed), unconfirmed
     (live figures only), or not required at that level."""
     children = children_of(reference, node)
+    await store.one_snapshot(session)
     units = await store.unit_days_below(session, node, day)
     sendbacks = await store.sendbacks_below(session, node, day, only_open=True)
     current = await store.current_confirmations(session, [node, *children], day)
@@ -227,6 +228,7 @@ async def units_to_review(session: AsyncSession, node: str, day: date,
                           reference: Reference) -> list[UnitReview]:
     """Every unit placed below `node` on `day` (active that day), with its latest report of the
     day (None: not reported) and its send-backs, by village then unit."""
+    await store.one_snapshot(session)
     reports = {u.unit: u for u in await store.unit_days_below(session, node, day)}
     sendbacks = await store.sendbacks_below(session, node, day)
     placed = {code: n for code, info in reference.units.items()

@@ -85,6 +85,13 @@ class Change:
     at: datetime
 
 
+async def one_snapshot(session: AsyncSession) -> None:
+    """Every read of the session's transaction sees the same committed state: a view that read
+    the figures before a correction committed and the confirmation after it would show a
+    confirmation reopened with no difference. Called before the session's first statement."""
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 async def lock_node_days(session: AsyncSession, keys: Sequence[tuple[str, date]]) -> None:
     if keys:
         await session.execute(LOCK_NODE_DAYS, {

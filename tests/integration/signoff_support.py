@@ -16,6 +16,7 @@ from rollcall.migrate import upgrade
 from rollcall.reference import load_demo
 from services.ingest.app import create_app as ingest_app
 from services.signoff.app import create_app as signoff_app
+from services.signoff.service import SignoffContext
 from shared.db import make_engine, make_sessionmaker
 from shared.settings import Settings
 from tests.conftest import Servers, _fresh_database
@@ -49,6 +50,7 @@ class Desk:
     signoff: httpx.AsyncClient
     clock: FakeClock
     database_url: str
+    ctx: SignoffContext  # signoff's use cases, as its consumer runs them
 
     async def operator(self, node: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {await issue_operator(self.database_url, node)}"}
@@ -84,4 +86,4 @@ async def desk(servers: Servers, database_url: str, day: date,
                               base_url="http://ingest") as i, \
             httpx.AsyncClient(transport=httpx.ASGITransport(app=signoff),
                               base_url="http://signoff") as s:
-        yield Desk(i, s, clock, database_url)
+        yield Desk(i, s, clock, database_url, signoff.state.signoff)

@@ -5,11 +5,15 @@ later correction marks the county's figure as changed after confirmation (with t
 difference) and reopens the town's confirmation and the county's."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import nats
 import pytest
+from sqlalchemy import text
 
+from services.signoff import desk as desk_cases
+from shared.contracts import ReportAccepted
 from tests.conftest import Servers
 from tests.integration.alerts_harness import BASE_DAY, wait_for
 from tests.integration.signoff_support import (
@@ -203,6 +207,20 @@ async def test_a_correction_after_the_towns_confirmation_shows_at_the_county_and
             (CLINIC, 2, 1, "更正 after confirmation", "漏记3名发热病人")]
         assert children[OTHER_TOWN]["status"] == "unconfirmed"
         assert not children[OTHER_TOWN]["changed_after_confirmation"]
+
+        # Redelivered, the correction changes nothing more (effectively once).
+        async with d.ctx.sessions() as session:
+            held = (await session.execute(text(
+                'SELECT node, unit_type, "values", submitted_at FROM signoff.unit_days '
+                "WHERE unit = :u AND day = :d"), {"u": CLINIC, "d": day})).one()
+        replay = ReportAccepted(
+            report_id=uuid.uuid4(), unit=CLINIC, node=held.node, unit_type=held.unit_type,
+            sector="health", day=day, revision=2, values=held.values, zero=False, late=False,
+            submitted_at=held.submitted_at, reporter="信息员", reason="漏记3名发热病人")
+        async with d.ctx.sessions() as session, session.begin():
+            assert await desk_cases.take_reports(session, [replay, replay], d.ctx.rules,
+                                                 d.ctx.kinds, d.clock()) == 0
+        assert [c["unit"] for c in (await view(TOWN, town))["changes"]] == [CLINIC]
 
         # The town confirms again: a new version with the corrected figures.
         again = await d.signoff.post("/v1/confirmations", headers=town,
