@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
+    # Ingest's durable consumer of signoff's send-backs (SIGNOFF stream), shown to the units.
+    ingest_signoff_durable: str = "ingest-signoff"
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
     # Events the outbox relay publishes per round: a bulk request's worth, so that the relay

@@ -145,7 +145,8 @@ def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:
         handle=on_submissions, split=lambda msg: command_of(msg.subject),
         batch=ctx.settings.submit_batch, ack_wait=ctx.settings.submit_ack_wait_s),
         # What signoff said of a unit's reports (sent back, cleared), shown to the unit.
-        BatchConsumer(nc, name="ingest-signoff", stream=SIGNOFF, durable="ingest-signoff",
+        BatchConsumer(nc, name="ingest-signoff", stream=SIGNOFF,
+                      durable=ctx.settings.ingest_signoff_durable,
                       subjects=["signoff.sent_back.>", "signoff.cleared.>"],
                       handle=on_signoff,
                       decode=lambda msg: SignoffChanged.model_validate_json(msg.data),

@@ -78,6 +78,7 @@ async def desk(servers: Servers, database_url: str, day: date,
     clock = FakeClock(local(day, 9))
     config = Settings(nats_url=servers.nats_url, database_url=database_url,
                       signoff_durable=f"signoff-it-{uuid.uuid4().hex[:8]}", auth_cache_s=0,
+                      ingest_signoff_durable=f"ingest-signoff-it-{uuid.uuid4().hex[:8]}",
                       **settings)  # type: ignore[arg-type]
     ingest, signoff = ingest_app(config, clock=clock), signoff_app(config, clock=clock)
     async with ingest.router.lifespan_context(ingest), \

@@ -4,6 +4,7 @@ it, and both are audited; a town confirms its day, the county sees the frozen fi
 later correction marks the county's figure as changed after confirmation (with the
 difference) and reopens the town's confirmation and the county's."""
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -13,6 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from services.signoff import desk as desk_cases
+from services.signoff import store
+from shared.auth import Principal
 from shared.contracts import ReportAccepted
 from tests.conftest import Servers
 from tests.integration.alerts_harness import BASE_DAY, wait_for
@@ -239,3 +242,41 @@ async def test_a_correction_after_the_towns_confirmation_shows_at_the_county_and
             (f"signoff.confirmed.{COUNTY}.{TOWN}._", 2)])
         reopen = next(e for s, e in events if s == f"signoff.reopened.{COUNTY}._._")
         assert reopen["difference"] == {"fever": 3} and reopen["unit"] == CLINIC
+
+
+async def test_a_confirmation_racing_corrections_holds_each_revision_or_is_reopened_by_it(
+        servers: Servers, database_url: str):
+    """Nothing changes silently under a confirmed number: a confirmation and a correction taken
+    at the same moment (two transactions) end with the confirmation holding the correction, or
+    reopened by it, every time."""
+    day = BASE_DAY + timedelta(days=3)
+    async with desk(servers, database_url, day) as d:
+        ctx, operator = d.ctx, Principal(uuid.uuid4(), "operator", TOWN, "race")
+        base = ReportAccepted(
+            report_id=uuid.uuid4(), unit=CLINIC, node=f"{TOWN}001", unit_type="village_clinic",
+            sector="health", day=day, revision=1, values={"fever": 0, "ili": 0}, zero=True,
+            late=False, submitted_at=d.clock(), reporter="信息员")
+
+        async def take(event: ReportAccepted) -> None:
+            async with ctx.sessions() as session, session.begin():
+                await desk_cases.take_reports(session, [event], ctx.rules, ctx.kinds, d.clock())
+
+        async def confirm() -> None:
+            async with ctx.sessions() as session, session.begin():
+                await desk_cases.confirm(session, TOWN, day, operator, ctx.rules, ctx.kinds,
+                                         d.clock())
+
+        await take(base)
+        for revision in range(2, 14):
+            event = base.model_copy(update={"revision": revision, "zero": False,
+                                            "values": {"fever": revision, "ili": 0},
+                                            "reason": f"第{revision}次更正"})
+            await asyncio.gather(take(event), confirm())
+            async with ctx.sessions() as session:
+                cid, current = (await store.current_confirmations(session, [TOWN], day))[TOWN]
+                changes = (await store.changes_of(session, [cid]))[cid]
+            if current.units.get(CLINIC) == revision:
+                assert current.figures["fever"] == revision and current.reopened_at is None
+            else:
+                assert current.reopened_at is not None, revision
+                assert revision in [c.revision for c in changes], revision
