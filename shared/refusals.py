@@ -65,6 +65,9 @@ CATALOGUE: dict[str, Kind] = {
     "sendbacks_open": Kind(409, "辖区内还有 {count} 份退回的报告未更正,不能确认上报",
                            "{count} reports below are sent back and not corrected yet: the day "
                            "cannot be confirmed"),
+    "children_unconfirmed": Kind(409, "还有 {count} 个下级未确认上报(逐级上报),本级暂不能确认",
+                                 "{count} children have not confirmed their day yet: this level "
+                                 "confirms after them"),
     "nothing_to_review": Kind(404, "该单位 {day} 尚无报告,无法退回",
                               "this unit has no report for {day} to send back"),
     "already_sent_back": Kind(409, "该报告(第 {revision} 版)已退回,等待单位更正",

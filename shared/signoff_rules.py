@@ -21,6 +21,7 @@ CONFIRMABLE = {"village": Level.VILLAGE, "town": Level.TOWN, "county": Level.COU
 class ConfirmLevel:
     level: Level
     by: time  # local time on the reporting day
+    after_children: bool = False  # 逐级: confirms only once its confirming children have
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class SignoffRules:
     def confirms(self, node: str) -> bool:
         """Whether the operator of `node` confirms its day."""
         return self._of(node) is not None
+
+    def after_children(self, node: str) -> bool:
+        """Whether `node` confirms only once every child of a confirming level has (逐级)."""
+        found = self._of(node)
+        return found is not None and found.after_children
 
     def due_at(self, node: str, day: date, zone: ZoneInfo) -> datetime | None:
         """When `node` must have confirmed `day` (None: its level does not confirm)."""
@@ -68,7 +74,10 @@ def load_signoff_rules(path: Path | None = None) -> SignoffRules:
         except (KeyError, ValueError):
             raise ValueError(f"confirm[{i}].by: a local time such as \"16:00\" is needed") \
                 from None
-        levels.append(ConfirmLevel(CONFIRMABLE[name], by))
+        after = entry.get("after_children", False)
+        if not isinstance(after, bool):
+            raise ValueError(f"confirm[{i}].after_children: true or false")
+        levels.append(ConfirmLevel(CONFIRMABLE[name], by, after))
     if len({c.level for c in levels}) != len(levels):
         raise ValueError("confirm: a level is listed twice")
     return SignoffRules(tuple(sorted(levels, key=lambda c: c.level)))

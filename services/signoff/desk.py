@@ -65,7 +65,8 @@ class Confirmed:
 
 
 async def confirm(session: AsyncSession, node: str, day: date, who: Principal,
-                  rules: SignoffRules, kinds: MetricKinds, now: datetime) -> Confirmed:
+                  rules: SignoffRules, kinds: MetricKinds, now: datetime,
+                  reference: Reference | None = None) -> Confirmed:
     """The node's operator freezes the day's figures as they are now (who, when, and the
     revision of every unit they hold). Confirming a confirmed day again changes nothing;
     a reopened one is confirmed anew (the next version)."""
@@ -81,6 +82,13 @@ async def confirm(session: AsyncSession, node: str, day: date, who: Principal,
     still = await store.sendbacks_below(session, node, day, only_open=True)
     if still:
         raise refuse("sendbacks_open", "node", count=len(still))
+    if rules.after_children(node) and reference is not None:
+        # Under this node's lock: a report reopening a child takes it too, so none slips by.
+        expected = [c for c in children_with_units(reference, node, day) if rules.confirms(c)]
+        done = await store.current_confirmations(session, expected, day)
+        waiting = [c for c in expected if c not in done or done[c][1].reopened_at is not None]
+        if waiting:
+            raise refuse("children_unconfirmed", "node", count=len(waiting))
     current = (await store.current_confirmations(session, [node], day)).get(node)
     if current is not None and current[1].reopened_at is None:
         return Confirmed(current[0], current[1], created=False)
@@ -179,6 +187,17 @@ class NodeDay:
 
 def children_of(reference: Reference, node: str) -> list[str]:
     return sorted(code for code in reference.nodes if parent_of(code) == node)
+
+
+def children_with_units(reference: Reference, node: str, day: date) -> list[str]:
+    """The children of `node` with a unit placed below them (active) on `day`."""
+    children = set(children_of(reference, node))
+    if not children:
+        return []
+    length = len(next(iter(children)))
+    return sorted(children & {placed[:length] for u in reference.units.values()
+                              if u.active_on(day) and (placed := u.node_on(day))
+                              and placed.startswith(node) and len(placed) >= length})
 
 
 async def node_days(session: AsyncSession, node: str, day: date, rules: SignoffRules,

@@ -107,7 +107,7 @@ async def confirm(body: ConfirmIn, ctx: Ctx, who: Operator, response: Response) 
     changed, 200 with the same confirmation. Refused while a report below is sent back."""
     async with ctx.sessions() as session, session.begin():
         done = await desk.confirm(session, body.node, body.day, who, ctx.rules, ctx.kinds,
-                                  ctx.clock())
+                                  ctx.clock(), ctx.reference)
     if done.created:
         ctx.relay.wake()
     else:

@@ -280,3 +280,39 @@ async def test_a_confirmation_racing_corrections_holds_each_revision_or_is_reope
             else:
                 assert current.reopened_at is not None, revision
                 assert revision in [c.revision for c in changes], revision
+
+
+async def test_a_county_that_confirms_after_its_towns_waits_for_every_one(
+        servers: Servers, database_url: str, tmp_path):
+    """逐级, strictly: with `after_children = true` the county confirms only once every town
+    with units has confirmed, and again only once a reopened town has confirmed again."""
+    config = tmp_path / "signoff.toml"
+    config.write_text('[[confirm]]\nlevel = "town"\nby = "16:00"\n\n[[confirm]]\n'
+                      'level = "county"\nby = "17:00"\nafter_children = true\n',
+                      encoding="utf-8")
+    day = BASE_DAY + timedelta(days=4)
+    async with desk(servers, database_url, day, signoff_config=config) as d:
+        county = await d.operator(COUNTY)
+        towns = desk_cases.children_with_units(d.ctx.reference, COUNTY, day)
+        assert TOWN in towns and len(towns) > 2
+
+        async def confirm_county():
+            return await d.signoff.post("/v1/confirmations", headers=county,
+                                        json={"node": COUNTY, "day": str(day)})
+
+        async def confirm_town(town: str) -> None:
+            who = Principal(uuid.uuid4(), "operator", town, f"值班员-{town}")
+            async with d.ctx.sessions() as session, session.begin():
+                await desk_cases.confirm(session, town, day, who, d.ctx.rules, d.ctx.kinds,
+                                         d.clock(), d.ctx.reference)
+
+        refused = await confirm_county()
+        assert (refused.status_code, refused.json()["errors"][0]["code"]) == (
+            409, "children_unconfirmed")
+        assert str(len(towns)) in refused.json()["errors"][0]["message_en"]
+        for town in towns[:-1]:
+            await confirm_town(town)
+        assert (await confirm_county()).json()["errors"][0]["message_en"].startswith("1 ")
+        await confirm_town(towns[-1])
+        confirmed = await confirm_county()
+        assert confirmed.status_code == 201, confirmed.text

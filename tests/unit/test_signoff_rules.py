@@ -41,6 +41,8 @@ def test_a_level_is_due_only_once_its_time_has_passed() -> None:
 @pytest.mark.parametrize(("text", "wrong"), [
     ('[[confirm]]\nlevel = "city"\nby = "16:00"\n', "confirm[0].level"),
     ('[[confirm]]\nlevel = "town"\nby = "four"\n', "confirm[0].by"),
+    ('[[confirm]]\nlevel = "town"\nby = "16:00"\nafter_children = "yes"\n',
+     "confirm[0].after_children"),
     ('[[confirm]]\nlevel = "town"\nby = "16:00"\n[[confirm]]\nlevel = "town"\nby = "17:00"\n',
      "listed twice"),
 ])
