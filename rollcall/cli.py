@@ -44,6 +44,7 @@ class Service(enum.StrEnum):
     alerts = "alerts"
     console = "console"
     notify = "notify"
+    signoff = "signoff"
 
 
 def port_of(settings: Settings, service: Service) -> int:

@@ -168,9 +168,10 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
-AlertKind = Literal["case", "outbreak", "missing_report", "supply_low"]
+AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "missing_confirmation"]
 AlertStatus = Literal["open", "acknowledged", "closed"]
-AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished"]
+AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished",
+                       "confirmed"]
 
 
 class AlertEvent(Event):
@@ -272,3 +273,39 @@ class DeliveryOutcome(Event):
     @property
     def msg_id(self) -> str:
         return f"delivery:{self.delivery_id}:{self.alert_id}:{self.outcome}"
+SignoffAction = Literal["sent_back", "cleared", "confirmed", "reopened"]
+
+
+class SignoffChanged(Event):
+    """逐级审核上报: a report sent back (退回) to its unit with a reason, the send-back cleared by
+    the unit's correction, a node's day confirmed (确认上报: its figures frozen), or a
+    confirmation reopened by a report that changed the figures after it.
+
+    Subject `signoff.<action>.<county>.<town>.<village>` of the node concerned (the unit's node
+    for a send-back); `entry` is the signoff service's audit entry, which orders the changes and
+    makes the message id."""
+
+    action: SignoffAction
+    entry: int = Field(ge=1)
+    node: str
+    day: date
+    unit: str | None = None
+    revision: int | None = Field(default=None, description="sent back, or that cleared / reopened")
+    sendback_id: UUID | None = None
+    confirmation_id: UUID | None = None
+    version: int | None = Field(default=None, description="a node-day's confirmations from 1")
+    reason: str | None = None
+    actor: str
+    at: datetime
+    figures: dict[str, int | float] | None = Field(
+        default=None, description="confirmed: the figures frozen")
+    difference: dict[str, int | float] | None = Field(
+        default=None, description="reopened: the live figures minus the confirmed ones")
+
+    @property
+    def subject(self) -> str:
+        return f"signoff.{self.action}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"signoff:{self.entry}"

@@ -76,6 +76,23 @@ CATALOGUE: dict[str, Kind] = {
                               "revision {revision} is not the next one: the latest revision is "
                               "{latest} and the next is {next}; if it exists, its content "
                               "differs"),
+    # Review and sign-off (逐级审核上报).
+    "not_confirming": Kind(422, "{node} 所在层级不需确认上报",
+                           "the level of {node} does not confirm"),
+    "not_own_node": Kind(403, "只有 {node} 本级的值班操作员可以确认上报",
+                         "only an operator of {node} itself may confirm its day"),
+    "sendbacks_open": Kind(409, "辖区内还有 {count} 份退回的报告未更正,不能确认上报",
+                           "{count} reports below are sent back and not corrected yet: the day "
+                           "cannot be confirmed"),
+    "children_unconfirmed": Kind(409, "还有 {count} 个下级未确认上报(逐级上报),本级暂不能确认",
+                                 "{count} children have not confirmed their day yet: this level "
+                                 "confirms after them"),
+    "nothing_to_review": Kind(404, "该单位 {day} 尚无报告,无法退回",
+                              "this unit has no report for {day} to send back"),
+    "already_sent_back": Kind(409, "该报告(第 {revision} 版)已退回,等待单位更正",
+                              "this report (revision {revision}) is already sent back and "
+                              "waits for the unit's correction"),
+    "unknown_unit": Kind(404, "没有报告单位 {unit}", "no reporting unit {unit}"),
     # Another service does not answer (the console asks the others).
     "unavailable": Kind(502, "{service} 服务暂不可用,请稍后重试",
                         "the {service} service does not answer; try again shortly"),

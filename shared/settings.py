@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
+    # Ingest's durable consumer of signoff's send-backs (SIGNOFF stream), shown to the units.
+    ingest_signoff_durable: str = "ingest-signoff"
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
     # Events the outbox relay publishes per round: a bulk request's worth, so that the relay
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_notify_url: str | None = None
+    console_signoff_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
     # Scheduled editions of the summary (console): JSON, e.g.
     # [{"node": "430621108", "at": "14:30"}, {"node": "430621", "at": "15:00"}]; each is made
@@ -126,6 +129,12 @@ class Settings(BaseSettings):
     # The hosts notify may send to: robot webhooks and the SMS gateway (comma-separated; an
     # entry `*.example.cn` allows its subdomains). Default: WeCom's and DingTalk's robots.
     notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
+
+    # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
+    # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).
+    signoff_port: int = 8105
+    signoff_durable: str = "signoff"
+    signoff_config: Path | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -18,6 +18,7 @@ EDITIONS = "EDITIONS"
 # What became of notify's deliveries about alerts (DeliveryOutcome): alerts keeps them in the
 # alert's history.
 DELIVERIES = "DELIVERIES"
+SIGNOFF = "SIGNOFF"
 
 STREAMS = (
     StreamConfig(name=REPORTS, subjects=["report.accepted.>"]),
@@ -25,6 +26,7 @@ STREAMS = (
     StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
     StreamConfig(name=ALERTS, subjects=["alert.>"]),
     StreamConfig(name=DELIVERIES, subjects=["notify.delivery.>"]),
+    StreamConfig(name=SIGNOFF, subjects=["signoff.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
     # Scheduled editions of the summaries, for notify or a gateway to deliver (the files stay
     # in the console's database: an event says where).

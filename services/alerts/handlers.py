@@ -12,8 +12,8 @@ from nats.aio.client import Client as NatsClient
 from services.alerts import detection, repository
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, DeliveryOutcome, ReportAccepted
-from shared.streams import CASES, DELIVERIES, REPORTS
+from shared.contracts import CaseReported, DeliveryOutcome, ReportAccepted, SignoffChanged
+from shared.streams import CASES, DELIVERIES, REPORTS, SIGNOFF
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -38,6 +38,13 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         async with ctx.sessions() as session, session.begin():
             await repository.record_told(session, events, ctx.clock())
 
+    async def on_confirmations(events: list[SignoffChanged]) -> None:
+        async with ctx.sessions() as session, session.begin():
+            changed = await detection.apply_confirmations(session, events, ctx.rules,
+                                                          ctx.clock(), ctx.reference)
+        if changed:
+            ctx.relay.wake()
+
     return [
         # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
@@ -55,4 +62,10 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       handle=on_delivery_outcomes,
                       decode=lambda msg: DeliveryOutcome.model_validate_json(msg.data),
                       batch=500, log_data=False),
+        # Confirmations (确认上报) and reopenings: who has confirmed, for the confirmation times.
+        BatchConsumer(nc, name="alerts-signoff", stream=SIGNOFF, durable=f"{durable}-signoff",
+                      subjects=["signoff.confirmed.>", "signoff.reopened.>"],
+                      handle=on_confirmations,
+                      decode=lambda msg: SignoffChanged.model_validate_json(msg.data),
+                      batch=500),
     ]

@@ -119,6 +119,9 @@ async def roster_page() -> FileResponse:
 @pages.get("/trend")
 async def trend_page() -> FileResponse:
     return _page("trend.html")
+@pages.get("/review")
+async def review_page() -> FileResponse:
+    return _page("review.html")
 
 
 @pages.get("/summary")
@@ -229,7 +232,7 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300),
-                            ("supply_low", 100))))
+                            ("supply_low", 100), ("missing_confirmation", 100))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:
@@ -380,6 +383,53 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
             return [one] if one else []
         return await reference.find_units(session, who.principal.scope, q, ctx.today(),
                                           who.principal.sector)
+
+
+@api.post("/reports/{unit}/{day}/corrections")
+async def correct_report(unit: str, day: date, who: Anyone, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A correction (a report sent back is corrected this way): a new revision with a reason."""
+    return _relay(await ctx.upstream.post("ingest", f"/v1/reports/{unit}/{day}/corrections",
+                                          who.token, body))
+
+
+@api.get("/units/{unit}/sendbacks")
+async def unit_sendbacks(unit: str, who: Anyone, ctx: Ctx) -> JSONResponse:
+    """退回: the unit's reports sent back, with the reason (ingest keeps what signoff said)."""
+    return _relay(await ctx.upstream.get("ingest", f"/v1/units/{unit}/sendbacks", who.token))
+
+
+# ---- review and sign-off (逐级审核上报), through the signoff service ---------------------------
+
+@api.get("/signoff/{node}")
+async def signoff(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """A node's day and its children's: confirmed, reopened after a correction, unconfirmed."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/signoff/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/review/{node}")
+async def review(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """Every unit below a node with its latest report of the day and its open send-back."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/review/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/signoff-audit/{node}")
+async def signoff_audit(node: str, who: Operator, ctx: Ctx, day: date | None = None
+                        ) -> JSONResponse:
+    return _relay(await ctx.upstream.get("signoff", "/v1/audit", who.token,
+                                         node=_node(who, node), day=day))
+
+
+@api.post("/sendbacks")
+async def send_back(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/sendbacks", who.token, body))
+
+
+@api.post("/confirmations")
+async def confirm(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/confirmations", who.token, body))
 
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.ingest import dhis2 as dhis2_use
-from services.ingest import ledger, submissions
+from services.ingest import ledger, sendbacks, submissions
 from services.ingest.csvfile import CsvRefused, read_reports, template
 from services.ingest.schemas import (
     BulkResult,
@@ -28,6 +28,7 @@ from services.ingest.schemas import (
     Receipt,
     ReportNote,
     Revision,
+    SendbackNotice,
     SubmitCase,
     SubmitReport,
     SubmitZeroReport,
@@ -255,6 +256,19 @@ async def unit_reports(unit: str, principal: Authenticated, ctx: Ctx,
                      values=ctx.catalogue.typed(r.values), zero=r.zero, late=r.late,
                      submitted_at=r.submitted_at, reporter=r.reporter, reason=r.reason,
                      actor=r.actor, note=r.note) for r in rows]
+
+
+@router.get("/units/{unit}/sendbacks", response_model=list[SendbackNotice],
+            responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def unit_sendbacks(unit: str, principal: Authenticated, ctx: Ctx,
+                         day: date | None = None) -> list[SendbackNotice]:
+    """退回: the unit's reports sent back by its town or county, with the reason, newest day
+    first, those still waiting for a correction first. A correction of that day clears one
+    (`cleared_revision`)."""
+    _may_read(principal, ctx, unit)
+    async with ctx.sessions() as session:
+        return [SendbackNotice(status="open" if row["cleared_at"] is None else "cleared", **row)
+                for row in await sendbacks.of_unit(session, unit, day)]
 
 
 @router.get("/notes", response_model=list[ReportNote],

@@ -22,7 +22,7 @@ from tests.conftest import Servers, eventually, issue_token
 from tests.deploy.compose import COMPOSE
 from tests.deploy.native import Deployment, prepare
 
-SERVICES = ("ingest", "aggregate", "alerts", "notify")
+SERVICES = ("ingest", "aggregate", "alerts", "notify", "signoff")
 COUNTY = "430621"
 
 

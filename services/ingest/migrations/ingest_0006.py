@@ -1,7 +1,7 @@
 """ingest: each DHIS2 data value set import, with who sent it and DHIS2's summary of it
 
 Revision ID: ingest_0006
-Revises: ingest_0004
+Revises: ingest_0005
 
 The reports an import makes are in the ledger like any (with the operator as actor, a
 correction's reason); this keeps the import itself: when, by whom, how many values and what
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision = "ingest_0006"
-down_revision = "ingest_0004"
+down_revision = "ingest_0005"
 branch_labels = None
 depends_on = None
 
