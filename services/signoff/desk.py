@@ -36,7 +36,10 @@ async def send_back(session: AsyncSession, unit: str, day: date, reason: str, wh
     info = reference.units.get(unit)
     if info is None:
         raise refuse("unknown_unit", "unit", unit=unit)
-    if not who.may_submit_for(unit, info.node_on(day)):
+    node = info.node_on(day)
+    if not who.may_submit_for(unit, node, info.sector):
+        if node is not None and who.may_see(node):  # below its node, not of its sector
+            raise refuse("outside_sector", "unit", what=unit, sector=who.sector)
         raise refuse("outside_area", "unit", what=unit)
     # Row-locked: a correction being stored now is either seen here or clears this send-back.
     held = await store.unit_day(session, unit, day, for_update=True)
@@ -76,6 +79,8 @@ async def confirm(session: AsyncSession, node: str, day: date, who: Principal,
         raise refuse("bad_node", "node", node=node) from None
     if who.kind != "operator" or who.scope != node:
         raise refuse("not_own_node", "node", node=node)
+    if who.sector is not None:  # the sector line reviews its units; the territory confirms
+        raise refuse("territorial_only", "authorization", sector=who.sector)
     if not rules.confirms(node):
         raise refuse("not_confirming", "node", node=node)
     await store.lock_node_days(session, [(node, day)])

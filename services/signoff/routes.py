@@ -95,7 +95,7 @@ async def unit_sendbacks(unit: str, ctx: Ctx, who: Authenticated) -> list[Sendba
     if info is None:
         raise refuse("unknown_unit", "unit", unit=unit)
     today = _day(ctx, None)
-    if not who.may_submit_for(unit, info.node_on(today)):
+    if not who.may_submit_for(unit, info.node_on(today), info.sector):
         raise refuse("outside_area", "unit", what=unit)
     async with ctx.sessions() as session:
         return [sendback_view(s) for s in await store.sendbacks_of_unit(session, unit)]

@@ -53,6 +53,13 @@ def wait_until(check, timeout: float = 30.0) -> bool:
 
 
 @pytest.fixture(scope="module")
+def signoff(servers, system, tmp_path_factory):
+    running = start_service(servers, "signoff", tmp_path_factory.mktemp("sector-signoff"))
+    yield running.url
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def console(servers, system, tmp_path_factory):
     running = start_service(
         servers, "console", tmp_path_factory.mktemp("sector-console"),
@@ -64,7 +71,8 @@ def console(servers, system, tmp_path_factory):
     running.stop()
 
 
-def test_an_education_bureau_sees_schools_only_everywhere(servers, system, console) -> None:
+def test_an_education_bureau_sees_schools_only_everywhere(servers, system, console,
+                                                           signoff) -> None:
     edu = issue_token(servers, "operator", COUNTY, "县教育局", sector="education")
     county = issue_token(servers, "operator", COUNTY, "县指挥部")
     as_edu, as_county = bearer(edu), bearer(county)
@@ -184,6 +192,16 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
                 f"{ingest}/v1/export/dhis2/dataValueSets.json", f"{console}/api/editions"):
         refused(httpx.get(url, params={"node": TOWN, "day": day}, headers=as_edu, timeout=30),
                 "territorial_only")
+
+    # Signoff: the bureau sends back its school's report, not the clinic's; it confirms nothing
+    # (the territorial command centre confirms the county's day).
+    refused(httpx.post(f"{signoff}/v1/sendbacks", headers=as_edu, timeout=30, json={
+        "unit": CLINIC, "day": day, "reason": "请核实发热人数"}))
+    sent_back = httpx.post(f"{signoff}/v1/sendbacks", headers=as_edu, timeout=30, json={
+        "unit": SCHOOL, "day": day, "reason": "零报告与当日病例不符,请核实"})
+    assert sent_back.status_code == 201, sent_back.text
+    refused(httpx.post(f"{signoff}/v1/confirmations", headers=as_edu, timeout=30,
+                       json={"node": COUNTY, "day": day}), "territorial_only")
 
     # The console: the sector's view, its summary, and the live stream.
     me = httpx.get(f"{console}/api/me", headers=as_edu, timeout=30).json()
