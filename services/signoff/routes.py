@@ -22,6 +22,7 @@ from services.signoff.schemas import (
     UnitReviewView,
 )
 from services.signoff.service import SignoffContext
+from shared.auth import Principal
 from shared.deadlines import local_day
 from shared.http_auth import Authenticated, Operator, area
 from shared.refusals import refuse
@@ -66,6 +67,13 @@ def node_day_view(n: desk.NodeDay) -> NodeDayView:
         open_sendbacks=n.open_sendbacks)
 
 
+def _on_line(ctx: SignoffContext, who: Principal, unit: str) -> bool:
+    """A sector operator reviews its sector's units only (docs/architecture.md, "The sector
+    line"); a territorial one every unit."""
+    info = ctx.reference.units.get(unit)
+    return who.covers(info.sector if info else None)
+
+
 @router.post("/sendbacks", status_code=201, response_model=SendbackView)
 async def send_back(body: SendBackIn, ctx: Ctx, who: Operator) -> SendbackView:
     """退回: send a unit's report of the day back with a reason. The unit sees the reason (its
@@ -85,7 +93,7 @@ async def list_sendbacks(ctx: Ctx, who: Operator, node: str | None = None,
     node = area(who, node)
     async with ctx.sessions() as session:
         found = await store.sendbacks_below(session, node, _day(ctx, day), only_open=open)
-    return [sendback_view(s) for s in found]
+    return [sendback_view(s) for s in found if _on_line(ctx, who, s.unit)]
 
 
 @router.get("/units/{unit}/sendbacks", response_model=list[SendbackView])
@@ -150,7 +158,7 @@ async def review_units(node: str, ctx: Ctx, who: Operator, day: date | None = No
             late=u.report.late, submitted_at=u.report.submitted_at,
             reporter=u.report.reporter, reason=u.report.reason, note=u.report.note),
         sendback=sendback_view(u.sendback) if u.sendback else None, sendbacks=u.sendbacks)
-        for u in found])
+        for u in found if _on_line(ctx, who, u.unit)])
 
 
 @router.get("/audit", response_model=list[AuditEntry])
