@@ -9,7 +9,8 @@ registry's expected units (placements, calendars, cutoffs: `expected.expected_un
 the sector views. Nothing is stored, so the rollup invariant has nothing more to cover; the same
 tallies recomputed from the ingest ledger agree (tests/integration/test_accountability.py).
 
-`sent_back` (退回) stays null here until the review and send-back of issue 18 part 1 exist.
+`sent_back` (退回) is null here: signoff keeps the send-backs, and the console's 通报 counts
+them from signoff's API (services/console/bulletin.py).
 """
 
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class Tally:
         return {"expected": c.expected, "reported": c.reported, "zero": c.zero, "late": c.late,
                 "on_time": c.on_time, "missing": c.missing, "pending": c.pending,
                 "exempt": c.exempt, "corrected": self.corrected,
-                "sent_back": None,  # review and send-back (退回): issue 18 part 1
+                "sent_back": None,  # signoff's: the console's 通报 fills it
                 "reporting_rate": rates["reporting_rate"], "on_time_rate": rates["on_time_rate"]}
 
 

@@ -247,8 +247,8 @@ async def node_accountability(
     """Accountability over a range of days (the 7 days ending `end` by default; `end` today by
     default): per unit and per child node the unit-days expected, reported, zero, late,
     missing, corrected and exempt, with the rates; units ranked by missing and late days, child
-    nodes by the lowest reporting rate (一天一通报). `sent_back` is null until reports can be
-    sent back."""
+    nodes by the lowest reporting rate (一天一通报). `sent_back` is null here: signoff keeps
+    the send-backs (the console's 通报 counts them)."""
     node = _visible(principal, node)
     end = end or ctx.today()
     span = _span(ctx, None, start or end - timedelta(days=6), end)

@@ -2,7 +2,7 @@
 node's tallies, the child nodes with the lowest reporting rates, the units with the most missing
 and late days, and the 疑似瞒报 flags, as one document for the page and as a CSV file (UTF-8
 with a BOM, for Excel). The tallies are aggregate's (`/v1/accountability`), the flags alerts';
-nothing here counts."""
+and the send-backs (退回) signoff's; nothing here counts but how many send-backs."""
 
 import csv
 import io
@@ -19,10 +19,29 @@ FLAG_KIND = {"zero_with_case": "零报告但当日有病例 Zero report on a day
 FLAG_STATUS = {"open": "待核实 Open", "dismissed": "已排除 Dismissed"}
 
 
-def build(tallies: dict, flags: list[dict], flag_counts: dict, generated_at: str) -> dict:
+def count_sendbacks(tallies: dict, sendbacks: list[dict] | None) -> None:
+    """退回: how many of each unit's (and each child's, and the node's) reports of the range
+    were sent back, from signoff's send-backs; left null when signoff did not answer."""
+    if sendbacks is None:
+        return
+    per_unit: dict[str, int] = {}
+    for s in sendbacks:
+        per_unit[s["unit"]] = per_unit.get(s["unit"], 0) + 1
+    for u in tallies["units"]:
+        u["sent_back"] = per_unit.get(u["unit"], 0)
+    for c in tallies["children"]:
+        c["sent_back"] = sum(n for s_unit, n in per_unit.items()
+                             if any(u["unit"] == s_unit and u["node"].startswith(c["node"])
+                                    for u in tallies["units"]))
+    tallies["totals"]["sent_back"] = sum(per_unit.values())
+
+
+def build(tallies: dict, flags: list[dict], flag_counts: dict, generated_at: str,
+          sendbacks: list[dict] | None = None) -> dict:
     """The 通报 as one document: every child node ranked (the lowest rate first), the units
     with missing or late days ranked (at most UNITS_NAMED), then any other unit with an open
-    flag, each with its open flags."""
+    flag, each with its open flags and how many of its reports were sent back."""
+    count_sendbacks(tallies, sendbacks)
     open_flags = flag_counts.get("open_by_unit", {})
     worst = [u for u in tallies["units"] if u["missing"] or u["late"]][:UNITS_NAMED]
     flagged = [u for u in tallies["units"] if open_flags.get(u["unit"]) and u not in worst]

@@ -546,7 +546,24 @@ async def _bulletin(ctx: ConsoleContext, who: Session, node: str, start: date | 
     async with ctx.sessions() as session:
         await reference.name_alerts(session, flags)  # names units and nodes alike
     generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
-    return bulletin.build(_must(tallies), flags, _must(counts), generated)
+    return bulletin.build(_must(tallies), flags, _must(counts), generated,
+                          await _sendbacks(ctx, who, node, start, end))
+
+
+async def _sendbacks(ctx: ConsoleContext, who: Session, node: str, start: date, end: date
+                     ) -> list[dict] | None:
+    """Every send-back (退回) below the node on the days of the range, from signoff; None when
+    signoff cannot say (the 通报 then shows the column empty)."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    try:
+        answers = await asyncio.gather(*(
+            ctx.upstream.get("signoff", "/v1/sendbacks", who.token, node=node, day=day)
+            for day in days))
+    except UpstreamDown:
+        return None
+    if not all(answer.ok for answer in answers):
+        return None
+    return [s for answer in answers for s in answer.body]
 
 
 @api.get("/bulletin/{node}")

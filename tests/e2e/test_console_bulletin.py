@@ -5,6 +5,7 @@ a reason (kept, and in the CSV); the county's education bureau signs in to its s
 
 import csv
 import io
+import time
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -75,12 +76,26 @@ def test_the_weekly_bulletin_and_a_sector_view(day_system, day_servers, browser,
         "已核实:病人系外村来诊", timeout=LIVE)
     expect(page.locator("#flags-table")).to_contain_text("步仙镇值班员")
 
+    # The town sends the clinic's zero report back (退回): the 通报 counts it.
+    def send_back() -> httpx.Response:
+        return httpx.post(f"{day_system['signoff']}/v1/sendbacks", headers=auth, timeout=30,
+                          json={"unit": CLINIC, "day": today.isoformat(),
+                                "reason": "零报告与当日发热病例不符,请核实"})
+
+    deadline = time.monotonic() + 30
+    while (answer := send_back()).status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.3)  # signoff has not taken the report in yet
+    assert answer.status_code in (201, 409), answer.text
+
     sheet = httpx.get(f"{console}/api/bulletin/{TOWN}/csv", headers=auth, timeout=30,
                       params={"start": yesterday.isoformat(), "end": today.isoformat()})
     assert sheet.status_code == 200
     rows = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
     assert any("报告率最低的下级" in r[0] for r in rows if r)
     assert any(CLINIC in r and "已排除 Dismissed" in r for r in rows)
+    at = rows.index(next(r for r in rows if r and r[0] == "合计 Total"))
+    header, total = rows[at], rows[at + 1]
+    assert total[header.index("退回 Sent back")] == "1"
 
     # The county's education bureau: its sector's view, named as such, schools only.
     page.goto(f"{console}/api/session")  # leave the town's page before signing in again

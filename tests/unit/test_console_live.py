@@ -156,7 +156,11 @@ def test_the_bulletin_names_the_worst_units_and_every_flagged_one() -> None:
                "days": 7, "totals": unit("T", 3, 1), "units_total": len(units), "units": units,
                "children": [], "filter": {"sector": "health"}}
     counts = {"total": 1, "open": 1, "by_kind": {}, "open_by_unit": {"FLAGGED": 1}}
-    doc = bulletin.build(tallies, [], counts, "2026-11-30 08:00")
+    tallies["children"] = [{"node": "430621108001", "name": "村", "rank": 1}]
+    doc = bulletin.build(tallies, [], counts, "2026-11-30 08:00",
+                         [{"unit": "U00"}, {"unit": "U00"}, {"unit": "FLAGGED"}])
+    assert doc["totals"]["sent_back"] == 3 and doc["children"][0]["sent_back"] == 3
+    assert {u["unit"]: u["sent_back"] for u in doc["units"]}["U00"] == 2
     named = [u["unit"] for u in doc["units"]]
     assert len(named) == bulletin.UNITS_NAMED + 1 and named[-1] == "FLAGGED"
     assert "CLEAN" not in named and doc["sector_name"]["zh"] == "卫生健康"
