@@ -1,7 +1,7 @@
 """alerts: 疑似瞒报 flags, and what a unit-day needs to raise them
 
 Revision ID: alerts_0007
-Revises: alerts_0004
+Revises: alerts_0006
 
 A unit-day now keeps whether its latest report is a zero report and its values, and how many
 fever and flu-like cases the unit sent that day; `flags` keeps each suspicion raised (a zero
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision = "alerts_0007"
-down_revision = "alerts_0004"
+down_revision = "alerts_0006"
 branch_labels = None
 depends_on = None
 
