@@ -40,6 +40,7 @@ class Service(enum.StrEnum):
     alerts = "alerts"
     console = "console"
     notify = "notify"
+    ledger = "ledger"
 
 
 def port_of(settings: Settings, service: Service) -> int:

@@ -39,6 +39,9 @@ CATALOGUE: dict[str, Kind] = {
                          "only command-centre operators may do this"),
     "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
                          "{what} is outside this credential's area"),
+    "names_below_town": Kind(403, "仅村(居)和乡镇的操作员可登记管控对象、查看其姓名和联系方式",
+                             "only village and town operators register people under control "
+                             "and see their names and contacts"),
     # Not a place.
     "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
     # Nothing there.

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     notify_sms_user: str | None = None
     notify_sms_password: SecretStr | None = None
 
+    # The ledger of people under control (services/ledger, 一人一案): its port, its regimes
+    # (default services/ledger/data/regimes.toml), and how often it looks for a new day
+    # (0: only when asked, as tests do).
+    ledger_port: int = 8105
+    ledger_regimes: Path | None = None
+    ledger_tick_s: float = 30.0
+    console_ledger_url: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _asyncpg_driver(cls, url: str | None) -> str | None:

@@ -14,12 +14,14 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox replay after a crash
 # The streams the services' batch consumers read.
 REPORTS, CASES, ALERTS, SUBMISSIONS = "REPORTS", "CASES", "ALERTS", "SUBMISSIONS"
+CONTROL = "CONTROL"  # the countdowns of people under control (services/ledger)
 
 STREAMS = (
     StreamConfig(name=REPORTS, subjects=["report.accepted.>"]),
     StreamConfig(name=CASES, subjects=["case.reported.>"]),
     StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
     StreamConfig(name=ALERTS, subjects=["alert.>"]),
+    StreamConfig(name=CONTROL, subjects=["control.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
     # What gateways submit, kept until ingest has committed its outcome (work queue: removed
     # once acknowledged; the ledger and ingest.rejections keep the record).

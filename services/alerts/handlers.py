@@ -1,18 +1,21 @@
-"""Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, supplies
-below a stock level, missing reports resolved). Durable pull consumers run by the shared batch
-consumer (`shared/consumer.py`): one transaction per batch holds the effect and the record of
-what was applied, and the batch is acknowledged after it committed; events go out through the
-outbox.
+"""Alerts' bus edge: fever and flu-like cases, accepted reports (outbreak counts, supplies
+below a stock level, missing reports resolved), and the countdowns of people under control.
+Durable pull consumers run by the shared batch consumer (`shared/consumer.py`): one transaction
+per batch holds the effect and the record of what was applied, and the batch is acknowledged
+after it committed; events go out through the outbox.
 A batch that fails is handed back, never terminated (its cases would never open their alerts);
 applying it twice changes nothing."""
 
 from nats.aio.client import Client as NatsClient
+from pydantic import TypeAdapter
 
 from services.alerts import detection
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, ReportAccepted
-from shared.streams import CASES, REPORTS
+from shared.contracts import CaseReported, CountdownChanged, ReportAccepted
+from shared.streams import CASES, CONTROL, REPORTS
+
+COUNTDOWN = TypeAdapter(CountdownChanged)
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -31,6 +34,12 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         if changed:
             ctx.relay.wake()
 
+    async def on_countdowns(events: list) -> None:
+        async with ctx.sessions() as session, session.begin():
+            closed = await detection.apply_countdowns(session, events, ctx.rules, ctx.clock())
+        if closed:
+            ctx.relay.wake()
+
     return [
         # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
@@ -41,4 +50,8 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
                       batch=1000),
+        # The ledger of people under control: countdowns announced and settled, in order.
+        BatchConsumer(nc, name="alerts-control", stream=CONTROL, durable=f"{durable}-control",
+                      subjects=["control.>"], handle=on_countdowns,
+                      decode=lambda msg: COUNTDOWN.validate_json(msg.data), batch=500),
     ]

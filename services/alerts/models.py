@@ -130,3 +130,24 @@ class StockUnitRow(Base):
     revision: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)
     below: Mapped[bool]
+
+
+class CountdownRow(Base):
+    """A countdown of the ledger of people under control, waiting for its deadline: `pending`
+    until `due_at` passes (then `alerted`: its group's alert is open) or it is settled (`done`,
+    `withdrawn`)."""
+
+    __tablename__ = "countdowns"
+    __table_args__ = {"schema": SCHEMA}
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    grp: Mapped[str] = mapped_column(String(120))
+    node: Mapped[str] = mapped_column(String(12))
+    pseudonym: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime | None] = mapped_column(TZ)
+    seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict] = mapped_column(JSONB)

@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from shared.contracts import AlertKind
+
 
 def _written_as_a_day(value: object) -> object:
     """A day is written YYYY-MM-DD, as the schema says: a number is not read as a timestamp."""
@@ -37,7 +39,7 @@ class MissingUnit(BaseModel):
 
 class AlertView(BaseModel):
     alert_id: UUID
-    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
+    kind: AlertKind
     status: Literal["open", "acknowledged", "closed"]
     node: str
     unit: str | None
@@ -81,7 +83,7 @@ class Problem(BaseModel):
 
 
 class KindLevelCount(BaseModel):
-    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
+    kind: AlertKind
     level: str = Field(description="the level now responsible")
     alerts: int
     overdue: int = Field(description="open and past their deadline")

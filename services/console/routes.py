@@ -223,7 +223,8 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300),
-                            ("supply_low", 100))))
+                            ("supply_low", 100), ("test_overdue", 200),
+                            ("release_overdue", 200), ("team_signoff_missing", 200))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:

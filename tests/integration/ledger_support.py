@@ -1,0 +1,56 @@
+"""Running the ledger of people under control in-process beside an alerts replica, with one
+clock the test moves, on real NATS and PostgreSQL (the alerts tests' own database)."""
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import nats
+
+from services.ledger.app import create_app
+from services.ledger.service import LedgerContext
+from shared.settings import Settings
+from tests.conftest import Servers
+from tests.integration.alerts_harness import FakeClock
+
+
+@dataclass
+class Ledger:
+    ctx: LedgerContext
+    http: httpx.AsyncClient
+
+    async def drain(self) -> int:
+        return await self.ctx.relay.drain()
+
+
+@contextlib.asynccontextmanager
+async def ledger(servers: Servers, database_url: str, clock: FakeClock,
+                 **settings) -> AsyncIterator[Ledger]:
+    app = create_app(Settings(nats_url=servers.nats_url, database_url=database_url,
+                              **{"ledger_tick_s": 0, **settings}), clock=clock)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ledger") as http:
+        yield Ledger(app.state.ledger, http)
+
+
+async def control_messages(nats_url: str, person_keys: str) -> list[dict]:
+    """Every message of the CONTROL stream whose key names `person_keys` (a person id)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("control.>", ordered_consumer=True)
+        out = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                break
+            if person_keys in msg.data.decode():
+                out.append({"subject": msg.subject, "raw": msg.data.decode(),
+                            **json.loads(msg.data)})
+        await sub.unsubscribe()
+        return out
+    finally:
+        await nc.close()
