@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     ledger_port: int = 8105
     ledger_regimes: Path | None = None
     ledger_tick_s: float = 30.0
+    # Where the ledger submits each village's headcounts (ingest; default its local port), and
+    # with which operator token (default: one it issues itself at start and revokes at stop).
+    ledger_ingest_url: str | None = None
+    ledger_ingest_token: SecretStr | None = None
     console_ledger_url: str | None = None
 
     @field_validator("database_url")

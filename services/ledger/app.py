@@ -7,15 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+import httpx
 from fastapi import FastAPI
 
 from services.ledger import routes
+from services.ledger.headcounts import HeadcountPublisher
 from services.ledger.models import LedgerOutboxRow
 from services.ledger.regimes import load_regimes
 from services.ledger.service import LedgerContext
 from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.clock import utc_now
+from shared.contracts import RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
@@ -56,7 +59,9 @@ class DailyRoll:
 
 
 def create_app(settings: Settings | None = None,
-               clock: Callable[[], datetime] = utc_now) -> FastAPI:
+               clock: Callable[[], datetime] = utc_now,
+               ingest: httpx.AsyncClient | None = None) -> FastAPI:
+    """`ingest`: the client the headcounts go to ingest with (tests give their own)."""
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
     regimes = load_regimes(settings.ledger_regimes)  # a bad configuration stops the start
@@ -73,16 +78,37 @@ def create_app(settings: Settings | None = None,
         async with sessions() as session:
             reference = await Reference.load(session)
         relay = OutboxRelay(sessions, nc, LedgerOutboxRow)
-        ctx = LedgerContext(settings, clock, sessions, regimes, relay, reference)
+        js = nc.jetstream()
+
+        async def announce(what: list[str]) -> None:
+            event = RegistryChanged(changed_at=clock(), what=what)
+            await js.publish(event.subject, event.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": event.msg_id})
+
+        ctx = LedgerContext(settings, clock, sessions, regimes, relay, reference, announce)
+        client = ingest or httpx.AsyncClient(
+            base_url=settings.ledger_ingest_url
+            or f"http://127.0.0.1:{settings.http_port or settings.ingest_port}", timeout=30)
+        token = settings.ledger_ingest_token
+        publisher = HeadcountPublisher(ctx, client, settings.ledger_tick_s or 1.0,
+                                       token.get_secret_value() if token else None)
+        ctx.changed = publisher.wake
         app.state.ledger, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
         roll = DailyRoll(ctx, settings.ledger_tick_s)
-        app.state.roll = roll
-        loop = ([Background("ledger-roll", roll.run, stop=roll.stop)]
+        app.state.roll, app.state.headcounts = roll, publisher
+        loop = ([Background("ledger-roll", roll.run, stop=roll.stop),
+                 Background("ledger-headcounts", publisher.run, stop=publisher.stop)]
                 if settings.ledger_tick_s > 0 else [])
-        async with running(app, broker, engine, relay=relay, background=loop,
-                           registry_changed=ctx.reload_reference):
-            yield
+        try:
+            async with running(app, broker, engine, relay=relay, background=loop,
+                               registry_changed=ctx.reload_reference):
+                yield
+        finally:
+            if settings.ledger_tick_s <= 0:
+                await publisher.revoke()
+            if ingest is None:
+                await client.aclose()
 
     app = FastAPI(title="Rollcall ledger of people under control", version="0.1.0",
                   lifespan=lifespan,

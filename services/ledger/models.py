@@ -61,7 +61,12 @@ countdowns = Table(
 stock_sent = Table(
     "stock_sent", metadata,
     Column("village", String(12), primary_key=True), Column("day", Date, primary_key=True),
-    Column("figures", JSON), Column("sent_at", TZ),
+    Column("figures", JSON), Column("revision", Integer), Column("sent_at", TZ),
+)
+
+stock_dirty = Table(
+    "stock_dirty", metadata,
+    Column("village", String(12), primary_key=True), Column("since", Date),
 )
 
 

@@ -6,11 +6,13 @@ decide, and the use cases write what they say.
 Days are local days of the deployment; a countdown's deadline is the end of its day (local
 midnight): what is recorded during the day is on time (docs/architecture.md, "Time")."""
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.ledger.regimes import Regime, Regimes
+from shared.hierarchy import CODE_LENGTHS, Level
 
 TEST, RELEASE, SIGNOFF = "test", "release", "signoff"
 # The alert kind each countdown raises when it passes unmet (shared/contracts.py AlertKind).
@@ -141,4 +143,33 @@ def countdowns(regimes: Regimes, facts: Facts, today: date) -> list[Countdown]:
             group=f"{SIGNOFF}:{facts.village}:{day.isoformat()}",
             missing=sorted(facts.team - signed))
         day += timedelta(days=1)
+    return out
+
+
+SIGNOFF_MISSING = "control_signoff_missing"  # the catalogue's count of people not signed for
+
+
+def signed_off(facts: Facts, day: date) -> bool:
+    """Whether every member of the team signed the day (a file without a team never is)."""
+    return bool(facts.team) and facts.team <= facts.signed.get(day, frozenset())
+
+
+def headcounts(regimes: Regimes, files: list[Facts], day: date, top: Level = Level.PROVINCE,
+               final: bool = True) -> dict[str, Counter[str]]:
+    """The day's figures of every node from `top` down to each village: the people in each
+    kind of phase (its catalogue metric) and, once the day is `final` (over), those whose team
+    did not all sign. The one definition: the ledger's reports and `rollcall reconcile` both
+    count with it."""
+    out: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for f in files:
+        span = phase_on(regimes.regimes[f.regime], f, day)
+        if span is None:
+            continue
+        metrics = [regimes.phase_kinds[span.kind].metric]
+        if final and not signed_off(f, day):
+            metrics.append(SIGNOFF_MISSING)
+        for level in Level:
+            if level >= top:
+                for metric in metrics:
+                    out[f.village[:CODE_LENGTHS[level]]][metric] += 1
     return out

@@ -5,9 +5,9 @@ the day's tests and releases due, the sign-offs missing and the headcounts."""
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +41,10 @@ class LedgerContext:
     regimes: Regimes
     relay: OutboxRelay
     reference: Reference
+    # Tell the services that the registry changed (a new ledger unit), after commit.
+    announce: Callable[[list[str]], Awaitable[None]] | None = None
+    # Called after a commit that changed a village's headcounts (wakes the publisher).
+    changed: Callable[[], None] = lambda: None
 
     def today(self) -> date:
         return local_day(self.clock(), self.settings.zone)
@@ -73,10 +77,22 @@ class LedgerContext:
                 errors.append(FieldError(field, e.code, e.message_zh, e.message_en))
         if errors:
             raise _refused(errors)
+        since: dict[str, date] = {}
+        for r in items:
+            since[r.village] = min(r.start_day, since.get(r.village, r.start_day))
         async with self.sessions() as session, session.begin():
             ids = [await store.add_person(session, r, who.holder, self.clock()) for r in items]
             await self._sync(session, ids)
+            new_units = False
+            for village, first in sorted(since.items()):
+                new_units |= await store.ensure_unit(session, self.reference, village, first)
+                await store.mark(session, village, first)
         self.relay.wake()
+        if new_units:
+            await self.reload_reference()
+            if self.announce is not None:
+                await self.announce(["units"])
+        self.changed()
         return ids
 
     async def _file(self, session: AsyncSession, who: Principal, person_id: uuid.UUID):
@@ -134,7 +150,9 @@ class LedgerContext:
             elif body.site:
                 await store.set_site(session, person_id, body.site)
             await self._sync(session, [person_id])
+            await store.mark(session, row.village, body.day)
         self.relay.wake()
+        self.changed()
         return {"phase_ended": span.kind, "closed": outcome is not None, "outcome": outcome}
 
     async def sign(self, who: Principal, person_id: uuid.UUID, body: SignOff) -> bool:
@@ -142,7 +160,7 @@ class LedgerContext:
             raise _refused([intake.problem("day", "future_day", "日期不能晚于今天",
                                            "the day cannot be after today")])
         async with self.sessions() as session, session.begin():
-            await self._file(session, who, person_id)
+            row = await self._file(session, who, person_id)
             seats = {r.seat for r in (await store.teams_of(session, [person_id]))[person_id]}
             if body.seat not in seats:
                 raise _refused([intake.problem("seat", "unknown_seat",
@@ -151,17 +169,37 @@ class LedgerContext:
             fresh = await store.sign(session, person_id, body.day, body.seat,
                                      body.signed_at or self.clock(), who.holder)
             await self._sync(session, [person_id])
+            await store.mark(session, row.village, body.day)
         self.relay.wake()
+        self.changed()
         return fresh
 
     async def roll(self) -> int:
         """Every open file brought in step with today (a stay past its plan needs the team's
         sign-off of each new day): run at each new day, and at start."""
+        yesterday = self.today() - timedelta(days=1)
         async with self.sessions() as session, session.begin():
-            n = await self._sync(session, await store.active_ids(session))
+            ids = await store.active_ids(session)
+            n = await self._sync(session, ids)
+            # Yesterday's missing sign-offs are final now, and today's headcounts are due; so
+            # are the days from the last one submitted (perhaps while it was not over yet),
+            # after a stop of the service.
+            sent = await store.last_sent(session)
+            for village in sorted({f.village for f in await store.facts(session, ids)}):
+                since = min(yesterday, sent.get(village, yesterday))
+                await store.mark(session, village, since)
         if n:
             self.relay.wake()
+        self.changed()
         return n
+
+    async def signoff_gaps(self, node: str, day: date) -> list[plan.Facts]:
+        """The files under control on `day` whose team did not all sign it."""
+        async with self.sessions() as session:
+            files = await store.facts(session, await store.ids_on(session, node, day))
+        return [f for f in files
+                if plan.phase_on(self.regimes.regimes[f.regime], f, day) is not None
+                and not plan.signed_off(f, day)]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -222,12 +260,15 @@ class LedgerContext:
             tests_due = await store.countdown_rows(session, ids, plan.TEST, day)
             releases = await store.countdown_rows(session, ids, plan.RELEASE, day, up_to=True)
             signed = await store.signoffs_on(session, ids, day)
+            files = await store.facts(session, ids)
         brief = lambda pid: {k: views[pid][k] for k in  # noqa: E731
                              ("person_id", "pseudonym", "village", "category", "regime",
                               "phase", "place", "name") if k in views[pid]}
+        present = {uuid.UUID(f.person_id): span for f in files
+                   if (span := plan.phase_on(self.regimes.regimes[f.regime], f, day))}
         sign = []
         for pid, v in sorted(views.items(), key=lambda kv: kv[1]["pseudonym"]):
-            if v["phase"] is None:
+            if pid not in present:
                 continue
             got = signed.get(pid, {})
             sign.append({**brief(pid), "team": [
@@ -265,26 +306,23 @@ class LedgerContext:
 
     async def stock(self, node: str, day: date) -> dict:
         """The day's headcounts from the ledger, per village and at every level of the
-        subtree: by phase kind (the catalogue's metric), and by regime, phase and place."""
+        subtree: by phase kind (the catalogue's metric; `plan.headcounts`), and by regime,
+        phase and place."""
         async with self.sessions() as session:
             ids = await store.ids_on(session, node, day)
             files = await store.facts(session, ids)
             sites = {r.person_id: r.site for r in await store.register(
                 session, node, "all", 1_000_000, 0)}
-        metrics = self.regimes.metrics
-        figures: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        metrics = [*self.regimes.metrics, plan.SIGNOFF_MISSING]
+        final = day < self.today()
+        figures = plan.headcounts(self.regimes, files, day, level_of(node), final)
         detail: Counter[tuple[str, str, str, str]] = Counter()
         for f in files:
             span = plan.phase_on(self.regimes.regimes[f.regime], f, day)
-            if span is None:
-                continue
-            metric = self.regimes.phase_kinds[span.kind].metric
-            place = self._place(sites.get(uuid.UUID(f.person_id)), span.kind)
-            detail[(f.village, f.regime, span.kind, place)] += 1
-            for level in Level:
-                if level >= level_of(node):
-                    figures[f.village[:CODE_LENGTHS[level]]][metric] += 1
-        return {"node": node, "day": day.isoformat(), "metrics": list(metrics),
+            if span is not None:
+                place = self._place(sites.get(uuid.UUID(f.person_id)), span.kind)
+                detail[(f.village, f.regime, span.kind, place)] += 1
+        return {"node": node, "day": day.isoformat(), "metrics": metrics, "final": final,
                 "figures": {n: {m: c[m] for m in metrics} for n, c in sorted(figures.items())},
                 "by_regime": [{"village": v, "regime": r, "phase": k, "place": p, "people": n}
                               for (v, r, k, p), n in sorted(detail.items())]}

@@ -20,12 +20,18 @@ from services.ledger.models import (
     people,
     phase_ends,
     signoffs,
+    stock_dirty,
+    stock_sent,
     team,
     tests,
 )
 from services.ledger.regimes import Regimes
 from services.ledger.schemas import Registration
 from shared.contracts import CountdownDue, CountdownEvent, CountdownSettled
+from shared.registry import store as registry
+from shared.registry.reference import Reference
+
+UNIT_TYPE = "control_ledger"  # each village's ledger unit: its headcounts' report
 
 
 def new_pseudonym() -> str:
@@ -244,3 +250,36 @@ async def countdown_rows(session: AsyncSession, ids: list[uuid.UUID], kind: str,
         countdowns.c.state != "withdrawn").order_by(countdowns.c.day))).all()
 
 
+
+
+def unit_of(village: str) -> str:
+    return f"{village}-GK"
+
+
+async def mark(session: AsyncSession, village: str, since: date) -> None:
+    """The village's figures from `since` on are to be submitted again."""
+    stmt = pg_insert(stock_dirty).values(village=village, since=since)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["village"], set_={"since": func.least(stock_dirty.c.since, since)}))
+
+
+async def ensure_unit(session: AsyncSession, reference: Reference, village: str,
+                      since: date) -> bool:
+    """The village's ledger unit exists and is active from `since`: True if the registry
+    changed (the caller announces it after commit)."""
+    unit = reference.units.get(unit_of(village))
+    if unit is not None and unit.active_from is not None and unit.active_from <= since:
+        return False
+    start = min(since, unit.active_from) if unit is not None and unit.active_from else since
+    await registry.upsert_units(session, [{
+        "code": unit_of(village), "unit_type": UNIT_TYPE, "sector": "health", "node": village,
+        "name": f"{reference.nodes.get(village, village)} 管控台账", "active_from": start,
+        "active_to": None, "cutoff": None}], placed_from=start)
+    return True
+
+
+async def last_sent(session: AsyncSession) -> dict[str, date]:
+    """Per village, the last day whose headcounts were submitted."""
+    return dict((await session.execute(
+        select(stock_sent.c.village, func.max(stock_sent.c.day))
+        .group_by(stock_sent.c.village))).all())

@@ -10,6 +10,7 @@ import httpx
 import nats
 
 from services.ledger.app import create_app
+from services.ledger.headcounts import HeadcountPublisher
 from services.ledger.service import LedgerContext
 from shared.settings import Settings
 from tests.conftest import Servers
@@ -20,6 +21,7 @@ from tests.integration.alerts_harness import FakeClock
 class Ledger:
     ctx: LedgerContext
     http: httpx.AsyncClient
+    publisher: HeadcountPublisher
 
     async def drain(self) -> int:
         return await self.ctx.relay.drain()
@@ -27,12 +29,15 @@ class Ledger:
 
 @contextlib.asynccontextmanager
 async def ledger(servers: Servers, database_url: str, clock: FakeClock,
-                 **settings) -> AsyncIterator[Ledger]:
+                 ingest: httpx.AsyncClient | None = None, **settings) -> AsyncIterator[Ledger]:
+    """`ingest`: where the headcounts go (none given: nowhere that answers, and the tests
+    that do not look at them never publish)."""
     app = create_app(Settings(nats_url=servers.nats_url, database_url=database_url,
-                              **{"ledger_tick_s": 0, **settings}), clock=clock)
+                              **{"ledger_tick_s": 0, **settings}), clock=clock,
+                     ingest=ingest or httpx.AsyncClient(base_url="http://127.0.0.1:1"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://ledger") as http:
-        yield Ledger(app.state.ledger, http)
+        yield Ledger(app.state.ledger, http, app.state.headcounts)
 
 
 async def control_messages(nats_url: str, person_keys: str) -> list[dict]:

@@ -98,7 +98,14 @@ def upgrade() -> None:
         sa.Column("village", sa.String(12), primary_key=True),
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("figures", sa.JSON, nullable=False),
+        sa.Column("revision", sa.Integer, nullable=False),  # how many times sent
         sa.Column("sent_at", TZ, nullable=False),
+        schema=S,
+    )
+    op.create_table(
+        "stock_dirty",  # villages whose headcounts changed from `since` on: to submit again
+        sa.Column("village", sa.String(12), primary_key=True),
+        sa.Column("since", sa.Date, nullable=False),
         schema=S,
     )
     op.create_table(
