@@ -125,6 +125,11 @@ async def roster_page() -> FileResponse:
     return _page("roster.html")
 
 
+@pages.get("/control")
+async def control_page() -> FileResponse:
+    return _page("control.html")
+
+
 @pages.get("/summary")
 async def summary_page() -> FileResponse:
     return _page("summary.html")
@@ -305,6 +310,36 @@ async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
                      body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.put("notify", f"/v1/rosters/{_node(who, node)}/{day}",
                                          who.token, body))
+
+
+# ---- people under control (一人一案): read and recorded through the ledger, which keeps the
+# names to the village's and the town's operators -----------------------------------------
+
+@api.get("/control/{what}")
+async def control(what: str, who: Operator, ctx: Ctx, node: str | None = None,
+                  day: date | None = None) -> JSONResponse:
+    """The register (`people`), the day's work (`due`), the missing sign-offs
+    (`signoffs/missing` as `signoffs-missing`) and the headcounts (`stock`) of the operator's
+    area, as the ledger answers them."""
+    paths = {"people": "/v1/control/people", "due": "/v1/control/due",
+             "signoffs-missing": "/v1/control/signoffs/missing", "stock": "/v1/control/stock",
+             "regimes": "/v1/control/regimes"}
+    if what not in paths:
+        raise refuse("unknown_node", "what", node=what)
+    params = {"node": _node(who, node)} if what != "regimes" else {}
+    if day is not None and what not in ("people", "regimes"):
+        params["day"] = day.isoformat()
+    return _relay(await ctx.upstream.get("ledger", paths[what], who.token, **params))
+
+
+@api.post("/control/people/{person_id}/{action}")
+async def control_action(person_id: uuid.UUID, action: str, who: Operator, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A test result, a release or a team member's sign-off, recorded by the ledger."""
+    if action not in ("tests", "release", "signoffs"):
+        raise refuse("unknown_node", "action", node=action)
+    return _relay(await ctx.upstream.post("ledger", f"/v1/control/people/{person_id}/{action}",
+                                          who.token, body))
 
 
 # ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------

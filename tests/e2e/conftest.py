@@ -66,7 +66,7 @@ def day_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 @pytest.fixture(scope="package")
 def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[dict[str, str]]:
-    """The four services and the console, each in its own process as production runs them;
+    """The five services and the console, each in its own process as production runs them;
     notify sends its SMS to a local gateway (`sms_gateway`: its address)."""
     log_dir = tmp_path_factory.mktemp("day-logs")
     running = {}
@@ -76,8 +76,11 @@ def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
             running[name] = start_service(day_servers, name, log_dir)
         running["notify"] = start_service(day_servers, "notify", log_dir,
                                           ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms")
+        running["ledger"] = start_service(day_servers, "ledger", log_dir,
+                                          ROLLCALL_LEDGER_INGEST_URL=running["ingest"].url)
         running["console"] = start_service(
             day_servers, "console", log_dir,
+            ROLLCALL_CONSOLE_LEDGER_URL=running["ledger"].url,
             ROLLCALL_CONSOLE_INGEST_URL=running["ingest"].url,
             ROLLCALL_CONSOLE_AGGREGATE_URL=running["aggregate"].url,
             ROLLCALL_CONSOLE_ALERTS_URL=running["alerts"].url,
