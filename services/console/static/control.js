@@ -87,7 +87,7 @@ function render(due, people) {
       el("td", {}, p.pseudonym), el("td", { class: "name" }, p.name || "—"),
       el("td", {}, p.category), el("td", {}, p.regime), el("td", {}, phaseName(p.phase)),
       el("td", {}, p.place === "home" ? t("home") : (p.place || "—")),
-      el("td", {}, p.start_day), el("td", {}, p.planned_release))))))
+      el("td", {}, p.start_day), el("td", {}, p.planned_release)))))
     : empty());
 }
 
