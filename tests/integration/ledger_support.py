@@ -12,6 +12,8 @@ import nats
 from services.ledger.app import create_app
 from services.ledger.headcounts import HeadcountPublisher
 from services.ledger.service import LedgerContext
+from shared.db import make_engine, make_sessionmaker
+from shared.registry import store as registry
 from shared.settings import Settings
 from tests.conftest import Servers
 from tests.integration.alerts_harness import FakeClock
@@ -59,3 +61,15 @@ async def control_messages(nats_url: str, person_keys: str) -> list[dict]:
         return out
     finally:
         await nc.close()
+
+
+async def add_village(database_url: str, village: str) -> None:
+    """A county, town and village of a test's own (codes no other test uses), so that the
+    alerts its countdowns open are seen by no other test of the same database."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await registry.upsert_nodes(session, [(village[:6], "台账县"),
+                                                  (village[:9], "台账镇"), (village, "台账村")])
+    finally:
+        await engine.dispose()

@@ -2,6 +2,7 @@
 release and sign-offs become countdowns, the alerts service's clock opens an alert for each one
 that passes unmet and closes it once recorded; names stay in the village and the town."""
 
+import asyncio
 import logging
 import uuid
 from datetime import date, timedelta
@@ -19,16 +20,18 @@ from tests.integration.alerts_harness import (
     rows,
     wait_for,
 )
-from tests.integration.ledger_support import control_messages, ledger
+from tests.integration.ledger_support import add_village, control_messages, ledger
 
-VILLAGE = "430621108001"  # 长源社区, 公田镇
+VILLAGE = "430696100001"  # a county of this file's own: its alerts are no other test's
 TOWN, COUNTY = VILLAGE[:9], VILLAGE[:6]
 NAME, PHONE = "张小明", "13912345678"
 
 
 @pytest.fixture(scope="module")
 def database(servers):
-    return alerts_database(servers)
+    url = alerts_database(servers)
+    asyncio.run(add_village(url, VILLAGE))
+    return url
 
 
 def day(n: int) -> date:

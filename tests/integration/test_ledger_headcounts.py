@@ -12,12 +12,15 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from rollcall.reconcile import check_control
+from rollcall.reference import announce
 from shared.db import make_engine, make_sessionmaker
 from tests.integration.alerts_harness import FakeClock, issue_operator
-from tests.integration.ledger_support import ledger
+from tests.integration.ledger_support import add_village, ledger
 
 ZONE = ZoneInfo("Asia/Shanghai")
-VILLAGE = "430621108003"  # 和桥村, 公田镇
+# A county of this file's own: the running alerts service opens alerts for the countdowns that
+# passed (the days are in the past), which no other test's county must see.
+VILLAGE = "430697100001"
 TOWN, COUNTY = VILLAGE[:9], VILLAGE[:6]
 METRICS = ("control_central_isolation", "control_home_health_monitoring",
            "control_signoff_missing")
@@ -57,7 +60,13 @@ async def wait_rollup(system, token, node, day, want: dict, within_s: float = 20
         await asyncio.sleep(0.2)
 
 
+async def add_county(servers) -> None:
+    await add_village(servers.database_url, VILLAGE)
+    await announce(servers.nats_url, ["nodes"])
+
+
 async def test_the_ledger_feeds_the_headcounts_of_every_level(servers, system):
+    await add_county(servers)
     today = datetime.now(ZONE).date()
     day0 = today - timedelta(days=10)
     days = [day0 + timedelta(days=n) for n in range(10)]
@@ -131,5 +140,19 @@ async def test_the_ledger_feeds_the_headcounts_of_every_level(servers, system):
             await wait_rollup(system, county, COUNTY, days[1], {"control_signoff_missing": 0})
             async with make_sessionmaker(engine)() as session:
                 assert await check_control(session, days[1], COUNTY, today=days[8]) == []
+
+            # Closed on day 8 (transferred elsewhere): from day 8 on nobody is counted, and the
+            # session's other tests find the county's figures consistent whatever the day.
+            closed = await led.http.post(f"/v1/control/people/{pid}/release", headers={
+                "Authorization": f"Bearer {town}"}, json={"day": days[8].isoformat(),
+                                                         "outcome": "transferred"})
+            assert closed.json()["outcome"] == "transferred", closed.text
+            await publish_all(led)
+            eight = await wait_rollup(system, county, COUNTY, days[8],
+                                      {"control_home_health_monitoring": 0})
+            assert eight["control_home_health_monitoring"] == 0
+            async with make_sessionmaker(engine)() as session:
+                for d in (days[8], today):
+                    assert await check_control(session, d, COUNTY) == [], d
         finally:
             await engine.dispose()
