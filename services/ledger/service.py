@@ -179,7 +179,7 @@ class LedgerContext:
         sign-off of each new day): run at each new day, and at start."""
         yesterday = self.today() - timedelta(days=1)
         async with self.sessions() as session, session.begin():
-            ids = await store.active_ids(session)
+            ids = await store.active_ids(session, lock=True)
             n = await self._sync(session, ids)
             # Yesterday's missing sign-offs are final now, and today's headcounts are due; so
             # are the days from the last one submitted (perhaps while it was not over yet),
@@ -252,7 +252,8 @@ class LedgerContext:
         """A day's work: tests due that day, releases due by then and not recorded, and the
         team sign-offs of that day (each person with the seats still to sign)."""
         async with self.sessions() as session:
-            ids = await store.ids_on(session, node, day)
+            ids = sorted(set(await store.ids_on(session, node, day))
+                         | set(await store.tested_on(session, node, day)))
             rows = {r.person_id: r for r in await store.register(session, node, "all", 100_000, 0)
                     if r.person_id in set(ids)}
             views = {uuid.UUID(v["person_id"]): v

@@ -154,11 +154,17 @@ async def sync(session: AsyncSession, regimes: Regimes, files: list[plan.Facts],
     return len(events)
 
 
-async def active_ids(session: AsyncSession, node: str = "") -> list[uuid.UUID]:
-    """The files not closed, of a node's subtree (every one by default)."""
-    return list((await session.execute(
-        select(people.c.person_id).where(people.c.outcome.is_(None),
-                                         people.c.village.startswith(node)))).scalars())
+async def active_ids(session: AsyncSession, node: str = "", lock: bool = False
+                     ) -> list[uuid.UUID]:
+    """The files not closed, of a node's subtree (every one by default); `lock`: locked in
+    one order, as a change locks its own file, so that the countdowns of a file are brought in
+    step by one transaction at a time."""
+    query = (select(people.c.person_id).where(people.c.outcome.is_(None),
+                                              people.c.village.startswith(node))
+             .order_by(people.c.person_id))
+    if lock:
+        query = query.with_for_update()
+    return list((await session.execute(query)).scalars())
 
 
 async def ids_on(session: AsyncSession, node: str, day: date) -> list[uuid.UUID]:
@@ -170,6 +176,15 @@ async def ids_on(session: AsyncSession, node: str, day: date) -> list[uuid.UUID]
         select(people.c.person_id).where(
             people.c.village.startswith(node), people.c.start_day <= day,
             or_(people.c.outcome.is_(None), closed_on > day)))).scalars())
+
+
+async def tested_on(session: AsyncSession, node: str, day: date) -> list[uuid.UUID]:
+    """The files of a subtree with a test due on `day`: those under control, and those closed
+    with a test due after their release."""
+    return list((await session.execute(
+        select(countdowns.c.person_id).join(people, people.c.person_id == countdowns.c.person_id)
+        .where(people.c.village.startswith(node), countdowns.c.kind == plan.TEST,
+               countdowns.c.day == day, countdowns.c.state != "withdrawn"))).scalars())
 
 
 async def register(session: AsyncSession, node: str, status: str, limit: int, offset: int):

@@ -145,6 +145,12 @@ async def test_a_7_plus_7_person_from_arrival_to_release(servers, database, capl
         await led.drain()
         assert f"test:{pid}:{day(21)}" in await wait_for(
             lambda: _all(alerts, pid, {f"test:{pid}:{day(21)}"}))
+        # On their days: day 7's test in the day's work, and day 21's after the closing.
+        for n in (7, 21):
+            work = (await led.http.get("/v1/control/due", headers=town, params={
+                "node": VILLAGE, "day": day(n).isoformat()})).json()
+            assert [t["day"] for t in work["tests"] if t["person_id"] == pid] == [
+                day(n).isoformat()], n
 
         # Names: the town reads them, the county does not; the bus and the logs never carry
         # them.
