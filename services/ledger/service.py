@@ -184,8 +184,10 @@ class LedgerContext:
             # Yesterday's missing sign-offs are final now, and today's headcounts are due; so
             # are the days from the last one submitted (perhaps while it was not over yet),
             # after a stop of the service.
+            # Every village with a ledger unit reports each day, a zero report once nobody is
+            # under control there: its unit is expected like any other.
             sent = await store.last_sent(session)
-            for village in sorted({f.village for f in await store.facts(session, ids)}):
+            for village in await store.villages(session):
                 since = min(yesterday, sent.get(village, yesterday))
                 await store.mark(session, village, since)
         if n:

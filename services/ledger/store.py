@@ -298,3 +298,9 @@ async def last_sent(session: AsyncSession) -> dict[str, date]:
     return dict((await session.execute(
         select(stock_sent.c.village, func.max(stock_sent.c.day))
         .group_by(stock_sent.c.village))).all())
+
+
+async def villages(session: AsyncSession) -> list[str]:
+    """The villages with any file, open or closed: those with a ledger unit."""
+    return list((await session.execute(
+        select(people.c.village).distinct().order_by(people.c.village))).scalars())
