@@ -47,6 +47,8 @@ CATALOGUE: dict[str, Kind] = {
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "unknown_person": Kind(404, "管控对象 {person_id} 不存在",
+                           "no person under control {person_id}"),
     "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
                       "this unit has no report for {day} to correct"),
     # In conflict with what is stored.

@@ -29,8 +29,7 @@ def _refused(errors: list[FieldError]) -> Refused:
 
 
 def unknown_person(person_id: object) -> Refused:
-    return Refused(404, [intake.problem("person_id", "unknown_person",
-                                        f"没有管控对象 {person_id}", f"no person {person_id}")])
+    return refuse("unknown_person", "person_id", person_id=str(person_id))
 
 
 @dataclass
@@ -141,8 +140,6 @@ class LedgerContext:
                                                f"({span.starts})")])
             last = span.index == len(regime.phases) - 1
             outcome = body.outcome or ("completed" if last else None)
-            if last and body.outcome is None:
-                outcome = "completed"
             await store.end_phase(session, person_id, span.index, body.day, who.holder,
                                   self.clock())
             if outcome is not None:
@@ -256,8 +253,7 @@ class LedgerContext:
         async with self.sessions() as session:
             ids = sorted(set(await store.ids_on(session, node, day))
                          | set(await store.tested_on(session, node, day)))
-            rows = {r.person_id: r for r in await store.register(session, node, "all", 100_000, 0)
-                    if r.person_id in set(ids)}
+            rows = {r.person_id: r for r in await store.rows_of(session, ids)}
             views = {uuid.UUID(v["person_id"]): v
                      for v in await self._views(session, who, list(rows.values()))}
             tests_due = await store.countdown_rows(session, ids, plan.TEST, day)
@@ -314,8 +310,7 @@ class LedgerContext:
         async with self.sessions() as session:
             ids = await store.ids_on(session, node, day)
             files = await store.facts(session, ids)
-            sites = {r.person_id: r.site for r in await store.register(
-                session, node, "all", 1_000_000, 0)}
+            sites = {r.person_id: r.site for r in await store.rows_of(session, ids)}
         metrics = [*self.regimes.metrics, plan.SIGNOFF_MISSING]
         final = day < self.today()
         figures = plan.headcounts(self.regimes, files, day, level_of(node), final)

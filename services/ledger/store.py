@@ -200,6 +200,11 @@ async def register(session: AsyncSession, node: str, status: str, limit: int, of
     return rows
 
 
+async def rows_of(session: AsyncSession, ids: list[uuid.UUID]):
+    return (await session.execute(select(people).where(people.c.person_id.in_(ids))
+                                  .order_by(people.c.pseudonym))).all()
+
+
 async def identities_of(session: AsyncSession, ids: list[uuid.UUID]) -> dict:
     return {r.person_id: r for r in (await session.execute(
         select(identities).where(identities.c.person_id.in_(ids)))).all()}

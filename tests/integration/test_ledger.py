@@ -227,3 +227,29 @@ async def test_csv_import_is_all_or_nothing(servers, database):
                                      params={"node": VILLAGE})).json()
         assert {"赵一", "钱二"} <= {p.get("name") for p in people}
         assert uuid.UUID(done.json()["person_ids"][0])
+
+
+async def test_a_file_is_only_reached_within_the_area_and_bad_input_is_named(servers, database):
+    clock = FakeClock(local(day(0), 10))
+    town = {"Authorization": f"Bearer {await issue_operator(database, TOWN)}"}
+    other = {"Authorization": f"Bearer {await issue_operator(database, '430621108')}"}
+    async with ledger(servers, database, clock) as led:
+        made = await led.http.post("/v1/control/people", json=registration(), headers=town)
+        pid = made.json()["person_id"]
+        outside = await led.http.get(f"/v1/control/people/{pid}", headers=other)
+        assert outside.status_code == 404 and outside.json()["errors"][0]["code"] == \
+            "unknown_person"
+        signed = await led.http.post(f"/v1/control/people/{pid}/signoffs", headers=other,
+                                     json={"day": day(0).isoformat(), "seat": 1})
+        assert signed.status_code == 404
+        assert (await led.http.get("/v1/control/people", headers=other,
+                                   params={"node": VILLAGE})).status_code == 403
+        bad = await led.http.post("/v1/control/people", headers=town, json=registration(
+            start_day=day(1).isoformat(), site=None, team=[{"role": "x", "staff": "甲"}] * 6))
+        assert bad.status_code == 422
+        assert {(e["field"], e["code"]) for e in bad.json()["errors"]} == {
+            ("start_day", "future_day"), ("site", "site_required"), ("team", "team_too_large"),
+            *{(f"team[{i}].role", "unknown_role") for i in range(6)}}
+        seat = await led.http.post(f"/v1/control/people/{pid}/signoffs", headers=town,
+                                   json={"day": day(0).isoformat(), "seat": 3})
+        assert seat.json()["errors"][0]["code"] == "unknown_seat"
