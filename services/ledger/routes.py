@@ -17,7 +17,25 @@ from shared.problems import from_pydantic
 from shared.refusals import Refused
 from shared.registry.importer import Kind, read_csv
 
-router = APIRouter(prefix="/v1/control", tags=["ledger"])
+router = APIRouter(prefix="/v1/control", tags=["ledger"], responses={
+    code: {"description": text} for code, text in (
+        (401, "missing, unknown or revoked token"),
+        (403, "outside the token's area, or names asked for above the town"),
+        (404, "no such person in the token's area"), (409, "the file is closed"),
+        (413, "the file is too large"), (422, "a field or a row at fault, each named"))})
+# `day=0` is not a day: a day is written YYYY-MM-DD, nothing else is read as one.
+DayQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                       description="YYYY-MM-DD (default today)")]
+
+
+def _day(ctx: LedgerContext, value: str | None) -> date:
+    if value is None:
+        return ctx.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Refused(422, [FieldError("day", "bad_date", "日期格式应为 YYYY-MM-DD",
+                                       "a date is YYYY-MM-DD")]) from None
 MAX_FILE_BYTES = 5_000_000
 CSV = Kind("people", ("village", "name", "category", "regime", "start_day"),
            ("contact", "site", "team"))
@@ -142,21 +160,21 @@ async def sign(person_id: uuid.UUID, body: SignOff, ctx: Ctx, who: Operator) -> 
 
 
 @router.get("/due")
-async def due(ctx: Ctx, who: Operator, node: str | None = None, day: date | None = None
+async def due(ctx: Ctx, who: Operator, node: str | None = None, day: DayQuery = None
               ) -> dict:
     """A day's work (today by default): tests due, releases due or overdue, sign-offs."""
-    return await ctx.due(who, area(who, node), day or ctx.today())
+    return await ctx.due(who, area(who, node), _day(ctx, day))
 
 
 @router.get("/signoffs/missing")
 async def missing_signoffs(ctx: Ctx, who: Operator, node: str | None = None,
-                           day: date | None = None) -> dict:
+                           day: DayQuery = None) -> dict:
     """包保 sign-offs missing on a day, listed per village and counted at every level."""
-    return await ctx.missing_signoffs(who, area(who, node), day or ctx.today())
+    return await ctx.missing_signoffs(who, area(who, node), _day(ctx, day))
 
 
 @router.get("/stock")
-async def stock(ctx: Ctx, who: Operator, node: str | None = None, day: date | None = None
+async def stock(ctx: Ctx, who: Operator, node: str | None = None, day: DayQuery = None
                 ) -> dict:
     """The day's headcounts from the ledger at every level of the subtree."""
-    return await ctx.stock(area(who, node), day or ctx.today())
+    return await ctx.stock(area(who, node), _day(ctx, day))
