@@ -4,7 +4,7 @@ its field, a stable code and the reason in Chinese and English. No SQL, NATS or 
 from datetime import date
 
 from services.ledger.regimes import Regimes
-from services.ledger.schemas import Registration
+from services.ledger.schemas import Registration, TeamMember
 from shared.errors import FieldError
 from shared.hierarchy import Level, level_of
 
@@ -41,10 +41,16 @@ def check_registration(r: Registration, regimes: Regimes, villages: dict[str, st
     if r.start_day > today:
         out.append(problem("start_day", "future_day", "开始日期不能晚于今天",
                            "the start day cannot be after today"))
-    if len(r.team) > regimes.team_max:
+    return out + check_team(r.team, regimes)
+
+
+def check_team(team: list[TeamMember], regimes: Regimes) -> list[FieldError]:
+    """A 包保 team: at most `team.max_members`, each of a known role."""
+    out = []
+    if len(team) > regimes.team_max:
         out.append(problem("team", "team_too_large", f"包保人员最多 {regimes.team_max} 名",
                            f"a team has at most {regimes.team_max} members"))
-    for i, member in enumerate(r.team):
+    for i, member in enumerate(team):
         if member.role not in regimes.team_roles:
             out.append(problem(f"team[{i}].role", "unknown_role", f"没有包保角色 {member.role}",
                                f"no team role {member.role} (known: "

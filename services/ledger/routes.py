@@ -6,10 +6,10 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
 
-from services.ledger.schemas import Registration, Release, SignOff, TestResult
+from services.ledger.schemas import Registration, Release, SignOff, TeamMember, TestResult
 from services.ledger.service import LedgerContext
 from shared.errors import FieldError
 from shared.http_auth import Operator, area
@@ -157,6 +157,15 @@ async def sign(person_id: uuid.UUID, body: SignOff, ctx: Ctx, who: Operator) -> 
     """A 包保 team member's sign-off of a day, with its time (the first one counts)."""
     fresh = await ctx.sign(who, person_id, body)
     return {"recorded": fresh}
+
+
+@router.post("/people/{person_id}/team")
+async def set_team(person_id: uuid.UUID, body: Annotated[list[TeamMember], Body(max_length=5)],
+                   ctx: Ctx, who: Operator) -> dict:
+    """The 包保 team anew (up to five named staff, in seat order): its members sign from
+    today; sign-offs already given are kept."""
+    await ctx.set_team(who, person_id, body)
+    return await ctx.person(who, person_id)
 
 
 @router.get("/due")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger import intake, plan, store
 from services.ledger.regimes import Regimes
-from services.ledger.schemas import Registration, Release, SignOff, TestResult
+from services.ledger.schemas import Registration, Release, SignOff, TeamMember, TestResult
 from shared.auth import Principal
 from shared.deadlines import local_day
 from shared.errors import FieldError
@@ -170,6 +170,20 @@ class LedgerContext:
         self.relay.wake()
         self.changed()
         return fresh
+
+    async def set_team(self, who: Principal, person_id: uuid.UUID,
+                       members: list[TeamMember]) -> None:
+        """A new 包保 team (a member replaced, one added): from today its members sign."""
+        errors = intake.check_team(members, self.regimes)
+        if errors:
+            raise _refused(errors)
+        async with self.sessions() as session, session.begin():
+            row = await self._file(session, who, person_id)
+            await store.set_team(session, person_id, members)
+            await self._sync(session, [person_id])
+            await store.mark(session, row.village, self.today())
+        self.relay.wake()
+        self.changed()
 
     async def roll(self) -> int:
         """Every open file brought in step with today (a stay past its plan needs the team's

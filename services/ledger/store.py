@@ -55,6 +55,15 @@ async def add_person(session: AsyncSession, r: Registration, actor: str, now: da
     return person_id
 
 
+async def set_team(session: AsyncSession, person_id: uuid.UUID, members: list) -> None:
+    """The team anew, in seat order; sign-offs already given stay with their seats."""
+    await session.execute(team.delete().where(team.c.person_id == person_id))
+    if members:
+        await session.execute(team.insert(), [
+            {"person_id": person_id, "seat": i, "role": m.role, "staff": m.staff.strip()}
+            for i, m in enumerate(members, 1)])
+
+
 async def person_row(session: AsyncSession, person_id: uuid.UUID, lock: bool = False):
     query = select(people).where(people.c.person_id == person_id)
     if lock:

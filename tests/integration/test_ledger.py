@@ -253,3 +253,14 @@ async def test_a_file_is_only_reached_within_the_area_and_bad_input_is_named(ser
         seat = await led.http.post(f"/v1/control/people/{pid}/signoffs", headers=town,
                                    json={"day": day(0).isoformat(), "seat": 3})
         assert seat.json()["errors"][0]["code"] == "unknown_seat"
+        # A third member joins the team: seat 3 signs from then on.
+        grown = await led.http.post(f"/v1/control/people/{pid}/team", headers=town, json=[
+            *registration()["team"], {"role": "police", "staff": "周民警"}])
+        assert grown.status_code == 200, grown.text
+        assert [m["seat"] for m in grown.json()["team"]] == [1, 2, 3]
+        seat = await led.http.post(f"/v1/control/people/{pid}/signoffs", headers=town,
+                                   json={"day": day(0).isoformat(), "seat": 3})
+        assert seat.status_code == 201
+        wrong = await led.http.post(f"/v1/control/people/{pid}/team", headers=town,
+                                    json=[{"role": "mayor", "staff": "某"}])
+        assert wrong.json()["errors"][0]["field"] == "team[0].role"
