@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # The ledger of people under control (services/ledger, 一人一案): its port, its regimes
     # (default services/ledger/data/regimes.toml), and how often it looks for a new day
     # (0: only when asked, as tests do).
-    ledger_port: int = 8105
+    ledger_port: int = 8106
     ledger_regimes: Path | None = None
     ledger_tick_s: float = 30.0
     # Where the ledger submits each village's headcounts (ingest; default its local port), and
