@@ -17,6 +17,8 @@ from rich.console import Console
 from rollcall import reconcile
 from rollcall.bench.cli import bench
 from rollcall.calendar_cli import app as calendar_app
+from rollcall.dhis2_cli import app as dhis2_app
+from rollcall.notify_cli import app as notify_app
 from rollcall.registry_cli import app as registry_app
 from rollcall.simulate import app as simulate_app
 from rollcall.token_cli import app as token_app
@@ -30,6 +32,8 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(token_app, name="token")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(dhis2_app, name="dhis2")
+app.add_typer(notify_app, name="notify")
 app.command()(bench)
 console = Console()
 
@@ -41,6 +45,7 @@ class Service(enum.StrEnum):
     console = "console"
     notify = "notify"
     ledger = "ledger"
+    signoff = "signoff"
 
 
 def port_of(settings: Settings, service: Service) -> int:
@@ -149,6 +154,9 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
         env = {**os.environ, "ROLLCALL_NATS_URL": nats_url, "ROLLCALL_DATABASE_URL": database_url}
+        # Scheduled editions (ROLLCALL_EDITIONS) are made with the demo county's token unless
+        # another is given.
+        env.setdefault("ROLLCALL_EDITIONS_TOKEN", token)
         procs: dict[Service, subprocess.Popen] = {}
         stack.callback(_stop_all, procs)
         for service in Service:

@@ -159,3 +159,26 @@ def sql_kinds(kinds: MetricKinds) -> str:
     `CAST(:kinds AS jsonb) ->> metric` (a metric not in it gives NULL: ignored)."""
     return json.dumps({code: kind.name for code, kind in kinds.items()},
                       separators=(",", ":"))
+
+
+def is_flow(code: str, catalogue: "Catalogue") -> bool:
+    """A flow adds up over days (new cases, tests done); its running total (累计) means
+    something. A stock (people under observation) or an extreme has none."""
+    aggregation = over_days(catalogue).get(code)
+    return aggregation is not None and aggregation.over_days is DAY_KINDS["sum"]
+
+
+def running_totals(days: Iterable[Mapping[str, float]],
+                   catalogue: "Catalogue") -> list[dict[str, float]]:
+    """The running totals (累计) of the flows: for each day given in day order, each flow's sum
+    from the first day given to that one (a day without the metric adds nothing). Stocks and
+    extremes are left out: a running sum of headcounts counts people many times over."""
+    flows = {code for code in over_days(catalogue) if is_flow(code, catalogue)}
+    total: dict[str, float] = {}
+    out = []
+    for values in days:
+        for code, value in values.items():
+            if code in flows:
+                total[code] = total.get(code, 0) + value
+        out.append(dict(total))
+    return out

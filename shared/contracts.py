@@ -5,7 +5,7 @@ consumer can take one county's traffic and the work can be partitioned by county
 """
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import ClassVar, Literal
 from uuid import UUID
 
@@ -114,6 +114,36 @@ class RollupUpdated(Event):
         return f"rollup:{self.node}:{self.day.isoformat()}:{self.updated_at.isoformat()}"
 
 
+class EditionPublished(Event):
+    """A scheduled edition of a node's summary (e.g. the town's at 14:30, the county's at
+    15:00) was produced and kept: the console serves its files at `download` exactly as they
+    were made (the same bytes, whose SHA-256 is here), so that notify or a gateway can deliver
+    it. One per node, day and scheduled time: the message id says which, so a replay is
+    dropped."""
+
+    edition_id: UUID
+    node: str
+    name: str | None
+    day: date = Field(description="the reporting day it summarises")
+    scheduled: time = Field(description="its time of day in the deployment's zone")
+    produced_at: datetime
+    title: str
+    filename: str
+    media_type: str
+    size: int = Field(ge=0, description="bytes of the workbook")
+    sha256: str
+    download: str = Field(description="the console's path of the workbook, e.g. "
+                                      "/api/editions/<id>/xlsx (an operator's token reads it)")
+
+    @property
+    def subject(self) -> str:
+        return f"edition.published.{self.node}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"edition:{self.node}:{self.day.isoformat()}:{self.scheduled.strftime('%H:%M')}"
+
+
 class RegistryChanged(Event):
     """The hierarchy, the units or the catalogue changed: reload reference data."""
 
@@ -134,11 +164,11 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
-AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "test_overdue",
-                    "release_overdue", "team_signoff_missing"]
+AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "missing_confirmation",
+                    "test_overdue", "release_overdue", "team_signoff_missing"]
 AlertStatus = Literal["open", "acknowledged", "closed"]
 AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished",
-                       "done", "withdrawn"]
+                       "confirmed", "done", "withdrawn"]
 # The countdowns of people under control (services/ledger): each passes unmet into an alert of
 # its kind, through the alerts service's clock.
 CountdownKind = Literal["test_overdue", "release_overdue", "team_signoff_missing"]
@@ -256,3 +286,73 @@ class CountdownSettled(CountdownEvent):
 
 
 CountdownChanged = CountdownDue | CountdownSettled
+
+
+DeliveryOutcomeKind = Literal["sent", "delivered", "failed"]
+
+
+class DeliveryOutcome(Event):
+    """What became of one notification about an alert: notify tells the alerts service, which
+    adds it to the alert's history ("短信已送达 13:30 张某"). Published by notify through its
+    outbox on `notify.delivery.<outcome>.<county>.<town>.<village>` of the alert's node.
+
+    It carries the person's masked name only (surname + 某): never a phone number, an e-mail
+    address, a robot's webhook or a full name. `sent` means the channel took the message (SMTP
+    250, a robot's errcode 0, the SMS gateway's 2xx); `delivered` that a receipt said it reached
+    the phone; `failed` that it was given up, with the reason."""
+
+    delivery_id: int
+    alert_id: UUID
+    node: str = Field(description="the alert's node (the subject's hierarchy)")
+    step: str = Field(description="what it told of: the alert's change (opened, warned, "
+                                  "escalated…) or `digest`")
+    channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
+    outcome: DeliveryOutcomeKind
+    at: datetime
+    person: str = Field(max_length=20, description="the person told, masked: 张某")
+    role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")
+    reason: str | None = Field(default=None, description="why it failed (never an address)")
+
+    @property
+    def subject(self) -> str:
+        return f"notify.delivery.{self.outcome}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"delivery:{self.delivery_id}:{self.alert_id}:{self.outcome}"
+SignoffAction = Literal["sent_back", "cleared", "confirmed", "reopened"]
+
+
+class SignoffChanged(Event):
+    """逐级审核上报: a report sent back (退回) to its unit with a reason, the send-back cleared by
+    the unit's correction, a node's day confirmed (确认上报: its figures frozen), or a
+    confirmation reopened by a report that changed the figures after it.
+
+    Subject `signoff.<action>.<county>.<town>.<village>` of the node concerned (the unit's node
+    for a send-back); `entry` is the signoff service's audit entry, which orders the changes and
+    makes the message id."""
+
+    action: SignoffAction
+    entry: int = Field(ge=1)
+    node: str
+    day: date
+    unit: str | None = None
+    revision: int | None = Field(default=None, description="sent back, or that cleared / reopened")
+    sendback_id: UUID | None = None
+    confirmation_id: UUID | None = None
+    version: int | None = Field(default=None, description="a node-day's confirmations from 1")
+    reason: str | None = None
+    actor: str
+    at: datetime
+    figures: dict[str, int | float] | None = Field(
+        default=None, description="confirmed: the figures frozen")
+    difference: dict[str, int | float] | None = Field(
+        default=None, description="reopened: the live figures minus the confirmed ones")
+
+    @property
+    def subject(self) -> str:
+        return f"signoff.{self.action}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"signoff:{self.entry}"

@@ -1,12 +1,21 @@
 """Typed settings, read once from the environment (prefix ROLLCALL_)."""
 
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EditionSchedule(BaseModel):
+    """A node's summary produced every day at a time of day (the deployment's zone)."""
+
+    node: str = Field(pattern=r"^(\d{2}|\d{4}|\d{6}|\d{9}|\d{12})$",
+                      description="a division code: 2, 4, 6, 9 or 12 digits")
+    at: time
 
 
 class Settings(BaseSettings):
@@ -52,6 +61,8 @@ class Settings(BaseSettings):
     ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
+    # Ingest's durable consumer of signoff's send-backs (SIGNOFF stream), shown to the units.
+    ingest_signoff_durable: str = "ingest-signoff"
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
     # Events the outbox relay publishes per round: a bulk request's worth, so that the relay
@@ -72,13 +83,25 @@ class Settings(BaseSettings):
     # the durable consumers' base name.
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
+    # DHIS2 data value sets: the mapping of metric and node/unit codes to the instance's UIDs
+    # (default: the shipped example, shared/data/dhis2/mapping.example.toml). Ingest (import,
+    # units' export) and aggregate (nodes' export) read the same file.
+    dhis2_mapping: Path | None = None
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_notify_url: str | None = None
+    console_signoff_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
+    # Scheduled editions of the summary (console): JSON, e.g.
+    # [{"node": "430621108", "at": "14:30"}, {"node": "430621", "at": "15:00"}]; each is made
+    # once a day with an operator token whose area holds every node (`rollcall token issue
+    # --operator 430621 --holder 定时日报`); how often the console looks for one due.
+    editions: list[EditionSchedule] = []
+    editions_token: SecretStr | None = None
+    editions_poll_s: float = 10.0
     # Notify: its port and durable consumer; what is sent when (default
     # services/notify/data/notify.toml); how often the worker looks for due deliveries (0: only
     # when woken, as tests do). Channels are on when configured: e-mail with an SMTP host, SMS
@@ -99,6 +122,19 @@ class Settings(BaseSettings):
     notify_sms_token: SecretStr | None = None
     notify_sms_user: str | None = None
     notify_sms_password: SecretStr | None = None
+    # Where in the gateway's JSON answer its message id is (dotted: `data.msgid`); its delivery
+    # receipts, posted to POST /v1/receipts/sms with this secret, name that id.
+    notify_sms_id_field: str = "message_id"
+    notify_sms_receipt_secret: SecretStr | None = None
+    # The hosts notify may send to: robot webhooks and the SMS gateway (comma-separated; an
+    # entry `*.example.cn` allows its subdomains). Default: WeCom's and DingTalk's robots.
+    notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
+
+    # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
+    # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).
+    signoff_port: int = 8105
+    signoff_durable: str = "signoff"
+    signoff_config: Path | None = None
 
     # The ledger of people under control (services/ledger, 一人一案): its port, its regimes
     # (default services/ledger/data/regimes.toml), and how often it looks for a new day

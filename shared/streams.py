@@ -15,6 +15,11 @@ DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox r
 # The streams the services' batch consumers read.
 REPORTS, CASES, ALERTS, SUBMISSIONS = "REPORTS", "CASES", "ALERTS", "SUBMISSIONS"
 CONTROL = "CONTROL"  # the countdowns of people under control (services/ledger)
+EDITIONS = "EDITIONS"
+# What became of notify's deliveries about alerts (DeliveryOutcome): alerts keeps them in the
+# alert's history.
+DELIVERIES = "DELIVERIES"
+SIGNOFF = "SIGNOFF"
 
 STREAMS = (
     StreamConfig(name=REPORTS, subjects=["report.accepted.>"]),
@@ -22,7 +27,12 @@ STREAMS = (
     StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
     StreamConfig(name=ALERTS, subjects=["alert.>"]),
     StreamConfig(name=CONTROL, subjects=["control.>"]),
+    StreamConfig(name=DELIVERIES, subjects=["notify.delivery.>"]),
+    StreamConfig(name=SIGNOFF, subjects=["signoff.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
+    # Scheduled editions of the summaries, for notify or a gateway to deliver (the files stay
+    # in the console's database: an event says where).
+    StreamConfig(name=EDITIONS, subjects=["edition.>"]),
     # What gateways submit, kept until ingest has committed its outcome (work queue: removed
     # once acknowledged; the ledger and ingest.rejections keep the record).
     StreamConfig(name=SUBMISSIONS, retention=RetentionPolicy.WORK_QUEUE, subjects=[

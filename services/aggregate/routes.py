@@ -9,16 +9,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from services.aggregate import dhis2 as dhis2_export
 from services.aggregate import schemas, views
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext, durable_name
 from services.aggregate.views import Span
+from shared import dhis2
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
-from shared.http_auth import Authenticated
+from shared.http_auth import Authenticated, Operator
+from shared.periods import Period, period_span
 from shared.refusals import refuse
 from shared.registry import calendar
 from shared.registry.unit_types import unit_types
@@ -48,6 +51,8 @@ Start = Annotated[date | None, Query(description="first day of a range")]
 End = Annotated[date | None, Query(description="last day of a range (default today)")]
 Sector = Annotated[str | None, Query(description="only units of this sector, e.g. education")]
 UnitType = Annotated[str | None, Query(description="only units of this type, e.g. primary_school")]
+PeriodOf = Annotated[Period | None, Query(description=(
+    "the week (Monday to Sunday) or month holding `day` (default today), up to today"))]
 
 
 def _node(node: str) -> str:
@@ -87,7 +92,13 @@ def _filter(sector: str | None, unit_type: str | None) -> Filter:
     return Filter(sector, unit_type)
 
 
-def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date | None) -> Span:
+def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date | None,
+          period: Period | None = None) -> Span:
+    if period is not None:
+        if start is not None or end is not None:
+            raise BadQuery([FieldError("period", "period_or_range", "周期与日期范围只能二选一",
+                                       "give either period (with day) or start/end, not both")])
+        return Span(*period_span(period, day or ctx.today(), ctx.today()))
     if day is not None and (start is not None or end is not None):
         raise BadQuery([FieldError("day", "day_or_range", "日期与日期范围只能二选一",
                                    "give either day or start/end, not both")])
@@ -111,15 +122,17 @@ def _span(ctx: AggregateContext, day: date | None, start: date | None, end: date
 @router.get("/rollups/{node}", responses=PROBLEMS)
 async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
                  start: Start = None, end: End = None, sector: Sector = None,
-                 unit_type: UnitType = None,
+                 unit_type: UnitType = None, period: PeriodOf = None,
                  limit: Annotated[int, Query(ge=0, le=100_000, description=(
                      "at most this many pending, missing, exempt and late units listed "
                      "(single day)"))] = 1000,
                  ) -> dict:
     """A node's totals, ratios and completeness for a day (today by default) or a range of days
-    (summed: unit-days expected, reported, ...), optionally for one sector or unit type."""
+    (summed: unit-days expected, reported, ...) or a week or month (`period`), optionally for
+    one sector or unit type. Over several days each metric folds by its catalogue aggregation
+    over days: a flow sums, a stock is its last day's figure."""
     node = _visible(principal, node)
-    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    span, where = _span(ctx, day, start, end, period), _filter(sector, unit_type)
     async with ctx.sessions() as session:
         return await views.node_view(session, node, span, ctx.catalogue, ctx.moment(), where,
                                      limit)
@@ -128,27 +141,45 @@ async def rollup(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
 @router.get("/rollups/{node}/children", responses=PROBLEMS)
 async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Day = None,
                           start: Start = None, end: End = None, sector: Sector = None,
-                          unit_type: UnitType = None) -> list[dict]:
+                          unit_type: UnitType = None, period: PeriodOf = None) -> list[dict]:
     """Drill-down: each child node (`kind: node`), then each unit placed at the node itself
     (`kind: unit`, with its report's revision, zero/late flags and status; single day only).
     A village's children are its units."""
     node = _visible(principal, node)
-    span, where = _span(ctx, day, start, end), _filter(sector, unit_type)
+    span, where = _span(ctx, day, start, end, period), _filter(sector, unit_type)
     async with ctx.sessions() as session:
         return await views.children_view(session, node, span, ctx.catalogue, ctx.moment(),
                                          where)
 
 
 @router.get("/rollups/{node}/series", responses=PROBLEMS)
-async def rollup_series(node: str, principal: Authenticated, ctx: Ctx, start: Start = None,
-                        end: End = None, sector: Sector = None, unit_type: UnitType = None) -> dict:
-    """A node's figures day by day from start to end (default: the last 30 days)."""
+async def rollup_series(
+        node: str, principal: Authenticated, ctx: Ctx, start: Start = None, end: End = None,
+        sector: Sector = None, unit_type: UnitType = None, period: PeriodOf = None,
+        day: Annotated[date | None, Query(description="with `period`: a day of it")] = None,
+        since: Annotated[date | None, Query(description=(
+            "running totals (累计) of the flows count from this day (default: start)"))] = None,
+        ) -> dict:
+    """A node's figures day by day from start to end (default: the last 30 days) or over a
+    week or month, each day with the running totals (`running`, 累计) of the flows since
+    `since`, and the period's totals (`totals`: each metric by its aggregation over days)."""
     node = _visible(principal, node)
-    end = end or ctx.today()
-    span = _span(ctx, None, start or end - timedelta(days=29), end)
+    if period is not None or day is not None:
+        span = _span(ctx, day, start, end, period or "day")
+    else:
+        end = end or ctx.today()
+        span = _span(ctx, None, start or end - timedelta(days=29), end)
+    if since is not None and since > span.start:
+        raise BadQuery([FieldError("since", "since_after_start", "累计起始日期晚于区间开始",
+                                   f"since {since} is after the series' start {span.start}")])
+    if since is not None and (span.end - since).days + 1 > MAX_SPAN_DAYS:
+        raise BadQuery([FieldError("since", "range_too_long",
+                                   f"累计区间不能超过 {MAX_SPAN_DAYS} 天",
+                                   f"running totals span at most {MAX_SPAN_DAYS} days")])
     where = _filter(sector, unit_type)
     async with ctx.sessions() as session:
-        return await views.series_view(session, node, span, ctx.catalogue, ctx.moment(), where)
+        return await views.series_view(session, node, span, ctx.catalogue, ctx.moment(), where,
+                                       since or span.start)
 
 
 @router.get("/rollups/{node}/completeness", responses=PROBLEMS)
@@ -165,6 +196,40 @@ async def rollup_completeness(
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              ctx.moment(), where, limit, offset)
+
+
+@router.get("/export/dhis2/dataValueSets.{fmt}", tags=["dhis2"], responses={
+    **PROBLEMS, 200: {"content": {"application/json": {}, "application/csv": {}},
+                      "description": "a DHIS2 data value set"}})
+async def export_dhis2(
+        fmt: dhis2.Format, principal: Operator, ctx: Ctx,
+        node: Annotated[str, Query(description="the node whose figures are exported")],
+        day: Day = None, start: Start = None, end: End = None, period: PeriodOf = None,
+        children: Annotated[bool, Query(
+            description="each child node's figures instead of the node's own")] = False,
+        unmapped: Annotated[dhis2.WhenUnmapped, Query(description=(
+            "a metric or node the mapping lacks: `refuse` the export (422, naming every "
+            "code), or `skip` it (listed in the Rollcall-Unmapped header)"))] = "refuse",
+) -> Response:
+    """A node's figures as a DHIS2 data value set (JSON or CSV): for each day of the range and
+    each metric, the node's rollup (or each child node's), its data element and org unit from
+    the deployment's mapping (ROLLCALL_DHIS2_MAPPING), the period as DHIS2's daily yyyyMMdd.
+    The units' own reports are exported by ingest (`/v1/export/dhis2/…` there)."""
+    node = _visible(principal, node)
+    span = _span(ctx, day, start, end, period)
+    if children and views.child_length(node) is None:
+        raise BadQuery([FieldError("children", "units_from_ingest",
+                                   "村的下级是报告单位:请从 ingest 导出各单位的数据",
+                                   "a village's children are units: export their reports "
+                                   "from ingest")])
+    async with ctx.sessions() as session:
+        figures = await dhis2_export.node_figures(session, node, span, ctx.catalogue,
+                                                  ctx.moment(), children)
+    body, media, headers, errors = dhis2.rendered(
+        figures, ctx.dhis2, fmt, unmapped, f"rollcall-{node}-{span.start}-{span.end}")
+    if body is None:
+        raise BadQuery(errors)
+    return Response(body, media_type=media, headers=headers)
 
 
 # Calendars (免报) are declared here rather than in the registry's CLI only: they change the

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.aggregate import expected, queries
 from services.aggregate.queries import Filter
 from services.aggregate.rollup import Figures
+from shared.aggregation import running_totals
 from shared.catalogue import Catalogue
 from shared.deadlines import Moment, cutoff_instant
 from shared.hierarchy import CODE_LENGTHS, Level, level_of
@@ -98,6 +99,14 @@ async def _stored(session: AsyncSession, codes: list[str], node: str, glen: int,
     return figures
 
 
+async def stored_figures(session: AsyncSession, codes: list[str], node: str, glen: int,
+                         span: Span, catalogue: Catalogue, moment: Moment
+                         ) -> queries.NodeDayFigures:
+    """The figures of `codes` (the node itself, or its children) day by day, as views read
+    them (for the DHIS2 export)."""
+    return await _stored(session, codes, node, glen, span, catalogue, moment)
+
+
 async def _lists(session: AsyncSession, node: str, day: date, where: Filter, moment: Moment,
                  limit: int | None, offset: int = 0) -> dict[str, list[dict]]:
     return {
@@ -164,17 +173,26 @@ async def children_view(session: AsyncSession, node: str, span: Span, catalogue:
 
 
 async def series_view(session: AsyncSession, node: str, span: Span, catalogue: Catalogue,
-                      moment: Moment, where: Filter = Filter()) -> dict:
+                      moment: Moment, where: Filter = Filter(), since: date | None = None
+                      ) -> dict:
     """A node's figures day by day over the span (days with nothing yet show zeros); a past
-    day has no pending units, a future day's expected units are all pending."""
-    figures = await _figures(session, node, span, where, catalogue, moment)
+    day has no pending units, a future day's expected units are all pending. Each day carries
+    the running totals of the flows from `since` (at most the span's start) to that day, and
+    the answer the span's totals, folded as a range read folds them."""
+    since = min(since or span.start, span.start)
+    figures = await _figures(session, node, Span(since, span.end), where, catalogue, moment)
     name = (await queries.names(session, [node])).get(node)
-    series = [{"day": day, **_shape(figures.get((node, day), Figures()), catalogue)}
+    every = queries.days(since, span.end)
+    running = dict(zip(every, running_totals(
+        (figures.get((node, day), Figures()).values for day in every), catalogue), strict=True))
+    series = [{"day": day, **_shape(figures.get((node, day), Figures()), catalogue),
+               "running": catalogue.typed(running[day])}
               for day in queries.days(span.start, span.end)]
+    totals = _shape(_fold(figures, node, span, catalogue), catalogue)
     head = _head(node, name, span, where)
     head.pop("day", None)
-    head.update(start=span.start, end=span.end)
-    return {**head, "series": series}
+    head.update(start=span.start, end=span.end, since=since)
+    return {**head, "series": series, "totals": totals}
 
 
 async def completeness_view(session: AsyncSession, node: str, day: date, catalogue: Catalogue,

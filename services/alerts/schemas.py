@@ -37,6 +37,23 @@ class MissingUnit(BaseModel):
     reported_at: datetime | None
 
 
+class Told(BaseModel):
+    """One outcome of a notification about the alert, as notify reported it: "短信已送达 13:30
+    张某". The person is masked (surname + 某); no address is ever held here."""
+
+    step: str = Field(description="what was told: the alert's change (opened, warned, "
+                                  "escalated…) or `digest`")
+    channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
+    outcome: Literal["sent", "delivered", "failed"] = Field(
+        description="sent: the channel took it (SMTP 250, a robot's errcode 0, the SMS "
+                    "gateway's 2xx); delivered: the SMS receipt says it reached the phone")
+    at: datetime
+    person: str
+    role: str
+    reason: str | None
+    text: str = Field(examples=["短信已送达 13:30 张某"])
+
+
 class AlertView(BaseModel):
     alert_id: UUID
     kind: AlertKind
@@ -66,6 +83,9 @@ class AlertView(BaseModel):
     note: str | None
     details: dict
     missing_units: list[MissingUnit] | None = None
+    told: list[Told] | None = Field(
+        default=None, description="who was told of it, how, when and whether it arrived "
+                                  "(in the alert's detail only; from notify's delivery events)")
 
 
 class Change(BaseModel):

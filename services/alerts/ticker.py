@@ -9,6 +9,7 @@ from datetime import date, datetime, time
 
 from services.alerts import clock, detection, repository
 from services.alerts.service import AlertsContext
+from shared.hierarchy import Level
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ class Ticker:
         self._ctx = ctx
         self._batch = batch
         self._checked: set[tuple[date, time]] = set()  # cutoffs known to be done
+        self._confirmations: set[tuple[date, Level]] = set()  # confirmation times done
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -27,7 +29,7 @@ class Ticker:
         """Take every step due now; returns how many were taken (alert changes + cutoffs)."""
         now = self._ctx.clock()
         taken = (await self._run_countdowns(now) + await self._run_clocks(now)
-                 + await self._run_cutoffs(now))
+                 + await self._run_cutoffs(now) + await self._run_confirmations(now))
         if taken:
             self._ctx.relay.wake()
         return taken
@@ -65,6 +67,23 @@ class Ticker:
                 n = await detection.run_cutoff(session, reference, day, cutoff, ctx.rules,
                                                ctx.settings.zone, now)
             self._checked.add((day, cutoff))
+            opened += n or 0
+        return opened
+
+    async def _run_confirmations(self, now: datetime) -> int:
+        """The confirmation times (确认上报) that have passed: each checked once."""
+        ctx, opened = self._ctx, 0
+        due = ctx.signoff.levels_due(now, ctx.settings.zone, ctx.rules.missing_catch_up_days,
+                                     ctx.rules.missing_grace)
+        self._confirmations &= set(due)
+        for day, level in due:
+            if (day, level) in self._confirmations:
+                continue
+            async with ctx.sessions() as session, session.begin():
+                n = await detection.run_confirmations(session, ctx.reference, day, level,
+                                                      ctx.signoff, ctx.rules,
+                                                      ctx.settings.zone, now)
+            self._confirmations.add((day, level))
             opened += n or 0
         return opened
 

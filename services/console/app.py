@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import Gauge
 
 from services.console import routes
+from services.console.editions import ConsoleOutboxRow, Editions
 from services.console.live import Hub
 from services.console.service import ConsoleContext
 from services.console.upstream import Upstream, UpstreamDown
@@ -23,6 +24,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.observability import metrics_router
+from shared.outbox import OutboxRelay
 from shared.refusals import Refused, on_refused
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
@@ -59,6 +61,21 @@ def end_streams_on_stop(hub: Hub) -> None:
             signal.signal(sig, handler)
 
 
+async def _editions(ctx: ConsoleContext, settings: Settings, relay: OutboxRelay
+                    ) -> Editions | None:
+    """The scheduled editions, when the deployment names some: their token is checked at
+    start, so that a wrong one stops the console now rather than fails at the scheduled time."""
+    if not settings.editions:
+        return None
+    if settings.editions_token is None:
+        raise RuntimeError("ROLLCALL_EDITIONS names schedules but ROLLCALL_EDITIONS_TOKEN "
+                           "is not set")
+    editions = Editions(ctx, settings.editions, settings.editions_token.get_secret_value(),
+                        relay)
+    await editions.check_token()
+    return editions
+
+
 def create_app(settings: Settings | None = None,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     settings = settings or Settings()
@@ -81,10 +98,21 @@ def create_app(settings: Settings | None = None,
             settings, clock, sessions, default_catalogue(), upstream, hub,
             Authenticator(sessions, ttl_s=settings.auth_cache_s))
         app.state.engine, app.state.nats = engine, connection
+        # The editions' events: written with each edition, published after commit.
+        relay = OutboxRelay(sessions, connection, ConsoleOutboxRow, idle_poll_s=5.0)
+        relay.start()
+        editions = app.state.editions = await _editions(app.state.console, settings, relay)
+        loop = (asyncio.create_task(editions.run(settings.editions_poll_s), name="editions")
+                if editions is not None and settings.editions_poll_s > 0 else None)
         freeze_long_lived()
         try:
             yield
         finally:
+            if editions is not None:
+                editions.stop()
+            if loop is not None:
+                await asyncio.wait({loop}, timeout=30)
+            await relay.stop()
             hub.close()
             await connection.drain()
             await upstream.close()

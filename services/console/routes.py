@@ -4,16 +4,18 @@ with the signed-in operator's token and keeps each operator inside their own are
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.console import live, reference, summary
+from services.console import compose, editions, live, reference, summary
+from services.console.compose import Passed, Span
+from services.console.compose import must as _must
 from services.console.service import ConsoleContext
 from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
@@ -86,19 +88,6 @@ def _relay(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status)
 
 
-def _must(answer: Answer) -> Any:
-    if not answer.ok:
-        raise Passed(answer)
-    return answer.body
-
-
-class Passed(Exception):
-    """Another service refused: its answer goes back to the page as it is."""
-
-    def __init__(self, answer: Answer) -> None:
-        self.answer = answer
-
-
 async def on_passed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Passed)
     return _relay(exc.answer)
@@ -128,6 +117,14 @@ async def roster_page() -> FileResponse:
 @pages.get("/control")
 async def control_page() -> FileResponse:
     return _page("control.html")
+
+
+@pages.get("/trend")
+async def trend_page() -> FileResponse:
+    return _page("trend.html")
+@pages.get("/review")
+async def review_page() -> FileResponse:
+    return _page("review.html")
 
 
 @pages.get("/summary")
@@ -191,7 +188,8 @@ async def me(who: Anyone, ctx: Ctx) -> dict:
 async def catalogue(ctx: Ctx) -> dict:
     """The metrics with their unit of measure, and the form of each unit type."""
     return {"metrics": [{"code": m.code, "name_zh": m.name_zh, "name_en": m.name_en,
-                         "value_type": m.value_type, "measure_zh": m.measure_zh,
+                         "value_type": m.value_type, "over_days": m.over_days,
+                         "measure_zh": m.measure_zh,
                          "measure_en": m.measure_en} for m in ctx.catalogue.metrics.values()],
             "forms": {unit_type: {"code": f.code, "name_zh": f.name_zh, "name_en": f.name_en,
                                   "required": list(f.required), "optional": list(f.optional)}
@@ -228,8 +226,9 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300),
-                            ("supply_low", 100), ("test_overdue", 200),
-                            ("release_overdue", 200), ("team_signoff_missing", 200))))
+                            ("supply_low", 100), ("missing_confirmation", 100),
+                            ("test_overdue", 200), ("release_overdue", 200),
+                            ("team_signoff_missing", 200))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:
@@ -267,6 +266,12 @@ async def alert_deliveries(alert_id: uuid.UUID, who: Operator, ctx: Ctx) -> JSON
     if told is None:
         raise UpstreamDown("notify", "unanswered")
     return JSONResponse(told.get(str(alert_id), []))
+
+
+@api.get("/alerts/{alert_id}")
+async def alert_detail(alert_id: str, who: Operator, ctx: Ctx) -> JSONResponse:
+    """The alert with who was told of it (`told`), as the alerts service keeps it."""
+    return _relay(await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}", who.token))
 
 
 @api.get("/alerts/{alert_id}/history")
@@ -405,53 +410,146 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
         return await reference.find_units(session, who.principal.scope, q, ctx.today())
 
 
+@api.post("/reports/{unit}/{day}/corrections")
+async def correct_report(unit: str, day: date, who: Anyone, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A correction (a report sent back is corrected this way): a new revision with a reason."""
+    return _relay(await ctx.upstream.post("ingest", f"/v1/reports/{unit}/{day}/corrections",
+                                          who.token, body))
+
+
+@api.get("/units/{unit}/sendbacks")
+async def unit_sendbacks(unit: str, who: Anyone, ctx: Ctx) -> JSONResponse:
+    """退回: the unit's reports sent back, with the reason (ingest keeps what signoff said)."""
+    return _relay(await ctx.upstream.get("ingest", f"/v1/units/{unit}/sendbacks", who.token))
+
+
+# ---- review and sign-off (逐级审核上报), through the signoff service ---------------------------
+
+@api.get("/signoff/{node}")
+async def signoff(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """A node's day and its children's: confirmed, reopened after a correction, unconfirmed."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/signoff/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/review/{node}")
+async def review(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """Every unit below a node with its latest report of the day and its open send-back."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/review/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/signoff-audit/{node}")
+async def signoff_audit(node: str, who: Operator, ctx: Ctx, day: date | None = None
+                        ) -> JSONResponse:
+    return _relay(await ctx.upstream.get("signoff", "/v1/audit", who.token,
+                                         node=_node(who, node), day=day))
+
+
+@api.post("/sendbacks")
+async def send_back(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/sendbacks", who.token, body))
+
+
+@api.post("/confirmations")
+async def confirm(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/confirmations", who.token, body))
+
+
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
 
-async def _day_alerts(ctx: ConsoleContext, who: Session, node: str, day: date) -> list[dict]:
-    """Every alert of the day below `node`, page after page: a county may hold more than a
-    page of them (one missing-report alert per village and cutoff)."""
-    alerts: list[dict] = []
-    for status in ("active", "closed"):
-        cursor = None
-        while True:
-            answer = await ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node,
-                                            status=status, day=day, limit=1000, cursor=cursor)
-            alerts += _must(answer)
-            if (cursor := answer.next_cursor) is None:
-                break
-    return alerts
+def _span(day: date | None = None, start: date | None = None, end: date | None = None,
+          period: Literal["day", "week", "month"] | None = None) -> Span:
+    """What a summary covers: one day (today by default), the week or month of `day`
+    (`period`), or a range (`start`, `end`)."""
+    return Span(day, start, end, period)
 
 
-async def _summary(ctx: ConsoleContext, who: Session, node: str, day: date | None) -> dict:
-    node = _node(who, node)
-    day = day or ctx.today()
-    view, children, day_alerts, notes = await asyncio.gather(
-        ctx.upstream.get("aggregate", f"/v1/rollups/{node}", who.token, day=day, limit=100_000),
-        ctx.upstream.get("aggregate", f"/v1/rollups/{node}/children", who.token, day=day),
-        _day_alerts(ctx, who, node, day),
-        ctx.upstream.get("ingest", "/v1/notes", who.token, node=node, day=day))
-    day_alerts.sort(key=lambda a: a.get("started_at") or "")
-    notes = _must(notes)
-    async with ctx.sessions() as session:
-        await reference.name_alerts(session, day_alerts)
-        await reference.name_alerts(session, notes)  # names units and nodes alike
-    generated = datetime.now(ctx.settings.zone).strftime("%Y-%m-%d %H:%M")
-    return summary.build(_must(view), _must(children), day_alerts, ctx.catalogue, generated,
-                         notes)
+Spanned = Annotated[Span, Depends(_span)]
+
+
+def _filename(doc: dict, extension: str) -> str:
+    period = doc["start"] if doc["start"] == doc["end"] else f"{doc['start']}_{doc['end']}"
+    return f"summary-{doc['node']}-{period}.{extension}"
 
 
 @api.get("/summary/{node}")
-async def daily_summary(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> dict:
-    return await _summary(ctx, who, node, day)
+async def daily_summary(node: str, who: Operator, ctx: Ctx, span: Spanned) -> dict:
+    """The summary of a day (today by default), of the week or month of `day` (`period`), or
+    of a range (`start`, `end`)."""
+    return await compose.summary_of(ctx, who.token, _node(who, node), span)
 
 
 @api.get("/summary/{node}/csv")
-async def daily_summary_csv(node: str, who: Operator, ctx: Ctx, day: date | None = None
-                            ) -> Response:
-    doc = await _summary(ctx, who, node, day)
-    filename = f"daily-summary-{doc['node']}-{doc['day']}.csv"
+async def daily_summary_csv(node: str, who: Operator, ctx: Ctx, span: Spanned) -> Response:
+    doc = await compose.summary_of(ctx, who.token, _node(who, node), span)
     return Response(summary.to_csv(doc), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{_filename(doc, "csv")}"'})
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@api.get("/summary/{node}/xlsx")
+async def daily_summary_xlsx(node: str, who: Operator, ctx: Ctx, span: Spanned) -> Response:
+    """The same summary as an XLSX workbook laid out like a command centre's template, to
+    print on A4 landscape and sign (填报人, 审核人, 填报时间, 盖章)."""
+    doc = await compose.summary_of(ctx, who.token, _node(who, node), span)
+    return Response(summary.to_workbook(doc), media_type=XLSX,
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{_filename(doc, "xlsx")}"'})
+
+
+@api.get("/series/{node}")
+async def series(node: str, who: Operator, ctx: Ctx, span: Spanned,
+                 since: date | None = None) -> JSONResponse:
+    """A node's figures day by day over a week, a month or a range (the last 30 days by
+    default), with the running totals (累计) of the flows since `since` and the period's
+    totals, as aggregate folds them."""
+    params = span.params() if span.period or span.start or span.end else {}
+    return _relay(await ctx.upstream.get("aggregate", f"/v1/rollups/{_node(who, node)}/series",
+                                         who.token, since=since, **params))
+
+
+# ---- scheduled editions (kept as they were made) -------------------------------------------
+
+@api.get("/editions")
+async def list_editions(who: Operator, ctx: Ctx, node: str | None = None,
+                        day: date | None = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    """The scheduled editions of a node and the nodes below it, newest first."""
+    node = _node(who, node)
+    async with ctx.sessions() as session:
+        return await editions.listed(session, node, who.principal.scope, day, limit)
+
+
+async def _edition(ctx: ConsoleContext, who: Session, edition_id: uuid.UUID
+                   ) -> editions.EditionRow:
+    async with ctx.sessions() as session:
+        row = await editions.one(session, edition_id)
+    if row is None:
+        raise refuse("unknown_edition", "edition_id", edition_id=edition_id)
+    _node(who, row.node)
+    return row
+
+
+@api.get("/editions/{edition_id}/xlsx")
+async def edition_xlsx(edition_id: uuid.UUID, who: Operator, ctx: Ctx) -> Response:
+    """An edition's workbook, byte for byte as it was made (its SHA-256 in `ETag`)."""
+    row = await _edition(ctx, who, edition_id)
+    return Response(row.xlsx, media_type=editions.XLSX, headers={
+        "Content-Disposition": f'attachment; filename="{row.filename}"',
+        "ETag": f'"{row.sha256}"'})
+
+
+@api.get("/editions/{edition_id}/csv")
+async def edition_csv(edition_id: uuid.UUID, who: Operator, ctx: Ctx) -> Response:
+    row = await _edition(ctx, who, edition_id)
+    return Response(row.csv, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition":
+            f'attachment; filename="{row.filename.removesuffix(".xlsx")}.csv"'})
 
 
 # ---- live updates ----------------------------------------------------------------------------

@@ -103,6 +103,45 @@ def test_a_stock_over_a_range_is_its_last_days_figure_and_a_flow_sums(client) ->
     assert all(type(v) is int for v in day["values"].values())
 
 
+def test_a_week_or_a_month_ends_today_and_folds_like_a_range(client) -> None:
+    """The week of D2 runs from Monday 30 January; today is D3 (a Friday), so it ends there.
+    The month of D2 is February, so far D1 to D3. Both fold as a range does."""
+    week = get(client, f"/v1/rollups/{VILLAGE2}", period="week", day=D2.isoformat())
+    assert (week["start"], week["end"], week["days"]) == ("2023-01-30", D3.isoformat(), 5)
+    assert week["values"]["home_observation"] == 6 and week["values"]["returnees_risk"] == 3
+    month = get(client, f"/v1/rollups/{TOWN}", period="month", day=D2.isoformat())
+    assert (month["start"], month["end"]) == (D1.isoformat(), D3.isoformat())
+    assert month["values"] == get(client, f"/v1/rollups/{TOWN}", start=D1.isoformat(),
+                                  end=D3.isoformat())["values"]
+    children = get(client, f"/v1/rollups/{TOWN}/children", period="month", day=D2.isoformat())
+    row = next(r for r in children if r["node"] == VILLAGE2)
+    assert row["values"]["home_observation"] == 6 and row["values"]["returnees_risk"] == 3
+    refused = client.get(f"/v1/rollups/{TOWN}", params={"period": "week",
+                                                        "start": D1.isoformat()})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "period"
+
+
+def test_the_series_keeps_running_totals_of_the_flows_since_a_chosen_day(client) -> None:
+    """累计 since D1, shown from D2: returnees (a flow) 2 then 3, counting D1's; people under
+    home observation are a stock: no running total, and the period's total is D3's 6."""
+    series = get(client, f"/v1/rollups/{VILLAGE2}/series", start=D2.isoformat(),
+                 end=D3.isoformat(), since=D1.isoformat())
+    assert series["since"] == D1.isoformat()
+    assert [d["day"] for d in series["series"]] == [D2.isoformat(), D3.isoformat()]
+    assert [d["running"].get("returnees_risk") for d in series["series"]] == [2, 3]
+    assert all("home_observation" not in d["running"] for d in series["series"])
+    assert series["totals"]["values"]["home_observation"] == 6
+    assert series["totals"]["values"]["returnees_risk"] == 3
+    fever = get(client, f"/v1/rollups/{VILLAGE}/series", start=D2.isoformat(),
+                end=D3.isoformat(), since=D1.isoformat())
+    assert [d["running"]["fever"] for d in fever["series"]] == [3, 3]
+    assert [d["values"].get("fever", 0) for d in fever["series"]] == [1, 0]
+    assert fever["totals"]["values"]["fever"] == 1  # the period's own, not since D1
+    late = client.get(f"/v1/rollups/{VILLAGE}/series",
+                      params={"start": D1.isoformat(), "since": D2.isoformat()})
+    assert late.status_code == 422 and late.json()["errors"][0]["field"] == "since"
+
+
 def test_a_node_below_its_minimum_reserve_is_flagged(client) -> None:
     """A unit of the town has 9 days of supplies left: the town is below its 15 days (003:49),
     the county below its two months; the village has no stock level of its own."""

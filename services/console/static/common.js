@@ -23,7 +23,7 @@ const I18N = {
     no_alerts: "当前没有待处置预警", acknowledge: "确认接收", close_alert: "办结",
     acknowledged: "已确认", open: "待处置", closed: "已办结", overdue: "已超时", left: "剩余",
     escalated: "已升级", late_case: "迟报病例",
-    kind_case: "病例预警", kind_outbreak: "聚集性疫情", kind_missing_report: "漏报预警", kind_supply_low: "物资储备不足", kind_test_overdue: "核酸检测逾期", kind_release_overdue: "解除逾期", kind_team_signoff_missing: "包保签字缺失",
+    kind_case: "病例预警", kind_outbreak: "聚集性疫情", kind_missing_report: "漏报预警", kind_supply_low: "物资储备不足", kind_missing_confirmation: "未确认上报", kind_test_overdue: "核酸检测逾期", kind_release_overdue: "解除逾期", kind_team_signoff_missing: "包保签字缺失",
     fever: "发热", ili: "流感样病例",
     outcome: "处置结果", note: "处置说明", isolated: "已隔离", referred: "已转诊发热门诊",
     excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
@@ -33,6 +33,17 @@ const I18N = {
     status_reported: "已报", status_zero: "零报告", status_missing: "漏报", status_late: "迟报",
     unit: "单位", type: "类型", node: "所属区划", code: "代码", name: "名称",
     print: "打印", download_csv: "下载 CSV", summary_title: "疫情防控每日通报",
+    download_xlsx: "下载 Excel", summary_title_day: "疫情防控日报", summary_title_week: "疫情防控周报",
+    summary_title_month: "疫情防控月报", summary_title_range: "疫情防控汇总表", doc_notes: "备注",
+    signed_by: "填报人", checked_by: "审核人", signed_at: "填报时间", seal: "盖章",
+    trend: "趋势", trend_title: "趋势与累计", trend_summary: "该期间汇总表", this_week: "本周", this_month: "本月",
+    last_30: "近30天", start: "开始", end: "结束", since: "累计起始", metric: "指标", show: "查看",
+    period_totals: "期间合计", daily: "每日", running_total: "累计", period_total: "期间合计值",
+    fold: "汇总方式", measure: "单位", unit_days: "单位·日",
+    over_days_sum: "逐日相加", over_days_last: "取期末值", over_days_max: "取最高", over_days_min: "取最低",
+    over_days_average: "日均",
+    flow_note: "逐日相加的指标:实线为每日数,虚线为自累计起始日起的累计数(右轴)。",
+    stock_note: "存量指标(如居家观察人数):期间合计取最后一日的数值,不累加。",
     generated: "生成时间", rollup_table: "各地报送与监测汇总", day_alerts: "当日预警",
     back: "返回看板", fever_cases: "发热病例", ili_cases: "流感样病例",
     updated: "已更新", by: "处理人", started: "发现/开始", deadline: "时限",
@@ -62,6 +73,19 @@ const I18N = {
     home: "居家", nobody: "暂无", missing_signoffs: "缺签人数",
     phase_central_isolation: "集中隔离", phase_home_isolation: "居家隔离",
     phase_home_health_monitoring: "居家健康监测",
+    review: "审核上报", review_title: "审核与确认上报", confirm_panel: "确认上报",
+    children_panel: "下级确认情况", units_panel: "报告审核", confirm_button: "确认上报",
+    confirm_again: "重新确认上报", confirmed_done: "已确认上报", sent_back_done: "已退回",
+    st_confirmed: "已确认", st_unconfirmed: "未确认", st_reopened: "确认后更正,待重新确认",
+    st_not_required: "本级无需确认", confirmed_at: "确认时间", confirmed_by: "确认人",
+    confirmed_figures: "确认数", live_figures: "当前数(未确认)", live_now: "当前数",
+    difference: "差额", due_by: "确认时限", changed_after: "确认后有更正",
+    not_reported: "未报", send_back: "退回", send_back_reason: "退回原因",
+    sent_back: "已退回", sendback_open: "待更正", sendback_cleared: "已更正",
+    revision_short: "版", zero_short: "零报告", late_short: "迟报", no_units: "辖区内没有报告单位",
+    sendbacks_title: "被退回的报告", sendback_by: "退回人", correct_this: "更正此报告",
+    correction_reason: "更正原因", submit_correction: "提交更正", corrected_done: "已提交更正",
+    open_sendbacks: "待更正的退回", name: "名称", status: "状态", figures: "数据",
     roster: "值班表", roster_title: "值班表", add_shift: "新增班次", save: "保存", saved: "已保存",
     person: "人员", role: "职责", starts: "开始", ends: "结束", whole_day: "全天", remove: "删除",
     role_on_duty: "值班", role_leader: "带班领导", role_unit_in_charge: "第一责任人",
@@ -70,7 +94,7 @@ const I18N = {
     deliveries: "通知送达", deliveries_unavailable: "通知服务暂不可用,送达情况未知",
     no_deliveries: "尚未通知任何人", details: "详情", alert_history: "预警经过",
     channel_sms: "短信", channel_email: "邮件", channel_wecom: "企业微信", channel_dingtalk: "钉钉",
-    channel_none: "无联系方式", d_sent: "已发送", d_failed: "发送失败", d_pending: "待发送",
+    channel_none: "无联系方式", d_sent: "已发送", d_delivered: "已送达", d_failed: "发送失败", d_pending: "待发送",
     d_cancelled: "已取消", retrying: "重试中", attempts: "尝试次数", time: "时间", status: "状态",
     change_opened: "发出", change_warned: "临近时限提醒", change_escalated: "升级",
     change_acknowledged: "确认接收", change_closed: "办结", change_resolved: "已补报",
@@ -95,7 +119,7 @@ const I18N = {
     no_alerts: "No open alerts", acknowledge: "Acknowledge", close_alert: "Close",
     acknowledged: "Acknowledged", open: "Open", closed: "Closed", overdue: "Overdue", left: "left",
     escalated: "Escalated", late_case: "Reported late",
-    kind_case: "Case", kind_outbreak: "Outbreak", kind_missing_report: "Missing report", kind_supply_low: "Supplies low", kind_test_overdue: "Test overdue", kind_release_overdue: "Release overdue", kind_team_signoff_missing: "Team sign-off missing",
+    kind_case: "Case", kind_outbreak: "Outbreak", kind_missing_report: "Missing report", kind_supply_low: "Supplies low", kind_missing_confirmation: "Not confirmed", kind_test_overdue: "Test overdue", kind_release_overdue: "Release overdue", kind_team_signoff_missing: "Team sign-off missing",
     fever: "Fever", ili: "Flu-like illness",
     outcome: "Outcome", note: "Note", isolated: "Isolated", referred: "Referred to fever clinic",
     excluded: "Excluded", other: "Other", submit: "Submit", cancel: "Cancel",
@@ -105,6 +129,19 @@ const I18N = {
     status_reported: "Reported", status_zero: "Zero report", status_missing: "Missing", status_late: "Late",
     unit: "Unit", type: "Type", node: "Area", code: "Code", name: "Name",
     print: "Print", download_csv: "Download CSV", summary_title: "Daily epidemic prevention summary",
+    download_xlsx: "Download Excel", summary_title_day: "Daily epidemic prevention summary",
+    summary_title_week: "Weekly epidemic prevention summary", summary_title_month: "Monthly epidemic prevention summary",
+    summary_title_range: "Epidemic prevention summary", doc_notes: "Notes",
+    signed_by: "Filled in by", checked_by: "Checked by", signed_at: "Filled in at", seal: "Seal",
+    trend: "Trend", trend_title: "Trend and running totals", trend_summary: "Summary of the period",
+    this_week: "This week", this_month: "This month", last_30: "Last 30 days", start: "Start", end: "End",
+    since: "Running total from", metric: "Metric", show: "Show", period_totals: "Totals of the period",
+    daily: "daily", running_total: "Running total", period_total: "Period's total", fold: "Over days",
+    measure: "Unit", unit_days: "Unit-days",
+    over_days_sum: "summed", over_days_last: "last day's", over_days_max: "highest", over_days_min: "lowest",
+    over_days_average: "daily average",
+    flow_note: "A flow: the solid line is each day's figure, the dashed one the running total since its start (right axis).",
+    stock_note: "A stock (e.g. people under home observation): the period's figure is its last day's, never a sum.",
     generated: "Generated", rollup_table: "Reporting and surveillance by area", day_alerts: "Alerts of the day",
     back: "Back to console", fever_cases: "Fever cases", ili_cases: "Flu-like cases",
     updated: "Updated", by: "By", started: "Found/started", deadline: "Deadline",
@@ -135,6 +172,19 @@ const I18N = {
     nobody: "Nobody", missing_signoffs: "Missing sign-offs",
     phase_central_isolation: "Central isolation", phase_home_isolation: "Home isolation",
     phase_home_health_monitoring: "Home health monitoring",
+    review: "Review", review_title: "Review and confirm", confirm_panel: "Confirm the day",
+    children_panel: "Below: confirmations", units_panel: "Reports to review", confirm_button: "Confirm the day",
+    confirm_again: "Confirm again", confirmed_done: "Day confirmed", sent_back_done: "Sent back",
+    st_confirmed: "Confirmed", st_unconfirmed: "Unconfirmed", st_reopened: "Changed after confirmation: confirm again",
+    st_not_required: "Not confirmed at this level", confirmed_at: "Confirmed at", confirmed_by: "By",
+    confirmed_figures: "Confirmed", live_figures: "Live (unconfirmed)", live_now: "Live",
+    difference: "Difference", due_by: "Due by", changed_after: "Changed after confirmation",
+    not_reported: "Not reported", send_back: "Send back", send_back_reason: "Reason",
+    sent_back: "Sent back", sendback_open: "Awaiting correction", sendback_cleared: "Corrected",
+    revision_short: "rev.", zero_short: "zero report", late_short: "late", no_units: "No reporting units here",
+    sendbacks_title: "Reports sent back", sendback_by: "Sent back by", correct_this: "Correct this report",
+    correction_reason: "Reason for the correction", submit_correction: "Send correction", corrected_done: "Correction sent",
+    open_sendbacks: "Sent back, not corrected", name: "Name", status: "Status", figures: "Figures",
     roster: "Duty roster", roster_title: "Duty roster", add_shift: "Add shift", save: "Save", saved: "Saved",
     person: "Person", role: "Role", starts: "From", ends: "To", whole_day: "All day", remove: "Remove",
     role_on_duty: "On duty", role_leader: "Duty leader", role_unit_in_charge: "In charge",
@@ -143,7 +193,7 @@ const I18N = {
     deliveries: "Notifications", deliveries_unavailable: "Notification service unavailable: delivery state unknown",
     no_deliveries: "Nobody told yet", details: "Details", alert_history: "Alert history",
     channel_sms: "SMS", channel_email: "E-mail", channel_wecom: "WeCom", channel_dingtalk: "DingTalk",
-    channel_none: "No channel", d_sent: "sent", d_failed: "failed", d_pending: "pending",
+    channel_none: "No channel", d_sent: "sent", d_delivered: "delivered", d_failed: "failed", d_pending: "pending",
     d_cancelled: "cancelled", retrying: "retrying", attempts: "Attempts", time: "Time", status: "Status",
     change_opened: "Opened", change_warned: "Warned", change_escalated: "Escalated",
     change_acknowledged: "Acknowledged", change_closed: "Closed", change_resolved: "Resolved",
@@ -301,12 +351,16 @@ function fill(parent, ...children) {
   parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
-// One delivery as a line: "短信已发送 13:30 张某", or failed with its reason.
+// One delivery as a line: "短信已发送 13:30 张某", "短信已送达 13:31 张某" once the gateway's
+// receipt says it reached the phone, or failed with its reason.
 function deliveryText(d) {
-  const channel = t(`channel_${d.channel}`);
-  const status = t(`d_${d.status}`);
-  const what = LANG === "zh" ? `${channel}${status}` : `${channel} ${status}`;
-  const when = localTime(d.sent_at || d.created_at);
-  const why = d.status === "failed" && d.last_error ? `(${d.last_error})` : "";
-  return `${what} ${when} ${d.person_name}${why}`;
+  return toldLine(d.channel, d.status, d.delivered_at || d.sent_at || d.created_at,
+                  d.person_name, d.last_error);
+}
+
+function toldLine(channel, status, at, person, reason) {
+  const what = LANG === "zh" ? `${t(`channel_${channel}`)}${t(`d_${status}`)}`
+    : `${t(`channel_${channel}`)} ${t(`d_${status}`)}`;
+  const why = status === "failed" && reason ? `(${reason})` : "";
+  return `${what} ${localTime(at)} ${person}${why}`;
 }

@@ -1,4 +1,5 @@
-// The daily summary (日报/通报) of a node and day, laid out to be printed and sent upward.
+// The summary (日报/周报/月报/通报) of a node for a day, a week, a month or a range, laid out to
+// be printed, signed and sent upward.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,17 +10,23 @@ async function start() {
   $("lang").textContent = t("lang");
   await signInFromHash();
   const p = new URLSearchParams(location.search);
-  let node = p.get("node"), day = p.get("day");
+  let node = p.get("node");
+  // What the page covers, passed on as it was asked: day, or period and day, or start and end.
+  const span = new URLSearchParams();
+  for (const key of ["day", "period", "start", "end"]) if (p.get(key)) span.set(key, p.get(key));
   try {
     if (!node) node = (await api("/api/me")).scope;
-    doc = await api(`/api/summary/${node}${day ? `?day=${day}` : ""}`);
+    doc = await api(`/api/summary/${node}${span.size ? `?${span}` : ""}`);
   } catch (error) {
     if (error.status === 401) { location.href = "/"; return; }
     fill($("doc"), el("p", { class: "field-error" },
       error.errors.length ? message(error.errors[0]) : error.message));
     return;
   }
-  $("csv").href = `/api/summary/${doc.node}/csv?day=${doc.day}`;
+  const asked = doc.period === "day" ? `day=${doc.day}`
+    : doc.period === "range" ? `start=${doc.start}&end=${doc.end}` : `period=${doc.period}&day=${doc.start}`;
+  $("csv").href = `/api/summary/${doc.node}/csv?${asked}`;
+  $("xlsx").href = `/api/summary/${doc.node}/xlsx?${asked}`;
   render();
 }
 
@@ -29,8 +36,35 @@ document.addEventListener("langchange", () => { $("lang").textContent = t("lang"
 
 const COUNTS = ["expected", "reported", "zero", "late", "missing", "pending", "exempt"];
 
+function spanText(d) {
+  return d.start === d.end ? d.start : `${d.start} ~ ${d.end}`;
+}
+
+function titleOf(d) {
+  return t(`summary_title_${d.period}`);
+}
+
+// The lines a paper template is signed on, as on the spreadsheet.
+function foot() {
+  return el("footer", { class: "doc-foot" },
+    el("p", { class: "doc-notes" }, `${t("doc_notes")}:`),
+    el("div", { class: "signatures" }, ["signed_by", "checked_by", "signed_at", "seal"].map((k) =>
+      el("span", { class: "signature" }, `${t(k)}:`))));
+}
+
 function lead(d) {
   const total = d.rows[0], v = total.values, a = d.alert_counts;
+  if (d.start !== d.end) {
+    return LANG === "zh"
+      ? `${spanText(d)},${d.name}应报 ${total.expected} 单位·日,已报 ${total.reported},迟报 ${total.late},漏报 ${total.missing},`
+        + `报告率 ${pct(total.reporting_rate)},及时率 ${pct(total.on_time_rate)}。`
+        + `报告发热病例 ${num(v.fever || 0)} 例、流感样病例 ${num(v.ili || 0)} 例;期末居家观察 ${num(v.home_observation || 0)} 人。`
+        + `期间预警 ${a.total} 起。`
+      : `From ${d.start} to ${d.end}, ${total.expected} unit-days of ${d.name} were due: ${total.reported} reported, `
+        + `${total.late} late, ${total.missing} missing; reporting rate ${pct(total.reporting_rate)}, on-time rate `
+        + `${pct(total.on_time_rate)}. Fever cases ${num(v.fever || 0)}, flu-like cases ${num(v.ili || 0)}; under home `
+        + `observation at the end ${num(v.home_observation || 0)}. Alerts of the period: ${a.total}.`;
+  }
   if (LANG === "zh") {
     return `${d.day},${d.name}应报单位 ${total.expected} 家,已报 ${total.reported} 家(其中零报告 ${total.zero} 家),`
       + `迟报 ${total.late} 家,漏报 ${total.missing} 家,待报 ${total.pending} 家,免报 ${total.exempt} 家,`
@@ -60,7 +94,7 @@ function belowMinimum(d) {
 
 function render() {
   const d = doc;
-  document.title = `${d.name} ${t("summary_title")} ${d.day}`;
+  document.title = `${d.name} ${titleOf(d)} ${spanText(d)}`;
   const shown = d.metrics;  // the metrics reported anywhere in the summary
   const table = el("table", { class: "table" },
     el("thead", {}, el("tr", {}, el("th", {}, t("name")),
@@ -103,22 +137,25 @@ function render() {
     : el("p", { class: "muted" }, t("none"));
   fill($("doc"), 
     el("header", { class: "doc-head" },
-      el("h1", {}, `${d.name}${LANG === "zh" ? "" : " · "}${t("summary_title")}`),
-      el("div", { class: "muted" }, `${d.day} · ${t("generated")} ${d.generated_at}`)),
+      el("h1", {}, `${d.name}${LANG === "zh" ? "" : " · "}${titleOf(d)}`),
+      el("div", { class: "muted" }, `${spanText(d)} · ${t("generated")} ${d.generated_at}`)),
     el("p", { class: "doc-lead" }, lead(d)),
     el("h2", {}, t("rollup_table")), table,
-    el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`), units(d.missing_units, false),
+    d.start === d.end ? el("h2", {}, `${t("missing_title")} (${d.missing_units.length})`) : null,
+    d.start === d.end ? units(d.missing_units, false) : null,
     d.pending_units.length ? el("h2", {}, `${t("pending_title")} (${d.pending_units.length})`) : null,
     d.pending_units.length ? units(d.pending_units, false) : null,
     d.exempt_units.length ? el("h2", {}, `${t("exempt_title")} (${d.exempt_units.length})`) : null,
     d.exempt_units.length ? units(d.exempt_units, false) : null,
-    el("h2", {}, `${t("late_title")} (${d.late_units.length})`), units(d.late_units, true),
+    d.start === d.end ? el("h2", {}, `${t("late_title")} (${d.late_units.length})`) : null,
+    d.start === d.end ? units(d.late_units, true) : null,
     ...belowMinimum(d),
     el("h2", {}, `${t("notes_title")} (${d.notes.length})`),
     d.notes.length ? el("ul", { class: "notes" }, d.notes.map((n) => el("li", {},
       el("b", {}, n.unit_name || n.unit), n.node_name ? el("span", { class: "muted small" }, ` · ${n.node_name}`) : null,
       `:${n.note}`))) : el("p", { class: "muted" }, t("none")),
-    el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts);
+    el("h2", {}, `${t("day_alerts")} (${d.alerts.length})`), alerts,
+    foot());
 }
 
 start();

@@ -1,0 +1,38 @@
+"""Reporting periods: a day, a week (周, Monday to Sunday, as the weekly 通报 counts it) or a
+calendar month (月) around a day. The one definition the rollup API, the console's summaries and
+the chart read; a period that is not over yet ends today, never in the future."""
+
+import calendar
+from datetime import date, timedelta
+from typing import Literal
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
+NAMES_ZH = {"day": "日", "week": "周", "month": "月"}
+
+
+def period_span(period: Period, day: date, today: date | None = None) -> tuple[date, date]:
+    """The first and last day of the period that holds `day`; the last is at most `today`."""
+    if period == "day":
+        start = end = day
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=6) if start <= date.max - timedelta(days=6) else date.max
+    elif period == "month":
+        start = day.replace(day=1)
+        end = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    else:
+        raise ValueError(f"unknown period {period!r}: one of {', '.join(PERIODS)}")
+    if today is not None and end > today:
+        end = max(today, start)
+    return start, end
+
+
+def describe_zh(start: date, end: date) -> str:
+    """How a title names the span: 2026年3月2日, or 2026年3月2日至3月8日."""
+    first = f"{start.year}年{start.month}月{start.day}日"
+    if start == end:
+        return first
+    last = (f"{end.month}月{end.day}日" if end.year == start.year
+            else f"{end.year}年{end.month}月{end.day}日")
+    return f"{first}至{last}"
