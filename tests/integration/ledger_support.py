@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 import nats
+from sqlalchemy import text
 
 from services.ledger.app import create_app
 from services.ledger.headcounts import HeadcountPublisher
@@ -71,5 +72,18 @@ async def add_village(database_url: str, village: str) -> None:
         async with make_sessionmaker(engine)() as session, session.begin():
             await registry.upsert_nodes(session, [(village[:6], "台账县"),
                                                   (village[:9], "台账镇"), (village, "台账村")])
+    finally:
+        await engine.dispose()
+
+
+async def drop_units(database_url: str, county: str) -> None:
+    """The units of a test's own county (the ledger units it made), out of the registry."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            for table in ("registry.placements", "registry.units"):
+                column = "unit_code" if table.endswith("placements") else "code"
+                await session.execute(text(f"DELETE FROM {table} WHERE {column} LIKE :c"),
+                                      {"c": f"{county}%"})
     finally:
         await engine.dispose()
