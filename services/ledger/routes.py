@@ -126,7 +126,7 @@ async def import_people(request: Request, ctx: Ctx, who: Operator) -> dict:
 async def list_people(ctx: Ctx, who: Operator, node: str | None = None,
                       status: Literal["active", "closed", "all"] = "active",
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+                      offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[dict]:
     """The register (一人一案) of a subtree: pseudonym, category, regime, phase and place
     today, dates, team; `name` and `contact` for village and town operators only."""
     return await ctx.people(who, area(who, node), status, limit, offset)
