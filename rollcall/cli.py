@@ -44,6 +44,7 @@ class Service(enum.StrEnum):
     alerts = "alerts"
     console = "console"
     notify = "notify"
+    ledger = "ledger"
     signoff = "signoff"
 
 

@@ -168,10 +168,14 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
-AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "missing_confirmation"]
+AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "missing_confirmation",
+                    "test_overdue", "release_overdue", "team_signoff_missing"]
 AlertStatus = Literal["open", "acknowledged", "closed"]
 AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished",
-                       "confirmed"]
+                       "confirmed", "done", "withdrawn"]
+# The countdowns of people under control (services/ledger): each passes unmet into an alert of
+# its kind, through the alerts service's clock.
+CountdownKind = Literal["test_overdue", "release_overdue", "team_signoff_missing"]
 
 
 class AlertEvent(Event):
@@ -239,6 +243,53 @@ class AlertClosed(AlertEvent):
 
 # Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
 AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed
+
+
+class CountdownEvent(Event):
+    """A countdown of the ledger of people under control (一人一案): a test due on a day, a
+    phase's planned release, the 包保 team's sign-off of a day. Only the pseudonym and the
+    category travel: names and contacts never leave the ledger. Subject
+    `control.<due|settled>.<county>.<town>.<village>`; `seq` numbers the announcements of one
+    key, so a replay is dropped and an older one never wins."""
+
+    key: str = Field(description="test:<person>:<day>, release:<person>:<day>, signoff:…")
+    kind: CountdownKind
+    group: str = Field(description="countdowns of one group pass into one alert (a village's "
+                                   "sign-offs of a day)")
+    node: str = Field(description="the person's village")
+    pseudonym: str
+    category: str
+    day: date
+    seq: int = Field(ge=1)
+    at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"control.{self.change}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"control:{self.key}:{self.seq}"
+
+
+class CountdownDue(CountdownEvent):
+    """Due by `due_at` (the end of its day): the alerts service opens an alert of `kind` once
+    that instant has passed and no `CountdownSettled` came."""
+
+    change: Literal["due"] = "due"
+    due_at: datetime
+    details: dict = {}
+
+
+class CountdownSettled(CountdownEvent):
+    """Met (the test, release or sign-off was recorded, even late: its alert closes), or
+    withdrawn (the file no longer holds it: closed early, say)."""
+
+    change: Literal["settled"] = "settled"
+    outcome: Literal["done", "withdrawn"]
+
+
+CountdownChanged = CountdownDue | CountdownSettled
 
 
 DeliveryOutcomeKind = Literal["sent", "delivered", "failed"]

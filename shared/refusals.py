@@ -47,12 +47,17 @@ CATALOGUE: dict[str, Kind] = {
     "territorial_only": Kind(403, "行业部门凭证({sector})不能这样做:仅属地指挥部可以",
                              "a sector credential ({sector}) may not do this: only the "
                              "territorial command centre may"),
+    "names_below_town": Kind(403, "仅村(居)和乡镇的操作员可登记管控对象、查看其姓名和联系方式",
+                             "only village and town operators register people under control "
+                             "and see their names and contacts"),
     # Not a place.
     "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
     "unknown_flag": Kind(404, "疑似瞒报标记 {flag_id} 不存在", "no flag {flag_id}"),
+    "unknown_person": Kind(404, "管控对象 {person_id} 不存在",
+                           "no person under control {person_id}"),
     "unknown_import": Kind(404, "数据导入 {import_id} 不存在", "no import {import_id}"),
     "unknown_edition": Kind(404, "定时报表 {edition_id} 不存在", "no edition {edition_id}"),
     "unknown_message": Kind(404, "没有消息编号为 {message_id} 的发送记录(回执已留存)",

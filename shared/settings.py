@@ -136,6 +136,18 @@ class Settings(BaseSettings):
     signoff_durable: str = "signoff"
     signoff_config: Path | None = None
 
+    # The ledger of people under control (services/ledger, 一人一案): its port, its regimes
+    # (default services/ledger/data/regimes.toml), and how often it looks for a new day
+    # (0: only when asked, as tests do).
+    ledger_port: int = 8106
+    ledger_regimes: Path | None = None
+    ledger_tick_s: float = 30.0
+    # Where the ledger submits each village's headcounts (ingest; default its local port), and
+    # with which operator token (default: one it issues itself at start and revokes at stop).
+    ledger_ingest_url: str | None = None
+    ledger_ingest_token: SecretStr | None = None
+    console_ledger_url: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _asyncpg_driver(cls, url: str | None) -> str | None:

@@ -15,10 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock, flags, repository
 from services.alerts.machine import AlertState, NewAlert
-from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
+from services.alerts.models import AlertRow, CountdownRow, CutoffRunRow, MissingUnitRow
+from services.alerts.queries import is_past_sql
 from shared import deadlines
 from shared.catalogue import Catalogue
-from shared.contracts import CaseReported, ReportAccepted, SignoffChanged
+from shared.contracts import (
+    CaseReported,
+    CountdownChanged,
+    CountdownDue,
+    ReportAccepted,
+    SignoffChanged,
+)
 from shared.hierarchy import CODE_LENGTHS, Level, level_of
 from shared.registry import calendar
 from shared.registry.reference import Reference
@@ -410,6 +417,90 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
                                               CutoffRunRow.cutoff == cutoff)
         .values(alerts_opened=opened))
     return opened
+
+
+async def apply_countdowns(session: AsyncSession, events: list[CountdownChanged], rules: Rules,
+                           now: datetime) -> int:
+    """一人一案: the ledger's countdowns, kept until their deadline (`run_countdowns` opens the
+    alert once it has passed). A settlement (the test, release or sign-off recorded, even late,
+    or the countdown withdrawn) ends the wait, or, once its group's alert is open and nothing in
+    the group still waits, closes that alert. Only a newer announcement of a key (`seq`)
+    changes it: replays and old messages change nothing. Returns how many alerts were closed."""
+    fresh = await _fresh(session, [e.msg_id for e in events], now)
+    newest: dict[str, CountdownChanged] = {}
+    for e in events:
+        if e.msg_id in fresh and (e.key not in newest or e.seq > newest[e.key].seq):
+            newest[e.key] = e
+    if not newest:
+        return 0
+    rows = {row.key: row for row in await session.scalars(
+        select(CountdownRow).where(CountdownRow.key.in_(sorted(newest)))
+        .order_by(CountdownRow.key).with_for_update())}
+    settled_groups: set[str] = set()
+    for key in sorted(newest):
+        e, row = newest[key], rows.get(key)
+        if row is not None and row.seq >= e.seq:
+            continue
+        if row is None:
+            row = CountdownRow(key=key, kind=e.kind, grp=e.group, node=e.node,
+                               pseudonym=e.pseudonym, category=e.category, day=e.day,
+                               due_at=None, seq=e.seq, state="pending", details={})
+            session.add(row)
+        was = row.state
+        row.seq = e.seq
+        if isinstance(e, CountdownDue):
+            row.due_at, row.details = e.due_at, dict(e.details)
+            if was != "alerted":
+                row.state = "pending"
+        else:
+            row.state = e.outcome
+            if was == "alerted":
+                settled_groups.add(row.grp)
+    await session.flush()
+    if not settled_groups:
+        return 0
+    waiting = set((await session.execute(
+        select(CountdownRow.grp).where(CountdownRow.grp.in_(sorted(settled_groups)),
+                                       CountdownRow.state == "alerted"))).scalars())
+    done = sorted(settled_groups - waiting)
+    if not done:
+        return 0
+    alerts = list(await session.scalars(select(AlertRow).where(AlertRow.key.in_(done))
+                                        .order_by(AlertRow.alert_id).with_for_update()))
+    return await repository.close_resolved(session, alerts, now, rules, "done",
+                                           "recorded in the ledger of people under control")
+
+
+async def run_countdowns(session: AsyncSession, rules: Rules, now: datetime,
+                         limit: int = 500) -> tuple[int, int]:
+    """The countdowns whose deadline has passed unsettled (`deadlines.is_past`: at the end of
+    the day is still in time) open one alert per group: a test or a release its own, a
+    village's missing sign-offs of a day one, listing each person by pseudonym. Taken FOR
+    UPDATE SKIP LOCKED: one replica opens each. Returns (countdowns taken, alerts opened)."""
+    rows = list(await session.scalars(
+        select(CountdownRow).where(CountdownRow.state == "pending",
+                                   is_past_sql(CountdownRow.due_at, now))
+        .order_by(CountdownRow.due_at, CountdownRow.key).limit(limit)
+        .with_for_update(skip_locked=True)))
+    if not rows:
+        return 0, 0
+    groups: defaultdict[str, list[CountdownRow]] = defaultdict(list)
+    for row in rows:
+        groups[row.grp].append(row)
+        row.state = "alerted"
+    news = []
+    for grp, members in sorted(groups.items()):
+        first = members[0]
+        news.append(NewAlert(
+            key=grp, kind=first.kind, topic=first.kind, node=first.node, day=first.day,
+            started_at=min(m.due_at for m in members if m.due_at is not None),
+            received_at=now, recipients=rules.recipients_for(None, kind=first.kind),
+            details={"day": first.day.isoformat(), "due_at": first.due_at.isoformat()
+                     if first.due_at else None,
+                     "people": [{"pseudonym": m.pseudonym, "category": m.category,
+                                 **m.details} for m in sorted(members, key=lambda m: m.key)]}))
+    opened = await repository.open_alerts(session, news, rules, now)
+    return len(rows), len(opened)
 
 
 def confirmation_key(node: str, day: date) -> str:

@@ -1,19 +1,29 @@
 """Alerts' bus edge: fever and flu-like cases, accepted reports (outbreak counts, supplies
-below a stock level, missing reports resolved), and what became of notify's deliveries (the
-alerts' histories). Durable pull consumers run by the shared batch
-consumer (`shared/consumer.py`): one transaction per batch holds the effect and the record of
+below a stock level, missing reports resolved), what became of notify's deliveries (the
+alerts' histories), confirmations, and the countdowns of people under control. Durable pull
+consumers run by the shared batch consumer (`shared/consumer.py`): one transaction per batch
+holds the effect and the record of
 what was applied, and the batch is acknowledged after it committed; events go out through the
 outbox.
 A batch that fails is handed back, never terminated (its cases would never open their alerts);
 applying it twice changes nothing."""
 
 from nats.aio.client import Client as NatsClient
+from pydantic import TypeAdapter
 
 from services.alerts import detection, repository
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, DeliveryOutcome, ReportAccepted, SignoffChanged
-from shared.streams import CASES, DELIVERIES, REPORTS, SIGNOFF
+from shared.contracts import (
+    CaseReported,
+    CountdownChanged,
+    DeliveryOutcome,
+    ReportAccepted,
+    SignoffChanged,
+)
+from shared.streams import CASES, CONTROL, DELIVERIES, REPORTS, SIGNOFF
+
+COUNTDOWN = TypeAdapter(CountdownChanged)
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -30,6 +40,12 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
             changed = await detection.apply_reports(session, events, ctx.rules, zone,
                                                     ctx.clock(), catalogue=ctx.catalogue)
         if changed:
+            ctx.relay.wake()
+
+    async def on_countdowns(events: list) -> None:
+        async with ctx.sessions() as session, session.begin():
+            closed = await detection.apply_countdowns(session, events, ctx.rules, ctx.clock())
+        if closed:
             ctx.relay.wake()
 
     async def on_delivery_outcomes(events: list[DeliveryOutcome]) -> None:
@@ -55,6 +71,10 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
                       batch=1000),
+        # The ledger of people under control: countdowns announced and settled, in order.
+        BatchConsumer(nc, name="alerts-control", stream=CONTROL, durable=f"{durable}-control",
+                      subjects=["control.>"], handle=on_countdowns,
+                      decode=lambda msg: COUNTDOWN.validate_json(msg.data), batch=500),
         # What became of notify's deliveries; the events name a masked person, never an
         # address, and may still be kept out of the log like every staff detail.
         BatchConsumer(nc, name="alerts-deliveries", stream=DELIVERIES,

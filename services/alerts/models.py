@@ -1,5 +1,5 @@
-"""Alerts' tables (schema `alerts`); the migrations alerts_0002, alerts_0004, alerts_0005 and
-alerts_0007 create them."""
+"""Alerts' tables (schema `alerts`); the migrations alerts_0002, alerts_0004, alerts_0005,
+alerts_0007 and alerts_0008 create them."""
 
 from datetime import date, datetime, time
 from uuid import UUID
@@ -180,3 +180,24 @@ class FlagRow(Base):
     dismissed_at: Mapped[datetime | None] = mapped_column(TZ)
     dismissed_by: Mapped[str | None] = mapped_column(String(100))
     dismissal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CountdownRow(Base):
+    """A countdown of the ledger of people under control, waiting for its deadline: `pending`
+    until `due_at` passes (then `alerted`: its group's alert is open) or it is settled (`done`,
+    `withdrawn`)."""
+
+    __tablename__ = "countdowns"
+    __table_args__ = {"schema": SCHEMA}
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    grp: Mapped[str] = mapped_column(String(120))
+    node: Mapped[str] = mapped_column(String(12))
+    pseudonym: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime | None] = mapped_column(TZ)
+    seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict] = mapped_column(JSONB)

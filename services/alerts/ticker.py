@@ -28,8 +28,8 @@ class Ticker:
     async def tick(self) -> int:
         """Take every step due now; returns how many were taken (alert changes + cutoffs)."""
         now = self._ctx.clock()
-        taken = (await self._run_clocks(now) + await self._run_cutoffs(now)
-                 + await self._run_confirmations(now))
+        taken = (await self._run_countdowns(now) + await self._run_clocks(now)
+                 + await self._run_cutoffs(now) + await self._run_confirmations(now))
         if taken:
             self._ctx.relay.wake()
         return taken
@@ -42,6 +42,17 @@ class Ticker:
                 taken += await repository.advance(session, rows, now, ctx.rules)
             if len(rows) < self._batch:
                 return taken
+
+    async def _run_countdowns(self, now: datetime) -> int:
+        """The ledger's countdowns past their deadline: their alerts open (then the clocks
+        below take any step already due on them)."""
+        ctx, opened = self._ctx, 0
+        while True:
+            async with ctx.sessions() as session, session.begin():
+                taken, n = await detection.run_countdowns(session, ctx.rules, now, self._batch)
+            opened += n
+            if taken < self._batch:
+                return opened
 
     async def _run_cutoffs(self, now: datetime) -> int:
         ctx, opened = self._ctx, 0

@@ -116,6 +116,11 @@ async def roster_page() -> FileResponse:
     return _page("roster.html")
 
 
+@pages.get("/control")
+async def control_page() -> FileResponse:
+    return _page("control.html")
+
+
 @pages.get("/trend")
 async def trend_page() -> FileResponse:
     return _page("trend.html")
@@ -232,7 +237,9 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300),
-                            ("supply_low", 100), ("missing_confirmation", 100))))
+                            ("supply_low", 100), ("missing_confirmation", 100),
+                            ("test_overdue", 200), ("release_overdue", 200),
+                            ("team_signoff_missing", 200))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:
@@ -319,6 +326,36 @@ async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
                      body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.put("notify", f"/v1/rosters/{_node(who, node)}/{day}",
                                          who.token, body))
+
+
+# ---- people under control (一人一案): read and recorded through the ledger, which keeps the
+# names to the village's and the town's operators -----------------------------------------
+
+@api.get("/control/{what}")
+async def control(what: str, who: Operator, ctx: Ctx, node: str | None = None,
+                  day: date | None = None) -> JSONResponse:
+    """The register (`people`), the day's work (`due`), the missing sign-offs
+    (`signoffs/missing` as `signoffs-missing`) and the headcounts (`stock`) of the operator's
+    area, as the ledger answers them."""
+    paths = {"people": "/v1/control/people", "due": "/v1/control/due",
+             "signoffs-missing": "/v1/control/signoffs/missing", "stock": "/v1/control/stock",
+             "regimes": "/v1/control/regimes"}
+    if what not in paths:
+        raise refuse("unknown_node", "what", node=what)
+    params = {"node": _node(who, node)} if what != "regimes" else {}
+    if day is not None and what not in ("people", "regimes"):
+        params["day"] = day.isoformat()
+    return _relay(await ctx.upstream.get("ledger", paths[what], who.token, **params))
+
+
+@api.post("/control/people/{person_id}/{action}")
+async def control_action(person_id: uuid.UUID, action: str, who: Operator, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A test result, a release or a team member's sign-off, recorded by the ledger."""
+    if action not in ("tests", "release", "signoffs"):
+        raise refuse("unknown_node", "action", node=action)
+    return _relay(await ctx.upstream.post("ledger", f"/v1/control/people/{person_id}/{action}",
+                                          who.token, body))
 
 
 # ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------

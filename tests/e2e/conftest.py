@@ -81,7 +81,7 @@ def sms_gateway() -> Iterator[Gateway]:
 @pytest.fixture(scope="package")
 def day_system(day_servers: Servers, sms_gateway: Gateway,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The five services and the console, each in its own process as production runs them;
+    """The six services and the console, each in its own process as production runs them;
     notify sends its SMS to a local gateway (`sms_gateway`: its address), whose receipts it
     takes with RECEIPT_SECRET."""
     log_dir = tmp_path_factory.mktemp("day-logs")
@@ -95,8 +95,11 @@ def day_system(day_servers: Servers, sms_gateway: Gateway,
                                           ROLLCALL_NOTIFY_ALLOWED_HOSTS=ALLOWED,
                                           ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET=RECEIPT_SECRET)
         running["signoff"] = start_service(day_servers, "signoff", log_dir)
+        running["ledger"] = start_service(day_servers, "ledger", log_dir,
+                                          ROLLCALL_LEDGER_INGEST_URL=running["ingest"].url)
         running["console"] = start_service(
             day_servers, "console", log_dir,
+            ROLLCALL_CONSOLE_LEDGER_URL=running["ledger"].url,
             ROLLCALL_CONSOLE_INGEST_URL=running["ingest"].url,
             ROLLCALL_CONSOLE_AGGREGATE_URL=running["aggregate"].url,
             ROLLCALL_CONSOLE_ALERTS_URL=running["alerts"].url,

@@ -101,12 +101,12 @@ def fuzz(fuzz_system: FuzzSystem, service: str, examples: int) -> dict[str, int]
     return counts
 
 
-@pytest.mark.parametrize("service", ["ingest", "aggregate", "alerts"])
+@pytest.mark.parametrize("service", ["ingest", "aggregate", "alerts", "ledger"])
 def test_fuzz(fuzz_system: FuzzSystem, service: str) -> None:
     fuzz(fuzz_system, service, QUICK)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", ["ingest", "aggregate", "alerts"])
+@pytest.mark.parametrize("service", ["ingest", "aggregate", "alerts", "ledger"])
 def test_fuzz_thorough(fuzz_system: FuzzSystem, service: str) -> None:
     fuzz(fuzz_system, service, THOROUGH)
