@@ -1,6 +1,8 @@
 """The ledger's HTTP edge for operators, within their subtree: register people (one, or a CSV
 batch), record tests, releases and sign-offs, and read the register, the day's work, the missing
-sign-offs and the headcounts. Names and contacts answer only to village and town operators."""
+sign-offs and the headcounts. Names and contacts answer only to village and town operators; a
+sector operator's token (行业部门) is refused (`territorial_only`): people under control are the
+territorial line's (docs/architecture.md, "The sector line")."""
 
 import uuid
 from datetime import date
@@ -12,7 +14,7 @@ from pydantic import ValidationError
 from services.ledger.schemas import Registration, Release, SignOff, TeamMember, TestResult
 from services.ledger.service import LedgerContext
 from shared.errors import FieldError
-from shared.http_auth import Operator, area
+from shared.http_auth import Operator, Territorial, area
 from shared.problems import from_pydantic
 from shared.refusals import Refused
 from shared.registry.importer import Kind, read_csv
@@ -70,7 +72,7 @@ async def regimes(ctx: Ctx, who: Operator) -> dict:
 
 
 @router.post("/people", status_code=201)
-async def register(body: Registration, ctx: Ctx, who: Operator) -> dict:
+async def register(body: Registration, ctx: Ctx, who: Territorial) -> dict:
     """Take a person under control. Village and town operators only (they hold the name)."""
     [person_id] = await ctx.register(who, [body])
     return await ctx.person(who, person_id)
@@ -88,7 +90,7 @@ def _team(cell: str) -> list[dict]:
 @router.post("/people/import", status_code=201,
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {
                  "type": "string"}}}, "required": True}})
-async def import_people(request: Request, ctx: Ctx, who: Operator) -> dict:
+async def import_people(request: Request, ctx: Ctx, who: Territorial) -> dict:
     """A batch of people as CSV (UTF-8 or GB 18030), all or nothing: columns `village, name,
     contact, category, regime, site, start_day, team` (`team`: `role:staff;role:staff`). Any
     problem refuses the whole file, each named by line and column (`[3].regime`)."""
@@ -123,7 +125,7 @@ async def import_people(request: Request, ctx: Ctx, who: Operator) -> dict:
 
 
 @router.get("/people")
-async def list_people(ctx: Ctx, who: Operator, node: str | None = None,
+async def list_people(ctx: Ctx, who: Territorial, node: str | None = None,
                       status: Literal["active", "closed", "all"] = "active",
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                       offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[dict]:
@@ -133,19 +135,19 @@ async def list_people(ctx: Ctx, who: Operator, node: str | None = None,
 
 
 @router.get("/people/{person_id}")
-async def get_person(person_id: uuid.UUID, ctx: Ctx, who: Operator) -> dict:
+async def get_person(person_id: uuid.UUID, ctx: Ctx, who: Territorial) -> dict:
     return await ctx.person(who, person_id)
 
 
 @router.post("/people/{person_id}/tests", status_code=201)
-async def record_test(person_id: uuid.UUID, body: TestResult, ctx: Ctx, who: Operator) -> dict:
+async def record_test(person_id: uuid.UUID, body: TestResult, ctx: Ctx, who: Territorial) -> dict:
     """A nucleic-acid test taken on `day` (its result, or `pending`)."""
     await ctx.record_test(who, person_id, body)
     return await ctx.person(who, person_id)
 
 
 @router.post("/people/{person_id}/release")
-async def release(person_id: uuid.UUID, body: Release, ctx: Ctx, who: Operator) -> dict:
+async def release(person_id: uuid.UUID, body: Release, ctx: Ctx, who: Territorial) -> dict:
     """解除: the current phase ends on `day` and the next begins; the last closes the file
     (销账) with its outcome (`completed` by default)."""
     done = await ctx.release(who, person_id, body)
@@ -153,7 +155,7 @@ async def release(person_id: uuid.UUID, body: Release, ctx: Ctx, who: Operator) 
 
 
 @router.post("/people/{person_id}/signoffs", status_code=201)
-async def sign(person_id: uuid.UUID, body: SignOff, ctx: Ctx, who: Operator) -> dict:
+async def sign(person_id: uuid.UUID, body: SignOff, ctx: Ctx, who: Territorial) -> dict:
     """A 包保 team member's sign-off of a day, with its time (the first one counts)."""
     fresh = await ctx.sign(who, person_id, body)
     return {"recorded": fresh}
@@ -161,7 +163,7 @@ async def sign(person_id: uuid.UUID, body: SignOff, ctx: Ctx, who: Operator) -> 
 
 @router.post("/people/{person_id}/team")
 async def set_team(person_id: uuid.UUID, body: Annotated[list[TeamMember], Body(max_length=5)],
-                   ctx: Ctx, who: Operator) -> dict:
+                   ctx: Ctx, who: Territorial) -> dict:
     """The 包保 team anew (up to five named staff, in seat order): its members sign from
     today; sign-offs already given are kept."""
     await ctx.set_team(who, person_id, body)
@@ -169,21 +171,21 @@ async def set_team(person_id: uuid.UUID, body: Annotated[list[TeamMember], Body(
 
 
 @router.get("/due")
-async def due(ctx: Ctx, who: Operator, node: str | None = None, day: DayQuery = None
+async def due(ctx: Ctx, who: Territorial, node: str | None = None, day: DayQuery = None
               ) -> dict:
     """A day's work (today by default): tests due, releases due or overdue, sign-offs."""
     return await ctx.due(who, area(who, node), _day(ctx, day))
 
 
 @router.get("/signoffs/missing")
-async def missing_signoffs(ctx: Ctx, who: Operator, node: str | None = None,
+async def missing_signoffs(ctx: Ctx, who: Territorial, node: str | None = None,
                            day: DayQuery = None) -> dict:
     """包保 sign-offs missing on a day, listed per village and counted at every level."""
     return await ctx.missing_signoffs(who, area(who, node), _day(ctx, day))
 
 
 @router.get("/stock")
-async def stock(ctx: Ctx, who: Operator, node: str | None = None, day: DayQuery = None
+async def stock(ctx: Ctx, who: Territorial, node: str | None = None, day: DayQuery = None
                 ) -> dict:
     """The day's headcounts from the ledger at every level of the subtree."""
     return await ctx.stock(area(who, node), _day(ctx, day))
