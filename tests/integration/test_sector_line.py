@@ -60,6 +60,14 @@ def signoff(servers, system, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def ledger(servers, system, tmp_path_factory):
+    running = start_service(servers, "ledger", tmp_path_factory.mktemp("sector-ledger"),
+                            ROLLCALL_LEDGER_INGEST_URL=system["ingest"])
+    yield running.url
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def console(servers, system, tmp_path_factory):
     running = start_service(
         servers, "console", tmp_path_factory.mktemp("sector-console"),
@@ -72,7 +80,7 @@ def console(servers, system, tmp_path_factory):
 
 
 def test_an_education_bureau_sees_schools_only_everywhere(servers, system, console,
-                                                           signoff) -> None:
+                                                           signoff, ledger) -> None:
     edu = issue_token(servers, "operator", COUNTY, "县教育局", sector="education")
     county = issue_token(servers, "operator", COUNTY, "县指挥部")
     as_edu, as_county = bearer(edu), bearer(county)
@@ -189,8 +197,9 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
     refused(httpx.put(f"{system['notify']}/v1/rosters/{TOWN}/{day}", headers=as_edu,
                       json={"shifts": []}, timeout=30), "territorial_only")
     for url in (f"{aggregate}/v1/export/dhis2/dataValueSets.json",
-                f"{ingest}/v1/export/dhis2/dataValueSets.json", f"{console}/api/editions"):
-        refused(httpx.get(url, params={"node": TOWN, "day": day}, headers=as_edu, timeout=30),
+                f"{ingest}/v1/export/dhis2/dataValueSets.json", f"{console}/api/editions",
+                f"{ledger}/v1/control/people", f"{ledger}/v1/control/due"):
+        refused(httpx.get(url, params={"node": TOWN}, headers=as_edu, timeout=30),
                 "territorial_only")
 
     # Signoff: the bureau sends back its school's report, not the clinic's; it confirms nothing
