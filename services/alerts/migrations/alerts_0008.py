@@ -1,7 +1,7 @@
 """alerts: the countdowns of people under control, waiting for their deadline
 
 Revision ID: alerts_0008
-Revises: alerts_0006
+Revises: alerts_0007
 
 One row per countdown the ledger announced (a test due on a day, a phase's planned release, a
 team's sign-off of a day), with the newest announcement's `seq`: the clock opens an alert of its
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "alerts_0008"
-down_revision = "alerts_0006"
+down_revision = "alerts_0007"
 branch_labels = None
 depends_on = None
 
