@@ -50,6 +50,19 @@ class Latency:
     samples: list[float] = field(default_factory=list)
     offered_per_second: float = 0.0
     achieved_per_second: float = 0.0
+    sent: list[float] = field(default_factory=list)  # when each sample's report was sent
+
+    def stalls(self, over_s: float = 0.5) -> list[tuple[float, float, int]]:
+        """Where the slow reports were: (second of the phase, worst latency, reports over
+        `over_s`) for each second that had one, so periodic stalls show their period."""
+        if not self.sent:
+            return []
+        t0 = min(self.sent)
+        worst: dict[int, list[float]] = {}
+        for at, latency in zip(self.sent, self.samples, strict=True):
+            if latency > over_s:
+                worst.setdefault(int(at - t0), []).append(latency)
+        return [(s, round(max(v), 3), len(v)) for s, v in sorted(worst.items())]
 
     def percentile(self, p: float) -> float:
         if not self.samples:
@@ -62,7 +75,8 @@ class Latency:
                 "offered_per_second": round(self.offered_per_second, 1),
                 "achieved_per_second": round(self.achieved_per_second, 1),
                 **{f"p{p}": round(self.percentile(p), 4) for p in (50, 95, 99)},
-                "max": round(max(self.samples), 4) if self.samples else None}
+                "max": round(max(self.samples), 4) if self.samples else None,
+                "stalls": self.stalls()}
 
 
 class Progress:
@@ -313,7 +327,7 @@ async def _latencies(system: System, units: list[str], sent: list[float], day: d
         await progress.wait([day], len(units))
         committed = await progress.commit_times(day, system.commit_timestamps)
     return Latency([committed[u] - t for u, t in zip(units, sent, strict=True)], offered,
-                   achieved)
+                   achieved, sent)
 
 
 async def stream_messages(nats_url: str, stream: str) -> int:

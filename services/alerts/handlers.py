@@ -11,7 +11,7 @@ from nats.aio.client import Client as NatsClient
 from services.alerts import detection
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, ReportAccepted
+from shared.contracts import CaseReported, ReportAccepted, reports_of
 from shared.streams import CASES, REPORTS
 
 
@@ -24,7 +24,8 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
             await detection.apply_cases(session, events, ctx.rules, zone, ctx.clock())
         ctx.relay.wake()
 
-    async def on_reports_accepted(events: list[ReportAccepted]) -> None:
+    async def on_reports_accepted(messages: list[list[ReportAccepted]]) -> None:
+        events = [report for reports in messages for report in reports]
         async with ctx.sessions() as session, session.begin():
             changed = await detection.apply_reports(session, events, ctx.rules, zone,
                                                     ctx.clock(), catalogue=ctx.catalogue)
@@ -39,6 +40,6 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       batch=100, max_ack_pending=5_000),
         BatchConsumer(nc, name="alerts-reports", stream=REPORTS, durable=durable,
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
-                      decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
+                      decode=reports_of,
                       batch=1000),
     ]

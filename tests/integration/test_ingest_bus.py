@@ -13,7 +13,7 @@ import nats
 import pytest
 from sqlalchemy import text
 
-from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT
+from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT, reports_of
 from shared.db import make_engine, make_sessionmaker
 from tests.conftest import eventually, issue_token
 from tests.integration.conftest import ZONE, subject_counts, today
@@ -44,8 +44,12 @@ async def send(nats_url: str, subject: str, body: object, token: str | None,
         outcome = json.loads((await replies.next_msg(timeout=20)).data) if reply else None
         seen = None
         while watched is not None and seen is None:
-            event = json.loads((await watched.next_msg(timeout=20)).data)
-            seen = event if want(event) else None
+            message = await watched.next_msg(timeout=20)
+            # An accepted-report message carries a batch (the contract's v2): each report.
+            events = ([e.model_dump(mode="json") for e in reports_of(message)]
+                      if message.subject.startswith("report.accepted.")
+                      else [json.loads(message.data)])
+            seen = next((event for event in events if want(event)), None)
         return outcome, seen
     finally:
         await connection.close()
