@@ -140,15 +140,33 @@ async def handle(ctx: IngestContext, msgs: Sequence[Msg],
                 "subject", "unknown_subject", f"未知主题 {msg.subject}",
                 f"unknown subject {msg.subject}")], source="bus"))
         spans.append((msg, start, len(items) - start, many))
-    if command in KINDS:
-        outcomes = await KINDS[command][1](ctx, items)
-    else:
-        outcomes = await submissions.keep_refused(ctx, items, "report")
+    outcomes: list[Outcome] = []
+    for chunk in _chunks(spans, ctx.settings.bulk_max_items):
+        # Batch messages make a fetch of many reports: transactions of at most a bulk
+        # request's size (a redelivery after a failure finds the earlier ones stored).
+        part = items[chunk[0][1]:chunk[-1][1] + chunk[-1][2]]
+        if command in KINDS:
+            outcomes += await KINDS[command][1](ctx, part)
+        else:
+            outcomes += await submissions.keep_refused(ctx, part, "report")
     for msg, start, count, batch in spans:
         if reply_to := _header(msg, "reply_to"):
             await reply(reply_to, json.dumps(
                 submissions.bulk_result(outcomes[start:start + count]),
                 ensure_ascii=False).encode() if batch else reply_body(outcomes[start]))
+
+
+def _chunks(spans: list, most: int) -> list[list]:
+    """Consecutive messages whose items add up to at most `most` (a larger one alone)."""
+    chunks: list[list] = []
+    size = 0
+    for span in spans:
+        if not chunks or size + span[2] > most:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(span)
+        size += span[2]
+    return chunks
 
 
 def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:
