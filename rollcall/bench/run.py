@@ -194,7 +194,7 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     for name in ("ingest", "aggregate", "alerts"):
         await asyncio.to_thread(system.start, name)
     prebuild = await phases.prebuild_days(
-        system, token, root,
+        system, root,
         [day_bulk, day_bus, day_rate_bus, day_rate_bulk, day_bus_batch, *backlog_days])
     result["prebuild_seconds"] = round(prebuild, 2)
     log(f"expected units of {5 + len(backlog_days)} days counted in {prebuild:.1f}s")
