@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
@@ -151,9 +152,8 @@ async def handle(ctx: IngestContext, msgs: Sequence[Msg],
             outcomes += await submissions.keep_refused(ctx, part, "report")
     for msg, start, count, batch in spans:
         if reply_to := _header(msg, "reply_to"):
-            await reply(reply_to, json.dumps(
-                submissions.bulk_result(outcomes[start:start + count]),
-                ensure_ascii=False).encode() if batch else reply_body(outcomes[start]))
+            await reply(reply_to, orjson.dumps(submissions.bulk_result(
+                outcomes[start:start + count])) if batch else reply_body(outcomes[start]))
 
 
 def _chunks(spans: list, most: int) -> list[list]:

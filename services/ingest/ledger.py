@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Boolean, Date, DateTime, Integer, String, func, insert, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -191,13 +192,13 @@ def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
 def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
     """A first report's ReportAccepted as JSON, written directly: at bulk volumes building a
     model per report costs more than storing it. Tests hold it equal to the contract's own."""
-    return json.dumps({
+    return orjson.dumps({
         "report_id": str(report_id), "unit": sub.unit.code, "node": node,
         "unit_type": sub.unit.unit_type, "sector": sub.unit.sector,
         "day": sub.day.isoformat(), "revision": 1, "values": sub.values, "zero": sub.zero,
         "late": sub.late, "submitted_at": sub.submitted_at.isoformat(),
         "reporter": sub.reporter, "reason": None, "actor": sub.actor, "note": sub.note,
-    }, ensure_ascii=False).encode()
+    })
 
 
 def accepted_subject(node: str) -> str:
@@ -216,7 +217,8 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
         sub = subs[i]
         node = sub.unit.node_on(sub.day)
         assert node is not None  # checked at the door
-        rows.append((ids[i], sub.unit.code, sub.day, node, json.dumps(sub.values), sub.zero,
+        rows.append((ids[i], sub.unit.code, sub.day, node, orjson.dumps(sub.values).decode(),
+                     sub.zero,
                      sub.late, sub.submitted_at, sub.reporter, sub.credential_id, sub.actor,
                      sub.note, accepted_subject(node),
                      f"report:{sub.unit.code}:{sub.day.isoformat()}:1",

@@ -9,6 +9,7 @@ refusal (the OpenAPI schema still names each body's model)."""
 from datetime import date, datetime
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -95,10 +96,11 @@ async def submit_zero_report(request: Request, principal: Authenticated, ctx: Ct
     return _answer(outcome)
 
 
-def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
+def _bulk_answer(outcomes: list[Outcome]) -> Response:
     # A unit that sent too fast is refused alone (code 429 in its result); the header says when
     # the longest-waiting one may try again.
-    return JSONResponse(submissions.bulk_result(outcomes), headers=_retry_after(outcomes))
+    return Response(orjson.dumps(submissions.bulk_result(outcomes)),
+                    media_type="application/json", headers=_retry_after(outcomes))
 
 
 async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
