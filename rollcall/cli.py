@@ -17,6 +17,8 @@ from rich.console import Console
 from rollcall import reconcile
 from rollcall.bench.cli import bench
 from rollcall.calendar_cli import app as calendar_app
+from rollcall.dhis2_cli import app as dhis2_app
+from rollcall.notify_cli import app as notify_app
 from rollcall.registry_cli import app as registry_app
 from rollcall.simulate import app as simulate_app
 from rollcall.token_cli import app as token_app
@@ -30,6 +32,8 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(token_app, name="token")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(dhis2_app, name="dhis2")
+app.add_typer(notify_app, name="notify")
 app.command()(bench)
 console = Console()
 
@@ -40,6 +44,8 @@ class Service(enum.StrEnum):
     alerts = "alerts"
     console = "console"
     notify = "notify"
+    ledger = "ledger"
+    signoff = "signoff"
 
 
 def port_of(settings: Settings, service: Service) -> int:

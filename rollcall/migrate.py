@@ -10,7 +10,7 @@ import services
 import shared
 
 ROOT = Path(shared.__file__).parent / "migrations"
-SERVICES = ("ingest", "aggregate", "alerts", "notify", "console")
+SERVICES = ("ingest", "aggregate", "alerts", "notify", "signoff", "console", "ledger")
 
 
 def alembic_config(database_url: str) -> Config:

@@ -11,7 +11,12 @@ meanwhile).
 With `--days N`, also the values over the N days ending at D, each metric folded over days by
 its kind (a stock is its last day's figure), stored against recomputed.
 
-An admin tool, not a service: it reads the ledger (ingest's table) and aggregate's tables.
+The headcounts of people under control are also checked against their source, the ledger of
+people under control (services/ledger, 一人一案): every node's `control_*` figures as stored by
+aggregate against a count from the files (`services/ledger/plan.py` `headcounts`).
+
+An admin tool, not a service: it reads the ledger (ingest's table), the ledger of people under
+control and aggregate's tables.
 Reports still on their way (in the outbox or the stream) show as differences until applied."""
 
 import asyncio
@@ -30,12 +35,15 @@ from services.aggregate import expected, rebuild
 from services.aggregate.queries import under
 from services.aggregate.rebuild import UnitRecord
 from services.aggregate.rollup import COUNT_FIELDS, Applied, Counts, Figures, Tally, from_scratch
+from services.ledger import plan as control_plan
+from services.ledger import store as control_store
+from services.ledger.regimes import load_regimes
 from shared.aggregation import over_units
 from shared.catalogue import Catalogue, default_catalogue
 from shared.clock import utc_now
 from shared.db import make_engine, make_sessionmaker
-from shared.deadlines import Moment
-from shared.hierarchy import level_of
+from shared.deadlines import Moment, local_day
+from shared.hierarchy import Level, level_of
 from shared.settings import Settings
 
 app = typer.Typer(help="Check the stored rollups against a recompute from the ledger.")
@@ -182,6 +190,30 @@ async def check(session: AsyncSession, day: date, node: str = "",
     return result
 
 
+async def check_control(session: AsyncSession, day: date, node: str = "",
+                        today: date | None = None) -> list[Difference]:
+    """The headcounts of people under control that aggregate stores for `node` and its subtree
+    (every node when empty) against a count from the ledger's files. A day's missing sign-offs
+    are compared once the day is over (`today`: the deployment's, by default)."""
+    settings = Settings()
+    regimes = load_regimes(settings.ledger_regimes)
+    today = today or local_day(utc_now(), settings.zone)
+    files = await control_store.facts(session, await control_store.ids_on(session, node, day))
+    top = level_of(node) if node else Level.PROVINCE
+    final = day < today
+    want = control_plan.headcounts(regimes, files, day, top, final)
+    metrics = [*regimes.metrics] + ([control_plan.SIGNOFF_MISSING] if final else [])
+    have = {r.node_code: dict(r.values) for r in await session.execute(
+        STORED, {"day": day, "node": node})}
+    out = []
+    for n in sorted(set(want) | {k for k, v in have.items() if any(m in v for m in metrics)}):
+        for m in metrics:
+            stored, counted = have.get(n, {}).get(m, 0), want.get(n, {}).get(m, 0)
+            if float(stored) != float(counted):
+                out.append(Difference("control", n, m, stored, counted))
+    return out
+
+
 async def check_range(session: AsyncSession, start: date, end: date, node: str = "",
                       catalogue: Catalogue | None = None) -> Result:
     """The values over the days `start`..`end` of `node` and every node below, as the range
@@ -283,6 +315,7 @@ async def run(database_url: str, day: date, node: str, fix: bool, days: int = 1)
     try:
         async with sessions() as session:
             result = await check(session, day, node)
+            result.differences += await check_control(session, day, node)
             if days > 1:
                 over = await check_range(session, day - timedelta(days=days - 1), day, node)
                 result.differences += over.differences

@@ -227,9 +227,14 @@ class RegistryChanged(Event):
 REPORT_SUBMIT = "report.submit"
 REPORT_CORRECT = "report.correct"
 CASE_SUBMIT = "case.submit"
-AlertKind = Literal["case", "outbreak", "missing_report", "supply_low"]
+AlertKind = Literal["case", "outbreak", "missing_report", "supply_low", "missing_confirmation",
+                    "test_overdue", "release_overdue", "team_signoff_missing"]
 AlertStatus = Literal["open", "acknowledged", "closed"]
-AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished"]
+AlertOutcome = Literal["isolated", "referred", "excluded", "other", "reported", "replenished",
+                       "confirmed", "done", "withdrawn"]
+# The countdowns of people under control (services/ledger): each passes unmet into an alert of
+# its kind, through the alerts service's clock.
+CountdownKind = Literal["test_overdue", "release_overdue", "team_signoff_missing"]
 
 
 class AlertEvent(Event):
@@ -297,3 +302,120 @@ class AlertClosed(AlertEvent):
 
 # Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
 AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed
+
+
+class CountdownEvent(Event):
+    """A countdown of the ledger of people under control (一人一案): a test due on a day, a
+    phase's planned release, the 包保 team's sign-off of a day. Only the pseudonym and the
+    category travel: names and contacts never leave the ledger. Subject
+    `control.<due|settled>.<county>.<town>.<village>`; `seq` numbers the announcements of one
+    key, so a replay is dropped and an older one never wins."""
+
+    key: str = Field(description="test:<person>:<day>, release:<person>:<day>, signoff:…")
+    kind: CountdownKind
+    group: str = Field(description="countdowns of one group pass into one alert (a village's "
+                                   "sign-offs of a day)")
+    node: str = Field(description="the person's village")
+    pseudonym: str
+    category: str
+    day: date
+    seq: int = Field(ge=1)
+    at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"control.{self.change}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"control:{self.key}:{self.seq}"
+
+
+class CountdownDue(CountdownEvent):
+    """Due by `due_at` (the end of its day): the alerts service opens an alert of `kind` once
+    that instant has passed and no `CountdownSettled` came."""
+
+    change: Literal["due"] = "due"
+    due_at: datetime
+    details: dict = {}
+
+
+class CountdownSettled(CountdownEvent):
+    """Met (the test, release or sign-off was recorded, even late: its alert closes), or
+    withdrawn (the file no longer holds it: closed early, say)."""
+
+    change: Literal["settled"] = "settled"
+    outcome: Literal["done", "withdrawn"]
+
+
+CountdownChanged = CountdownDue | CountdownSettled
+
+
+DeliveryOutcomeKind = Literal["sent", "delivered", "failed"]
+
+
+class DeliveryOutcome(Event):
+    """What became of one notification about an alert: notify tells the alerts service, which
+    adds it to the alert's history ("短信已送达 13:30 张某"). Published by notify through its
+    outbox on `notify.delivery.<outcome>.<county>.<town>.<village>` of the alert's node.
+
+    It carries the person's masked name only (surname + 某): never a phone number, an e-mail
+    address, a robot's webhook or a full name. `sent` means the channel took the message (SMTP
+    250, a robot's errcode 0, the SMS gateway's 2xx); `delivered` that a receipt said it reached
+    the phone; `failed` that it was given up, with the reason."""
+
+    delivery_id: int
+    alert_id: UUID
+    node: str = Field(description="the alert's node (the subject's hierarchy)")
+    step: str = Field(description="what it told of: the alert's change (opened, warned, "
+                                  "escalated…) or `digest`")
+    channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
+    outcome: DeliveryOutcomeKind
+    at: datetime
+    person: str = Field(max_length=20, description="the person told, masked: 张某")
+    role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")
+    reason: str | None = Field(default=None, description="why it failed (never an address)")
+
+    @property
+    def subject(self) -> str:
+        return f"notify.delivery.{self.outcome}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"delivery:{self.delivery_id}:{self.alert_id}:{self.outcome}"
+SignoffAction = Literal["sent_back", "cleared", "confirmed", "reopened"]
+
+
+class SignoffChanged(Event):
+    """逐级审核上报: a report sent back (退回) to its unit with a reason, the send-back cleared by
+    the unit's correction, a node's day confirmed (确认上报: its figures frozen), or a
+    confirmation reopened by a report that changed the figures after it.
+
+    Subject `signoff.<action>.<county>.<town>.<village>` of the node concerned (the unit's node
+    for a send-back); `entry` is the signoff service's audit entry, which orders the changes and
+    makes the message id."""
+
+    action: SignoffAction
+    entry: int = Field(ge=1)
+    node: str
+    day: date
+    unit: str | None = None
+    revision: int | None = Field(default=None, description="sent back, or that cleared / reopened")
+    sendback_id: UUID | None = None
+    confirmation_id: UUID | None = None
+    version: int | None = Field(default=None, description="a node-day's confirmations from 1")
+    reason: str | None = None
+    actor: str
+    at: datetime
+    figures: dict[str, int | float] | None = Field(
+        default=None, description="confirmed: the figures frozen")
+    difference: dict[str, int | float] | None = Field(
+        default=None, description="reopened: the live figures minus the confirmed ones")
+
+    @property
+    def subject(self) -> str:
+        return f"signoff.{self.action}.{subject_tokens(self.node)}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"signoff:{self.entry}"

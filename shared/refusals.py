@@ -32,6 +32,8 @@ CATALOGUE: dict[str, Kind] = {
     "bad_token": Kind(401, "令牌无效或已吊销", "the token is unknown or revoked"),
     "auth_unavailable": Kind(503, "暂时无法核验凭证,请稍后重试",
                              "credentials cannot be checked right now; retry later"),
+    "bad_receipt_secret": Kind(401, "回执密钥缺失或不正确",
+                               "the receipt secret is missing or wrong"),
     "signed_out": Kind(401, "请先登录(粘贴您的访问令牌)",
                        "sign in first (paste your access token)"),
     # Not yours.
@@ -39,12 +41,22 @@ CATALOGUE: dict[str, Kind] = {
                          "only command-centre operators may do this"),
     "outside_area": Kind(403, "{what} 不在此凭证的辖区内",
                          "{what} is outside this credential's area"),
+    "names_below_town": Kind(403, "仅村(居)和乡镇的操作员可登记管控对象、查看其姓名和联系方式",
+                             "only village and town operators register people under control "
+                             "and see their names and contacts"),
     # Not a place.
     "bad_node": Kind(422, "区划代码无效: {node}", "not a division code: {node}"),
     # Nothing there.
     "unknown_node": Kind(404, "没有节点 {node}", "no node {node}"),
     "unknown_alert": Kind(404, "预警 {alert_id} 不存在", "no alert {alert_id}"),
+    "unknown_person": Kind(404, "管控对象 {person_id} 不存在",
+                           "no person under control {person_id}"),
+    "unknown_import": Kind(404, "数据导入 {import_id} 不存在", "no import {import_id}"),
     "unknown_edition": Kind(404, "定时报表 {edition_id} 不存在", "no edition {edition_id}"),
+    "unknown_message": Kind(404, "没有消息编号为 {message_id} 的发送记录(回执已留存)",
+                            "no message sent with id {message_id} (the receipt is kept)"),
+    "receipts_off": Kind(404, "未配置短信回执(ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET)",
+                         "SMS receipts are not configured (ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET)"),
     "no_report": Kind(404, "该单位 {day} 尚无报告,无法更正",
                       "this unit has no report for {day} to correct"),
     # In conflict with what is stored.
@@ -58,6 +70,23 @@ CATALOGUE: dict[str, Kind] = {
                               "revision {revision} is not the next one: the latest revision is "
                               "{latest} and the next is {next}; if it exists, its content "
                               "differs"),
+    # Review and sign-off (逐级审核上报).
+    "not_confirming": Kind(422, "{node} 所在层级不需确认上报",
+                           "the level of {node} does not confirm"),
+    "not_own_node": Kind(403, "只有 {node} 本级的值班操作员可以确认上报",
+                         "only an operator of {node} itself may confirm its day"),
+    "sendbacks_open": Kind(409, "辖区内还有 {count} 份退回的报告未更正,不能确认上报",
+                           "{count} reports below are sent back and not corrected yet: the day "
+                           "cannot be confirmed"),
+    "children_unconfirmed": Kind(409, "还有 {count} 个下级未确认上报(逐级上报),本级暂不能确认",
+                                 "{count} children have not confirmed their day yet: this level "
+                                 "confirms after them"),
+    "nothing_to_review": Kind(404, "该单位 {day} 尚无报告,无法退回",
+                              "this unit has no report for {day} to send back"),
+    "already_sent_back": Kind(409, "该报告(第 {revision} 版)已退回,等待单位更正",
+                              "this report (revision {revision}) is already sent back and "
+                              "waits for the unit's correction"),
+    "unknown_unit": Kind(404, "没有报告单位 {unit}", "no reporting unit {unit}"),
     # Another service does not answer (the console asks the others).
     "unavailable": Kind(502, "{service} 服务暂不可用,请稍后重试",
                         "the {service} service does not answer; try again shortly"),

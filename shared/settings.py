@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     ingest_db_timeout_s: float = 30.0
     submit_batch: int = 1000  # bus submissions taken per batch
     submit_ack_wait_s: int = 30  # a batch taken by an ingest that died is redelivered after this
+    # Ingest's durable consumer of signoff's send-backs (SIGNOFF stream), shown to the units.
+    ingest_signoff_durable: str = "ingest-signoff"
     # Test hooks, off by default: hold committed events in the outbox; die like `kill -9` after
     # publishing a batch and before deleting it from the outbox.
     # Events the outbox relay publishes per round: a bulk request's worth, so that the relay
@@ -81,12 +83,17 @@ class Settings(BaseSettings):
     # the durable consumers' base name.
     alerts_tick_s: float = 2.0
     alerts_durable: str = "alerts"
+    # DHIS2 data value sets: the mapping of metric and node/unit codes to the instance's UIDs
+    # (default: the shipped example, shared/data/dhis2/mapping.example.toml). Ingest (import,
+    # units' export) and aggregate (nodes' export) read the same file.
+    dhis2_mapping: Path | None = None
     # Console: its port, and where it finds the other services (default: their local ports).
     console_port: int = 8100
     console_ingest_url: str | None = None
     console_aggregate_url: str | None = None
     console_alerts_url: str | None = None
     console_notify_url: str | None = None
+    console_signoff_url: str | None = None
     console_secure_cookie: bool = False  # True behind HTTPS: the sign-in cookie is Secure
     # Scheduled editions of the summary (console): JSON, e.g.
     # [{"node": "430621108", "at": "14:30"}, {"node": "430621", "at": "15:00"}]; each is made
@@ -115,6 +122,31 @@ class Settings(BaseSettings):
     notify_sms_token: SecretStr | None = None
     notify_sms_user: str | None = None
     notify_sms_password: SecretStr | None = None
+    # Where in the gateway's JSON answer its message id is (dotted: `data.msgid`); its delivery
+    # receipts, posted to POST /v1/receipts/sms with this secret, name that id.
+    notify_sms_id_field: str = "message_id"
+    notify_sms_receipt_secret: SecretStr | None = None
+    # The hosts notify may send to: robot webhooks and the SMS gateway (comma-separated; an
+    # entry `*.example.cn` allows its subdomains). Default: WeCom's and DingTalk's robots.
+    notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
+
+    # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
+    # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).
+    signoff_port: int = 8105
+    signoff_durable: str = "signoff"
+    signoff_config: Path | None = None
+
+    # The ledger of people under control (services/ledger, 一人一案): its port, its regimes
+    # (default services/ledger/data/regimes.toml), and how often it looks for a new day
+    # (0: only when asked, as tests do).
+    ledger_port: int = 8106
+    ledger_regimes: Path | None = None
+    ledger_tick_s: float = 30.0
+    # Where the ledger submits each village's headcounts (ingest; default its local port), and
+    # with which operator token (default: one it issues itself at start and revokes at stop).
+    ledger_ingest_url: str | None = None
+    ledger_ingest_token: SecretStr | None = None
+    console_ledger_url: str | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -14,13 +14,21 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 2 * 60 * 60  # Nats-Msg-Id dedup window: covers an outbox replay after a crash
 # The streams the services' batch consumers read.
 REPORTS, CASES, ALERTS, SUBMISSIONS = "REPORTS", "CASES", "ALERTS", "SUBMISSIONS"
+CONTROL = "CONTROL"  # the countdowns of people under control (services/ledger)
 EDITIONS = "EDITIONS"
+# What became of notify's deliveries about alerts (DeliveryOutcome): alerts keeps them in the
+# alert's history.
+DELIVERIES = "DELIVERIES"
+SIGNOFF = "SIGNOFF"
 
 STREAMS = (
     StreamConfig(name=REPORTS, subjects=["report.accepted.>"]),
     StreamConfig(name=CASES, subjects=["case.reported.>"]),
     StreamConfig(name="REJECTED", subjects=["report.rejected.>", "case.rejected.>"]),
     StreamConfig(name=ALERTS, subjects=["alert.>"]),
+    StreamConfig(name=CONTROL, subjects=["control.>"]),
+    StreamConfig(name=DELIVERIES, subjects=["notify.delivery.>"]),
+    StreamConfig(name=SIGNOFF, subjects=["signoff.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
     # Scheduled editions of the summaries, for notify or a gateway to deliver (the files stay
     # in the console's database: an event says where).

@@ -230,3 +230,21 @@ async def late_units(session: AsyncSession, node: str, day: date, where: Filter,
     rows = await session.execute(LATE_UNITS, {"node": node, "day": day, "limit": limit,
                                               "offset": offset, **where.params()})
     return [dict(r._mapping) for r in rows]
+
+
+# When the reports behind a node-day first and last arrived (a DHIS2 export's created and
+# lastUpdated), grouped by the first :glen digits of the units' nodes.
+ARRIVALS = text(f"""
+    SELECT left(ud.node_code, :glen) AS grp, ud.day, min(ud.submitted_at) AS first,
+           max(ud.submitted_at) AS last
+    FROM aggregate.unit_days ud
+    WHERE ud.day BETWEEN :d0 AND :d1 AND {under("ud.node_code", "node")}
+      AND length(ud.node_code) >= :glen
+    GROUP BY 1, 2
+""")
+
+
+async def arrivals(session: AsyncSession, node: str, glen: int, d0: date, d1: date) -> dict:
+    """(node, day) → (first, last) arrival of the reports rolled up there."""
+    rows = await session.execute(ARRIVALS, {"node": node, "glen": glen, "d0": d0, "d1": d1})
+    return {(r.grp, r.day): (r.first, r.last) for r in rows}

@@ -9,16 +9,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from services.aggregate import dhis2 as dhis2_export
 from services.aggregate import schemas, views
 from services.aggregate.queries import Filter
 from services.aggregate.service import AggregateContext, durable_name
 from services.aggregate.views import Span
+from shared import dhis2
 from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
-from shared.http_auth import Authenticated
+from shared.http_auth import Authenticated, Operator
 from shared.periods import Period, period_span
 from shared.refusals import refuse
 from shared.registry import calendar
@@ -194,6 +196,40 @@ async def rollup_completeness(
     async with ctx.sessions() as session:
         return await views.completeness_view(session, node, span.start, ctx.catalogue,
                                              ctx.moment(), where, limit, offset)
+
+
+@router.get("/export/dhis2/dataValueSets.{fmt}", tags=["dhis2"], responses={
+    **PROBLEMS, 200: {"content": {"application/json": {}, "application/csv": {}},
+                      "description": "a DHIS2 data value set"}})
+async def export_dhis2(
+        fmt: dhis2.Format, principal: Operator, ctx: Ctx,
+        node: Annotated[str, Query(description="the node whose figures are exported")],
+        day: Day = None, start: Start = None, end: End = None, period: PeriodOf = None,
+        children: Annotated[bool, Query(
+            description="each child node's figures instead of the node's own")] = False,
+        unmapped: Annotated[dhis2.WhenUnmapped, Query(description=(
+            "a metric or node the mapping lacks: `refuse` the export (422, naming every "
+            "code), or `skip` it (listed in the Rollcall-Unmapped header)"))] = "refuse",
+) -> Response:
+    """A node's figures as a DHIS2 data value set (JSON or CSV): for each day of the range and
+    each metric, the node's rollup (or each child node's), its data element and org unit from
+    the deployment's mapping (ROLLCALL_DHIS2_MAPPING), the period as DHIS2's daily yyyyMMdd.
+    The units' own reports are exported by ingest (`/v1/export/dhis2/…` there)."""
+    node = _visible(principal, node)
+    span = _span(ctx, day, start, end, period)
+    if children and views.child_length(node) is None:
+        raise BadQuery([FieldError("children", "units_from_ingest",
+                                   "村的下级是报告单位:请从 ingest 导出各单位的数据",
+                                   "a village's children are units: export their reports "
+                                   "from ingest")])
+    async with ctx.sessions() as session:
+        figures = await dhis2_export.node_figures(session, node, span, ctx.catalogue,
+                                                  ctx.moment(), children)
+    body, media, headers, errors = dhis2.rendered(
+        figures, ctx.dhis2, fmt, unmapped, f"rollcall-{node}-{span.start}-{span.end}")
+    if body is None:
+        raise BadQuery(errors)
+    return Response(body, media_type=media, headers=headers)
 
 
 # Calendars (免报) are declared here rather than in the registry's CLI only: they change the

@@ -16,6 +16,7 @@ from services.aggregate.projector import BatchResult, apply_batch
 from shared.catalogue import Catalogue
 from shared.contracts import ReportAccepted
 from shared.deadlines import Moment
+from shared.dhis2 import IdMapping, load_mapping
 from shared.registry import calendar
 from shared.settings import Settings
 
@@ -55,6 +56,12 @@ class AggregateContext:
     known_days: set[date] = field(default_factory=set)
     stats: Stats = field(default_factory=Stats)
     cutoff_watch: CutoffWatch = field(default_factory=CutoffWatch)
+    # DHIS2 identifiers (ROLLCALL_DHIS2_MAPPING), read at start: a bad file stops the service.
+    dhis2: IdMapping = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.dhis2 is None:
+            self.dhis2 = load_mapping(self.settings.dhis2_mapping, self.catalogue.metrics)
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()

@@ -99,6 +99,14 @@ async def _stored(session: AsyncSession, codes: list[str], node: str, glen: int,
     return figures
 
 
+async def stored_figures(session: AsyncSession, codes: list[str], node: str, glen: int,
+                         span: Span, catalogue: Catalogue, moment: Moment
+                         ) -> queries.NodeDayFigures:
+    """The figures of `codes` (the node itself, or its children) day by day, as views read
+    them (for the DHIS2 export)."""
+    return await _stored(session, codes, node, glen, span, catalogue, moment)
+
+
 async def _lists(session: AsyncSession, node: str, day: date, where: Filter, moment: Moment,
                  limit: int | None, offset: int = 0) -> dict[str, list[dict]]:
     return {

@@ -8,19 +8,28 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import clock, repository
 from services.alerts.machine import AlertState, NewAlert
-from services.alerts.models import AlertRow, CutoffRunRow, MissingUnitRow
+from services.alerts.models import AlertRow, CountdownRow, CutoffRunRow, MissingUnitRow
+from services.alerts.queries import is_past_sql
 from shared import deadlines
 from shared.catalogue import Catalogue
-from shared.contracts import CaseReported, ReportAccepted
+from shared.contracts import (
+    CaseReported,
+    CountdownChanged,
+    CountdownDue,
+    ReportAccepted,
+    SignoffChanged,
+)
+from shared.hierarchy import CODE_LENGTHS, Level, level_of
 from shared.registry import calendar
 from shared.registry.reference import Reference
 from shared.rules import Rules
+from shared.signoff_rules import SignoffRules
 
 # The events of a batch not applied before; the record commits with their effect.
 RECORD_FRESH = text("""
@@ -99,6 +108,35 @@ STILL_LOW = text("""
 REPORTED_ON = text("""
     SELECT unit FROM alerts.unit_days
     WHERE day = :day AND report_revision IS NOT NULL AND unit = ANY(CAST(:units AS text[]))
+""")
+# A node-day's confirmation as signoff last said it: a newer audit entry wins, so a redelivered
+# or late "confirmed" cannot undo a reopening that came after it.
+UPSERT_CONFIRMATIONS = text("""
+    INSERT INTO alerts.confirmations AS c (node, day, confirmed, entry)
+    SELECT n, d, c, e FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
+                                  CAST(:confirmed AS boolean[]), CAST(:entries AS bigint[]))
+                       AS t(n, d, c, e)
+    ON CONFLICT (node, day) DO UPDATE SET confirmed = excluded.confirmed, entry = excluded.entry
+        WHERE c.entry < excluded.entry
+""")
+CONFIRMED_NOW = text("""
+    SELECT node, day FROM alerts.confirmations
+    WHERE confirmed AND (node, day) IN (SELECT * FROM unnest(CAST(:nodes AS text[]),
+                                                             CAST(:days AS date[])))
+""")
+CONFIRMED_ON = text("""
+    SELECT node FROM alerts.confirmations
+    WHERE day = :day AND confirmed AND node = ANY(CAST(:nodes AS text[]))
+""")
+# Node-days (of a reopened confirmation) whose level's time has already been checked.
+CHECKED_ALREADY = text("""
+    SELECT t.n, t.d FROM unnest(CAST(:nodes AS text[]), CAST(:days AS date[]),
+                                CAST(:levels AS smallint[])) AS t(n, d, l)
+    JOIN alerts.confirmation_runs r ON r.day = t.d AND r.level = t.l
+""")
+CLAIM_CONFIRMATION_RUN = text("""
+    INSERT INTO alerts.confirmation_runs (day, level, ran_at, alerts_opened)
+    VALUES (:day, :level, :now, 0) ON CONFLICT DO NOTHING RETURNING day
 """)
 
 
@@ -366,4 +404,175 @@ async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cut
         CutoffRunRow.__table__.update().where(CutoffRunRow.day == day,
                                               CutoffRunRow.cutoff == cutoff)
         .values(alerts_opened=opened))
+    return opened
+
+
+async def apply_countdowns(session: AsyncSession, events: list[CountdownChanged], rules: Rules,
+                           now: datetime) -> int:
+    """一人一案: the ledger's countdowns, kept until their deadline (`run_countdowns` opens the
+    alert once it has passed). A settlement (the test, release or sign-off recorded, even late,
+    or the countdown withdrawn) ends the wait, or, once its group's alert is open and nothing in
+    the group still waits, closes that alert. Only a newer announcement of a key (`seq`)
+    changes it: replays and old messages change nothing. Returns how many alerts were closed."""
+    fresh = await _fresh(session, [e.msg_id for e in events], now)
+    newest: dict[str, CountdownChanged] = {}
+    for e in events:
+        if e.msg_id in fresh and (e.key not in newest or e.seq > newest[e.key].seq):
+            newest[e.key] = e
+    if not newest:
+        return 0
+    rows = {row.key: row for row in await session.scalars(
+        select(CountdownRow).where(CountdownRow.key.in_(sorted(newest)))
+        .order_by(CountdownRow.key).with_for_update())}
+    settled_groups: set[str] = set()
+    for key in sorted(newest):
+        e, row = newest[key], rows.get(key)
+        if row is not None and row.seq >= e.seq:
+            continue
+        if row is None:
+            row = CountdownRow(key=key, kind=e.kind, grp=e.group, node=e.node,
+                               pseudonym=e.pseudonym, category=e.category, day=e.day,
+                               due_at=None, seq=e.seq, state="pending", details={})
+            session.add(row)
+        was = row.state
+        row.seq = e.seq
+        if isinstance(e, CountdownDue):
+            row.due_at, row.details = e.due_at, dict(e.details)
+            if was != "alerted":
+                row.state = "pending"
+        else:
+            row.state = e.outcome
+            if was == "alerted":
+                settled_groups.add(row.grp)
+    await session.flush()
+    if not settled_groups:
+        return 0
+    waiting = set((await session.execute(
+        select(CountdownRow.grp).where(CountdownRow.grp.in_(sorted(settled_groups)),
+                                       CountdownRow.state == "alerted"))).scalars())
+    done = sorted(settled_groups - waiting)
+    if not done:
+        return 0
+    alerts = list(await session.scalars(select(AlertRow).where(AlertRow.key.in_(done))
+                                        .order_by(AlertRow.alert_id).with_for_update()))
+    return await repository.close_resolved(session, alerts, now, rules, "done",
+                                           "recorded in the ledger of people under control")
+
+
+async def run_countdowns(session: AsyncSession, rules: Rules, now: datetime,
+                         limit: int = 500) -> tuple[int, int]:
+    """The countdowns whose deadline has passed unsettled (`deadlines.is_past`: at the end of
+    the day is still in time) open one alert per group: a test or a release its own, a
+    village's missing sign-offs of a day one, listing each person by pseudonym. Taken FOR
+    UPDATE SKIP LOCKED: one replica opens each. Returns (countdowns taken, alerts opened)."""
+    rows = list(await session.scalars(
+        select(CountdownRow).where(CountdownRow.state == "pending",
+                                   is_past_sql(CountdownRow.due_at, now))
+        .order_by(CountdownRow.due_at, CountdownRow.key).limit(limit)
+        .with_for_update(skip_locked=True)))
+    if not rows:
+        return 0, 0
+    groups: defaultdict[str, list[CountdownRow]] = defaultdict(list)
+    for row in rows:
+        groups[row.grp].append(row)
+        row.state = "alerted"
+    news = []
+    for grp, members in sorted(groups.items()):
+        first = members[0]
+        news.append(NewAlert(
+            key=grp, kind=first.kind, topic=first.kind, node=first.node, day=first.day,
+            started_at=min(m.due_at for m in members if m.due_at is not None),
+            received_at=now, recipients=rules.recipients_for(None, kind=first.kind),
+            details={"day": first.day.isoformat(), "due_at": first.due_at.isoformat()
+                     if first.due_at else None,
+                     "people": [{"pseudonym": m.pseudonym, "category": m.category,
+                                 **m.details} for m in sorted(members, key=lambda m: m.key)]}))
+    opened = await repository.open_alerts(session, news, rules, now)
+    return len(rows), len(opened)
+
+
+def confirmation_key(node: str, day: date) -> str:
+    return f"missing_confirmation:{node}:{day.isoformat()}"
+
+
+async def apply_confirmations(session: AsyncSession, events: list[SignoffChanged],
+                              rules: Rules, now: datetime,
+                              reference: Reference | None = None) -> int:
+    """Confirmations and reopenings from the signoff service: the latest of each node-day is
+    kept; a node that has now confirmed closes its missing-confirmation alerts (outcome
+    `confirmed`), and a confirmation reopened after its level's time was checked opens one at
+    once (the node must confirm again). Returns how many alerts were opened or closed."""
+    latest: dict[tuple[str, date], SignoffChanged] = {}
+    for e in events:
+        if e.action in ("confirmed", "reopened") and (
+                (e.node, e.day) not in latest or e.entry > latest[(e.node, e.day)].entry):
+            latest[(e.node, e.day)] = e
+    if not latest:
+        return 0
+    keys = sorted(latest)
+    await session.execute(UPSERT_CONFIRMATIONS, {
+        "nodes": [n for n, _ in keys], "days": [d for _, d in keys],
+        "confirmed": [latest[k].action == "confirmed" for k in keys],
+        "entries": [latest[k].entry for k in keys]})
+    done = {(n, d) for n, d in (await session.execute(CONFIRMED_NOW, {
+        "nodes": [n for n, _ in keys], "days": [d for _, d in keys]})).all()}
+    reopened = [k for k in keys if k not in done and latest[k].action == "reopened"]
+    opened = 0
+    if reopened:
+        late = (await session.execute(CHECKED_ALREADY, {
+            "nodes": [n for n, _ in reopened], "days": [d for _, d in reopened],
+            "levels": [int(level_of(n)) for n, _ in reopened]})).all()
+        opened = len(await repository.open_alerts(session, [NewAlert(
+            key=f"{confirmation_key(n, d)}:{latest[(n, d)].entry}", kind="missing_confirmation",
+            topic="missing_confirmation", node=n, day=d, started_at=latest[(n, d)].at,
+            received_at=latest[(n, d)].at,
+            recipients=rules.recipients_for(None, kind="missing_confirmation"),
+            details={"day": d.isoformat(), "level": level_of(n).name.lower(), "reopened": True,
+                     "unit": latest[(n, d)].unit, "reason": latest[(n, d)].reason,
+                     "name": reference.nodes.get(n, n) if reference else n})
+            for n, d in sorted(late)], rules, now))
+    if not done:
+        return opened
+    rows = list(await session.scalars(
+        select(AlertRow).where(
+            AlertRow.kind == "missing_confirmation", AlertRow.status != "closed",
+            tuple_(AlertRow.node, AlertRow.day).in_(sorted(done)))
+        .order_by(AlertRow.alert_id).with_for_update()))
+    return opened + await repository.close_resolved(session, rows, now, rules, "confirmed",
+                                                    "the node has confirmed its day")
+
+
+async def run_confirmations(session: AsyncSession, reference: Reference, day: date,
+                            level: Level, signoff: SignoffRules, rules: Rules, zone: ZoneInfo,
+                            now: datetime) -> int | None:
+    """确认上报 not done in time: at a level's confirmation time (shared/data/signoff.toml),
+    each node of that level with units placed below it that has not confirmed its day raises
+    one `missing_confirmation` alert (its clock: `missing_confirmation` in rules.toml), which
+    closes by itself once the node confirms. None if this day's time was already checked."""
+    claimed = await session.execute(CLAIM_CONFIRMATION_RUN,
+                                    {"day": day, "level": int(level), "now": now})
+    if claimed.scalar_one_or_none() is None:
+        return None
+    # A confirmation committing now either is seen here or closes the alert opened here.
+    await session.execute(text("LOCK TABLE alerts.confirmations IN SHARE MODE"))
+    length = CODE_LENGTHS[level]
+    nodes = sorted({node[:length] for u in reference.units.values()
+                    if u.active_on(day) and (node := u.node_on(day)) and len(node) >= length})
+    if not nodes:
+        return 0
+    confirmed = set((await session.execute(
+        CONFIRMED_ON, {"day": day, "nodes": nodes})).scalars())
+    due = signoff.due_at(nodes[0], day, zone)
+    assert due is not None  # the level confirms: it came from the same rules
+    news = [NewAlert(
+        key=confirmation_key(node, day), kind="missing_confirmation",
+        topic="missing_confirmation", node=node, day=day, started_at=due, received_at=due,
+        recipients=rules.recipients_for(None, kind="missing_confirmation"),
+        details={"day": day.isoformat(), "by": due.astimezone(zone).strftime("%H:%M"),
+                 "level": level.name.lower(), "name": reference.nodes.get(node, node)})
+        for node in nodes if node not in confirmed]
+    opened = len(await repository.open_alerts(session, news, rules, now))
+    await session.execute(text(
+        "UPDATE alerts.confirmation_runs SET alerts_opened = :n "
+        "WHERE day = :day AND level = :level"), {"n": opened, "day": day, "level": int(level)})
     return opened

@@ -1,18 +1,30 @@
-"""Alerts' bus edge: fever and flu-like cases, and accepted reports (outbreak counts, supplies
-below a stock level, missing reports resolved). Durable pull consumers run by the shared batch
-consumer (`shared/consumer.py`): one transaction per batch holds the effect and the record of
+"""Alerts' bus edge: fever and flu-like cases, accepted reports (outbreak counts, supplies
+below a stock level, missing reports resolved), what became of notify's deliveries (the
+alerts' histories), confirmations, and the countdowns of people under control. Durable pull
+consumers run by the shared batch consumer (`shared/consumer.py`): one transaction per batch
+holds the effect and the record of
 what was applied, and the batch is acknowledged after it committed; events go out through the
 outbox.
 A batch that fails is handed back, never terminated (its cases would never open their alerts);
 applying it twice changes nothing."""
 
 from nats.aio.client import Client as NatsClient
+from pydantic import TypeAdapter
 
-from services.alerts import detection
+from services.alerts import detection, repository
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
-from shared.contracts import CaseReported, ReportAccepted, reports_of
-from shared.streams import CASES, REPORTS
+from shared.contracts import (
+    CaseReported,
+    CountdownChanged,
+    DeliveryOutcome,
+    ReportAccepted,
+    SignoffChanged,
+    reports_of,
+)
+from shared.streams import CASES, CONTROL, DELIVERIES, REPORTS, SIGNOFF
+
+COUNTDOWN = TypeAdapter(CountdownChanged)
 
 
 def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
@@ -32,6 +44,25 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         if changed:
             ctx.relay.wake()
 
+    async def on_countdowns(events: list) -> None:
+        async with ctx.sessions() as session, session.begin():
+            closed = await detection.apply_countdowns(session, events, ctx.rules, ctx.clock())
+        if closed:
+            ctx.relay.wake()
+
+    async def on_delivery_outcomes(events: list[DeliveryOutcome]) -> None:
+        # Who was told: the alert's history grows, its state and clock do not change, and
+        # nothing is published (the outbox is not touched).
+        async with ctx.sessions() as session, session.begin():
+            await repository.record_told(session, events, ctx.clock())
+
+    async def on_confirmations(events: list[SignoffChanged]) -> None:
+        async with ctx.sessions() as session, session.begin():
+            changed = await detection.apply_confirmations(session, events, ctx.rules,
+                                                          ctx.clock(), ctx.reference)
+        if changed:
+            ctx.relay.wake()
+
     return [
         # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
@@ -42,4 +73,21 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=reports_of,
                       batch=1000),
+        # The ledger of people under control: countdowns announced and settled, in order.
+        BatchConsumer(nc, name="alerts-control", stream=CONTROL, durable=f"{durable}-control",
+                      subjects=["control.>"], handle=on_countdowns,
+                      decode=lambda msg: COUNTDOWN.validate_json(msg.data), batch=500),
+        # What became of notify's deliveries; the events name a masked person, never an
+        # address, and may still be kept out of the log like every staff detail.
+        BatchConsumer(nc, name="alerts-deliveries", stream=DELIVERIES,
+                      durable=f"{durable}-deliveries", subjects=["notify.delivery.>"],
+                      handle=on_delivery_outcomes,
+                      decode=lambda msg: DeliveryOutcome.model_validate_json(msg.data),
+                      batch=500, log_data=False),
+        # Confirmations (确认上报) and reopenings: who has confirmed, for the confirmation times.
+        BatchConsumer(nc, name="alerts-signoff", stream=SIGNOFF, durable=f"{durable}-signoff",
+                      subjects=["signoff.confirmed.>", "signoff.reopened.>"],
+                      handle=on_confirmations,
+                      decode=lambda msg: SignoffChanged.model_validate_json(msg.data),
+                      batch=500),
     ]

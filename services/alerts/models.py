@@ -1,10 +1,12 @@
-"""Alerts' tables (schema `alerts`); the migrations alerts_0002 and alerts_0004 create them."""
+"""Alerts' tables (schema `alerts`); the migrations alerts_0002, alerts_0004 and alerts_0005
+create them."""
 
 from datetime import date, datetime, time
 from uuid import UUID
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Date,
     DateTime,
     Float,
@@ -76,6 +78,27 @@ class TransitionRow(Base):
     details: Mapped[dict] = mapped_column(JSONB)
 
 
+class ToldRow(Base):
+    """Who was told of an alert, how, when and whether it arrived: one row per DeliveryOutcome
+    event notify published (msg_id: a redelivery adds nothing). Beside the alert's history, it
+    never changes the alert's state or clock; append-only (alerts_0005)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = {"schema": SCHEMA}
+
+    msg_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alert_id: Mapped[UUID] = mapped_column(ForeignKey(f"{SCHEMA}.alerts.alert_id"))
+    delivery_id: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(TZ)
+    person: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(TZ)
+
+
 class AlertOutboxRow(Outbox, Base):
     __table_args__ = {"schema": SCHEMA}
 
@@ -130,3 +153,24 @@ class StockUnitRow(Base):
     revision: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)
     below: Mapped[bool]
+
+
+class CountdownRow(Base):
+    """A countdown of the ledger of people under control, waiting for its deadline: `pending`
+    until `due_at` passes (then `alerted`: its group's alert is open) or it is settled (`done`,
+    `withdrawn`)."""
+
+    __tablename__ = "countdowns"
+    __table_args__ = {"schema": SCHEMA}
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    grp: Mapped[str] = mapped_column(String(120))
+    node: Mapped[str] = mapped_column(String(12))
+    pseudonym: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime | None] = mapped_column(TZ)
+    seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict] = mapped_column(JSONB)

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Uuid, case, func, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,3 +173,16 @@ async def intake(session: AsyncSession) -> dict[str, int]:
                                   .where(AlertRow.status != "closed"))
     return {"cases_applied": cases or 0, "reports_applied": reports or 0,
             "alerts_active": active or 0}
+
+
+CHANNEL_NAMES = {"sms": "短信", "email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉",
+                 "none": "无联系方式"}
+OUTCOME_NAMES = {"sent": "已发送", "delivered": "已送达", "failed": "发送失败"}
+
+
+def told_text(channel: str, outcome: str, at: datetime, person: str, reason: str | None,
+              zone: ZoneInfo) -> str:
+    """One delivery outcome as the alert's history says it: "短信已送达 13:30 张某"."""
+    said = (f"{CHANNEL_NAMES.get(channel, channel)}{OUTCOME_NAMES.get(outcome, outcome)} "
+            f"{at.astimezone(zone):%H:%M} {person}")
+    return f"{said}({reason})" if outcome == "failed" and reason else said

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import machine
 from services.alerts.machine import AlertState, Changed, NewAlert
-from services.alerts.models import AlertOutboxRow, AlertRow, TransitionRow
+from services.alerts.models import AlertOutboxRow, AlertRow, ToldRow, TransitionRow
 from services.alerts.queries import is_past_sql
 from shared.auth import Principal
+from shared.contracts import DeliveryOutcome
 from shared.rules import Rules
 
 STATE_FIELDS = tuple(f.name for f in fields(AlertState))
@@ -163,3 +164,30 @@ async def history(session: AsyncSession, alert_id: uuid.UUID) -> list[Transition
                                  .order_by(TransitionRow.seq))
     return list(rows)
 
+
+
+async def record_told(session: AsyncSession, events: Sequence[DeliveryOutcome],
+                      now: datetime) -> int:
+    """Add what notify says became of its deliveries to the alerts' histories, each event once
+    (by its message id); an event about an alert this database does not hold is passed over.
+    Nothing of the alert itself changes. The number added."""
+    if not events:
+        return 0
+    known = set(await session.scalars(select(AlertRow.alert_id).where(
+        AlertRow.alert_id.in_({e.alert_id for e in events}))))
+    rows = list({e.msg_id: {
+        "msg_id": e.msg_id, "alert_id": e.alert_id, "delivery_id": e.delivery_id,
+        "step": e.step, "channel": e.channel, "outcome": e.outcome, "at": e.at,
+        "person": e.person, "role": e.role, "reason": e.reason, "received_at": now}
+        for e in events if e.alert_id in known}.values())
+    if not rows:
+        return 0
+    added = await session.execute(pg_insert(ToldRow).values(rows).on_conflict_do_nothing(
+        index_elements=["msg_id"]).returning(ToldRow.msg_id))
+    return len(added.all())
+
+
+async def told(session: AsyncSession, alert_id: uuid.UUID) -> list[ToldRow]:
+    rows = await session.scalars(select(ToldRow).where(ToldRow.alert_id == alert_id)
+                                 .order_by(ToldRow.at, ToldRow.msg_id))
+    return list(rows)

@@ -24,6 +24,7 @@ from services.alerts.schemas import (
     Day,
     KindLevelCount,
     Problem,
+    Told,
 )
 from services.alerts.service import AlertsContext
 from shared.auth import Principal
@@ -112,9 +113,18 @@ async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
 
 @router.get("/alerts/{alert_id}", response_model=AlertView, responses=PROBLEMS)
 async def get_alert(alert_id: uuid.UUID, ctx: Ctx, who: Operator) -> AlertView:
+    """The alert, with who was told of it (`told`): each notification's outcome as notify
+    reported it, "短信已送达 13:30 张某"."""
+    zone = ctx.settings.zone
     async with ctx.sessions() as session:
         row = await _visible(session, alert_id, who)
-        return (await queries.views(session, [row], ctx.clock()))[0]
+        view = (await queries.views(session, [row], ctx.clock()))[0]
+        view.told = [Told(step=t.step, channel=t.channel, outcome=t.outcome,  # type: ignore[arg-type]
+                          at=t.at, person=t.person, role=t.role, reason=t.reason,
+                          text=queries.told_text(t.channel, t.outcome, t.at, t.person,
+                                                 t.reason, zone))
+                     for t in await repository.told(session, alert_id)]
+    return view
 
 
 @router.get("/alerts/{alert_id}/history", response_model=list[Change], responses=PROBLEMS)

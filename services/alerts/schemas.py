@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from shared.contracts import AlertKind
+
 
 def _written_as_a_day(value: object) -> object:
     """A day is written YYYY-MM-DD, as the schema says: a number is not read as a timestamp."""
@@ -35,9 +37,26 @@ class MissingUnit(BaseModel):
     reported_at: datetime | None
 
 
+class Told(BaseModel):
+    """One outcome of a notification about the alert, as notify reported it: "短信已送达 13:30
+    张某". The person is masked (surname + 某); no address is ever held here."""
+
+    step: str = Field(description="what was told: the alert's change (opened, warned, "
+                                  "escalated…) or `digest`")
+    channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
+    outcome: Literal["sent", "delivered", "failed"] = Field(
+        description="sent: the channel took it (SMTP 250, a robot's errcode 0, the SMS "
+                    "gateway's 2xx); delivered: the SMS receipt says it reached the phone")
+    at: datetime
+    person: str
+    role: str
+    reason: str | None
+    text: str = Field(examples=["短信已送达 13:30 张某"])
+
+
 class AlertView(BaseModel):
     alert_id: UUID
-    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
+    kind: AlertKind
     status: Literal["open", "acknowledged", "closed"]
     node: str
     unit: str | None
@@ -64,6 +83,9 @@ class AlertView(BaseModel):
     note: str | None
     details: dict
     missing_units: list[MissingUnit] | None = None
+    told: list[Told] | None = Field(
+        default=None, description="who was told of it, how, when and whether it arrived "
+                                  "(in the alert's detail only; from notify's delivery events)")
 
 
 class Change(BaseModel):
@@ -81,7 +103,7 @@ class Problem(BaseModel):
 
 
 class KindLevelCount(BaseModel):
-    kind: Literal["case", "outbreak", "missing_report", "supply_low"]
+    kind: AlertKind
     level: str = Field(description="the level now responsible")
     alerts: int
     overdue: int = Field(description="open and past their deadline")

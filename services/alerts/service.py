@@ -1,7 +1,7 @@
 """What the alerts service's edges share at run time."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +12,7 @@ from shared.registry.reference import Reference
 from shared.rules import Rules
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
+from shared.signoff_rules import SignoffRules, load_signoff_rules
 
 
 @dataclass
@@ -23,6 +24,12 @@ class AlertsContext:
     reference: Reference
     relay: OutboxRelay
     catalogue: Catalogue  # its stock levels decide supply alerts
+    # Which levels confirm their day and by when (missing confirmations).
+    signoff: SignoffRules = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.signoff is None:
+            self.signoff = load_signoff_rules(self.settings.signoff_config)
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()

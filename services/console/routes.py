@@ -114,9 +114,17 @@ async def roster_page() -> FileResponse:
     return _page("roster.html")
 
 
+@pages.get("/control")
+async def control_page() -> FileResponse:
+    return _page("control.html")
+
+
 @pages.get("/trend")
 async def trend_page() -> FileResponse:
     return _page("trend.html")
+@pages.get("/review")
+async def review_page() -> FileResponse:
+    return _page("review.html")
 
 
 @pages.get("/summary")
@@ -218,7 +226,9 @@ async def alerts(who: Operator, ctx: Ctx, node: str | None = None,
         ctx.upstream.get("alerts", "/v1/alerts", who.token, node=node, status=status,
                          kind=kind, limit=limit)
         for kind, limit in (("case", 500), ("outbreak", 100), ("missing_report", 300),
-                            ("supply_low", 100))))
+                            ("supply_low", 100), ("missing_confirmation", 100),
+                            ("test_overdue", 200), ("release_overdue", 200),
+                            ("team_signoff_missing", 200))))
     alerts = [alert for answer in answers for alert in _must(answer)]
     told = await _deliveries(ctx, who, [alert["alert_id"] for alert in alerts])
     for alert in alerts:
@@ -256,6 +266,12 @@ async def alert_deliveries(alert_id: uuid.UUID, who: Operator, ctx: Ctx) -> JSON
     if told is None:
         raise UpstreamDown("notify", "unanswered")
     return JSONResponse(told.get(str(alert_id), []))
+
+
+@api.get("/alerts/{alert_id}")
+async def alert_detail(alert_id: str, who: Operator, ctx: Ctx) -> JSONResponse:
+    """The alert with who was told of it (`told`), as the alerts service keeps it."""
+    return _relay(await ctx.upstream.get("alerts", f"/v1/alerts/{alert_id}", who.token))
 
 
 @api.get("/alerts/{alert_id}/history")
@@ -299,6 +315,36 @@ async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
                      body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.put("notify", f"/v1/rosters/{_node(who, node)}/{day}",
                                          who.token, body))
+
+
+# ---- people under control (一人一案): read and recorded through the ledger, which keeps the
+# names to the village's and the town's operators -----------------------------------------
+
+@api.get("/control/{what}")
+async def control(what: str, who: Operator, ctx: Ctx, node: str | None = None,
+                  day: date | None = None) -> JSONResponse:
+    """The register (`people`), the day's work (`due`), the missing sign-offs
+    (`signoffs/missing` as `signoffs-missing`) and the headcounts (`stock`) of the operator's
+    area, as the ledger answers them."""
+    paths = {"people": "/v1/control/people", "due": "/v1/control/due",
+             "signoffs-missing": "/v1/control/signoffs/missing", "stock": "/v1/control/stock",
+             "regimes": "/v1/control/regimes"}
+    if what not in paths:
+        raise refuse("unknown_node", "what", node=what)
+    params = {"node": _node(who, node)} if what != "regimes" else {}
+    if day is not None and what not in ("people", "regimes"):
+        params["day"] = day.isoformat()
+    return _relay(await ctx.upstream.get("ledger", paths[what], who.token, **params))
+
+
+@api.post("/control/people/{person_id}/{action}")
+async def control_action(person_id: uuid.UUID, action: str, who: Operator, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A test result, a release or a team member's sign-off, recorded by the ledger."""
+    if action not in ("tests", "release", "signoffs"):
+        raise refuse("unknown_node", "action", node=action)
+    return _relay(await ctx.upstream.post("ledger", f"/v1/control/people/{person_id}/{action}",
+                                          who.token, body))
 
 
 # ---- calendars (免报): declared and ended through aggregate, which recounts the figures ------
@@ -362,6 +408,53 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
             one = await reference.unit(session, who.principal.scope, ctx.today())
             return [one] if one else []
         return await reference.find_units(session, who.principal.scope, q, ctx.today())
+
+
+@api.post("/reports/{unit}/{day}/corrections")
+async def correct_report(unit: str, day: date, who: Anyone, ctx: Ctx,
+                         body: Annotated[dict, Body()]) -> JSONResponse:
+    """A correction (a report sent back is corrected this way): a new revision with a reason."""
+    return _relay(await ctx.upstream.post("ingest", f"/v1/reports/{unit}/{day}/corrections",
+                                          who.token, body))
+
+
+@api.get("/units/{unit}/sendbacks")
+async def unit_sendbacks(unit: str, who: Anyone, ctx: Ctx) -> JSONResponse:
+    """退回: the unit's reports sent back, with the reason (ingest keeps what signoff said)."""
+    return _relay(await ctx.upstream.get("ingest", f"/v1/units/{unit}/sendbacks", who.token))
+
+
+# ---- review and sign-off (逐级审核上报), through the signoff service ---------------------------
+
+@api.get("/signoff/{node}")
+async def signoff(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """A node's day and its children's: confirmed, reopened after a correction, unconfirmed."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/signoff/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/review/{node}")
+async def review(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+    """Every unit below a node with its latest report of the day and its open send-back."""
+    return _relay(await ctx.upstream.get("signoff", f"/v1/review/{_node(who, node)}",
+                                         who.token, day=day))
+
+
+@api.get("/signoff-audit/{node}")
+async def signoff_audit(node: str, who: Operator, ctx: Ctx, day: date | None = None
+                        ) -> JSONResponse:
+    return _relay(await ctx.upstream.get("signoff", "/v1/audit", who.token,
+                                         node=_node(who, node), day=day))
+
+
+@api.post("/sendbacks")
+async def send_back(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/sendbacks", who.token, body))
+
+
+@api.post("/confirmations")
+async def confirm(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSONResponse:
+    return _relay(await ctx.upstream.post("signoff", "/v1/confirmations", who.token, body))
 
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------

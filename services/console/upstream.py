@@ -36,6 +36,8 @@ def base_urls(settings: Settings) -> dict[str, str]:
         "aggregate": settings.console_aggregate_url or f"{local}:{settings.aggregate_port}",
         "alerts": settings.console_alerts_url or f"{local}:{settings.alerts_port}",
         "notify": settings.console_notify_url or f"{local}:{settings.notify_port}",
+        "ledger": settings.console_ledger_url or f"{local}:{settings.ledger_port}",
+        "signoff": settings.console_signoff_url or f"{local}:{settings.signoff_port}",
     }
 
 

@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None,
                               " (a unit's, or an operator's scoped to a node).")
     app.include_router(routes.router)
     app.include_router(routes.cases)
+    app.include_router(routes.dhis2_router)
     app.include_router(health_router())
     app.include_router(metrics_router())
     # Refusals in the project's shape, and in the schema. A refused submission is kept by the

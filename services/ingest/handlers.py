@@ -23,15 +23,15 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
 
-from services.ingest import submissions
+from services.ingest import sendbacks, submissions
 from services.ingest.schemas import CorrectionCommand, SubmitCase, SubmitReport
 from services.ingest.service import IngestContext
 from services.ingest.submissions import Incoming, Outcome, read
 from shared.consumer import BatchConsumer
-from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT
+from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT, SignoffChanged
 from shared.errors import FieldError
 from shared.http_auth import token_from_header
-from shared.streams import SUBMISSIONS
+from shared.streams import SIGNOFF, SUBMISSIONS
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,18 @@ def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:
     async def on_submissions(msgs: list[Msg]) -> None:
         await handle(ctx, msgs, reply)
 
+    async def on_signoff(events: list[SignoffChanged]) -> None:
+        async with ctx.sessions() as session, session.begin():
+            await sendbacks.take(session, events)
+
     return [BatchConsumer(
         nc, name="ingest-submissions", stream=SUBMISSIONS, durable=DURABLE,
         handle=on_submissions, split=lambda msg: command_of(msg.subject),
-        batch=ctx.settings.submit_batch, ack_wait=ctx.settings.submit_ack_wait_s)]
+        batch=ctx.settings.submit_batch, ack_wait=ctx.settings.submit_ack_wait_s),
+        # What signoff said of a unit's reports (sent back, cleared), shown to the unit.
+        BatchConsumer(nc, name="ingest-signoff", stream=SIGNOFF,
+                      durable=ctx.settings.ingest_signoff_durable,
+                      subjects=["signoff.sent_back.>", "signoff.cleared.>"],
+                      handle=on_signoff,
+                      decode=lambda msg: SignoffChanged.model_validate_json(msg.data),
+                      batch=500)]

@@ -444,3 +444,61 @@ async def cases_of(session: AsyncSession, unit: str, since: datetime | None = No
 async def outbox_depth(session: AsyncSession) -> int:
     return (await session.execute(select(func.count()).select_from(OutboxRow))).scalar_one()
 
+
+
+# The latest revision of each unit's report below a node over a range of days, with when its
+# first revision arrived (a DHIS2 export's `created`; `lastUpdated` is the latest's).
+LATEST_IN_RANGE = text("""
+    SELECT unit_code, day, revision, values, reporter, note, submitted_at, created
+    FROM (SELECT DISTINCT ON (r.unit_code, r.day) r.unit_code, r.day, r.revision, r.values,
+                 r.reporter, r.note, r.submitted_at, r.node_code,
+                 min(r.submitted_at) OVER (PARTITION BY r.unit_code, r.day) AS created
+          FROM ingest.reports r
+          WHERE r.day BETWEEN :d0 AND :d1 AND r.node_code ~>=~ CAST(:node AS text)
+            AND r.node_code ~<~ (CAST(:node AS text) || '~')
+          ORDER BY r.unit_code, r.day, r.revision DESC) latest
+    ORDER BY day, unit_code
+""")
+
+
+async def latest_in_range(session: AsyncSession, node: str, start: date, end: date) -> list:
+    """Each unit-day's latest revision below `node` from `start` to `end`, day by day."""
+    return list(await session.execute(LATEST_IN_RANGE, {"node": node, "d0": start, "d1": end}))
+
+
+LATEST_OF = text("""
+    SELECT DISTINCT ON (r.unit_code, r.day) r.unit_code, r.day, r.revision, r.values, r.note
+    FROM ingest.reports r
+    JOIN unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS k(unit_code, day)
+      ON r.unit_code = k.unit_code AND r.day = k.day
+    ORDER BY r.unit_code, r.day, r.revision DESC
+""")
+
+
+async def latest_of(session: AsyncSession, keys: Sequence[tuple[str, date]]) -> dict:
+    """The latest revision of each (unit, day) given that has a report."""
+    if not keys:
+        return {}
+    rows = await session.execute(LATEST_OF, {"units": [u for u, _ in keys],
+                                             "days": [d for _, d in keys]})
+    return {(r.unit_code, r.day): r for r in rows}
+
+
+RECORD_IMPORT = text("""
+    INSERT INTO ingest.dhis2_imports (import_id, received_at, credential_id, actor, scope,
+                                      format, data_values, status, summary)
+    VALUES (:import_id, :received_at, :credential_id, :actor, :scope, :format, :data_values,
+            :status, CAST(:summary AS jsonb))
+""")
+
+
+async def record_import(session: AsyncSession, **row: Any) -> None:
+    """A DHIS2 import and its summary, kept (append-only)."""
+    await session.execute(RECORD_IMPORT, {**row, "summary": json.dumps(row["summary"],
+                                                                       ensure_ascii=False)})
+
+
+async def import_of(session: AsyncSession, import_id: uuid.UUID) -> Any:
+    return (await session.execute(text(
+        "SELECT import_id, received_at, actor, scope, format, data_values, status, summary "
+        "FROM ingest.dhis2_imports WHERE import_id = :id"), {"id": import_id})).first()

@@ -6,15 +6,18 @@ A submission's body is read here as bytes and handed to the use case as it came,
 that is not JSON, or a field that is wrong, is refused and kept by the use case like any other
 refusal (the OpenAPI schema still names each body's model)."""
 
+import json
 from datetime import date, datetime
 from typing import Annotated
+from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.ingest import ledger, submissions
+from services.ingest import dhis2 as dhis2_use
+from services.ingest import ledger, sendbacks, submissions
 from services.ingest.csvfile import CsvRefused, read_reports, template
 from services.ingest.schemas import (
     BulkResult,
@@ -26,16 +29,19 @@ from services.ingest.schemas import (
     Receipt,
     ReportNote,
     Revision,
+    SendbackNotice,
     SubmitCase,
     SubmitReport,
     SubmitZeroReport,
 )
 from services.ingest.service import IngestContext
-from services.ingest.submissions import Incoming, Outcome, excerpt, read, read_json
+from services.ingest.submissions import INVALID_JSON, Incoming, Outcome, excerpt, read, read_json
+from shared import dhis2
 from shared.auth import Principal
 from shared.errors import FieldError
-from shared.http_auth import Authenticated, forbidden
-from shared.refusals import problem
+from shared.hierarchy import level_of
+from shared.http_auth import Authenticated, Operator, forbidden
+from shared.refusals import Refused, problem, refuse
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 # A bulk body above this is refused unread (10,000 reports take about 2 MB).
@@ -219,6 +225,19 @@ async def unit_reports(unit: str, principal: Authenticated, ctx: Ctx,
                      actor=r.actor, note=r.note) for r in rows]
 
 
+@router.get("/units/{unit}/sendbacks", response_model=list[SendbackNotice],
+            responses={401: {"model": Problem}, 403: {"model": Problem}})
+async def unit_sendbacks(unit: str, principal: Authenticated, ctx: Ctx,
+                         day: date | None = None) -> list[SendbackNotice]:
+    """退回: the unit's reports sent back by its town or county, with the reason, newest day
+    first, those still waiting for a correction first. A correction of that day clears one
+    (`cleared_revision`)."""
+    _may_read(principal, ctx, unit)
+    async with ctx.sessions() as session:
+        return [SendbackNotice(status="open" if row["cleared_at"] is None else "cleared", **row)
+                for row in await sendbacks.of_unit(session, unit, day)]
+
+
 @router.get("/notes", response_model=list[ReportNote],
             responses={401: {"model": Problem}, 403: {"model": Problem}})
 async def report_notes(principal: Authenticated, ctx: Ctx, node: str, day: date,
@@ -259,3 +278,114 @@ async def unit_cases(unit: str, principal: Authenticated, ctx: Ctx,
                      received_at=c.received_at, temperature=c.temperature,
                      symptoms=c.symptoms, person_ref=c.person_ref, late=c.late, actor=c.actor,
                      details=c.details or {}) for c in rows]
+
+
+dhis2_router = APIRouter(prefix="/v1", tags=["dhis2"])
+MAX_EXPORT_DAYS = 366
+
+
+def _export_span(ctx: IngestContext, day: date | None, start: date | None,
+                 end: date | None) -> tuple[date, date]:
+    today = ctx.clock().astimezone(ctx.settings.zone).date()
+    if day is not None and (start is not None or end is not None):
+        raise Refused(422, [FieldError("day", "day_or_range", "日期与日期范围只能二选一",
+                                       "give either day or start/end, not both")])
+    start, end = (day, day) if day is not None else (start or end or today, end or today)
+    if start > end:
+        raise Refused(422, [FieldError("start", "start_after_end", "起始日期晚于结束日期",
+                                       f"start {start} is after end {end}")])
+    if (end - start).days + 1 > MAX_EXPORT_DAYS:
+        raise Refused(422, [FieldError("start", "range_too_long",
+                                       f"日期范围不能超过 {MAX_EXPORT_DAYS} 天",
+                                       f"a range spans at most {MAX_EXPORT_DAYS} days")])
+    return start, end
+
+
+@dhis2_router.get("/export/dhis2/dataValueSets.{fmt}", responses={
+    200: {"content": {"application/json": {}, "application/csv": {}},
+          "description": "a DHIS2 data value set"},
+    401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
+async def export_dhis2(
+        fmt: dhis2.Format, principal: Operator, ctx: Ctx,
+        node: Annotated[str, Query(description="the units at or below this node")],
+        day: date | None = None, start: date | None = None, end: date | None = None,
+        unmapped: Annotated[dhis2.WhenUnmapped, Query(description=(
+            "a metric or unit the mapping lacks: `refuse` the export (422, naming every "
+            "code), or `skip` it (listed in the Rollcall-Unmapped header)"))] = "refuse",
+) -> Response:
+    """The units' own figures as a DHIS2 data value set (JSON or CSV): each unit's latest
+    report below `node` for each day (`day`, or `start`–`end`), value by value, with its
+    reporter (storedBy), first and latest arrival (created, lastUpdated) and note (comment).
+    A node's rolled-up figures are exported by aggregate."""
+    try:
+        level_of(node)
+    except ValueError:
+        raise refuse("bad_node", "node", node=node) from None
+    if not principal.may_see(node):
+        raise forbidden(node, "node")
+    first, last = _export_span(ctx, day, start, end)
+    figures = await dhis2_use.unit_figures(ctx, node, first, last)
+    body, media, headers, errors = dhis2.rendered(figures, ctx.dhis2, fmt, unmapped,
+                                                  f"rollcall-units-{node}-{first}-{last}")
+    if body is None:
+        return JSONResponse(problem(422, errors), status_code=422)
+    return Response(body, media_type=media, headers=headers)
+
+
+IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["dataValues"], "properties": {
+        "dataValues": {"type": "array", "items": {"type": "object"}}}},
+        "example": {"dataValues": [{"dataElement": "FTRrcoaog83", "period": "20260302",
+                                    "orgUnit": "DiszpKrYNg8", "value": "2"}]}},
+    "application/csv": {"schema": {"type": "string"}}}}}
+
+
+@dhis2_router.post("/import/dhis2/dataValueSets", openapi_extra=IMPORT_BODY, responses={
+    200: {"description": "DHIS2's WebMessage with its ImportSummary (status SUCCESS or "
+                         "WARNING)"},
+    409: {"description": "the ImportSummary when no value was written (status ERROR)"},
+    401: {"model": Problem}, 403: {"model": Problem}, 413: {"model": Problem},
+    422: {"model": Problem, "description": "not JSON, or not a DHIS2 CSV"}})
+async def import_dhis2(request: Request, principal: Operator, ctx: Ctx) -> Response:
+    """A DHIS2 data value set (JSON, or DHIS2's CSV as `application/csv` or `text/csv`) as
+    reports: one per org unit (a reporting unit, by the mapping) and day (the daily period
+    yyyyMMdd), through the same checks, idempotency and ledger as any submission. Answered
+    with DHIS2's import summary: imported, updated and ignored values and a conflict for each
+    value refused, the good ones kept. Importing the same payload again changes nothing."""
+    data = await request.body()
+    if len(data) > MAX_BULK_BYTES:
+        return await _refuse_whole(ctx, principal, 413,
+                                   submissions.too_many(dhis2_use.MAX_VALUES), excerpt(data))
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    payload: object
+    if kind in ("application/csv", "text/csv"):
+        try:
+            payload = dhis2.from_csv(data.decode("utf-8-sig", "replace"))
+        except dhis2.NotDhis2Csv as refused:
+            return await _refuse_whole(ctx, principal, 422, refused.error, excerpt(data))
+    else:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return await _refuse_whole(ctx, principal, 422, INVALID_JSON, excerpt(data))
+    summary = await dhis2_use.import_values(
+        ctx, payload, principal, ctx.dhis2,
+        "csv" if kind in ("application/csv", "text/csv") else "json")
+    status, body = summary.web_message()
+    return JSONResponse(body, status_code=status)
+
+
+@dhis2_router.get("/import/dhis2/dataValueSets/{import_id}", responses={
+    401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}})
+async def dhis2_import(import_id: UUID, principal: Operator, ctx: Ctx) -> dict:
+    """An import as it was kept (its summary's `reference`): when, by whom, how many values,
+    and DHIS2's import summary as it was answered. Operators whose area covers the importer's."""
+    async with ctx.sessions() as session:
+        row = await ledger.import_of(session, import_id)
+    if row is None:
+        raise refuse("unknown_import", "import_id", import_id=import_id)
+    if not principal.may_see(row.scope):
+        raise forbidden(str(import_id), "import_id")
+    return {"import_id": row.import_id, "received_at": row.received_at, "actor": row.actor,
+            "scope": row.scope, "format": row.format, "data_values": row.data_values,
+            "status": row.status, "summary": row.summary}

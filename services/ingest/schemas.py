@@ -217,6 +217,24 @@ class Revision(BaseModel):
     note: str | None = None
 
 
+class SendbackNotice(BaseModel):
+    """退回: a report of the unit sent back with a reason by an operator above it; the unit
+    corrects it (`POST /v1/reports/{unit}/{day}/corrections`), which clears it."""
+
+    sendback_id: UUID
+    unit: str
+    day: date
+    status: Literal["open", "cleared"]
+    revision: int | None = Field(description="the revision sent back")
+    reason: str | None
+    sent_by: str | None
+    sent_at: datetime | None
+    cleared_at: datetime | None
+    cleared_revision: int | None = Field(description="the correction that cleared it")
+    cleared_by: str | None
+    cleared_reason: str | None
+
+
 class ReportNote(BaseModel):
     """A unit's note on a day, from the latest revision of its report."""
 

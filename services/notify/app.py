@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from services.notify import handlers, routes, store
 from services.notify.channels import DingTalkRobot, EmailSender, Sender, SmsGateway, WeComRobot
+from services.notify.hosts import AllowedHosts
 from services.notify.metrics import PENDING
+from services.notify.models import NotifyOutboxRow
 from services.notify.policy import load_policy
 from services.notify.service import NotifyContext
 from services.notify.worker import DeliveryWorker
@@ -22,6 +24,7 @@ from shared.health import health_router
 from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
 from shared.runtime import Background, running
 from shared.settings import Settings
@@ -31,19 +34,30 @@ def _secret(value) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def allowed_hosts(settings: Settings) -> AllowedHosts:
+    """The hosts notify may send to; an SMS gateway elsewhere stops the start."""
+    hosts = AllowedHosts.parse(settings.notify_allowed_hosts)
+    if settings.notify_sms_url and (reason := hosts.refusal(settings.notify_sms_url)):
+        raise ValueError(f"ROLLCALL_NOTIFY_SMS_URL refused: {reason}")
+    return hosts
+
+
 def senders(settings: Settings, client: httpx.AsyncClient) -> dict[str, Sender]:
     """The channels this deployment can send by: the robots always (their addresses are the
     people's), e-mail and SMS when their server is configured."""
-    out: dict[str, Sender] = {"wecom": WeComRobot(client), "dingtalk": DingTalkRobot(client)}
+    hosts = allowed_hosts(settings)
+    out: dict[str, Sender] = {"wecom": WeComRobot(client, hosts),
+                              "dingtalk": DingTalkRobot(client, hosts)}
     if settings.notify_smtp_host:
         out["email"] = EmailSender(
             settings.notify_smtp_host, settings.notify_smtp_port, settings.notify_smtp_sender,
             settings.notify_smtp_user, _secret(settings.notify_smtp_password),
             settings.notify_smtp_starttls, settings.notify_send_timeout_s)
     if settings.notify_sms_url:
-        out["sms"] = SmsGateway(client, settings.notify_sms_url, settings.notify_sms_body,
+        out["sms"] = SmsGateway(client, settings.notify_sms_url, settings.notify_sms_body, hosts,
                                 _secret(settings.notify_sms_token), settings.notify_sms_user,
-                                _secret(settings.notify_sms_password))
+                                _secret(settings.notify_sms_password),
+                                settings.notify_sms_id_field)
     return out
 
 
@@ -52,6 +66,7 @@ def create_app(settings: Settings | None = None,
     settings = settings or Settings()
     nats_url, database_url = settings.require_servers()
     policy = load_policy(settings.notify_config)  # a bad policy stops the start
+    hosts = allowed_hosts(settings)  # and so does an SMS gateway on a host not allowed
     broker = make_broker(nats_url, "notify")
 
     @contextlib.asynccontextmanager
@@ -63,23 +78,27 @@ def create_app(settings: Settings | None = None,
         sessions = make_sessionmaker(engine)
         client = httpx.AsyncClient(timeout=settings.notify_send_timeout_s)
         channels = senders(settings, client)
+        nc = await connect(broker, settings.stream_replicas)
+        # Delivery outcomes go to the alerts service through notify's outbox.
+        relay = OutboxRelay(sessions, nc, NotifyOutboxRow)
         worker = DeliveryWorker(sessions, channels, policy, clock,
-                                send_timeout_s=settings.notify_send_timeout_s)
+                                send_timeout_s=settings.notify_send_timeout_s,
+                                published=relay.wake)
         async with sessions() as session:
             reference = await Reference.load(session)
         ctx = NotifyContext(settings, clock, sessions, policy, tuple(channels), worker,
-                            reference)
+                            reference, hosts, relay)
         worker.chores.append(ctx.remind)
         app.state.notify, app.state.engine, app.state.broker = ctx, engine, broker
         app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
-        nc = await connect(broker, settings.stream_replicas)
         # The delivery worker stops after the consumers (no new deliveries recorded) and
         # finishes the round in hand.
         deliveries = ([Background("notify-deliveries", lambda: worker.run(settings.notify_poll_s),
                                   stop=worker.stop)] if settings.notify_poll_s > 0 else [])
         try:
             async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
-                               background=deliveries, registry_changed=ctx.reload_reference):
+                               relay=relay, background=deliveries,
+                               registry_changed=ctx.reload_reference):
                 yield
         finally:
             await client.aclose()

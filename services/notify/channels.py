@@ -1,6 +1,12 @@
 """The channels a notification goes out by: e-mail over SMTP, the WeCom and DingTalk group
 robots (text messages), and a generic HTTP SMS gateway. Each sender raises `DeliveryFailed`
-with a reason fit for the record: the reason names what went wrong, never the address."""
+with a reason fit for the record: the reason names what went wrong, never the address.
+
+What "sent" means differs by channel: an SMTP server's 250 (the mail server accepted it, not
+that anyone read it), a robot's `errcode` 0 (the message is in the group), the SMS gateway's
+2xx (the gateway queued it). Only the SMS gateway says later whether the message reached the
+phone, in a delivery receipt (services/notify/receipts.py): that is "delivered". A sender
+returns the id the gateway gave the message, if any, for its receipt to find."""
 
 import asyncio
 import base64
@@ -18,6 +24,7 @@ from typing import Protocol
 
 import httpx
 
+from services.notify.hosts import AllowedHosts
 from services.notify.staff import Person
 
 
@@ -32,8 +39,20 @@ class DeliveryFailed(Exception):
     """The channel did not take the message; `str()` is the reason recorded."""
 
 
+class DeliveryRefused(DeliveryFailed):
+    """Notify will not send there (a host not allowed): failed for good, not tried again."""
+
+
 class Sender(Protocol):
-    async def send(self, message: Outgoing, person: Person) -> None: ...
+    async def send(self, message: Outgoing, person: Person) -> str | None:
+        """Sends, or raises DeliveryFailed; the gateway's id of the message, if it gave one."""
+        ...
+
+
+def _allowed(hosts: AllowedHosts, what: str, url: str) -> str:
+    if reason := hosts.refusal(url):
+        raise DeliveryRefused(f"{what}: {reason}")
+    return url
 
 
 def _address(person: Person, channel: str) -> str:
@@ -63,6 +82,7 @@ class EmailSender:
             smtp.send_message(message)
 
     async def send(self, message: Outgoing, person: Person) -> None:
+        """Sent once the server answers 250 to the message (the mail is in its hands)."""
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = _address(person, "email")
@@ -105,11 +125,12 @@ def _robot_answer(what: str, response: httpx.Response) -> None:
 class WeComRobot:
     """A WeCom (企业微信) group robot: POST a text message to the group's webhook URL."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, client: httpx.AsyncClient, hosts: AllowedHosts) -> None:
+        self.client, self.hosts = client, hosts
 
     async def send(self, message: Outgoing, person: Person) -> None:
-        response = await _post(self.client, "wecom", _address(person, "wecom"),
+        url = _allowed(self.hosts, "wecom", _address(person, "wecom"))
+        response = await _post(self.client, "wecom", url,
                                json={"msgtype": "text", "text": {"content": message.body}})
         _robot_answer("wecom", response)
 
@@ -127,12 +148,12 @@ class DingTalkRobot:
     """A DingTalk (钉钉) group robot: POST a text message to the webhook URL, signed when the
     robot has a secret."""
 
-    def __init__(self, client: httpx.AsyncClient,
+    def __init__(self, client: httpx.AsyncClient, hosts: AllowedHosts,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
-        self.client, self.clock_ms = client, clock_ms
+        self.client, self.hosts, self.clock_ms = client, hosts, clock_ms
 
     async def send(self, message: Outgoing, person: Person) -> None:
-        url = _address(person, "dingtalk")
+        url = _allowed(self.hosts, "dingtalk", _address(person, "dingtalk"))
         params = {}
         if person.chat_secret:
             timestamp = self.clock_ms()
@@ -155,20 +176,37 @@ def fill(template: object, values: dict[str, str]) -> object:
     return template
 
 
+def answer_field(answer: object, path: str) -> str | None:
+    """The value at a dotted `path` of a JSON answer (`message_id`, `data.msgid`), as text."""
+    for part in path.split(".") if path else ():
+        if not isinstance(answer, dict) or part not in answer:
+            return None
+        answer = answer[part]
+    if isinstance(answer, str | int) and not isinstance(answer, bool) and str(answer):
+        return str(answer)[:200]
+    return None
+
+
 class SmsGateway:
     """A generic HTTP SMS gateway: POST the body template, filled, as JSON; a 2xx answer means
-    it took the message. The delivery's key goes in `Idempotency-Key`."""
+    it took the message (sent), and the message id it answers with (at `id_field`) is what its
+    delivery receipt will name. The delivery's key goes in `Idempotency-Key`."""
 
     def __init__(self, client: httpx.AsyncClient, url: str, body_template: str,
-                 token: str | None = None, user: str | None = None,
-                 password: str | None = None) -> None:
-        self.client, self.url = client, url
+                 hosts: AllowedHosts, token: str | None = None, user: str | None = None,
+                 password: str | None = None, id_field: str = "message_id") -> None:
+        self.client, self.url, self.hosts, self.id_field = client, url, hosts, id_field
         self.template = json.loads(body_template)  # checked at start: a bad one stops it
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.auth = httpx.BasicAuth(user, password or "") if user else None
 
-    async def send(self, message: Outgoing, person: Person) -> None:
+    async def send(self, message: Outgoing, person: Person) -> str | None:
+        url = _allowed(self.hosts, "sms", self.url)
         body = fill(self.template, {"phone": _address(person, "sms"), "text": message.body,
                                     "title": message.title, "key": message.key})
-        await _post(self.client, "sms", self.url, json=body, auth=self.auth,
-                    headers={**self.headers, "Idempotency-Key": message.key})
+        response = await _post(self.client, "sms", url, json=body, auth=self.auth,
+                               headers={**self.headers, "Idempotency-Key": message.key})
+        try:
+            return answer_field(response.json(), self.id_field)
+        except ValueError:  # taken without a JSON answer: sent, no receipt to expect
+            return None

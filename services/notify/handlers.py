@@ -28,6 +28,8 @@ def consumers(nc: NatsClient, ctx: NotifyContext) -> list[BatchConsumer]:
             await intake.take_alert_events(session, events, ctx.policy, ctx.channels,
                                            ctx.settings.zone, ctx.clock())
         ctx.worker.wake()
+        if ctx.relay is not None:  # nobody to tell is an outcome already: its event
+            ctx.relay.wake()
 
     async def on_reports_accepted(messages: list[list[ReportAccepted]]) -> None:
         events = [report for reports in messages for report in reports]

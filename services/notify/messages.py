@@ -8,7 +8,10 @@ from zoneinfo import ZoneInfo
 from shared.contracts import AlertEscalated, AlertEvent, AlertOpened, AlertWarned
 
 KIND_NAMES = {"case": "发热病例预警", "outbreak": "流感样病例暴发预警",
-              "missing_report": "漏报预警", "supply_low": "物资储备不足预警"}
+              "missing_report": "漏报预警", "supply_low": "物资储备不足预警",
+              "missing_confirmation": "未确认上报预警",
+              "test_overdue": "管控人员核酸检测逾期", "release_overdue": "管控人员解除逾期",
+              "team_signoff_missing": "包保签字缺失"}
 CASE_NAMES = {"fever": "发热病例", "ili": "流感样病例"}
 
 

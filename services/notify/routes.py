@@ -2,18 +2,21 @@
 import a file, put a day's roster) and who was told of an alert. An operator's token is scoped
 to a node; they see and edit only inside its subtree."""
 
+import hmac
 import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
-from services.notify import staffing, store
+from services.notify import receipts, staffing, store
 from services.notify.schemas import (
     ContactView,
     DeliveryView,
     Imported,
     PersonView,
+    ReceiptIn,
+    ReceiptsTaken,
     RosterIn,
     RosterView,
     ShiftView,
@@ -22,7 +25,7 @@ from services.notify.service import NotifyContext
 from shared.errors import FieldError
 from shared.http_auth import Operator, area
 from shared.http_problems import http_error
-from shared.refusals import Refused, refuse
+from shared.refusals import Refused, refusal, refuse
 from shared.registry.importer import Problem
 
 router = APIRouter(prefix="/v1", tags=["notify"])
@@ -102,7 +105,8 @@ async def import_staff(ctx: Ctx, who: Operator, request: Request,
     json_format = "json" in request.headers.get("content-type", "")
     async with ctx.sessions() as session, session.begin():
         written, problems = await staffing.import_staff(
-            session, kind, data, kind, json_format, who.scope, ctx.clock(), ctx.today())
+            session, kind, data, kind, json_format, who.scope, ctx.clock(), ctx.today(),
+            hosts=ctx.hosts)
     if problems:
         raise _refused(problems)
     return Imported(kind=kind, written=written)
@@ -139,3 +143,37 @@ async def alert_deliveries(ctx: Ctx, who: Operator, alert_id: uuid.UUID) -> list
             raise refuse("outside_area", "alert_id", what=alert_id)
         rows = await store.deliveries_of(session, alert_id)
     return [_view(dict(row)) for row in rows]
+
+
+def gateway(ctx: Ctx, authorization: Annotated[str | None, Header()] = None,
+            x_receipt_secret: Annotated[str | None, Header()] = None) -> None:
+    """The SMS gateway, by the shared secret of ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET, sent as
+    `X-Receipt-Secret` or as `Authorization: Bearer …`. Checked before the body is read."""
+    secret = ctx.settings.notify_sms_receipt_secret
+    if secret is None:
+        raise refuse("receipts_off", "receipt")
+    given = x_receipt_secret or (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+        raise refuse("bad_receipt_secret", "X-Receipt-Secret")
+
+
+@router.post("/receipts/sms", response_model=ReceiptsTaken, dependencies=[Depends(gateway)],
+             responses={401: {}, 404: {}})
+async def sms_receipts(ctx: Ctx, body: ReceiptIn | list[ReceiptIn]) -> ReceiptsTaken:
+    """The SMS gateway's delivery receipts (one, or a list): a message it took reached the
+    phone (`delivered`) or did not (`failed`, with its code). Each is applied once, matched by
+    the message id the gateway answered the send with; a receipt posted again is a
+    `duplicate`. One naming no message notify sent is kept and refused (404,
+    `unknown_message`), after the others are applied."""
+    given = body if isinstance(body, list) else [body]
+    async with ctx.sessions() as session, session.begin():
+        results = await receipts.take_receipts(
+            session, "sms", [receipts.Receipt(r.message_id, r.status, r.at, r.error)
+                             for r in given], ctx.clock())
+    if ctx.relay is not None:
+        ctx.relay.wake()
+    unknown = [i for i, result in enumerate(results) if result == "unknown_message"]
+    if unknown:
+        raise Refused(404, [refusal("unknown_message", f"[{i}].message_id" if isinstance(
+            body, list) else "message_id", message_id=given[i].message_id) for i in unknown])
+    return ReceiptsTaken(results=results)  # type: ignore[arg-type]

@@ -67,10 +67,32 @@ class DeliveryView(BaseModel):
     person_name: str
     role: str = Field(description="why they were told: on_duty, leader, unit_in_charge…")
     channel: Literal["sms", "email", "wecom", "dingtalk", "none"]
-    status: Literal["pending", "sent", "failed", "cancelled"] = Field(
-        description="cancelled: still waiting when the alert was acknowledged or closed")
+    status: Literal["pending", "sent", "delivered", "failed", "cancelled"] = Field(
+        description="sent: the channel took it (SMTP 250, a robot's errcode 0, the SMS "
+                    "gateway's 2xx); delivered: the SMS gateway's receipt says it reached the "
+                    "phone; cancelled: still waiting when the alert was acknowledged or closed")
     attempts: int
     created_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None = None
     next_attempt_at: datetime | None = Field(description="when a pending one is tried again")
     last_error: str | None
+
+
+class ReceiptIn(BaseModel):
+    """One delivery receipt from the SMS gateway. Other fields a gateway sends (a phone
+    number, say) are ignored and never kept."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str = Field(min_length=1, max_length=200,
+                            description="the id the gateway answered the send with")
+    status: Literal["delivered", "failed"]
+    at: datetime | None = Field(default=None, description="when it reached the phone, or not")
+    error: str | None = Field(default=None, max_length=200,
+                              description="the gateway's code when it did not")
+
+
+class ReceiptsTaken(BaseModel):
+    results: list[Literal["applied", "duplicate"]] = Field(
+        description="per receipt, in order: applied, or duplicate (its outcome was known)")

@@ -7,9 +7,11 @@ from datetime import date, datetime, time
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify import reminders
+from services.notify.hosts import AllowedHosts
 from services.notify.policy import Policy
 from services.notify.worker import DeliveryWorker
 from shared.deadlines import local_day
+from shared.outbox import OutboxRelay
 from shared.registry.reference import Reference
 from shared.runtime import freeze_long_lived
 from shared.settings import Settings
@@ -24,6 +26,8 @@ class NotifyContext:
     channels: tuple[str, ...]  # those this deployment can send by
     worker: DeliveryWorker
     reference: Reference  # units, their cutoffs and placements: whom to remind
+    hosts: AllowedHosts = field(default_factory=lambda: AllowedHosts(()))  # robots' webhooks
+    relay: OutboxRelay | None = None  # delivery outcomes to the alerts service
     cutoffs: frozenset[time] = frozenset()
     # The (day, cutoff) whose reminders this process has seen made: not claimed again.
     reminded: set[tuple[date, time]] = field(default_factory=set)

@@ -41,6 +41,23 @@ class Person:
         return f"Person({self.code!r}, {self.name!r})"
 
 
+# Two-character surnames (复姓) a masked name keeps whole: 欧阳某, not 欧某.
+COMPOUND_SURNAMES = frozenset((
+    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "长孙",
+    "宇文", "司徒", "夏侯", "轩辕", "端木", "独孤", "南宫", "西门", "万俟", "申屠", "澹台"))
+
+
+def masked(name: str) -> str:
+    """A person's name as it may travel beyond notify (on the bus, in an alert's history):
+    the surname and 某 ("张三" → "张某", "欧阳修" → "欧阳某"); a name in Latin letters keeps its
+    first letter ("Li Wei" → "L某"); never more."""
+    name = name.strip()
+    if not name:
+        return "某"
+    surname = name[:2] if name[:2] in COMPOUND_SURNAMES and len(name) > 2 else name[0]
+    return f"{surname.upper() if surname.isascii() else surname}某"
+
+
 @dataclass(frozen=True, slots=True)
 class Shift:
     node: str

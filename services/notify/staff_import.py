@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 
+from services.notify.hosts import AllowedHosts
 from services.notify.staff import CHAT_KINDS, CONTACT_ROLES, DUTY_ROLES, Person, Shift
 
 # The registry importer's own checks of a division code and a date, with their messages.
@@ -50,6 +51,8 @@ class Known:
     nodes: frozenset[str] | set[str] = frozenset()
     units: Mapping[str, str] = field(default_factory=dict)  # unit code -> its node
     people: Mapping[str, str] = field(default_factory=dict)  # person code -> their node
+    # The hosts a robot's webhook may name (ROLLCALL_NOTIFY_ALLOWED_HOSTS); None: any.
+    hosts: AllowedHosts | None = None
 
 
 @dataclass
@@ -168,6 +171,10 @@ def _person(row: _Row, known: Known, area: str) -> Person | None:
                     "a group robot needs both chat_kind and chat_webhook")
     if webhook is not None and not webhook.startswith(("https://", "http://")):
         row.problem("chat_webhook", "invalid_url", "应为 http(s) 地址", "not an http(s) URL")
+    elif webhook is not None and known.hosts is not None and (
+            reason := known.hosts.refusal(webhook)):
+        row.problem("chat_webhook", "host_not_allowed",
+                    f"机器人地址的主机不在允许列表中({reason})", reason)
     if secret is not None and chat_kind != "dingtalk":
         row.problem("chat_secret", "not_allowed", "只有钉钉机器人有加签密钥",
                     "only a DingTalk robot has a signing secret")

@@ -6,27 +6,31 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import staff_import, store
+from services.notify.hosts import AllowedHosts
 from shared.refusals import refuse
 from shared.registry.importer import Problem, Record
 
 
-async def _known(session: AsyncSession, records: list[Record], day: date) -> staff_import.Known:
+async def _known(session: AsyncSession, records: list[Record], day: date,
+                 hosts: AllowedHosts | None = None) -> staff_import.Known:
     values = lambda *columns: {r.fields.get(c, "") for r in records for c in columns}  # noqa: E731
     codes = values("node", "scope")
     return staff_import.Known(
         nodes=await store.known_nodes(session, codes),
         units=await store.unit_nodes(session, values("scope"), day),
         people={code: person.node for code, person in
-                (await store.people(session, values("person", "code"))).items()})
+                (await store.people(session, values("person", "code"))).items()},
+        hosts=hosts)
 
 
 async def import_staff(session: AsyncSession, kind: str, data: bytes, file: str,
-                       json_format: bool, area: str, now: datetime, today: date
-                       ) -> tuple[int, list[Problem]]:
-    """Import one file of `kind` (people, contacts or rosters) for an operator of `area`:
-    the rows written, or every problem and nothing written."""
+                       json_format: bool, area: str, now: datetime, today: date, *,
+                       hosts: AllowedHosts) -> tuple[int, list[Problem]]:
+    """Import one file of `kind` (people, contacts or rosters) for an operator of `area`
+    (an administrator: ""), robots' webhooks on `hosts` only: the rows written, or every
+    problem and nothing written. The HTTP API and `rollcall notify import` both come here."""
     records, problems = staff_import.read(kind, data, file, json_format)
-    known = await _known(session, records, today)
+    known = await _known(session, records, today, hosts)
     staff, problems = staff_import.check(kind, records, problems, known, area)
     if staff is None:
         return 0, problems

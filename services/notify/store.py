@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
-from services.notify.deliveries import Planned
-from services.notify.models import deliveries
-from services.notify.staff import Directory, Person, Shift
+from services.notify.deliveries import NOBODY, Planned
+from services.notify.models import NotifyOutboxRow, deliveries
+from services.notify.staff import Directory, Person, Shift, masked
+from shared.contracts import DeliveryOutcome
 from shared.registry.placement import placement_on
 
 _PEOPLE = ("SELECT code, name, node, phone, email, chat_kind, chat_webhook, chat_secret "
@@ -180,11 +181,14 @@ async def add_deliveries(session: AsyncSession, key: str, topic: str,
     kept as it is. The number added."""
     if not planned:
         return 0
-    added = await session.execute(
+    added = (await session.execute(
         pg_insert(deliveries).values(_rows(key, topic, [alert_id] if alert_id else [], title,
                                            body, planned, now))
-        .on_conflict_do_nothing(constraint="uq_deliveries_once").returning(deliveries.c.id))
-    return len(added.all())
+        .on_conflict_do_nothing(constraint="uq_deliveries_once")
+        .returning(deliveries.c.id, deliveries.c.status))).all()
+    # Nobody could be told: that outcome is known now, and the alert's history says so.
+    await publish_outcomes(session, [row.id for row in added if row.status == "failed"], now)
+    return len(added)
 
 
 async def add_to_digest(session: AsyncSession, key: str, alert_id: uuid.UUID, item: dict,
@@ -201,8 +205,11 @@ async def add_to_digest(session: AsyncSession, key: str, alert_id: uuid.UUID, it
         set_={"alert_ids": deliveries.c.alert_ids.op("||")(statement.excluded.alert_ids),
               "items": deliveries.c["items"].op("||")(statement.excluded["items"])},
         where=(deliveries.c.status == "pending") & (deliveries.c.attempts == 0))
-        .returning(deliveries.c.id, deliveries.c["items"]))
-    return [(row.id, row.items) for row in written]
+        .returning(deliveries.c.id, deliveries.c["items"], deliveries.c.status))
+    rows = written.all()
+    # A digest nobody can be told: failed now, and the alert's history says so.
+    await publish_outcomes(session, [row.id for row in rows if row.status == "failed"], now)
+    return [(row.id, row.items) for row in rows]
 
 
 async def set_text(session: AsyncSession, delivery_id: int, title: str, body: str) -> None:
@@ -244,17 +251,88 @@ async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime,
 
 
 async def record_outcome(session: AsyncSession, delivery: Claimed, now: datetime,
-                         error: str | None, retry_at: datetime | None) -> None:
-    """Sent (error None), failed for good (retry_at None), or due again at `retry_at`. Only
-    while the delivery is still this worker's claim (pending, at the same attempt)."""
+                         error: str | None, retry_at: datetime | None,
+                         provider_id: str | None = None) -> bool:
+    """Sent (error None; with the gateway's message id, for its receipt), failed for good
+    (retry_at None), or due again at `retry_at`. Only while the delivery is still this
+    worker's claim (pending, at the same attempt): whether it was. A final outcome goes into
+    the outbox as a DeliveryOutcome event, in the same transaction."""
     status = "sent" if error is None else "pending" if retry_at else "failed"
-    await session.execute(text(
+    recorded = await session.execute(text(
         "UPDATE notify.deliveries SET status = :status, last_error = :error, "
         "sent_at = CASE WHEN :sent THEN CAST(:now AS timestamptz) END, "
+        "provider_id = CAST(:provider_id AS text), "
         "next_attempt_at = COALESCE(CAST(:retry_at AS timestamptz), next_attempt_at) "
         "WHERE id = :id AND status = 'pending' AND attempts = :attempts"),
         {"status": status, "error": error, "sent": error is None, "now": now,
-         "retry_at": retry_at, "id": delivery.id, "attempts": delivery.attempts})
+         "retry_at": retry_at, "id": delivery.id, "attempts": delivery.attempts,
+         "provider_id": provider_id})
+    if not recorded.rowcount:
+        return False
+    if status != "pending":
+        await publish_outcomes(session, [delivery.id], now)
+    return True
+
+
+async def publish_outcomes(session: AsyncSession, delivery_ids: Sequence[int], now: datetime
+                           ) -> int:
+    """The DeliveryOutcome event of each delivery's recorded outcome (sent, delivered,
+    failed) into notify's outbox, one per alert it tells of (a digest tells of several; a
+    reminder of none); the relay publishes after commit. The person is masked; no address."""
+    if not delivery_ids:
+        return 0
+    rows = (await session.execute(text(
+        "SELECT d.id, a.alert_id, e.node, d.topic, d.channel, d.status, d.person, "
+        "d.person_name, d.role, d.last_error, CASE d.status WHEN 'sent' THEN d.sent_at "
+        "WHEN 'delivered' THEN d.delivered_at END AS at "
+        "FROM notify.deliveries d CROSS JOIN LATERAL unnest(d.alert_ids) AS a(alert_id) "
+        "JOIN LATERAL (SELECT node FROM notify.applied_events WHERE alert_id = a.alert_id "
+        "LIMIT 1) e ON true "
+        "WHERE d.id = ANY(CAST(:ids AS bigint[])) AND d.status IN ('sent', 'delivered', 'failed')"
+        " ORDER BY d.id, a.alert_id"), {"ids": list(delivery_ids)})).all()
+    events = [DeliveryOutcome(
+        delivery_id=row.id, alert_id=row.alert_id, node=row.node, step=row.topic,
+        channel=row.channel, outcome=row.status, at=row.at or now,
+        person="无人" if row.person == NOBODY else masked(row.person_name), role=row.role,
+        reason=row.last_error if row.status == "failed" else None) for row in rows]
+    if events:
+        await session.execute(NotifyOutboxRow.__table__.insert(), [
+            {"subject": e.subject, "msg_id": e.msg_id, "payload": e.model_dump_json().encode(),
+             "created_at": now} for e in events])
+    return len(events)
+
+
+async def apply_receipt(session: AsyncSession, channel: str, provider_id: str, status: str,
+                        error: str | None, reported_at: datetime | None, now: datetime
+                        ) -> tuple[str, int | None]:
+    """A gateway's receipt for the message it named `provider_id`: the delivery it concerns
+    becomes delivered (or failed, with the gateway's code) once, and the receipt is kept
+    whatever it matched. (result, delivery id): `applied`, `duplicate` (its outcome is
+    already known), or `unknown_message` (no delivery has that id; kept, not applied)."""
+    rows = (await session.execute(text(
+        "SELECT id, status FROM notify.deliveries WHERE channel = :channel "
+        "AND provider_id = :provider_id ORDER BY id FOR UPDATE"),
+        {"channel": channel, "provider_id": provider_id})).all()
+    waiting = [row.id for row in rows if row.status == "sent"]
+    delivery_id = rows[0].id if rows else None
+    result = "unknown_message" if not rows else "applied" if waiting else "duplicate"
+    if waiting:
+        await session.execute(text(
+            "UPDATE notify.deliveries SET status = :status, "
+            "delivered_at = CASE WHEN :delivered THEN CAST(:at AS timestamptz) END, "
+            "last_error = CASE WHEN :delivered THEN NULL ELSE CAST(:error AS text) END "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"),
+            {"status": "delivered" if status == "delivered" else "failed",
+             "delivered": status == "delivered", "at": reported_at or now, "ids": waiting,
+             "error": f"{channel}: not delivered ({error or 'no reason given'})"})
+        await publish_outcomes(session, waiting, now)
+    await session.execute(text(
+        "INSERT INTO notify.receipts (channel, provider_id, status, error, reported_at, "
+        "received_at, delivery_id, result) VALUES (:channel, :provider_id, :status, :error, "
+        ":reported_at, :now, :delivery_id, :result)"),
+        {"channel": channel, "provider_id": provider_id, "status": status, "error": error,
+         "reported_at": reported_at, "now": now, "delivery_id": delivery_id, "result": result})
+    return result, delivery_id
 
 
 async def cancel_pending(session: AsyncSession, alert_id: uuid.UUID, reason: str) -> int:
@@ -275,7 +353,7 @@ async def alert_node(session: AsyncSession, alert_id: uuid.UUID) -> str | None:
 async def deliveries_of(session: AsyncSession, alert_id: uuid.UUID) -> list:
     rows = await session.execute(text(
         "SELECT id, topic, person, person_name, role, channel, status, attempts, created_at, "
-        "sent_at, last_error, next_attempt_at FROM notify.deliveries "
+        "sent_at, delivered_at, last_error, next_attempt_at FROM notify.deliveries "
         "WHERE alert_ids @> ARRAY[CAST(:id AS uuid)] ORDER BY id"), {"id": alert_id})
     return list(rows.mappings())
 
@@ -294,7 +372,8 @@ async def deliveries_of_many(session: AsyncSession, alert_ids: Sequence[uuid.UUI
     """`deliveries_of` for many alerts in one query; a digest is listed under each it tells of."""
     rows = await session.execute(text(
         "SELECT a.alert_id, d.id, d.topic, d.person, d.person_name, d.role, d.channel, "
-        "d.status, d.attempts, d.created_at, d.sent_at, d.last_error, d.next_attempt_at "
+        "d.status, d.attempts, d.created_at, d.sent_at, d.delivered_at, d.last_error, "
+        "d.next_attempt_at "
         "FROM notify.deliveries d CROSS JOIN LATERAL unnest(d.alert_ids) AS a(alert_id) "
         "WHERE d.alert_ids && CAST(:ids AS uuid[]) AND a.alert_id = ANY(CAST(:ids AS uuid[])) "
         "ORDER BY d.id"), {"ids": list(alert_ids)})

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify import store
-from services.notify.channels import DeliveryFailed, Outgoing, Sender
+from services.notify.channels import DeliveryFailed, DeliveryRefused, Outgoing, Sender
 from services.notify.metrics import DELIVERIES
 from services.notify.policy import Policy
 from services.notify.staff import Person
@@ -38,8 +38,10 @@ class DeliveryWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], senders: Mapping[str, Sender],
                  policy: Policy, clock: Callable[[], datetime], batch: int = 8,
                  send_timeout_s: float = 30.0,
-                 chores: Sequence[Callable[[], Awaitable[object]]] = ()) -> None:
+                 chores: Sequence[Callable[[], Awaitable[object]]] = (),
+                 published: Callable[[], None] = lambda: None) -> None:
         self.sessions, self.senders, self.policy, self.clock = sessions, senders, policy, clock
+        self.published = published  # an outcome event was committed: the relay's wake
         self.chores = list(chores)  # run before each round: they may record deliveries
         self.batch, self.send_timeout_s = batch, send_timeout_s
         self._wake = asyncio.Event()
@@ -50,34 +52,39 @@ class DeliveryWorker:
         """Called after a commit that recorded deliveries: send now, not at the next poll."""
         self._wake.set()
 
-    async def _send(self, delivery: store.Claimed, person: Person | None) -> str | None:
-        """None when the channel took the message; the reason otherwise."""
+    async def _send(self, delivery: store.Claimed, person: Person | None
+                    ) -> tuple[str | None, str | None, bool]:
+        """(reason, gateway's message id, final): reason None when the channel took the
+        message; final when trying again cannot help (a host notify may not send to)."""
         if person is None:
-            return "the person is no longer on record"
+            return "the person is no longer on record", None, False
         sender = self.senders.get(delivery.channel)
         if sender is None:
-            return f"{delivery.channel}: the channel is not configured"
+            return f"{delivery.channel}: the channel is not configured", None, False
         message = Outgoing(delivery.key, delivery.title, delivery.body)
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                await sender.send(message, person)
+                provider_id = await sender.send(message, person)
         except DeliveryFailed as exc:
-            return _scrubbed(str(exc), person)
+            return _scrubbed(str(exc), person), None, isinstance(exc, DeliveryRefused)
         except TimeoutError:
-            return f"{delivery.channel}: no answer within {self.send_timeout_s:g} s"
+            return f"{delivery.channel}: no answer within {self.send_timeout_s:g} s", None, False
         except Exception as exc:  # an unexpected error is this delivery's, not the round's
-            return _scrubbed(f"{delivery.channel}: {type(exc).__name__}", person)
-        return None
+            return _scrubbed(f"{delivery.channel}: {type(exc).__name__}", person), None, False
+        return None, provider_id, False
 
     async def _deliver(self, delivery: store.Claimed, person: Person | None) -> None:
         """Send one delivery and record its outcome at once, in its own transaction: a worker
         killed mid-round sends again only what was in flight, not the whole round."""
-        error = await self._send(delivery, person)
+        error, provider_id, final = await self._send(delivery, person)
         now = self.clock()
-        retry_at = self.policy.retry_at(delivery.attempts, now) if error else None
+        retry_at = self.policy.retry_at(delivery.attempts, now) if error and not final else None
         async with self.sessions() as session, session.begin():
-            await store.record_outcome(session, delivery, now, error, retry_at)
+            recorded = await store.record_outcome(session, delivery, now, error, retry_at,
+                                                  provider_id)
         outcome = "sent" if error is None else "retry" if retry_at else "failed"
+        if recorded and outcome != "retry":
+            self.published()
         DELIVERIES.labels(delivery.channel, outcome).inc()
         # Ids, the channel and the reason only: never an address.
         log.log(logging.INFO if error is None else logging.WARNING, "delivery %s", outcome,

@@ -34,7 +34,7 @@ from tests.deploy.compose import (
     merge,
 )
 
-USERS = ("ingest", "aggregate", "alerts", "notify", "console", "admin")
+USERS = ("ingest", "aggregate", "alerts", "notify", "ledger", "console", "admin")
 
 
 def base_env() -> dict[str, str]:

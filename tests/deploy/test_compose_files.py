@@ -145,7 +145,7 @@ def test_services_start_in_order() -> None:
         for target, condition in (service.get("depends_on") or {}).items():
             if condition["condition"] == "service_healthy":
                 assert has_healthcheck(target), f"{name} waits for {target}, which has no check"
-    for name in ("ingest", "aggregate", "alerts", "notify"):
+    for name in ("ingest", "aggregate", "alerts", "notify", "signoff"):
         conditions = {t: c["condition"] for t, c in services[name]["depends_on"].items()}
         assert conditions == {"postgres": "service_healthy", "nats": "service_healthy",
                               "migrate": "service_completed_successfully"}
@@ -157,7 +157,7 @@ def test_services_start_in_order() -> None:
     assert set(services["console"]["depends_on"]) == {"ingest", "aggregate", "alerts"}
     # The console reaches each service by its compose name; without notify it still starts.
     console_env = services["console"]["environment"]
-    for name in ("ingest", "aggregate", "alerts", "notify"):
+    for name in ("ingest", "aggregate", "alerts", "notify", "signoff"):
         assert console_env[f"ROLLCALL_CONSOLE_{name.upper()}_URL"] == f"http://{name}:8080"
     images = interpolate({n: s.get("image", "") for n, s in services.items()}, {})
     assert images["nats"].startswith("nats:") and images["postgres"].startswith("postgres:")
@@ -172,7 +172,7 @@ def test_cluster_overlay_replicates() -> None:
     assert {"nats-2", "nats-3"} <= set(services)
     assert services["aggregate"]["deploy"]["replicas"] >= 2
     assert services["alerts"]["deploy"]["replicas"] >= 2
-    for name in ("ingest", "aggregate", "alerts", "notify", "console", "tools"):
+    for name in ("ingest", "aggregate", "alerts", "notify", "signoff", "console", "tools"):
         env = environment(services[name])
         assert env["ROLLCALL_STREAM_REPLICAS"] == "3"
         assert len(env["ROLLCALL_NATS_URL"].split(",")) == 3
@@ -265,7 +265,7 @@ def test_every_service_has_its_own_nats_user_and_is_scraped() -> None:
     scraped = load(ROOT / "deploy" / "prometheus.yml")["scrape_configs"][0]
     scraped = set(scraped["dns_sd_configs"][0]["names"])
     serving = {name for name, s in services.items() if s["command"][1:2] == ["serve"]}
-    assert {"ingest", "aggregate", "alerts", "notify", "console"} <= serving
+    assert {"ingest", "aggregate", "alerts", "notify", "signoff", "console"} <= serving
     for name in serving:
         url = environment(services[name])["ROLLCALL_NATS_URL"]
         password = f"NATS_{name.upper()}_PASSWORD"

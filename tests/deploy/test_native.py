@@ -22,7 +22,7 @@ from tests.conftest import Servers, eventually, issue_token
 from tests.deploy.compose import COMPOSE
 from tests.deploy.native import Deployment, prepare
 
-SERVICES = ("ingest", "aggregate", "alerts", "notify")
+SERVICES = ("ingest", "aggregate", "alerts", "notify", "signoff")
 COUNTY = "430621"
 
 
@@ -109,8 +109,10 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     ("alerts", "registry.changed"),
     ("aggregate", "$JS.API.STREAM.DELETE.REPORTS"),
     ("ingest", "$JS.API.STREAM.PURGE.REPORTS"),
-    # Notify only reads: it tells people by e-mail, SMS and robots, never on the bus.
+    # Notify publishes what became of its deliveries, and nothing else; nobody else does.
     ("notify", "alert.opened.430621"),
+    ("alerts", "notify.delivery.delivered.430621.430621108.430621108001"),
+    ("ingest", "notify.delivery.sent.430621.430621108.430621108001"),
     ("notify", "report.accepted.430621.430621108.430621108001"),
     ("notify", "$JS.API.STREAM.DELETE.ALERTS"),
     ("notify", "$JS.API.CONSUMER.MSG.NEXT.CASES.alerts-cases"),

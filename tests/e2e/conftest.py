@@ -14,7 +14,7 @@ from rollcall.embedded import EmbeddedNats, EmbeddedPostgres
 from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
 from tests.conftest import Servers, start_service
-from tests.integration.notify_support import Gateway
+from tests.integration.notify_support import ALLOWED, Gateway
 
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -63,30 +63,50 @@ def day_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         nats.stop()
 
 
+RECEIPT_SECRET = "e2e-receipt-secret"  # the SMS gateway's, for its delivery receipts
+
+
 @pytest.fixture(scope="package")
-def day_system(day_servers: Servers, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[dict[str, str]]:
-    """The four services and the console, each in its own process as production runs them;
-    notify sends its SMS to a local gateway (`sms_gateway`: its address)."""
+def sms_gateway() -> Iterator[Gateway]:
+    """The local SMS gateway notify sends to: what it took, and the ids it answered with."""
+    gateway = Gateway()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="package")
+def day_system(day_servers: Servers, sms_gateway: Gateway,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The six services and the console, each in its own process as production runs them;
+    notify sends its SMS to a local gateway (`sms_gateway`: its address), whose receipts it
+    takes with RECEIPT_SECRET."""
     log_dir = tmp_path_factory.mktemp("day-logs")
     running = {}
-    gateway = Gateway()
+    gateway = sms_gateway
     try:
         for name in ("ingest", "aggregate", "alerts"):
             running[name] = start_service(day_servers, name, log_dir)
         running["notify"] = start_service(day_servers, "notify", log_dir,
-                                          ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms")
+                                          ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms",
+                                          ROLLCALL_NOTIFY_ALLOWED_HOSTS=ALLOWED,
+                                          ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET=RECEIPT_SECRET)
+        running["signoff"] = start_service(day_servers, "signoff", log_dir)
+        running["ledger"] = start_service(day_servers, "ledger", log_dir,
+                                          ROLLCALL_LEDGER_INGEST_URL=running["ingest"].url)
         running["console"] = start_service(
             day_servers, "console", log_dir,
+            ROLLCALL_CONSOLE_LEDGER_URL=running["ledger"].url,
             ROLLCALL_CONSOLE_INGEST_URL=running["ingest"].url,
             ROLLCALL_CONSOLE_AGGREGATE_URL=running["aggregate"].url,
             ROLLCALL_CONSOLE_ALERTS_URL=running["alerts"].url,
-            ROLLCALL_CONSOLE_NOTIFY_URL=running["notify"].url)
+            ROLLCALL_CONSOLE_NOTIFY_URL=running["notify"].url,
+            ROLLCALL_CONSOLE_SIGNOFF_URL=running["signoff"].url)
         yield {**{name: s.url for name, s in running.items()}, "sms_gateway": gateway.url}
     finally:
         for service in reversed(running.values()):
             service.stop()
-        gateway.stop()
 
 
 # Package scope: Playwright's sync API keeps an event loop running on the test thread while it

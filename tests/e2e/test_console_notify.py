@@ -1,7 +1,9 @@
 """Who was told of an alert, on the console: the county's operator puts a village's duty roster
 on the roster page, a fever case at the village opens an alert, and the alert's card and its
-detail say the person on duty was sent an SMS ("短信已发送 13:30 张某"). A console whose notify
-does not answer still lists the alerts, and says their deliveries are unavailable."""
+detail say the person on duty was sent an SMS ("短信已发送 13:30 张某"); once the gateway's
+receipt comes, that it was delivered ("短信已送达"), on the card and in the alert's own history.
+A console whose notify does not answer still lists the alerts, and says their deliveries are
+unavailable."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,8 +13,8 @@ import httpx
 from playwright.sync_api import expect
 
 from rollcall.embedded import free_port
-from tests.conftest import start_service
-from tests.e2e.conftest import credential
+from tests.conftest import eventually, start_service
+from tests.e2e.conftest import RECEIPT_SECRET, credential
 
 ZONE = ZoneInfo("Asia/Shanghai")
 COUNTY, VILLAGE = "430621", "430621108002"  # 杨冲社区: the other files' cases are elsewhere
@@ -24,7 +26,7 @@ def today() -> str:
 
 
 def test_an_alert_says_who_was_told_and_the_roster_is_put_from_the_console(
-        day_system, day_servers, browser, artifacts):
+        day_system, day_servers, sms_gateway, browser, artifacts):
     token = credential(day_servers, "operator", COUNTY, "县指挥部值班员 王芳")
     auth = {"Authorization": f"Bearer {token}"}
     staff = httpx.post(f"{day_system['notify']}/v1/staff/people", timeout=30,
@@ -80,6 +82,27 @@ def test_an_alert_says_who_was_told_and_the_roster_is_put_from_the_console(
     expect(detail.locator("tr.delivery-sent")).to_contain_text("张某")
     expect(detail.locator("tr.delivery-sent")).to_contain_text("值班")
     page.screenshot(path=artifacts / "22-alert-detail.png", full_page=True)
+
+    # The gateway's receipt: the SMS reached 张某's phone. The card says so, and the alert's
+    # own history (the alerts service, from notify's event) says it beside its changes.
+    sms = [r for r in sms_gateway.to("/sms") if r.body.get("to") == "13912340001"][-1]
+    receipt = httpx.post(f"{day_system['notify']}/v1/receipts/sms", timeout=30,
+                         headers={"X-Receipt-Secret": RECEIPT_SECRET},
+                         json={"message_id": sms.message_id, "status": "delivered"})
+    assert receipt.json() == {"results": ["applied"]}, receipt.text
+    alert = f"{day_system['alerts']}/v1/alerts/{card.get_attribute('data-alert')}"
+    assert eventually(lambda: "delivered" in {t["outcome"] for t in httpx.get(
+        alert, headers=auth, timeout=30).json()["told"]}, timeout=30)
+    page.locator("#dialog").evaluate("d => d.close()")
+    page.goto(f"{day_system['console']}/")
+    card = page.locator(".alert.kind-case", has_text="张某")
+    expect(card.locator(".delivery-delivered")).to_contain_text("短信已送达", timeout=LIVE)
+    card.locator('[data-action="details"]').click()
+    detail = page.locator(".alert-detail")
+    expect(detail.locator(".changes li.told-delivered")).to_contain_text("短信已送达",
+                                                                        timeout=LIVE)
+    expect(detail.locator(".changes li.told-delivered")).to_contain_text("张某")
+    page.screenshot(path=artifacts / "24-alert-delivered.png", full_page=True)
     assert not errors, errors
     context.close()
 

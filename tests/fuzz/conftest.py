@@ -1,4 +1,4 @@
-"""The fuzz suites' own system: a NATS server and a database of their own, the three services
+"""The fuzz suites' own system: a NATS server and a database of their own, the four services
 running as production runs them (`rollcall serve`, on 127.0.0.1), and tokens. Whatever the
 fuzzers send stays here: the other suites never see it."""
 
@@ -48,7 +48,7 @@ def fuzz_system(servers: Servers, tmp_path_factory: pytest.TempPathFactory
         asyncio.run(load_demo_and_announce(database_url, nats_url))
         own = Servers(nats_url, database_url)
         log_dir = tmp_path_factory.mktemp("fuzz-logs")
-        for name in ("ingest", "aggregate", "alerts"):
+        for name in ("ingest", "aggregate", "alerts", "ledger"):
             running[name] = start_service(own, name, log_dir)
         yield FuzzSystem(own, running, issue_token(own, "operator", COUNTY, "模糊测试"),
                          issue_token(own, "unit", UNIT, "模糊测试"))

@@ -41,7 +41,7 @@ from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from tests.conftest import RunningService, Servers, eventually, issue_token, start_service
 from tests.integration.conftest import ZONE, stream_messages, today
-from tests.integration.notify_support import Gateway
+from tests.integration.notify_support import ALLOWED, HOSTS, Gateway
 
 COUNTY = "430621"
 UNITS = [u["code"] for u in demo.units() if u["node"].startswith(COUNTY)]
@@ -74,7 +74,7 @@ async def seed_staff(database_url: str) -> None:
             for kind, content in (("people", people), ("rosters", rosters)):
                 _, problems = await staffing.import_staff(
                     session, kind, content.encode(), kind, False, COUNTY,
-                    datetime.now(ZONE), today())
+                    datetime.now(ZONE), today(), hosts=HOSTS)
                 assert not problems, [str(p) for p in problems[:5]]
     finally:
         await engine.dispose()
@@ -147,6 +147,7 @@ class System:
             policy = policy.replace(default, short)
         (root / "notify.toml").write_text(policy, encoding="utf-8")
         env = {**ENV, "ROLLCALL_NOTIFY_SMS_URL": f"{gateway.url}/sms",
+               "ROLLCALL_NOTIFY_ALLOWED_HOSTS": ALLOWED,
                "ROLLCALL_NOTIFY_CONFIG": str(root / "notify.toml"),
                "ROLLCALL_NOTIFY_POLL_S": "0.2"}
         system = cls(root, nats_server, postgres, Servers(nats_url, database_url), gateway, env)

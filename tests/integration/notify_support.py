@@ -20,6 +20,7 @@ from rollcall.embedded import free_port
 from rollcall.migrate import upgrade
 from services.notify import intake, staffing
 from services.notify.channels import DingTalkRobot, EmailSender, SmsGateway, WeComRobot
+from services.notify.hosts import AllowedHosts
 from services.notify.policy import Policy
 from services.notify.worker import DeliveryWorker
 from shared.contracts import AlertEvent, AlertOpened
@@ -33,6 +34,9 @@ TOWN = "430621108"  # 公田镇
 VILLAGE = "430621108001"  # 长源社区
 UNIT = f"{VILLAGE}-CL"
 SMS_BODY = '{"mobile": "{phone}", "content": "{text}", "ref": "{key}"}'
+# The stand-ins listen on 127.0.0.1: the tests' allow-list (ROLLCALL_NOTIFY_ALLOWED_HOSTS).
+ALLOWED = "127.0.0.1"
+HOSTS = AllowedHosts.parse(ALLOWED)
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,13 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: dict
+    message_id: str | None = None  # what the SMS gateway answered with, for its receipt
 
 
 class Gateway:
-    """A local HTTP server that records every POST and answers as an SMS gateway (`/sms`) or
-    a group robot (`/robot/...`) does; `failing[path]` makes it answer 500 that many times
+    """A local HTTP server that records every POST and answers as an SMS gateway (`/sms`,
+    with a `message_id` of its own that its delivery receipts name) or a group robot
+    (`/robot/...`) does; `failing[path]` makes it answer 500 that many times
     (-1: always), and `hold(path, key, event)` makes it wait for the event before it answers
     a request whose Idempotency-Key contains `key`."""
 
@@ -60,9 +66,11 @@ class Gateway:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                robot = parts.path.startswith("/robot/")
+                message_id = None if robot else f"gw-{uuid.uuid4().hex[:12]}"
                 gateway.requests.append(Request(
                     parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    dict(self.headers), body))
+                    dict(self.headers), body, message_id))
                 key = self.headers.get("Idempotency-Key", "")
                 for path, part, hold in list(gateway.holding):
                     if path == parts.path and part in key:
@@ -71,10 +79,10 @@ class Gateway:
                 if left:
                     gateway.failing[parts.path] = left - 1 if left > 0 else left
                     self._answer(500, {"error": "gateway down"})
-                elif parts.path.startswith("/robot/"):
+                elif robot:
                     self._answer(200, {"errcode": 0, "errmsg": "ok"})
                 else:
-                    self._answer(200, {"status": "queued"})
+                    self._answer(200, {"status": "queued", "message_id": message_id})
 
             def _answer(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
@@ -155,9 +163,10 @@ class Notify:
         self.smtp.mailbox.messages.clear()
 
     def worker(self, batch: int = 8) -> DeliveryWorker:
-        senders = {"wecom": WeComRobot(self.client), "dingtalk": DingTalkRobot(self.client),
+        senders = {"wecom": WeComRobot(self.client, HOSTS),
+                   "dingtalk": DingTalkRobot(self.client, HOSTS),
                    "email": EmailSender("127.0.0.1", self.smtp.port, "rollcall@test.local"),
-                   "sms": SmsGateway(self.client, f"{self.gateway.url}/sms", SMS_BODY,
+                   "sms": SmsGateway(self.client, f"{self.gateway.url}/sms", SMS_BODY, HOSTS,
                                      token="sms-token")}
         return DeliveryWorker(self.sessions, senders, self.policy, self.clock, batch=batch,
                               send_timeout_s=5)
@@ -172,7 +181,7 @@ class Notify:
         async with self.sessions() as session, session.begin():
             _, problems = await staffing.import_staff(
                 session, kind, content.encode(), kind, False, area, self.clock(),
-                self.clock().astimezone(ZONE).date())
+                self.clock().astimezone(ZONE).date(), hosts=HOSTS)
         assert not problems, [str(p) for p in problems]
 
     async def roster(self, day: date, *shifts: tuple[str, str], node: str = VILLAGE) -> None:

@@ -28,6 +28,7 @@ from tests.integration.alerts_harness import FakeClock, local
 from tests.integration.notify_support import (
     BASE_DAY,
     CONTACTS_CSV,
+    HOSTS,
     PHONES,
     TOWN,
     VILLAGE,
@@ -110,6 +111,18 @@ async def test_a_case_alert_reaches_the_person_on_duty_by_every_channel_once(
     ours = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records
             if not r.name.startswith("mail.log")]
     assert not [line for line in ours if "@example.cn" in line]
+
+    # Nor an event: each outcome goes to the alerts service with a masked name only.
+    async with notify.sessions() as session:
+        events = [json.loads(payload) for (payload,) in await session.execute(text(
+            "SELECT payload FROM notify.outbox WHERE convert_from(payload, 'UTF8') LIKE :a"),
+            {"a": f"%{event.alert_id}%"})]
+    assert sorted((e["outcome"], e["channel"], e["person"]) for e in events) == [
+        ("sent", "email", "张某"), ("sent", "sms", "张某"), ("sent", "sms", "钱某"),
+        ("sent", "wecom", "张某")]
+    published = json.dumps(events, ensure_ascii=False)
+    assert not [detail for detail in (*PHONES, "@example.cn", "张三", "钱医生", "/robot/")
+                if detail in published]
 
 
 async def test_deliveries_go_out_once_across_a_worker_that_dies_and_two_replicas(
@@ -197,6 +210,12 @@ async def test_with_nobody_on_duty_the_village_in_charge_is_told_and_nobody_is_a
     [nobody] = await notify.deliveries(town.alert_id)
     assert (nobody.person, nobody.channel, nobody.status) == ("-", "none", "failed")
     assert nobody.last_error.startswith("nobody to tell")
+    async with notify.sessions() as session:  # and the alert's history will say so
+        [told] = [json.loads(payload) for (payload,) in await session.execute(text(
+            "SELECT payload FROM notify.outbox WHERE convert_from(payload, 'UTF8') LIKE :a"),
+            {"a": f"%{town.alert_id}%"})]
+    assert (told["outcome"], told["channel"], told["person"]) == ("failed", "none", "无人")
+    assert told["reason"].startswith("nobody to tell")
     assert await notify.drain() == 3  # 赵书记 by SMS and e-mail, 钱医生 by SMS
 
 
@@ -207,7 +226,7 @@ async def test_an_import_with_a_problem_writes_nothing(notify: Notify):
     async with notify.sessions() as session, session.begin():
         written, problems = await staffing.import_staff(
             session, "people", content.encode(), "people.csv", False, "430621",
-            notify.clock(), BASE_DAY)
+            notify.clock(), BASE_DAY, hosts=HOSTS)
     assert written == 0
     assert [(p.file, p.line, p.field, p.code) for p in problems] == [
         ("people.csv", 3, "phone", "invalid_phone")]

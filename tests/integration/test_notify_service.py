@@ -25,8 +25,10 @@ from shared.settings import Settings
 from tests.conftest import Servers, eventually, start_service
 from tests.integration.alerts_harness import FakeClock, issue_operator, local, wait_for
 from tests.integration.notify_support import (
+    ALLOWED,
     BASE_DAY,
     CONTACTS_CSV,
+    HOSTS,
     PHONES,
     VILLAGE,
     Gateway,
@@ -56,7 +58,7 @@ async def test_an_alert_on_the_bus_reaches_the_person_on_duty_and_shows_on_the_a
     settings = Settings(nats_url=servers.nats_url, database_url=database_url,
                         notify_durable=f"notify-it-{uuid.uuid4().hex[:8]}", notify_poll_s=0.05,
                         notify_smtp_host="127.0.0.1", notify_smtp_port=smtp.port,
-                        notify_sms_url=f"{gateway.url}/sms")
+                        notify_sms_url=f"{gateway.url}/sms", notify_allowed_hosts=ALLOWED)
     clock = FakeClock(local(day, 10))
     app = create_app(settings, clock=clock)
     gateway.failing["/robot/wecom/zhang"] = 1  # the robot fails once
@@ -186,7 +188,8 @@ async def _seed(database_url: str, gateway: Gateway, day) -> None:
             now = datetime.now(UTC)
             for kind, content in (("people", people_csv(gateway)), ("contacts", CONTACTS_CSV)):
                 _, problems = await staffing.import_staff(session, kind, content.encode(), kind,
-                                                          False, "430621", now, day)
+                                                          False, "430621", now, day,
+                                                          hosts=HOSTS)
                 assert not problems
             await staffing.put_roster_day(session, VILLAGE, day,
                                           [{"person": "zhang", "role": "on_duty"}], VILLAGE, day)
@@ -229,6 +232,7 @@ def test_notify_killed_mid_delivery_and_restarted_delivers_what_was_left_once(
     env = {"ROLLCALL_DATABASE_URL": database_url, "ROLLCALL_NOTIFY_CONFIG": str(config),
            "ROLLCALL_NOTIFY_DURABLE": f"notify-kill-{uuid.uuid4().hex[:8]}",
            "ROLLCALL_NOTIFY_SMS_URL": f"{gateway.url}/sms", "ROLLCALL_NOTIFY_POLL_S": "0.1",
+           "ROLLCALL_NOTIFY_ALLOWED_HOSTS": ALLOWED,
            "ROLLCALL_LOG_LEVEL": "INFO"}
     service = start_service(servers, "notify", tmp_path, **env)
     try:

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.notify import deliveries, messages, staff_import
-from services.notify.channels import dingtalk_sign, fill
+from services.notify.channels import answer_field, dingtalk_sign, fill
+from services.notify.hosts import AllowedHosts
 from services.notify.policy import PolicyError, load_policy
 from services.notify.reminders import due_cutoffs
-from services.notify.staff import Directory, Person, Shift, on_roster, resolve
+from services.notify.staff import Directory, Person, Shift, masked, on_roster, resolve
 from shared.contracts import AlertEscalated, AlertOpened
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -246,3 +247,49 @@ def test_every_alert_kind_of_the_contract_tells_someone_when_it_opens() -> None:
         assert kind in KIND_NAMES
         if kind != "missing_report":  # told as digests
             assert policy.roles_for(kind, "opened"), kind
+
+
+def test_the_allow_list_takes_exact_hosts_and_subdomains_and_names_the_host_it_refuses():
+    hosts = AllowedHosts.parse("qyapi.weixin.qq.com, *.sms.example.cn 127.0.0.1")
+    assert hosts.refusal("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K") is None
+    assert hosts.refusal("https://QYAPI.weixin.qq.com./x") is None
+    assert hosts.refusal("http://gw.sms.example.cn/send") is None
+    assert hosts.refusal("http://127.0.0.1:8080/sms") is None
+    assert hosts.refusal("https://sms.example.cn/send") == (
+        "host sms.example.cn is not in ROLLCALL_NOTIFY_ALLOWED_HOSTS")
+    assert hosts.refusal("https://qyapi.weixin.qq.com.evil.net/x?key=K") == (
+        "host qyapi.weixin.qq.com.evil.net is not in ROLLCALL_NOTIFY_ALLOWED_HOSTS")
+    assert hosts.refusal("https://user@evil.net@qyapi.weixin.qq.com/") is None  # the real host
+    assert hosts.refusal("ftp://qyapi.weixin.qq.com/") == "not an http(s) URL"
+    assert AllowedHosts.parse("").refusal("https://oapi.dingtalk.com/robot/send") is not None
+
+
+def test_a_name_beyond_notify_is_the_surname_and_mou():
+    assert masked("张三") == "张某"
+    assert masked("钱医生") == "钱某"
+    assert masked("欧阳修") == "欧阳某"
+    assert masked("欧阳") == "欧某"  # a two-character name is surname and given name
+    assert masked(" Li Wei ") == "L某"
+    assert masked("") == "某"
+
+
+def test_the_gateways_message_id_is_read_where_settings_say():
+    assert answer_field({"message_id": "m-1"}, "message_id") == "m-1"
+    assert answer_field({"data": {"msgid": 42}}, "data.msgid") == "42"
+    assert answer_field({"data": {"msgid": True}}, "data.msgid") is None
+    assert answer_field({"status": "queued"}, "message_id") is None
+    assert answer_field(["m-1"], "message_id") is None
+
+
+def test_a_webhook_on_a_host_not_allowed_is_a_named_problem_of_its_line():
+    known = staff_import.Known(nodes={VILLAGE}, hosts=AllowedHosts.parse("oapi.dingtalk.com"))
+    records, problems = staff_import.read("people", (
+        "code,name,node,chat_kind,chat_webhook\n"
+        f"a,甲,{VILLAGE},dingtalk,https://oapi.dingtalk.com/robot/send?access_token=T\n"
+        f"b,乙,{VILLAGE},wecom,https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K\n"
+    ).encode(), "people.csv", False)
+    staff, problems = staff_import.check("people", records, problems, known, VILLAGE)
+    assert staff is None
+    assert [(p.line, p.field, p.code) for p in problems] == [
+        (3, "chat_webhook", "host_not_allowed")]
+    assert "key=K" not in str(problems[0])

@@ -23,7 +23,7 @@ const I18N = {
     no_alerts: "当前没有待处置预警", acknowledge: "确认接收", close_alert: "办结",
     acknowledged: "已确认", open: "待处置", closed: "已办结", overdue: "已超时", left: "剩余",
     escalated: "已升级", late_case: "迟报病例",
-    kind_case: "病例预警", kind_outbreak: "聚集性疫情", kind_missing_report: "漏报预警", kind_supply_low: "物资储备不足",
+    kind_case: "病例预警", kind_outbreak: "聚集性疫情", kind_missing_report: "漏报预警", kind_supply_low: "物资储备不足", kind_missing_confirmation: "未确认上报", kind_test_overdue: "核酸检测逾期", kind_release_overdue: "解除逾期", kind_team_signoff_missing: "包保签字缺失",
     fever: "发热", ili: "流感样病例",
     outcome: "处置结果", note: "处置说明", isolated: "已隔离", referred: "已转诊发热门诊",
     excluded: "已排除", other: "其他", submit: "提交", cancel: "取消",
@@ -65,6 +65,27 @@ const I18N = {
     action: "处置措施", unknown: "未询问", yes: "是", no: "否",
     action_isolated: "应急隔离", action_referred: "转诊发热门诊", action_sent_home: "家长接回", action_observed: "留观",
     action_other: "其他",
+    control: "管控台账", control_title: "管控台账(一人一案)", register: "在管人员",
+    tests_due: "今日核酸检测", releases_due: "待解除", signoffs: "包保签字",
+    pseudonym: "编号", person_name: "姓名", category: "类别", regime: "管控方式", phase: "阶段",
+    place: "地点", start_day: "开始日期", planned_release: "计划解除", record_test: "录入阴性",
+    release_now: "解除", sign: "签字", signed: "已签", done: "已完成", overdue_day: "逾期",
+    home: "居家", nobody: "暂无", missing_signoffs: "缺签人数",
+    phase_central_isolation: "集中隔离", phase_home_isolation: "居家隔离",
+    phase_home_health_monitoring: "居家健康监测",
+    review: "审核上报", review_title: "审核与确认上报", confirm_panel: "确认上报",
+    children_panel: "下级确认情况", units_panel: "报告审核", confirm_button: "确认上报",
+    confirm_again: "重新确认上报", confirmed_done: "已确认上报", sent_back_done: "已退回",
+    st_confirmed: "已确认", st_unconfirmed: "未确认", st_reopened: "确认后更正,待重新确认",
+    st_not_required: "本级无需确认", confirmed_at: "确认时间", confirmed_by: "确认人",
+    confirmed_figures: "确认数", live_figures: "当前数(未确认)", live_now: "当前数",
+    difference: "差额", due_by: "确认时限", changed_after: "确认后有更正",
+    not_reported: "未报", send_back: "退回", send_back_reason: "退回原因",
+    sent_back: "已退回", sendback_open: "待更正", sendback_cleared: "已更正",
+    revision_short: "版", zero_short: "零报告", late_short: "迟报", no_units: "辖区内没有报告单位",
+    sendbacks_title: "被退回的报告", sendback_by: "退回人", correct_this: "更正此报告",
+    correction_reason: "更正原因", submit_correction: "提交更正", corrected_done: "已提交更正",
+    open_sendbacks: "待更正的退回", name: "名称", status: "状态", figures: "数据",
     roster: "值班表", roster_title: "值班表", add_shift: "新增班次", save: "保存", saved: "已保存",
     person: "人员", role: "职责", starts: "开始", ends: "结束", whole_day: "全天", remove: "删除",
     role_on_duty: "值班", role_leader: "带班领导", role_unit_in_charge: "第一责任人",
@@ -73,7 +94,7 @@ const I18N = {
     deliveries: "通知送达", deliveries_unavailable: "通知服务暂不可用,送达情况未知",
     no_deliveries: "尚未通知任何人", details: "详情", alert_history: "预警经过",
     channel_sms: "短信", channel_email: "邮件", channel_wecom: "企业微信", channel_dingtalk: "钉钉",
-    channel_none: "无联系方式", d_sent: "已发送", d_failed: "发送失败", d_pending: "待发送",
+    channel_none: "无联系方式", d_sent: "已发送", d_delivered: "已送达", d_failed: "发送失败", d_pending: "待发送",
     d_cancelled: "已取消", retrying: "重试中", attempts: "尝试次数", time: "时间", status: "状态",
     change_opened: "发出", change_warned: "临近时限提醒", change_escalated: "升级",
     change_acknowledged: "确认接收", change_closed: "办结", change_resolved: "已补报",
@@ -98,7 +119,7 @@ const I18N = {
     no_alerts: "No open alerts", acknowledge: "Acknowledge", close_alert: "Close",
     acknowledged: "Acknowledged", open: "Open", closed: "Closed", overdue: "Overdue", left: "left",
     escalated: "Escalated", late_case: "Reported late",
-    kind_case: "Case", kind_outbreak: "Outbreak", kind_missing_report: "Missing report", kind_supply_low: "Supplies low",
+    kind_case: "Case", kind_outbreak: "Outbreak", kind_missing_report: "Missing report", kind_supply_low: "Supplies low", kind_missing_confirmation: "Not confirmed", kind_test_overdue: "Test overdue", kind_release_overdue: "Release overdue", kind_team_signoff_missing: "Team sign-off missing",
     fever: "Fever", ili: "Flu-like illness",
     outcome: "Outcome", note: "Note", isolated: "Isolated", referred: "Referred to fever clinic",
     excluded: "Excluded", other: "Other", submit: "Submit", cancel: "Cancel",
@@ -142,6 +163,28 @@ const I18N = {
     action: "Action taken", unknown: "Not asked", yes: "Yes", no: "No",
     action_isolated: "Isolated on site", action_referred: "Referred to a fever clinic", action_sent_home: "Sent home with a parent",
     action_observed: "Kept for observation", action_other: "Other",
+    control: "People under control", control_title: "People under control (一人一案)",
+    register: "Under control", tests_due: "Tests due today", releases_due: "Releases due",
+    signoffs: "Team sign-off", pseudonym: "Ref.", person_name: "Name", category: "Category",
+    regime: "Regime", phase: "Phase", place: "Place", start_day: "Start",
+    planned_release: "Planned release", record_test: "Record negative", release_now: "Release",
+    sign: "Sign", signed: "Signed", done: "Done", overdue_day: "Overdue", home: "Home",
+    nobody: "Nobody", missing_signoffs: "Missing sign-offs",
+    phase_central_isolation: "Central isolation", phase_home_isolation: "Home isolation",
+    phase_home_health_monitoring: "Home health monitoring",
+    review: "Review", review_title: "Review and confirm", confirm_panel: "Confirm the day",
+    children_panel: "Below: confirmations", units_panel: "Reports to review", confirm_button: "Confirm the day",
+    confirm_again: "Confirm again", confirmed_done: "Day confirmed", sent_back_done: "Sent back",
+    st_confirmed: "Confirmed", st_unconfirmed: "Unconfirmed", st_reopened: "Changed after confirmation: confirm again",
+    st_not_required: "Not confirmed at this level", confirmed_at: "Confirmed at", confirmed_by: "By",
+    confirmed_figures: "Confirmed", live_figures: "Live (unconfirmed)", live_now: "Live",
+    difference: "Difference", due_by: "Due by", changed_after: "Changed after confirmation",
+    not_reported: "Not reported", send_back: "Send back", send_back_reason: "Reason",
+    sent_back: "Sent back", sendback_open: "Awaiting correction", sendback_cleared: "Corrected",
+    revision_short: "rev.", zero_short: "zero report", late_short: "late", no_units: "No reporting units here",
+    sendbacks_title: "Reports sent back", sendback_by: "Sent back by", correct_this: "Correct this report",
+    correction_reason: "Reason for the correction", submit_correction: "Send correction", corrected_done: "Correction sent",
+    open_sendbacks: "Sent back, not corrected", name: "Name", status: "Status", figures: "Figures",
     roster: "Duty roster", roster_title: "Duty roster", add_shift: "Add shift", save: "Save", saved: "Saved",
     person: "Person", role: "Role", starts: "From", ends: "To", whole_day: "All day", remove: "Remove",
     role_on_duty: "On duty", role_leader: "Duty leader", role_unit_in_charge: "In charge",
@@ -150,7 +193,7 @@ const I18N = {
     deliveries: "Notifications", deliveries_unavailable: "Notification service unavailable: delivery state unknown",
     no_deliveries: "Nobody told yet", details: "Details", alert_history: "Alert history",
     channel_sms: "SMS", channel_email: "E-mail", channel_wecom: "WeCom", channel_dingtalk: "DingTalk",
-    channel_none: "No channel", d_sent: "sent", d_failed: "failed", d_pending: "pending",
+    channel_none: "No channel", d_sent: "sent", d_delivered: "delivered", d_failed: "failed", d_pending: "pending",
     d_cancelled: "cancelled", retrying: "retrying", attempts: "Attempts", time: "Time", status: "Status",
     change_opened: "Opened", change_warned: "Warned", change_escalated: "Escalated",
     change_acknowledged: "Acknowledged", change_closed: "Closed", change_resolved: "Resolved",
@@ -308,12 +351,16 @@ function fill(parent, ...children) {
   parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
-// One delivery as a line: "短信已发送 13:30 张某", or failed with its reason.
+// One delivery as a line: "短信已发送 13:30 张某", "短信已送达 13:31 张某" once the gateway's
+// receipt says it reached the phone, or failed with its reason.
 function deliveryText(d) {
-  const channel = t(`channel_${d.channel}`);
-  const status = t(`d_${d.status}`);
-  const what = LANG === "zh" ? `${channel}${status}` : `${channel} ${status}`;
-  const when = localTime(d.sent_at || d.created_at);
-  const why = d.status === "failed" && d.last_error ? `(${d.last_error})` : "";
-  return `${what} ${when} ${d.person_name}${why}`;
+  return toldLine(d.channel, d.status, d.delivered_at || d.sent_at || d.created_at,
+                  d.person_name, d.last_error);
+}
+
+function toldLine(channel, status, at, person, reason) {
+  const what = LANG === "zh" ? `${t(`channel_${channel}`)}${t(`d_${status}`)}`
+    : `${t(`channel_${channel}`)} ${t(`d_${status}`)}`;
+  const why = status === "failed" && reason ? `(${reason})` : "";
+  return `${what} ${localTime(at)} ${person}${why}`;
 }

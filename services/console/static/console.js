@@ -532,12 +532,26 @@ function deliveryTable(deliveries) {
       el("td", { class: "n" }, d.attempts)))));
 }
 
-// An alert's detail: every change of it (alerts) and who was told of it (notify).
+// The alert's history: its changes and, in the order they happened, who was told of it and
+// whether it arrived, as the alerts service keeps them ("短信已送达 13:31 张某").
+function historyItems(changes, told) {
+  const items = changes.map((c) => ({ at: c.at, node: el("li", { class: "change" },
+    `${localTime(c.at, true)} · ${t(`change_${c.change}`)}`, c.actor ? ` · ${c.actor}` : "",
+    c.reason ? ` · ${c.reason}` : "") }));
+  for (const x of told || []) {
+    items.push({ at: x.at, node: el("li", { class: `told told-${x.outcome}` },
+      `${localTime(x.at, true)} · ${toldLine(x.channel, x.outcome, x.at, x.person, x.reason)}`) });
+  }
+  return items.sort((p, q) => new Date(p.at) - new Date(q.at)).map((i) => i.node);
+}
+
+// An alert's detail: its history (alerts) and who was told of it, live (notify).
 async function showAlert(a) {
   fill($("dialog-body"), el("p", { class: "muted" }, "…"));
   $("dialog").showModal();
-  const [history, told] = await Promise.allSettled([
-    api(`/api/alerts/${a.alert_id}/history`), api(`/api/alerts/${a.alert_id}/deliveries`)]);
+  const [history, told, detail] = await Promise.allSettled([
+    api(`/api/alerts/${a.alert_id}/history`), api(`/api/alerts/${a.alert_id}/deliveries`),
+    api(`/api/alerts/${a.alert_id}`)]);
   if (told.status === "rejected" && told.reason.status === 401) return showSignIn();
   fill($("dialog-body"), el("div", { class: "alert-detail", dataset: { alert: a.alert_id } },
     el("div", { class: "dialog-head" },
@@ -545,9 +559,8 @@ async function showAlert(a) {
         el("div", { class: "muted small" }, `${a.unit_name || a.node_name || a.unit || a.node} · ${a.day || ""}`)),
       el("button", { type: "button", class: "btn ghost", onclick: () => $("dialog").close() }, "✕")),
     el("h3", {}, t("alert_history")),
-    history.status === "fulfilled" ? el("ul", { class: "changes" }, history.value.map((c) => el("li", {},
-      `${localTime(c.at, true)} · ${t(`change_${c.change}`)}`, c.actor ? ` · ${c.actor}` : "",
-      c.reason ? ` · ${c.reason}` : "")))
+    history.status === "fulfilled" ? el("ul", { class: "changes" }, historyItems(history.value,
+      detail.status === "fulfilled" ? detail.value.told : []))
       : el("p", { class: "field-error" }, history.reason.message),
     el("h3", {}, t("deliveries")),
     deliveryTable(told.status === "fulfilled" ? told.value : null)));

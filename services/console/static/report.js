@@ -139,6 +139,7 @@ async function searchUnits(q) {
 
 function showUnit(unit) {
   if (!unit) return;
+  loadSendbacks(unit.code);
   if (metrics.length) showForm(unit.unit_type);
   $("unit-card").hidden = false;
   fill($("unit-card"), el("b", {}, unit.name), " ",
@@ -248,5 +249,56 @@ $("case-form").addEventListener("submit", (event) => {
   send("/api/cases", body, $("case-receipt"), $("case-form"), (answer) =>
     `✓ ${t("case_done")} ${localTime(answer.deadline, true)}${answer.late ? t("late_note") : ""}`);
 });
+
+// 退回: a report sent back by the town or county shows here with its reason until the unit's
+// correction clears it. "Correct this report" puts the day and the figures sent back into the
+// form; the correction goes with its own reason.
+let sendbackUnit = null;
+async function loadSendbacks(unitCode) {
+  sendbackUnit = unitCode;
+  let notices = [];
+  try { notices = await api(`/api/units/${encodeURIComponent(unitCode)}/sendbacks`); } catch (_) { notices = []; }
+  if (sendbackUnit !== unitCode) return;
+  const open = notices.filter((n) => n.status === "open");
+  $("sendbacks").hidden = !open.length;
+  fill($("sendback-list"), open.map((n) => el("div", { class: "sendback-notice", dataset: { day: n.day } },
+    el("p", {}, el("b", {}, `${n.day} · ${t("revision")} ${n.revision}`), " · ", el("span", { class: "reason" }, n.reason)),
+    el("p", { class: "muted small" }, `${t("sendback_by")} ${n.sent_by || ""} · ${localTime(n.sent_at, true)}`),
+    el("form", { class: "correction", onsubmit: (e) => { e.preventDefault(); correct(unitCode, n, e.target); } },
+      el("button", { type: "button", class: "btn small", onclick: () => prefill(unitCode, n) }, t("correct_this")),
+      el("label", {}, el("span", {}, t("correction_reason")),
+        el("input", { name: "reason", maxlength: "500", required: true, "data-field": "reason" }),
+        el("span", { class: "field-error", "data-error": "reason" })),
+      el("button", { type: "submit", class: "btn primary" }, t("submit_correction"))),
+    el("div", { class: "receipt", hidden: true }))));
+}
+
+async function prefill(unitCode, notice) {
+  $("day").value = notice.day;
+  const history = await api(`/api/units/${encodeURIComponent(unitCode)}`);
+  const sent = history.reports.find((r) => r.day === notice.day && r.revision === notice.revision);
+  if (!sent) return;
+  document.querySelectorAll("[data-metric]").forEach((input) => {
+    const value = sent.values[input.dataset.metric];
+    input.value = value === undefined ? "" : value;
+  });
+  $("report-form").scrollIntoView({ behavior: "smooth" });
+}
+
+async function correct(unitCode, notice, form) {
+  const box = form.parentElement.querySelector(".receipt");
+  const body = { values: collectValues(), reporter: common().reporter,
+                 reason: form.reason.value.trim(), ...note() };
+  await send(`/api/reports/${encodeURIComponent(unitCode)}/${notice.day}/corrections`, body, box,
+             form, (answer) => `✓ ${t("corrected_done")} · ${t("revision")} ${answer.revision}`);
+  if (box.classList.contains("bad")) return;
+  // The send-back is cleared once the review has taken the correction in: look again a few
+  // times, then leave the notice to the next visit.
+  for (let i = 0; i < 10; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await loadSendbacks(unitCode);
+    if (!document.querySelector(`.sendback-notice[data-day="${notice.day}"]`)) return;
+  }
+}
 
 start();
