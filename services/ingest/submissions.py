@@ -164,9 +164,12 @@ def bulk_result(outcomes: Sequence["Outcome"]) -> dict:
                             "day": r.day.isoformat(), "revision": r.revision, "zero": r.zero,
                             "late": r.late})
         else:
-            results.append({"index": i, "status": o.status, "code": o.code,
-                            "errors": [e.as_dict() for e in o.errors],
-                            "rejection_id": str(o.rejection_id)})
+            result = {"index": i, "status": o.status, "code": o.code,
+                      "errors": [e.as_dict() for e in o.errors],
+                      "rejection_id": str(o.rejection_id)}
+            if o.retry_after:  # sent too fast (429): when the unit may send again
+                result["retry_after"] = o.retry_after
+            results.append(result)
     return {**counts, "results": results}
 
 
