@@ -4,12 +4,14 @@ Events are past tense. Every subject carries the hierarchy, `<county>.<town>.<vi
 consumer can take one county's traffic and the work can be partitioned by county.
 """
 
+import hashlib
 import re
 from datetime import date, datetime, time
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic_core import from_json
 
 from shared.hierarchy import subject_tokens
 
@@ -51,6 +53,67 @@ class ReportAccepted(Event):
     @property
     def msg_id(self) -> str:
         return f"report:{self.unit}:{self.day.isoformat()}:{self.revision}"
+
+
+# The accepted-report contract is versioned (docs/architecture.md, "Accepted reports: the
+# versioned contract"). v1: one ReportAccepted object per message, no `version` key. v2: an
+# envelope `{"version": 2, "reports": [ReportAccepted, ...]}` carrying every revision of one
+# village that one ingest transaction committed, at most ACCEPTED_BATCH_MAX of them.
+ACCEPTED_VERSION = 2
+ACCEPTED_VERSIONS = (1, 2)
+ACCEPTED_BATCH_MAX = 256  # reports per message: ~400 bytes each, far below NATS's 1 MiB
+_REPORTS = TypeAdapter(list[ReportAccepted])
+
+
+class _AcceptedV2(BaseModel):
+    version: Literal[2]
+    reports: list[ReportAccepted] = Field(min_length=1, max_length=ACCEPTED_BATCH_MAX)
+
+
+_V2_PREFIX = b'{"version":2,'  # how accepted_batch (and ingest's SQL) starts a v2 message
+
+
+class UnknownVersion(ValueError):
+    """A message of a contract version this code does not know: refused, never guessed at."""
+
+
+def reports_of(msg: object) -> list[ReportAccepted]:
+    """The reports a `report.accepted.…` message carries, whichever version it is (a NATS
+    message, or its bytes). Raises UnknownVersion for a version this code does not know, and
+    ValueError (pydantic's ValidationError) for a malformed one: the shared batch consumer
+    terminates and logs such a message rather than acknowledging it. Every consumer of the
+    subject decodes with this function, so that a new version is adopted in one place."""
+    data = msg if isinstance(msg, bytes | bytearray | memoryview) else msg.data  # type: ignore[attr-defined]
+    if bytes(data[:len(_V2_PREFIX)]) == _V2_PREFIX:
+        # What ingest writes: validated straight from the bytes, in one pass.
+        return _AcceptedV2.model_validate_json(data).reports
+    body = from_json(data)
+    if not isinstance(body, dict):
+        raise ValueError("a report.accepted message must be a JSON object")
+    version = body.get("version", 1)
+    if version == 1:
+        return [ReportAccepted.model_validate(body)]
+    if version == 2:
+        reports = body.get("reports")
+        if not isinstance(reports, list) or not 1 <= len(reports) <= ACCEPTED_BATCH_MAX:
+            raise ValueError(f"reports: a list of 1 to {ACCEPTED_BATCH_MAX} reports expected")
+        return _REPORTS.validate_python(reports)
+    raise UnknownVersion(f"version: {version!r} is not a known report.accepted version "
+                         f"(known: {', '.join(map(str, ACCEPTED_VERSIONS))})")
+
+
+def accepted_batch(payloads: list[bytes]) -> bytes:
+    """A v2 message from reports already serialised as ReportAccepted JSON."""
+    return b'{"version":2,"reports":[' + b",".join(payloads) + b"]}"
+
+
+def accepted_batch_id(msg_ids: list[str]) -> str:
+    """A v2 message's id, derived from the reports it carries (their own ids, in order): the
+    same outbox row published twice has the same id, and the stream drops the replay. A batch
+    of one keeps its report's id."""
+    if len(msg_ids) == 1:
+        return msg_ids[0]
+    return "reports:" + hashlib.md5(" ".join(msg_ids).encode()).hexdigest()
 
 
 class SubmissionRejected(Event):

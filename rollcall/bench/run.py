@@ -17,7 +17,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from rollcall.bench import baseline, cutoff, phases, workload
+from rollcall.bench import analytics, baseline, cutoff, phases, workload
 from rollcall.bench.system import System, load_registry, operator_token, peak_rss_kib, units_of
 from shared.settings import Settings
 
@@ -37,6 +37,7 @@ class Options:
     backlog: int = 1_000_000
     cases_per_second: float = 10
     bulk_size: int = 10_000
+    bus_batch: int = 100  # reports per message of the batched bus phase
     concurrency: int = 2
     aggregate_batch: int | None = None
     keep: Path | None = None  # keep the servers' data here (default: a temporary directory)
@@ -63,6 +64,14 @@ def machine() -> dict:
 def _bodies(items: list[dict], size: int) -> list[tuple[bytes, int]]:
     return [(body, min(size, len(items) - i * size))
             for i, body in enumerate(workload.bulk_bodies(items, size))]
+
+
+def _batched(items: list[dict], nodes: dict[str, str], size: int
+             ) -> list[tuple[str, str, bytes]]:
+    """JSON arrays of `size` reports on `report.submit.<county>` (a gateway's batch)."""
+    return [(phases.subject_of(nodes[items[i]["unit"]]), f"bench-batch:{items[i]['day']}:{i}",
+             body) for i, body in zip(range(0, len(items), size),
+                                      workload.bulk_bodies(items, size), strict=True)]
 
 
 def _messages(items: list[dict], nodes: dict[str, str]) -> list[tuple[str, str, bytes]]:
@@ -138,15 +147,18 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     # otherwise every unit of the province would be missing at a cutoff, and each report would
     # also resolve a missing-report alert, which is not a day's usual traffic.
     first = phases.FIRST_DAY_BACK
-    day_bulk, day_bus, day_rate_bus, day_rate_bulk = phases.days_before(today, first, 4)
+    day_bulk, day_bus, day_rate_bus, day_rate_bulk, day_bus_batch = phases.days_before(
+        today, first, 5)
     backlog_days = phases.days_before(
-        today, first + 4, max(1, math.ceil(options.backlog / len(units))))
+        today, first + 5, max(1, math.ceil(options.backlog / len(units))))
 
     log("preparing payloads")
     bulk_items = workload.reports(units[:n], day_bulk, types)
     bulk_bodies = _bodies(bulk_items, options.bulk_size)
     bus_items = workload.reports(units[:n], day_bus, types)
     bus_messages = _messages(bus_items, nodes)
+    bus_batches = _batched(workload.reports(units[:n], day_bus_batch, types), nodes,
+                           options.bus_batch)
     rate_n = min(len(units), int(options.rate * options.rate_seconds))
     rate_units = units[:rate_n]
     rate_bus_messages = _messages(workload.reports(rate_units, day_rate_bus, types), nodes)
@@ -182,14 +194,15 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     for name in ("ingest", "aggregate", "alerts"):
         await asyncio.to_thread(system.start, name)
     prebuild = await phases.prebuild_days(
-        system, token, root, [day_bulk, day_bus, day_rate_bus, day_rate_bulk, *backlog_days])
+        system, root,
+        [day_bulk, day_bus, day_rate_bus, day_rate_bulk, day_bus_batch, *backlog_days])
     result["prebuild_seconds"] = round(prebuild, 2)
-    log(f"expected units of {4 + len(backlog_days)} days counted in {prebuild:.1f}s")
+    log(f"expected units of {5 + len(backlog_days)} days counted in {prebuild:.1f}s")
     settled = await system.settle()
     log(f"services idle after {settled:.1f}s (alerts' start-up cutoff checks done)")
 
     # A day of its own, before every other phase's, with no report: every unit is pending.
-    [day_cutoff] = phases.days_before(today, first + 4 + len(backlog_days), 1)
+    [day_cutoff] = phases.days_before(today, first + 5 + len(backlog_days), 1)
     log(f"the passing of a cutoff over {len(units):,} units")
     result["cutoff"] = await cutoff.measure(system.database_url, system.nats_url, root,
                                             day_cutoff, settings)
@@ -202,11 +215,22 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     result["bulk"] = {**bulk.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
     log(f"bulk: {result['bulk']}")
 
+    log("batch analytics: the bulk phase's province day recomputed from the ledger with SQL")
+    result["batch_analytics"] = await analytics.recompute(system, day_bulk, root, n)
+    log(f"batch analytics: {result['batch_analytics']}")
+
     log(f"bus, flat out: {n:,} messages on {phases.SUBMIT}.<county>")
     cpu = system.cpu()
     bus = await phases.bus_flat_out(system, token, bus_messages, [day_bus], root)
     result["bus"] = {**bus.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
     log(f"bus: {result['bus']}")
+
+    log(f"bus, flat out, batched: {n:,} reports in messages of {options.bus_batch}")
+    cpu = system.cpu()
+    bus_batched = await phases.bus_flat_out(system, token, bus_batches, [day_bus_batch], root,
+                                            reports=n)
+    result["bus_batched"] = {**bus_batched.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
+    log(f"bus, batched: {result['bus_batched']}")
 
     log(f"bus at {options.rate:,.0f} reports/s for {options.rate_seconds:.0f}s, with "
         f"{options.cases_per_second:g} fever cases/s over HTTP")
@@ -243,7 +267,8 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
                                                       / 1024, 1)
     jsr = js.per_second
     result["ratios"] = {"bulk_to_jetstream": round(bulk.per_second / jsr, 3),
-                        "bus_to_jetstream": round(bus.per_second / jsr, 3)}
+                        "bus_to_jetstream": round(bus.per_second / jsr, 3),
+                        "bus_batched_to_jetstream": round(bus_batched.per_second / jsr, 3)}
     result["targets"] = targets(result)
     result["load_average"] = LOAD
     return result
@@ -288,6 +313,8 @@ def table(r: dict) -> Table:
               f"{r['baseline']['copy_per_second'] / jsr:.2f} ×", "")
     rate("bulk HTTP", "bulk", "answered")
     rate("bus", "bus", "acknowledged by JetStream")
+    if "bus_batched" in r:
+        rate("bus, batched", "bus_batched", "acknowledged by JetStream")
     for name, key, target in (("bus", "latency_bus", "p99 ≤ 1 s"),
                               ("bulk HTTP", "latency_bulk", "p99 ≤ 1 s")):
         x = r[key]
@@ -303,8 +330,17 @@ def table(r: dict) -> Table:
     t.add_row(f"backlog of {b['reports']:,}: aggregate catch-up",
               f"{b['catch_up_seconds']:,.1f} s ({b['catch_up_per_second']:,.0f} /s)",
               f"{b['catch_up_per_second'] / jsr:.2f} ×", "")
+    if "batch_analytics" in r:
+        x = r["batch_analytics"]
+        t.add_row(f"batch analytics: a province day ({x['reports']:,} reports) recomputed "
+                  "from the ledger", f"{x['seconds']:,.2f} s ({x['nodes']:,} nodes)", "",
+                  "")
     for name, x in (("bulk HTTP", r["bulk"]), ("bus", r["bus"]),
+                    ("bus, batched", r.get("bus_batched")),
+                    ("batch analytics", r.get("batch_analytics")),
                     ("backlog catch-up", r["backlog"])):
+        if x is None:
+            continue
         t.add_row(f"CPU per report, {name} (µs)", _cpu(x["cpu_us_per_report"]), "", "")
     t.add_row("peak RSS (MiB)", ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_rss_mib"].items()),
               "", "")

@@ -172,17 +172,22 @@ class System:
 
     async def settle(self, idle_share: float = 0.05, window_s: float = 1.0,
                      timeout_s: float = 600.0) -> float:
-        """Wait until every service is idle (under `idle_share` of a CPU over `window_s`):
-        work a service does at start, such as alerts checking the cutoffs that passed, is not
-        counted in a measured phase. Returns the seconds waited."""
+        """Wait until every service and PostgreSQL are idle (under `idle_share` of a CPU over
+        `window_s`, twice in a row): work a service does at start, such as alerts checking the
+        cutoffs that passed, is not counted in a measured phase. PostgreSQL counts too: alerts
+        idles while one of its cutoff checks runs a long statement, and the next check follows
+        (a settle on the services alone let the start-up checks run into the phases, where
+        they took a core and showed as stalls). Returns the seconds waited."""
         start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
+        quiet = 0
+        watched = [*self.services, "postgres"]
+        while time.monotonic() - start < timeout_s and quiet < 2:
             before = self.cpu()
             await asyncio.sleep(window_s)
             after = self.cpu()
-            if all(after[name] - before.get(name, 0.0) < idle_share * window_s
-                   for name in self.services):
-                break
+            idle = all(after.get(name, 0.0) - before.get(name, 0.0) < idle_share * window_s
+                       for name in watched)
+            quiet = quiet + 1 if idle else 0
         return time.monotonic() - start
 
     def cpu_since(self, before: dict[str, float], reports: int) -> dict[str, float]:

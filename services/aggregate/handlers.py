@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 
 from services.aggregate.service import AggregateContext, durable_name, filters
 from shared.consumer import BatchConsumer
-from shared.contracts import ReportAccepted
+from shared.contracts import ReportAccepted, reports_of
 from shared.observability import ROLLUP_APPLY_SECONDS, ROLLUP_EVENTS
 from shared.streams import REPORTS
 
@@ -23,7 +23,8 @@ def consumers(nc: NatsClient, ctx: AggregateContext) -> list[BatchConsumer]:
     # pins counties to replicas gives each group its own filter (and so its own durable).
     settings = ctx.settings
 
-    async def on_reports_accepted(events: list[ReportAccepted]) -> None:
+    async def on_reports_accepted(messages: list[list[ReportAccepted]]) -> None:
+        events = [report for reports in messages for report in reports]
         started = time.perf_counter()
         await ctx.apply(events)
         ROLLUP_APPLY_SECONDS.observe(time.perf_counter() - started)
@@ -35,6 +36,6 @@ def consumers(nc: NatsClient, ctx: AggregateContext) -> list[BatchConsumer]:
     return [BatchConsumer(
         nc, name="aggregate", stream=REPORTS, durable=durable_name(settings.aggregate_filter),
         subjects=filters(settings.aggregate_filter), handle=on_reports_accepted,
-        decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
+        decode=reports_of,
         batch=settings.aggregate_batch, ack_wait=settings.aggregate_ack_wait,
         concurrency=settings.aggregate_concurrency, on_malformed=poisoned)]

@@ -6,12 +6,12 @@ The batch path is set-based: a handful of statements whatever the batch size (lo
 state of the batch's unit-days, the unit records, the node-day rows locked and written back),
 plus one statement per level when a correction withdrew a max or min."""
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,7 +137,7 @@ class BatchResult:
 
 def _json(rows: list) -> str:
     """Days, times and ids are given as ISO strings already, so the C encoder does it all."""
-    return json.dumps(rows, separators=(",", ":"))
+    return orjson.dumps(rows).decode()
 
 
 async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catalogue: Catalogue,

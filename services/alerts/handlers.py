@@ -20,6 +20,7 @@ from shared.contracts import (
     DeliveryOutcome,
     ReportAccepted,
     SignoffChanged,
+    reports_of,
 )
 from shared.streams import CASES, CONTROL, DELIVERIES, REPORTS, SIGNOFF
 
@@ -35,7 +36,8 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
             await detection.apply_cases(session, events, ctx.rules, zone, ctx.clock())
         ctx.relay.wake()
 
-    async def on_reports_accepted(events: list[ReportAccepted]) -> None:
+    async def on_reports_accepted(messages: list[list[ReportAccepted]]) -> None:
+        events = [report for reports in messages for report in reports]
         async with ctx.sessions() as session, session.begin():
             changed = await detection.apply_reports(session, events, ctx.rules, zone,
                                                     ctx.clock(), catalogue=ctx.catalogue)
@@ -69,7 +71,7 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       batch=100, max_ack_pending=5_000),
         BatchConsumer(nc, name="alerts-reports", stream=REPORTS, durable=durable,
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
-                      decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
+                      decode=reports_of,
                       batch=1000),
         # The ledger of people under control: countdowns announced and settled, in order.
         BatchConsumer(nc, name="alerts-control", stream=CONTROL, durable=f"{durable}-control",

@@ -8,7 +8,7 @@ takes each step, and a restart finds the clock where the last commit left it.
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import select
@@ -44,7 +44,10 @@ def state_of(row: AlertRow) -> AlertState:
 
 
 def _row_values(state: AlertState) -> dict:
-    return {**asdict(state), "recipients": list(state.recipients)}
+    # Field by field, not dataclasses.asdict: asdict deep-copies `details`, which for a missing
+    # report alert lists every unit, and a cutoff opens thousands of them at once.
+    return {**{name: getattr(state, name) for name in STATE_FIELDS},
+            "recipients": list(state.recipients)}
 
 
 async def _record(session: AsyncSession, changes: Sequence[Changed]) -> None:

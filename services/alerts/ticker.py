@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from services.alerts import clock, detection, repository
 from services.alerts.service import AlertsContext
 from shared.hierarchy import Level
+from shared.registry.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ class Ticker:
         self._ctx = ctx
         self._batch = batch
         self._checked: set[tuple[date, time]] = set()  # cutoffs known to be done
+        self._cutoffs: tuple[Reference, set[time]] | None = None  # of the reference loaded
         self._confirmations: set[tuple[date, Level]] = set()  # confirmation times done
         self._stop = asyncio.Event()
 
@@ -57,7 +59,10 @@ class Ticker:
     async def _run_cutoffs(self, now: datetime) -> int:
         ctx, opened = self._ctx, 0
         reference = ctx.reference
-        cutoffs = {u.cutoff for u in reference.units.values()}
+        if self._cutoffs is None or self._cutoffs[0] is not reference:
+            # Read once per reference loaded, not every tick: a province has 200,000 units.
+            self._cutoffs = (reference, {u.cutoff for u in reference.units.values()})
+        cutoffs = self._cutoffs[1]
         due = clock.cutoffs_due(now, ctx.settings.zone, cutoffs, ctx.rules)
         self._checked &= set(due)  # forget the days that have left the catch-up window
         for day, cutoff in due:

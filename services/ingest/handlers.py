@@ -2,7 +2,9 @@
 HTTP. The SUBMISSIONS stream holds each message until its outcome is committed, so a gateway's
 publish, once acknowledged by the server, survives an ingest crash or restart.
 
-- `report.submit[.…]`: a daily or zero report (the body of `POST /v1/reports`)
+- `report.submit[.…]`: a daily or zero report (the body of `POST /v1/reports`), or a batch of
+  them as a JSON array (the body of `POST /v1/reports/bulk`, at most `ROLLCALL_BULK_MAX_ITEMS`),
+  answered with one result per report as the bulk call is
 - `report.correct[.…]`: a correction (the body of a correction, with `unit` and `day`)
 - `case.submit[.…]`: a fever or flu-like case (the body of `POST /v1/cases`)
 
@@ -16,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import BaseModel, ValidationError
@@ -48,14 +51,32 @@ def command_of(subject: str) -> str:
     return ".".join(subject.split(".")[:2])
 
 
-def rejection_id_of(msg: Msg) -> uuid.UUID:
-    """Named after the message's place in the stream, so that a redelivery keeps one."""
+def rejection_id_of(msg: Msg, index: int | None = None) -> uuid.UUID:
+    """Named after the message's place in the stream (and the item's in a batch), so that a
+    redelivery keeps one."""
     try:
         meta = msg.metadata
     except Exception:  # not a JetStream message: no stable position
         return uuid.uuid4()
     key = f"{meta.stream}:{meta.sequence.stream}:{meta.timestamp.isoformat()}"
-    return uuid.uuid5(_REJECTIONS, key)
+    return uuid.uuid5(_REJECTIONS, key if index is None else f"{key}:{index}")
+
+
+def is_batch(data: bytes) -> bool:
+    """A `report.submit` message holding a JSON array: a batch of reports."""
+    return data.lstrip()[:1] == b"["
+
+
+def batch_of(msg: Msg, principal, limit: int) -> tuple[list[Incoming], bool]:
+    """The reports of a batch message, read as a bulk request's, and True; or, for a batch
+    refused whole (not JSON, too many), one refused item and False (answered as one)."""
+    items = submissions.read_bulk(msg.data, principal, limit, "bus",
+                                  lambda i: rejection_id_of(msg, i))
+    if isinstance(items, tuple):
+        status, error, payload = items
+        return [Incoming(payload, None, principal, [error], status, source="bus",
+                         rejection_id=lambda: rejection_id_of(msg))], False
+    return items, True
 
 
 def incoming_of(msg: Msg, model: type[BaseModel], principal) -> Incoming:
@@ -104,23 +125,48 @@ async def handle(ctx: IngestContext, msgs: Sequence[Msg],
     """One command's messages of a batch, in one transaction of its use case, then answered.
     A credential store that does not answer fails them all: the consumer hands them back."""
     command = command_of(msgs[0].subject)
-    items = []
+    items: list[Incoming] = []
+    spans = []  # per message: where its items start, how many, and whether it was a batch
     for msg in msgs:
         principal = await ctx.authenticator.principal(
             token_from_header(_header(msg, "Authorization")))
-        if command in KINDS:
+        start, many = len(items), False
+        if command == REPORT_SUBMIT and is_batch(msg.data):
+            batch, many = batch_of(msg, principal, ctx.settings.bulk_max_items)
+            items += batch
+        elif command in KINDS:
             items.append(incoming_of(msg, KINDS[command][0], principal))
         else:  # the stream captures only the submit subjects; kept all the same
             items.append(Incoming({"subject": msg.subject}, None, principal, [FieldError(
                 "subject", "unknown_subject", f"未知主题 {msg.subject}",
                 f"unknown subject {msg.subject}")], source="bus"))
-    if command in KINDS:
-        outcomes = await KINDS[command][1](ctx, items)
-    else:
-        outcomes = await submissions.keep_refused(ctx, items, "report")
-    for msg, outcome in zip(msgs, outcomes, strict=True):
+        spans.append((msg, start, len(items) - start, many))
+    outcomes: list[Outcome] = []
+    for chunk in _chunks(spans, ctx.settings.bulk_max_items):
+        # Batch messages make a fetch of many reports: transactions of at most a bulk
+        # request's size (a redelivery after a failure finds the earlier ones stored).
+        part = items[chunk[0][1]:chunk[-1][1] + chunk[-1][2]]
+        if command in KINDS:
+            outcomes += await KINDS[command][1](ctx, part)
+        else:
+            outcomes += await submissions.keep_refused(ctx, part, "report")
+    for msg, start, count, batch in spans:
         if reply_to := _header(msg, "reply_to"):
-            await reply(reply_to, reply_body(outcome))
+            await reply(reply_to, orjson.dumps(submissions.bulk_result(
+                outcomes[start:start + count])) if batch else reply_body(outcomes[start]))
+
+
+def _chunks(spans: list, most: int) -> list[list]:
+    """Consecutive messages whose items add up to at most `most` (a larger one alone)."""
+    chunks: list[list] = []
+    size = 0
+    for span in spans:
+        if not chunks or size + span[2] > most:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(span)
+        size += span[2]
+    return chunks
 
 
 def consumers(nc: NatsClient, ctx: IngestContext) -> list[BatchConsumer]:

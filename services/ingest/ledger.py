@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Boolean, Date, DateTime, Integer, String, func, insert, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,13 @@ from sqlalchemy.types import Uuid
 from services.ingest import revisions
 from services.ingest.models import CaseRow, OutboxRow, ReportRow
 from services.ingest.schemas import CaseReceipt, Receipt
-from shared.contracts import CaseReported, ReportAccepted, SubmissionRejected
+from shared.contracts import (
+    ACCEPTED_BATCH_MAX,
+    CaseReported,
+    ReportAccepted,
+    SubmissionRejected,
+    accepted_batch,
+)
 from shared.hierarchy import subject_tokens
 from shared.refusals import Refused
 from shared.registry.reference import UnitInfo
@@ -75,11 +82,34 @@ class _InsertWithEvents:
     EVENT = (("subject", "text"), ("msg_id", "text"), ("event", "bytea"))
 
     def __init__(self, table: str, key: str, columns: Sequence[tuple[str, str | None, str]],
-                 created_at: str) -> None:
+                 created_at: str, batched: bool = False) -> None:
         """`columns`: (stored column, SQL type of its array, or None for a constant, and the
-        expression that stores it); `created_at`: the column that dates the event."""
+        expression that stores it); `created_at`: the column that dates the event. `batched`:
+        the events of one subject go out together, one outbox row (one message, the accepted
+        contract's v2, `shared/contracts.py`) per ACCEPTED_BATCH_MAX of them."""
         incoming = [(column, kind) for column, kind, _ in columns if kind] + list(self.EVENT)
         self.names = tuple(name for name, _ in incoming)
+        queued = f"""
+                INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
+                SELECT i.subject, i.msg_id, i.event, i.{created_at}
+                FROM incoming i JOIN stored s USING ({key}) ORDER BY i.n"""
+        if batched:
+            # The message id is derived from the ids of the reports it carries, as
+            # contracts.accepted_batch_id does; the payload is contracts.accepted_batch's.
+            queued = f"""
+                INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
+                SELECT subject,
+                       CASE WHEN count(*) = 1 THEN min(msg_id)
+                            ELSE 'reports:' || md5(string_agg(msg_id, ' ' ORDER BY n)) END,
+                       convert_to('{{"version"\\:2,"reports"\\:[', 'UTF8')
+                         || string_agg(event, convert_to(',', 'UTF8') ORDER BY n)
+                         || convert_to(']}}', 'UTF8'),
+                       min(at)
+                FROM (SELECT i.subject, i.msg_id, i.event, i.n, i.{created_at} AS at,
+                             (row_number() OVER (PARTITION BY i.subject ORDER BY i.n) - 1)
+                               / {ACCEPTED_BATCH_MAX} AS chunk
+                      FROM incoming i JOIN stored s USING ({key})) e
+                GROUP BY subject, chunk ORDER BY min(n)"""
         self.statement = text(f"""
             WITH incoming AS (
                 SELECT * FROM unnest({", ".join(f"CAST(:{n} AS {k}[])" for n, k in incoming)})
@@ -90,10 +120,7 @@ class _InsertWithEvents:
                 FROM incoming ORDER BY n
                 ON CONFLICT DO NOTHING
                 RETURNING {key}
-            ), queued AS (
-                INSERT INTO ingest.outbox (subject, msg_id, payload, created_at)
-                SELECT i.subject, i.msg_id, i.event, i.{created_at}
-                FROM incoming i JOIN stored s USING ({key}) ORDER BY i.n
+            ), queued AS ({queued}
             )
             SELECT {key} FROM stored
         """)
@@ -136,7 +163,7 @@ INSERT_FIRST = _InsertWithEvents("ingest.reports", "report_id", _columns(
     "report_id:uuid", "unit_code:text", "day:date", "revision=1", "node_code:text",
     "values:text=CAST(values AS jsonb)", "zero:boolean", "late:boolean",
     "submitted_at:timestamptz", "reporter:text", "reason=NULL", "credential_id:uuid",
-    "actor:text", "note:text"), created_at="submitted_at")
+    "actor:text", "note:text"), created_at="submitted_at", batched=True)
 
 STORED_FIRST = text("""
     SELECT report_id, unit_code, day, revision, values, zero, late, submitted_at, reason, note
@@ -165,13 +192,13 @@ def _event(sub: Submission, report_id: uuid.UUID, revision: int, late: bool,
 def accepted_payload(sub: Submission, report_id: uuid.UUID, node: str) -> bytes:
     """A first report's ReportAccepted as JSON, written directly: at bulk volumes building a
     model per report costs more than storing it. Tests hold it equal to the contract's own."""
-    return json.dumps({
+    return orjson.dumps({
         "report_id": str(report_id), "unit": sub.unit.code, "node": node,
         "unit_type": sub.unit.unit_type, "sector": sub.unit.sector,
         "day": sub.day.isoformat(), "revision": 1, "values": sub.values, "zero": sub.zero,
         "late": sub.late, "submitted_at": sub.submitted_at.isoformat(),
         "reporter": sub.reporter, "reason": None, "actor": sub.actor, "note": sub.note,
-    }, ensure_ascii=False).encode()
+    })
 
 
 def accepted_subject(node: str) -> str:
@@ -190,7 +217,8 @@ async def record_first_reports(session: AsyncSession, subs: Sequence[Submission]
         sub = subs[i]
         node = sub.unit.node_on(sub.day)
         assert node is not None  # checked at the door
-        rows.append((ids[i], sub.unit.code, sub.day, node, json.dumps(sub.values), sub.zero,
+        rows.append((ids[i], sub.unit.code, sub.day, node, orjson.dumps(sub.values).decode(),
+                     sub.zero,
                      sub.late, sub.submitted_at, sub.reporter, sub.credential_id, sub.actor,
                      sub.note, accepted_subject(node),
                      f"report:{sub.unit.code}:{sub.day.isoformat()}:1",
@@ -260,8 +288,8 @@ async def record_correction(session: AsyncSession, sub: Submission) -> Receipt |
         reason=sub.reason, credential_id=sub.credential_id, actor=sub.actor, note=sub.note)
     session.add(row)
     event = _event(sub, row.report_id, decision.revision, decision.late, node)
-    await add_to_outbox(session, event.subject, event.msg_id, event.model_dump_json().encode(),
-                        sub.submitted_at)
+    await add_to_outbox(session, event.subject, event.msg_id,
+                        accepted_batch([event.model_dump_json().encode()]), sub.submitted_at)
     await session.flush()
     return _receipt(row, "accepted")
 

@@ -11,9 +11,10 @@ from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
 from services.ingest import dhis2 as dhis2_use
 from services.ingest import ledger, sendbacks, submissions
@@ -45,7 +46,6 @@ from shared.refusals import Refused, problem, refuse
 router = APIRouter(prefix="/v1", tags=["reports"])
 # A bulk body above this is refused unread (10,000 reports take about 2 MB).
 MAX_BULK_BYTES = 32 * 1024 * 1024
-_BULK = TypeAdapter(list[SubmitReport])
 
 
 def context(request: Request) -> IngestContext:
@@ -102,26 +102,11 @@ async def submit_zero_report(request: Request, principal: Authenticated, ctx: Ct
     return _answer(outcome)
 
 
-def _bulk_answer(outcomes: list[Outcome]) -> JSONResponse:
-    # Built by hand: 10,000 results through a response model cost more than the whole insert.
-    results = []
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for i, o in enumerate(outcomes):
-        counts[o.status] += 1
-        r = o.receipt
-        if r is not None:
-            assert isinstance(r, Receipt)
-            results.append({"index": i, "status": o.status, "code": o.code,
-                            "report_id": str(r.report_id), "unit": r.unit,
-                            "day": r.day.isoformat(), "revision": r.revision, "zero": r.zero,
-                            "late": r.late})
-        else:
-            results.append({"index": i, "status": o.status, "code": o.code,
-                            "errors": [e.as_dict() for e in o.errors],
-                            "rejection_id": str(o.rejection_id)})
+def _bulk_answer(outcomes: list[Outcome]) -> Response:
     # A unit that sent too fast is refused alone (code 429 in its result); the header says when
     # the longest-waiting one may try again.
-    return JSONResponse({**counts, "results": results}, headers=_retry_after(outcomes))
+    return Response(orjson.dumps(submissions.bulk_result(outcomes)),
+                    media_type="application/json", headers=_retry_after(outcomes))
 
 
 async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
@@ -130,11 +115,6 @@ async def _refuse_whole(ctx: IngestContext, principal: Principal, status: int,
     [outcome] = await submissions.keep_refused(
         ctx, [Incoming(payload, None, principal, [error], status)], "report")
     return JSONResponse(outcome.problem(), status_code=status)
-
-
-def _too_many(limit: int) -> FieldError:
-    return FieldError("body", "too_many", f"一次最多 {limit} 份报告",
-                      f"at most {limit} reports in one request")
 
 
 BULK_JSON = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -154,23 +134,11 @@ async def submit_bulk(request: Request, principal: Authenticated, ctx: Ctx) -> R
     data = await request.body()
     limit = ctx.settings.bulk_max_items
     if len(data) > MAX_BULK_BYTES:
-        return await _refuse_whole(ctx, principal, 413, _too_many(limit), excerpt(data))
-    try:
-        items = [Incoming(None, report, principal) for report in _BULK.validate_json(data)]
-    except ValidationError:
-        # Some report is malformed: read them one by one, so the others still go in.
-        try:
-            body = json.loads(data)
-        except ValueError:
-            return await _refuse_whole(ctx, principal, 422, INVALID_JSON, excerpt(data))
-        if not isinstance(body, list):
-            return await _refuse_whole(ctx, principal, 422, FieldError(
-                "body", "not_a_list", "批量报送须为 JSON 数组", "a bulk request is a JSON array"),
-                {"body": body})
-        items = [read(SubmitReport, payload, principal) for payload in body]
-    if len(items) > limit:
-        return await _refuse_whole(ctx, principal, 413, _too_many(limit),
-                                   {"items": len(items)})
+        return await _refuse_whole(ctx, principal, 413, submissions.too_many(limit),
+                                   excerpt(data))
+    items = submissions.read_bulk(data, principal, limit)
+    if isinstance(items, tuple):
+        return await _refuse_whole(ctx, principal, *items)
     return _bulk_answer(await submissions.submit_reports(ctx, items))
 
 
@@ -184,7 +152,8 @@ async def submit_bulk_csv(request: Request, principal: Authenticated, ctx: Ctx) 
     row, in order."""
     data = await request.body()
     if len(data) > MAX_BULK_BYTES:
-        return await _refuse_whole(ctx, principal, 413, _too_many(ctx.settings.bulk_max_items),
+        return await _refuse_whole(ctx, principal, 413,
+                                   submissions.too_many(ctx.settings.bulk_max_items),
                                    excerpt(data))
     try:
         rows = read_reports(data, ctx.settings.bulk_max_items)
@@ -389,8 +358,8 @@ async def import_dhis2(request: Request, principal: Operator, ctx: Ctx) -> Respo
     value refused, the good ones kept. Importing the same payload again changes nothing."""
     data = await request.body()
     if len(data) > MAX_BULK_BYTES:
-        return await _refuse_whole(ctx, principal, 413, _too_many(dhis2_use.MAX_VALUES),
-                                   excerpt(data))
+        return await _refuse_whole(ctx, principal, 413,
+                                   submissions.too_many(dhis2_use.MAX_VALUES), excerpt(data))
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     payload: object
     if kind in ("application/csv", "text/csv"):

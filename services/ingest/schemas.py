@@ -191,6 +191,8 @@ class ItemResult(BaseModel):
     late: bool | None = None
     errors: list[dict[str, str]] = []
     rejection_id: UUID | None = None
+    retry_after: int | None = Field(default=None, description="refused for sending too fast "
+                                    "(429): seconds until the unit may send again")
 
 
 class BulkResult(BaseModel):

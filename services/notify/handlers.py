@@ -14,7 +14,7 @@ from pydantic import Field, TypeAdapter
 from services.notify import intake, reminders
 from services.notify.service import NotifyContext
 from shared.consumer import BatchConsumer
-from shared.contracts import AlertChanged, ReportAccepted
+from shared.contracts import AlertChanged, ReportAccepted, reports_of
 from shared.streams import ALERTS, REPORTS
 
 ALERT_EVENT = TypeAdapter(Annotated[AlertChanged, Field(discriminator="change")])
@@ -31,7 +31,8 @@ def consumers(nc: NatsClient, ctx: NotifyContext) -> list[BatchConsumer]:
         if ctx.relay is not None:  # nobody to tell is an outcome already: its event
             ctx.relay.wake()
 
-    async def on_reports_accepted(events: list[ReportAccepted]) -> None:
+    async def on_reports_accepted(messages: list[list[ReportAccepted]]) -> None:
+        events = [report for reports in messages for report in reports]
         async with ctx.sessions() as session, session.begin():
             await reminders.record_reports(session, events)
 
@@ -44,6 +45,6 @@ def consumers(nc: NatsClient, ctx: NotifyContext) -> list[BatchConsumer]:
                       batch=100, max_ack_pending=5_000, log_data=False, only_new=True),
         BatchConsumer(nc, name="notify-reports", stream=REPORTS, durable=f"{durable}-reports",
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
-                      decode=lambda msg: ReportAccepted.model_validate_json(msg.data),
+                      decode=reports_of,
                       batch=1000, log_data=False, only_new=True),
     ]

@@ -122,8 +122,13 @@ async def _publish_and_collect(system: FuzzSystem, batch: list[dict]) -> list[di
         for m, sub in zip(batch, replies, strict=True):
             if sub is None:
                 continue
-            reply = await sub.next_msg(timeout=30)  # every message asking is answered
-            outcomes.append({"sent": m, **json.loads(reply.data)})
+            reply = json.loads((await sub.next_msg(timeout=30)).data)  # every one asking
+            if "results" in reply:  # a JSON array on report.submit: one result per report
+                assert reply["accepted"] + reply["duplicate"] + reply["rejected"] == len(
+                    reply["results"]), reply
+                outcomes += [{"sent": m, **r} for r in reply["results"]]
+            else:
+                outcomes.append({"sent": m, **reply})
         return outcomes
     finally:
         await connection.close()

@@ -36,7 +36,7 @@ from rollcall.migrate import upgrade
 from rollcall.reference import load_demo_and_announce
 from services.notify import staffing
 from services.notify.policy import DEFAULT_PATH as NOTIFY_POLICY
-from shared.contracts import REPORT_SUBMIT
+from shared.contracts import REPORT_SUBMIT, reports_of
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo
 from tests.conftest import RunningService, Servers, eventually, issue_token, start_service
@@ -490,7 +490,7 @@ def check_exactly_once(system: System, tally: Tally, patience_s: float = 180) ->
     published = asyncio.run(stream_messages(system.servers.nats_url, "REPORTS",
                                             "report.accepted.>"))
     in_stream = collections.Counter(
-        (e["unit"], e["day"]) for e in (json.loads(m.data) for m in published))
+        (e.unit, e.day.isoformat()) for m in published for e in reports_of(m))
     t0 = min((t for _, t in tally.when.values()), default=0.0)
     twice = {k: n for k, n in in_stream.items() if n > 1}
     missing = set(tally.accepted) - set(in_stream)

@@ -23,7 +23,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     r = json.loads(out.read_text())
     units = r["registry"]["units"]
     assert units > 1000
-    for path in ("bulk", "bus"):
+    for path in ("bulk", "bus", "bus_batched"):
         assert r[path]["reports"] == units
         assert 0 < r[path]["accepted_seconds"] <= r[path]["seconds"]
     assert r["baseline"]["jetstream_per_second"] > 0 and r["baseline"]["copy_per_second"] > 0
@@ -31,6 +31,10 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         lat = r[key]
         assert lat["count"] == 600  # 200 reports/s for 3 s
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 30
+    analytics = r["batch_analytics"]  # the bulk phase's day, recomputed from the ledger
+    assert analytics["reports"] == analytics["reported"] == units and analytics["matches_live"]
+    assert analytics["nodes"] > 100 and analytics["seconds"] > 0
+    assert analytics["cpu_us_per_report"]["postgres"] > 0
     assert r["case_to_alert"]["count"] == 15
     assert 0 < r["case_to_alert"]["p99"] < 30
     assert r["backlog"]["reports"] == 3000 and r["backlog"]["catch_up_seconds"] > 0

@@ -14,6 +14,7 @@ from nats.js.api import StreamConfig
 from pydantic import BaseModel
 
 from shared.consumer import BatchConsumer
+from shared.contracts import ReportAccepted, accepted_batch, reports_of
 
 
 class Item(BaseModel):
@@ -204,3 +205,36 @@ async def test_messages_delivered_after_a_fetch_ended_are_handed_back_at_stop(bu
     handled, seconds = await stuck_then_taken_over(nc, stream, 3000, batch=3000,
                                                    fetch_timeout_s=0.002)
     assert handled == list(range(3000)) and seconds < 5
+
+
+async def test_an_accepted_report_of_an_unknown_version_is_terminated_and_logged(
+        bus, caplog) -> None:
+    """Every consumer of `report.accepted.>` decodes with contracts.reports_of: v1 and v2 are
+    applied report by report; a version it does not know is refused loudly (terminated and
+    logged), never acknowledged as if handled."""
+    nc, stream = bus
+    handled, malformed = [], []
+
+    def report(unit: str) -> bytes:
+        return ReportAccepted(
+            report_id=uuid.uuid4(), unit=unit, node="430621108001", unit_type="village_clinic",
+            sector="health", day="2026-11-30", revision=1, values={"fever": 1}, zero=False,
+            late=False, submitted_at="2026-11-30T08:00:00+08:00",
+            reporter="王").model_dump_json().encode()
+
+    async def handle(messages: list[list[ReportAccepted]]) -> None:
+        handled.extend(r.unit for reports in messages for r in reports)
+
+    future = b'{"version": 3, "reports": [' + report("U-future") + b"]}"
+    await publish(nc, f"{stream}.x", [report("U-v1"), accepted_batch([report("U-a"),
+                                                                      report("U-b")]), future])
+    c = consumer(nc, stream, handle, decode=reports_of, on_malformed=malformed.append)
+    with caplog.at_level(logging.ERROR, logger="shared.consumer"):
+        await c.start()
+        await wait_for(lambda: settled(nc, stream))
+        await c.stop()
+    assert handled == ["U-v1", "U-a", "U-b"]
+    assert [m.data for m in malformed] == [future]
+    assert "version: 3 is not a known report.accepted version" in caplog.text
+    info = await nc.jetstream().consumer_info(stream, "test")
+    assert info.num_redelivered == 0

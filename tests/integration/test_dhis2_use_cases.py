@@ -29,7 +29,7 @@ from services.ingest.service import IngestContext
 from shared import dhis2
 from shared.auth import Principal
 from shared.catalogue import default_catalogue
-from shared.contracts import ReportAccepted
+from shared.contracts import reports_of
 from shared.db import make_engine, make_sessionmaker
 from shared.http_auth import Authenticator
 from shared.outbox import OutboxRelay
@@ -81,7 +81,7 @@ class Rollcall:
             rows = (await session.execute(text(
                 "DELETE FROM ingest.outbox WHERE subject LIKE 'report.accepted.%' "
                 "RETURNING id, payload"))).all()
-        events = [ReportAccepted.model_validate_json(p) for _, p in sorted(rows)]
+        events = [e for _, p in sorted(rows) for e in reports_of(p)]
         if events:
             await self.aggregate.apply(events)
         return len(events)

@@ -13,7 +13,7 @@ import nats
 import pytest
 from sqlalchemy import text
 
-from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT
+from shared.contracts import CASE_SUBMIT, REPORT_CORRECT, REPORT_SUBMIT, reports_of
 from shared.db import make_engine, make_sessionmaker
 from tests.conftest import eventually, issue_token
 from tests.integration.conftest import ZONE, subject_counts, today
@@ -44,8 +44,12 @@ async def send(nats_url: str, subject: str, body: object, token: str | None,
         outcome = json.loads((await replies.next_msg(timeout=20)).data) if reply else None
         seen = None
         while watched is not None and seen is None:
-            event = json.loads((await watched.next_msg(timeout=20)).data)
-            seen = event if want(event) else None
+            message = await watched.next_msg(timeout=20)
+            # An accepted-report message carries a batch (the contract's v2): each report.
+            events = ([e.model_dump(mode="json") for e in reports_of(message)]
+                      if message.subject.startswith("report.accepted.")
+                      else [json.loads(message.data)])
+            seen = next((event for event in events if want(event)), None)
         return outcome, seen
     finally:
         await connection.close()
@@ -155,3 +159,52 @@ def test_a_fire_and_forget_publish_is_handled(system: dict, servers, auth: dict,
 
     assert eventually(stored, timeout=20)
     assert stored()[0]["values"] == {"returnees_risk": 1}
+
+
+def test_a_batch_of_reports_in_one_message_is_answered_report_by_report(
+        servers, county_token: str) -> None:
+    """A JSON array on `report.submit`: each report judged alone (one bad one refused and
+    kept, the others accepted), one result per report in order as the bulk call answers, and
+    the village's accepted reports published together."""
+    day = (today() - timedelta(days=3)).isoformat()
+    units = ["430621114001-CL", "430621114001-VC", "430621114002-CL"]
+    batch = [{"unit": u, "day": day, "reporter": "网关", "values": {"fever": 1}} for u in units]
+    batch.insert(2, {"unit": units[0], "day": day, "reporter": "网关",
+                     "values": {"nat_tests": 1, "nat_positive": 3}})
+    outcome, event = asyncio.run(send(
+        servers.nats_url, f"{REPORT_SUBMIT}.430621", batch, county_token,
+        listen="report.accepted.430621.430621114.430621114001",
+        want=lambda e: e["unit"] == units[1] and e["day"] == day))
+    assert (outcome["accepted"], outcome["duplicate"], outcome["rejected"]) == (3, 0, 1)
+    assert [(r["index"], r["status"], r.get("unit")) for r in outcome["results"]] == [
+        (0, "accepted", units[0]), (1, "accepted", units[1]), (2, "rejected", None),
+        (3, "accepted", units[2])]
+    # The second report of the first village: the two went out in one message.
+    assert event["report_id"] == outcome["results"][1]["report_id"]
+    refused = outcome["results"][2]
+    assert refused["errors"][0]["code"] == "positives_le_tests"
+    assert refused["code"] == 422
+
+    again, _ = asyncio.run(send(servers.nats_url, REPORT_SUBMIT, batch, county_token))
+    assert [r["status"] for r in again["results"]] == [
+        "duplicate", "duplicate", "rejected", "duplicate"]
+    assert again["results"][2]["rejection_id"] != refused["rejection_id"]  # another message
+
+    async def kept() -> int:
+        engine = make_engine(servers.database_url, pool_size=1)
+        async with make_sessionmaker(engine)() as session:
+            n = (await session.execute(text(
+                "SELECT count(*) FROM ingest.rejections WHERE rejection_id = :id"),
+                {"id": refused["rejection_id"]})).scalar_one()
+        await engine.dispose()
+        return n
+
+    assert asyncio.run(kept()) == 1
+
+
+def test_a_batch_that_is_not_a_list_of_reports_is_refused_whole(servers,
+                                                                county_token: str) -> None:
+    outcome, _ = asyncio.run(send(servers.nats_url, REPORT_SUBMIT, b"[{not json",
+                                  county_token))
+    assert outcome["status"] == "rejected" and outcome["code"] == 422
+    assert outcome["errors"][0]["code"] == "invalid_json"

@@ -24,6 +24,7 @@ from services.ingest.service import IngestContext
 from services.ingest.submissions import Incoming, Outcome, read, read_json
 from shared.auth import Principal
 from shared.catalogue import default_catalogue
+from shared.contracts import ACCEPTED_BATCH_MAX, accepted_batch_id, reports_of
 from shared.db import make_engine, make_sessionmaker
 from shared.http_auth import Authenticator
 from shared.outbox import OutboxRelay
@@ -198,6 +199,45 @@ async def test_repeats_within_one_batch_are_judged_against_the_first(world: Worl
         ("accepted", 201), ("duplicate", 200), ("rejected", 409), ("accepted", 201)]
     assert outcomes[1].receipt.report_id == outcomes[0].receipt.report_id
     assert outcomes[3].receipt.zero is True
+
+
+# -- accepted events: a village's batch in one message ------------------------------------
+
+
+async def test_a_villages_reports_of_one_transaction_travel_in_one_bounded_message(
+        world: World) -> None:
+    """One outbox row (one `report.accepted` message, the contract's v2) per village and
+    transaction, at most ACCEPTED_BATCH_MAX reports each, its id derived from the reports it
+    carries; a retry of the batch queues nothing."""
+    ctx = world.ctx()
+    days = [TODAY - timedelta(days=d) for d in (3, 4)]
+    units = [clinic(n) for n in range(200)] + [school(n) for n in range(50)]
+    mine = [report(u, d, values={"fever": 1}) for d in days for u in units]
+    neighbour = report(f"{OTHER_VILLAGE}-C000", days[0], values={})
+    [(before,)] = await world.sql("SELECT coalesce(max(id), 0) FROM ingest.outbox")
+    outcomes = await submissions.submit_reports(ctx, [*mine, neighbour])
+    assert {o.code for o in outcomes} == {201}
+    rows = await world.sql(
+        "SELECT subject, msg_id, payload FROM ingest.outbox WHERE subject LIKE :s AND id > :id "
+        "ORDER BY id", s=f"report.accepted.{COUNTY}.{TOWN}.%", id=before)
+    carried = {row.subject: [] for row in rows}
+    for row in rows:
+        reports = reports_of(row.payload)
+        assert 1 <= len(reports) <= ACCEPTED_BATCH_MAX
+        assert {r.subject for r in reports} == {row.subject}
+        assert row.msg_id == accepted_batch_id([r.msg_id for r in reports])
+        carried[row.subject] += reports
+    mine_subject = f"report.accepted.{COUNTY}.{TOWN}.{VILLAGE}"
+    assert [len(reports_of(r.payload)) for r in rows if r.subject == mine_subject] == [
+        ACCEPTED_BATCH_MAX, len(mine) - ACCEPTED_BATCH_MAX]
+    assert [(r.unit, r.day) for r in carried[mine_subject]] == [
+        (i.parsed.unit, i.parsed.day) for i in mine]  # in the order they were sent
+    [lone] = [r for r in rows if r.subject != mine_subject]
+    assert lone.msg_id == f"report:{OTHER_VILLAGE}-C000:{days[0].isoformat()}:1"
+    again = await submissions.submit_reports(world.ctx(NOW + timedelta(minutes=1)), mine)
+    assert {o.status for o in again} == {"duplicate"}
+    assert len(await world.sql("SELECT 1 FROM ingest.outbox WHERE id > :id",
+                               id=before)) == len(rows)
 
 
 # -- corrections --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from services.aggregate.projector import apply_batch
 from services.aggregate.rollup import Applied, Counts, from_scratch
 from shared.aggregation import over_units
 from shared.catalogue import default_catalogue
-from shared.contracts import ReportAccepted
+from shared.contracts import ReportAccepted, reports_of
 from shared.db import make_engine, make_sessionmaker
 from shared.deadlines import Moment
 from shared.registry import demo
@@ -122,8 +122,8 @@ class Harness:
         return kept
 
     async def read(self, seqs: list[int]) -> list[ReportAccepted]:
-        return [ReportAccepted.model_validate_json(
-            (await self.js.get_msg(STREAM, seq)).data) for seq in seqs]
+        # Decoded as every consumer decodes (any contract version).
+        return [e for seq in seqs for e in reports_of((await self.js.get_msg(STREAM, seq)).data)]
 
     async def apply(self, seqs: list[int], commit: bool = True) -> None:
         events = await self.read(seqs)
