@@ -3,6 +3,7 @@ Specification's JSON schema, their variables against .env.example and the settin
 order, and the image recipe."""
 
 import json
+import re
 import secrets
 import shlex
 import shutil
@@ -172,10 +173,19 @@ def test_cluster_overlay_replicates() -> None:
     assert {"nats-2", "nats-3"} <= set(services)
     assert services["aggregate"]["deploy"]["replicas"] >= 2
     assert services["alerts"]["deploy"]["replicas"] >= 2
-    for name in ("ingest", "aggregate", "alerts", "notify", "signoff", "console", "tools"):
+    for name in ("ingest", "aggregate", "alerts", "notify", "signoff", "ledger", "console",
+                 "tools"):
         env = environment(services[name])
         assert env["ROLLCALL_STREAM_REPLICAS"] == "3"
         assert len(env["ROLLCALL_NATS_URL"].split(",")) == 3
+    # nats-server refuses to start on a password variable of accounts.conf it is not given.
+    accounts = (ROOT / "deploy" / "nats" / "accounts.conf").read_text()
+    wanted = set(re.findall(r"\$(NATS_[A-Z]+_PASSWORD)", accounts))
+    assert wanted
+    base = load(COMPOSE)["services"]["nats"]
+    for name, node in (("nats", base), ("nats-2", services["nats-2"]),
+                       ("nats-3", services["nats-3"])):
+        assert wanted <= set(environment(node)), (name, wanted - set(environment(node)))
 
 
 def test_image_recipe() -> None:
