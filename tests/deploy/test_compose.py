@@ -113,8 +113,8 @@ class Project:
 
     def url(self, service: str) -> str:
         """A service's published address; on the cluster overlay, its first replica's."""
-        replicated = self.files == CLUSTER_FILES and service not in ("console", "notify",
-                                                                         "signoff")
+        replicated = self.files == CLUSTER_FILES and service not in (
+            "console", "notify", "signoff", "ledger")
         variable = f"{service.upper()}_HOST_PORT{'S' if replicated else ''}"
         return f"http://127.0.0.1:{self.env[variable].split('-')[0]}"
 
@@ -194,8 +194,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         settings = {
             **stand_ins.compose_env(), "ROLLCALL_IMAGE": IMAGE, "PUBLISH_ADDRESS": "127.0.0.1",
             **{f"{name}_HOST_PORT": str(free_ports())
-               for name in ("INGEST", "AGGREGATE", "ALERTS", "NOTIFY", "SIGNOFF", "CONSOLE",
-                            "PROMETHEUS")},
+               for name in ("INGEST", "AGGREGATE", "ALERTS", "NOTIFY", "SIGNOFF", "LEDGER",
+                            "CONSOLE", "PROMETHEUS")},
             # A batch held by a crashed aggregate comes back after 10 s, not a minute.
             "ROLLCALL_AGGREGATE_ACK_WAIT": "10",
             # The county's SMS gateway (here the receiver the test starts on compose's network).
@@ -246,7 +246,7 @@ def test_up_waits_for_every_service(project: Project) -> None:
     project.compose("up", "-d", "--wait", timeout=300)
     states = {c["Service"]: c for c in project.containers()}
     assert set(states) == {"postgres", "nats", "migrate", "ingest", "aggregate", "alerts",
-                           "notify", "signoff", "console"}
+                           "notify", "signoff", "ledger", "console"}
     assert states["migrate"]["State"] == "exited" and states["migrate"]["ExitCode"] == 0
     for name, container in states.items():
         if name != "migrate":
@@ -431,7 +431,7 @@ def test_prometheus_scrapes_every_service(project: Project) -> None:
                 if t["health"] == "up" and t["scrapeUrl"].endswith("/metrics")}
 
     assert eventually(lambda: healthy_targets() >= {"ingest", "aggregate", "alerts", "notify",
-                                                    "console"},
+                                                    "signoff", "ledger", "console"},
                       timeout=60, interval=1), healthy_targets()
 
 
