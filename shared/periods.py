@@ -11,6 +11,12 @@ PERIODS: tuple[Period, ...] = ("day", "week", "month")
 NAMES_ZH = {"day": "日", "week": "周", "month": "月"}
 
 
+def ending(end: date, days: int) -> date:
+    """The first day of the `days` days ending on `end` (a default range's start), never before
+    the calendar's first day: a range asked to end on 0001-01-01 starts there too."""
+    return end - min(timedelta(days=days - 1), end - date.min)
+
+
 def period_span(period: Period, day: date, today: date | None = None) -> tuple[date, date]:
     """The first and last day of the period that holds `day`; the last is at most `today`."""
     if period == "day":

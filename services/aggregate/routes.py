@@ -4,7 +4,7 @@ Every rollup read needs a bearer token: an operator's reaches the node it is sco
 node below it (403 outside); a unit's token reads nothing here (a unit reads its own reports from
 ingest). `/v1/status` carries only this replica's counters and stays open, like /readyz."""
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,7 +21,7 @@ from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
 from shared.http_auth import Authenticated, Territorial, line
-from shared.periods import Period, period_span
+from shared.periods import Period, ending, period_span
 from shared.refusals import refuse
 from shared.registry import calendar
 from shared.registry.unit_types import unit_types
@@ -171,7 +171,7 @@ async def rollup_series(
         span = _span(ctx, day, start, end, period or "day")
     else:
         end = end or ctx.today()
-        span = _span(ctx, None, start or end - timedelta(days=29), end)
+        span = _span(ctx, None, start or ending(end, 30), end)
     if since is not None and since > span.start:
         raise BadQuery([FieldError("since", "since_after_start", "累计起始日期晚于区间开始",
                                    f"since {since} is after the series' start {span.start}")])
@@ -251,7 +251,7 @@ async def node_accountability(
     the send-backs (the console's 通报 counts them)."""
     node = _visible(principal, node)
     end = end or ctx.today()
-    span = _span(ctx, None, start or end - timedelta(days=6), end)
+    span = _span(ctx, None, start or ending(end, 7), end)
     where = _filter(principal, sector, unit_type)
     async with ctx.sessions() as session:
         return await accountability.tallies(session, node, span.start, span.end, where,

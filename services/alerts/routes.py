@@ -6,7 +6,7 @@ its subtree. Refusals come from the one catalogue (`shared.refusals`)."""
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -33,6 +33,7 @@ from services.alerts.service import AlertsContext
 from shared.auth import Principal
 from shared.contracts import AlertKind
 from shared.http_auth import Operator, area, forbidden
+from shared.periods import ending
 from shared.refusals import refuse
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -196,7 +197,7 @@ def _flag_selection(ctx: AlertsContext, who: Principal, node: str | None, start:
                     end: Day | None, status: str = "all", kind: str | None = None
                     ) -> flags.Selection:
     end = end or ctx.today()
-    start = start or end - timedelta(days=FLAG_WINDOW_DAYS - 1)
+    start = start or ending(end, FLAG_WINDOW_DAYS)
     if start > end:
         raise refuse("bad_range", "start", start=start, end=end)
     return flags.Selection(area(who, node), start, end, status, kind, who.sector)

@@ -21,6 +21,7 @@ from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
 from shared.hierarchy import level_of
 from shared.http_auth import territorial
+from shared.periods import ending
 from shared.refusals import on_refused, refuse
 from shared.registry.unit_types import sectors
 
@@ -573,7 +574,7 @@ async def _bulletin(ctx: ConsoleContext, who: Session, node: str, start: date | 
                     end: date | None) -> dict:
     node = _node(who, node)
     end = end or ctx.today() - timedelta(days=1)  # a week of whole days: up to yesterday
-    start = start or end - timedelta(days=6)
+    start = start or ending(end, 7)
     span = {"start": start, "end": end}
     tallies, flags, counts = await asyncio.gather(
         ctx.upstream.get("aggregate", f"/v1/accountability/{node}", who.token, **span),

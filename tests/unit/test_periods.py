@@ -7,7 +7,7 @@ import pytest
 
 from shared.aggregation import running_totals
 from shared.catalogue import default_catalogue
-from shared.periods import describe_zh, period_span
+from shared.periods import describe_zh, ending, period_span
 
 
 @pytest.mark.parametrize(("period", "day", "today", "span"), [
@@ -41,3 +41,9 @@ def test_running_totals_add_the_flows_and_leave_stocks_out() -> None:
 
 def test_the_last_week_of_the_calendar_ends_with_it() -> None:
     assert period_span("week", date.max) == (date(9999, 12, 27), date.max)
+
+
+def test_a_default_range_ends_where_asked_and_never_starts_before_the_calendar() -> None:
+    assert ending(date(2026, 3, 8), 7) == date(2026, 3, 2)
+    assert ending(date(2026, 3, 8), 1) == date(2026, 3, 8)
+    assert ending(date(1, 1, 3), 7) == date.min  # was an OverflowError, answered 500
