@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, timedelta
 
 import httpx
@@ -17,6 +18,7 @@ import nats
 import pytest
 from sqlalchemy import text
 
+from rollcall.embedded import EmbeddedNats
 from rollcall.reference import load_demo
 from services.alerts.app import create_app as alerts_app
 from services.notify import intake, store
@@ -70,8 +72,20 @@ async def _stream(nats_url: str, subject: str, alert_id: uuid.UUID) -> list[tupl
         await connection.close()
 
 
+@pytest.fixture
+def own_nats(tmp_path) -> Iterator[str]:
+    """A NATS server of this test's own: the session's carries the alerts of every test, which
+    the notify services other tests started would tell nobody of (their rosters are not this
+    test's), and their outcomes would join this alert's history."""
+    server = EmbeddedNats(tmp_path / "nats")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 async def test_a_receipt_makes_a_delivery_delivered_and_the_alert_says_who_was_told(
-        servers: Servers, caplog: pytest.LogCaptureFixture):
+        servers: Servers, own_nats: str, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO)
     database_url = await _database(servers)
     county = {"Authorization": f"Bearer {await issue_operator(database_url, '430621')}"}
@@ -79,7 +93,7 @@ async def test_a_receipt_makes_a_delivery_delivered_and_the_alert_says_who_was_t
     clock = FakeClock(local(day, 10))
     gateway, smtp = Gateway(), SmtpServer()
     tag = uuid.uuid4().hex[:8]
-    common = {"nats_url": servers.nats_url, "database_url": database_url}
+    common = {"nats_url": own_nats, "database_url": database_url}
     alerts = alerts_app(Settings(**common, alerts_durable=f"alerts-told-{tag}", alerts_tick_s=0),
                         clock=clock)
     notify = notify_app(Settings(
@@ -105,7 +119,7 @@ async def test_a_receipt_makes_a_delivery_delivered_and_the_alert_says_who_was_t
             assert answer.status_code == 200, answer.text
 
             found = case(UNIT, VILLAGE, "village_clinic", local(day, 9, 55))
-            connection = await nats.connect(servers.nats_url)
+            connection = await nats.connect(own_nats)
             try:
                 await connection.jetstream().publish(
                     found.subject, found.model_dump_json().encode(),
@@ -204,7 +218,7 @@ async def test_a_receipt_makes_a_delivery_delivered_and_the_alert_says_who_was_t
             assert (await alerts_http.get(detail, headers=elsewhere)).status_code == 403
 
             # On the bus: one event per outcome, under the alert's hierarchy, naming nobody.
-            events = await _stream(servers.nats_url, "notify.delivery.>", alert)
+            events = await _stream(own_nats, "notify.delivery.>", alert)
             assert sorted((subject, e["channel"], e["person"]) for subject, e in events) == [
                 (f"notify.delivery.delivered.430621.430621108.{VILLAGE}", "sms", "张某"),
                 (f"notify.delivery.failed.430621.430621108.{VILLAGE}", "sms", "钱某"),
@@ -213,13 +227,13 @@ async def test_a_receipt_makes_a_delivery_delivered_and_the_alert_says_who_was_t
                 (f"notify.delivery.sent.430621.430621108.{VILLAGE}", "sms", "钱某"),
                 (f"notify.delivery.sent.430621.430621108.{VILLAGE}", "wecom", "张某")]
             on_the_bus = json.dumps([e for _, e in events], ensure_ascii=False) + json.dumps(
-                [e for _, e in await _stream(servers.nats_url, "alert.>", alert)],
+                [e for _, e in await _stream(own_nats, "alert.>", alert)],
                 ensure_ascii=False)
             assert not [detail for detail in STAFF_DETAILS if detail in on_the_bus]
 
             # An event taken twice (a redelivery under another message id): added once.
             subject, payload = events[0]
-            connection = await nats.connect(servers.nats_url)
+            connection = await nats.connect(own_nats)
             try:
                 await connection.jetstream().publish(
                     subject, json.dumps(payload).encode(),
