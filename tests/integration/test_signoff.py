@@ -7,12 +7,14 @@ difference) and reopens the town's confirmation and the county's."""
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import nats
 import pytest
 from sqlalchemy import text
 
+from rollcall.embedded import EmbeddedNats
 from services.signoff import desk as desk_cases
 from services.signoff import store
 from shared.auth import Principal
@@ -29,6 +31,17 @@ from tests.integration.signoff_support import (
     desk,
     signoff_database,
 )
+
+
+@pytest.fixture(scope="module")
+def servers(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The session's PostgreSQL with a NATS server of this module's own: on the session's,
+    other tests' reports of the same units and days would reach this module's signoff."""
+    own = EmbeddedNats(tmp_path_factory.mktemp("signoff-nats"))
+    try:
+        yield Servers(own.start(), servers.database_url)
+    finally:
+        own.stop()
 
 
 @pytest.fixture(scope="module")
