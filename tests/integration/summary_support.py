@@ -12,8 +12,13 @@ TOWN, VILLAGE = "430621110", "430621110001"
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
+# Taken once per run: the modules sharing these reports must agree on their days even when the
+# run crosses local midnight (yesterday's reports would otherwise meet today's, changed).
+TODAY = datetime.now(ZONE).date()
+
+
 def today() -> date:
-    return datetime.now(ZONE).date()
+    return TODAY
 
 
 def reports() -> list[dict]:
