@@ -6,6 +6,7 @@ the code's length.
 """
 
 from enum import IntEnum
+from functools import lru_cache
 
 
 class Level(IntEnum):
@@ -29,10 +30,12 @@ def level_of(code: str) -> Level:
     return LEVEL_BY_LENGTH[len(code)]
 
 
-def ancestors(code: str) -> list[str]:
+# Cached: the per-report paths ask these of the same few thousand nodes again and again.
+@lru_cache(maxsize=1 << 17)
+def ancestors(code: str) -> tuple[str, ...]:
     """The node itself and every node above it, top-down (province first)."""
     level = level_of(code)
-    return [code[: CODE_LENGTHS[lvl]] for lvl in Level if lvl <= level]
+    return tuple(code[: CODE_LENGTHS[lvl]] for lvl in Level if lvl <= level)
 
 
 def parent_of(code: str) -> str | None:
@@ -40,6 +43,7 @@ def parent_of(code: str) -> str | None:
     return None if level == Level.PROVINCE else code[: CODE_LENGTHS[Level(level - 1)]]
 
 
+@lru_cache(maxsize=1 << 17)
 def subject_tokens(node: str) -> str:
     """`<county>.<town>.<village>` for a node at county level or below."""
     level = level_of(node)

@@ -25,6 +25,9 @@ def bench(
                                                "aggregate service"),
     json_path: Path | None = typer.Option(None, "--json", help="write the figures here"),
     keep: Path | None = typer.Option(None, help="keep servers' data and logs in this directory"),
+    statements: bool = typer.Option(False, "--statements", help="PostgreSQL's time per "
+                                    "statement in each flat-out phase (pg_stat_statements; "
+                                    "it costs a little)"),
 ) -> None:
     """Measure Rollcall end to end (a province's registry, the bulk HTTP and bus paths flat out
     and at a fixed rate, fever case → alert, peak memory, a backlog after aggregate was down)
@@ -34,6 +37,7 @@ def bench(
     given = {k: v for k, v in {
         "within": within, "divisions": divisions, "reports": reports, "rate": rate,
         "rate_seconds": rate_seconds, "backlog": backlog, "concurrency": concurrency,
-        "aggregate_batch": aggregate_batch, "keep": keep}.items() if v is not None}
+        "aggregate_batch": aggregate_batch, "keep": keep,
+        "statements": statements or None}.items() if v is not None}
     options = Options.quick(**given) if quick else Options(**given)
     main(options, json_path)

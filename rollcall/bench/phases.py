@@ -364,19 +364,18 @@ async def backlog(system: System, token: str, bodies: list[tuple[bytes, int]],
     published = time.perf_counter() - start
     async with Progress(system.database_url, root) as progress:
         restart = time.perf_counter()
-        cpu = system.cpu()
+        cpu = await system.measure_from()
         await asyncio.to_thread(system.start, "aggregate")
         ready = time.perf_counter() - restart
         finished = await progress.wait(days, total, stall=300)
     catch_up = Rate(total, finished - restart)
-    cpu_us = system.cpu_since(cpu, total)
+    measured = await system.measured(cpu, total)
     return {"reports": total, "ingest_seconds": round(accepted, 3),
             "ingest_per_second": round(total / accepted, 1),
             "published_seconds": round(published, 3),
             "aggregate_start_seconds": round(ready, 3),
             "catch_up_seconds": round(catch_up.seconds, 3),
-            "catch_up_per_second": round(catch_up.per_second, 1),
-            "cpu_us_per_report": cpu_us}
+            "catch_up_per_second": round(catch_up.per_second, 1), **measured}
 
 
 async def prebuild_days(system: System, root: str, days: Sequence[date]) -> float:

@@ -23,7 +23,11 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DIVISIONS = REPO.parent / "shared" / "data" / "divisions"
-TARGETS = {"throughput": 10_000, "ratio": 0.6, "p99_s": 1.0, "case_p99_s": 0.5}
+# The targets the benchmark judges (docs/benchmarks.md): ratios are to raw JetStream with
+# nats-py as shipped, one message per report, measured in the same run.
+TARGETS = {"bulk_per_second": 25_000, "bulk_ratio": 1.2, "bus_batched_per_second": 25_000,
+           "bus_per_second": 10_000, "bus_ratio": 0.5, "bulk_cpu_us": 70, "p99_s": 0.2,
+           "case_p99_s": 0.1, "backlog_reports": 1_000_000, "backlog_s": 30}
 console = Console()
 
 
@@ -41,6 +45,7 @@ class Options:
     concurrency: int = 2
     aggregate_batch: int | None = None
     keep: Path | None = None  # keep the servers' data here (default: a temporary directory)
+    statements: bool = False  # PostgreSQL's time per statement in each flat-out phase
 
     @classmethod
     def quick(cls, **overrides) -> "Options":
@@ -100,7 +105,7 @@ def run(options: Options) -> dict:
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as tmp:
         root = options.keep or Path(tmp)
-        system = System(root)
+        system = System(root, statements=options.statements)
         env = {"ROLLCALL_LOCK_DAYS": "60"}
         if options.aggregate_batch:
             env["ROLLCALL_AGGREGATE_BATCH"] = str(options.aggregate_batch)
@@ -209,10 +214,10 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     log(f"cutoff: {result['cutoff']}")
 
     log(f"bulk HTTP, flat out: {n:,} reports in requests of {options.bulk_size:,}")
-    cpu = system.cpu()
+    cpu = await system.measure_from()
     bulk = await phases.bulk_flat_out(system, token, bulk_bodies, [day_bulk], root,
                                       options.concurrency)
-    result["bulk"] = {**bulk.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
+    result["bulk"] = {**bulk.as_dict(), **await system.measured(cpu, n)}
     log(f"bulk: {result['bulk']}")
 
     log("batch analytics: the bulk phase's province day recomputed from the ledger with SQL")
@@ -220,16 +225,16 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
     log(f"batch analytics: {result['batch_analytics']}")
 
     log(f"bus, flat out: {n:,} messages on {phases.SUBMIT}.<county>")
-    cpu = system.cpu()
+    cpu = await system.measure_from()
     bus = await phases.bus_flat_out(system, token, bus_messages, [day_bus], root)
-    result["bus"] = {**bus.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
+    result["bus"] = {**bus.as_dict(), **await system.measured(cpu, n)}
     log(f"bus: {result['bus']}")
 
     log(f"bus, flat out, batched: {n:,} reports in messages of {options.bus_batch}")
-    cpu = system.cpu()
+    cpu = await system.measure_from()
     bus_batched = await phases.bus_flat_out(system, token, bus_batches, [day_bus_batch], root,
                                             reports=n)
-    result["bus_batched"] = {**bus_batched.as_dict(), "cpu_us_per_report": system.cpu_since(cpu, n)}
+    result["bus_batched"] = {**bus_batched.as_dict(), **await system.measured(cpu, n)}
     log(f"bus, batched: {result['bus_batched']}")
 
     log(f"bus at {options.rate:,.0f} reports/s for {options.rate_seconds:.0f}s, with "
@@ -275,13 +280,26 @@ async def _run(options: Options, divisions: Path, settings: Settings, system: Sy
 
 
 def targets(r: dict) -> dict:
-    best = max(r["bulk"]["per_second"], r["bus"]["per_second"])
+    t, jsr = TARGETS, r["baseline"]["jetstream_per_second"]
+    bulk, bus, batched = r["bulk"], r["bus"], r.get("bus_batched", {})
+    backlog_rate = t["backlog_reports"] / t["backlog_s"]
     return {
-        "throughput ≥ 10,000/s (bulk and bus)": min(r["bulk"]["per_second"],
-                                                     r["bus"]["per_second"]) >= 10_000,
-        "≥ 0.6 × raw JetStream": best / r["baseline"]["jetstream_per_second"] >= 0.6,
-        "p99 ≤ 1 s at 1,000/s": max(r["latency_bus"]["p99"], r["latency_bulk"]["p99"]) <= 1.0,
-        "case → alert p99 ≤ 0.5 s": r["case_to_alert"].get("p99", math.inf) <= 0.5,
+        f"bulk HTTP ≥ {t['bulk_per_second']:,}/s and ≥ {t['bulk_ratio']} × raw":
+            bulk["per_second"] >= t["bulk_per_second"]
+            and bulk["per_second"] / jsr >= t["bulk_ratio"],
+        f"bus, batched ≥ {t['bus_batched_per_second']:,}/s":
+            batched.get("per_second", 0) >= t["bus_batched_per_second"],
+        f"bus, one message a report ≥ {t['bus_per_second']:,}/s and ≥ {t['bus_ratio']} × raw":
+            bus["per_second"] >= t["bus_per_second"] and bus["per_second"] / jsr >= t["bus_ratio"],
+        f"CPU per report (bulk) ≤ {t['bulk_cpu_us']} µs":
+            bulk["cpu_us_per_report"]["total"] <= t["bulk_cpu_us"],
+        f"p99 ≤ {t['p99_s']} s at 1,000/s (bus and bulk)":
+            max(r["latency_bus"]["p99"], r["latency_bulk"]["p99"]) <= t["p99_s"],
+        f"case → alert p99 ≤ {t['case_p99_s']} s":
+            r["case_to_alert"].get("p99", math.inf) <= t["case_p99_s"],
+        # A smaller backlog is judged by the rate that catches up 1,000,000 in 30 s.
+        f"backlog caught up at ≥ {backlog_rate:,.0f}/s ({t['backlog_reports']:,} in ≤ "
+        f"{t['backlog_s']} s)": r["backlog"]["catch_up_per_second"] >= backlog_rate,
     }
 
 
@@ -294,10 +312,10 @@ def table(r: dict) -> Table:
     t.add_column("target", justify="right")
     jsr = r["baseline"]["jetstream_per_second"]
 
-    def rate(name: str, key: str, door: str) -> None:
+    def rate(name: str, key: str, door: str, target: str) -> None:
         x = r[key]
         t.add_row(f"{name}: submission → rollup committed", f"{x['per_second']:,.0f} /s",
-                  f"{x['per_second'] / jsr:.2f} ×", "≥ 10,000 /s, ≥ 0.6 ×")
+                  f"{x['per_second'] / jsr:.2f} ×", target)
         t.add_row(f"{name}: taken by the door ({door})", f"{x['accepted_per_second']:,.0f} /s",
                   f"{x['accepted_per_second'] / jsr:.2f} ×", "")
 
@@ -311,19 +329,23 @@ def table(r: dict) -> Table:
                   "", "")
     t.add_row("raw PostgreSQL COPY", f"{r['baseline']['copy_per_second']:,.0f} /s",
               f"{r['baseline']['copy_per_second'] / jsr:.2f} ×", "")
-    rate("bulk HTTP", "bulk", "answered")
-    rate("bus", "bus", "acknowledged by JetStream")
+    g = TARGETS
+    rate("bulk HTTP", "bulk", "answered",
+         f"≥ {g['bulk_per_second']:,} /s, ≥ {g['bulk_ratio']} ×")
+    rate("bus", "bus", "acknowledged by JetStream",
+         f"≥ {g['bus_per_second']:,} /s, ≥ {g['bus_ratio']} ×")
     if "bus_batched" in r:
-        rate("bus, batched", "bus_batched", "acknowledged by JetStream")
-    for name, key, target in (("bus", "latency_bus", "p99 ≤ 1 s"),
-                              ("bulk HTTP", "latency_bulk", "p99 ≤ 1 s")):
+        rate("bus, batched", "bus_batched", "acknowledged by JetStream",
+             f"≥ {g['bus_batched_per_second']:,} /s")
+    for name, key, target in (("bus", "latency_bus", f"p99 ≤ {g['p99_s']} s"),
+                              ("bulk HTTP", "latency_bulk", f"p99 ≤ {g['p99_s']} s")):
         x = r[key]
         t.add_row(f"latency at {x['offered_per_second']:,.0f}/s ({name}) p50 / p95 / p99",
                   f"{x['p50']:.3f} / {x['p95']:.3f} / {x['p99']:.3f} s", "", target)
     x = r["case_to_alert"]
     t.add_row("fever case → open alert p50 / p95 / p99",
               f"{x['p50']:.3f} / {x['p95']:.3f} / {x['p99']:.3f} s" if "p99" in x
-              else f"[red]{x['error'][:200]}[/]", "", "p99 ≤ 0.5 s")
+              else f"[red]{x['error'][:200]}[/]", "", f"p99 ≤ {g['case_p99_s']} s")
     b = r["backlog"]
     t.add_row(f"backlog of {b['reports']:,}: ingest alone (aggregate down)",
               f"{b['ingest_per_second']:,.0f} /s", "", "")
@@ -341,7 +363,12 @@ def table(r: dict) -> Table:
                     ("backlog catch-up", r["backlog"])):
         if x is None:
             continue
-        t.add_row(f"CPU per report, {name} (µs)", _cpu(x["cpu_us_per_report"]), "", "")
+        t.add_row(f"CPU per report, {name} (µs)", _cpu(x["cpu_us_per_report"]), "",
+                  f"≤ {g['bulk_cpu_us']}" if name == "bulk HTTP" else "")
+        for statement in x.get("statements", [])[:5]:
+            t.add_row(f"  PostgreSQL: {statement['query'][:70]}",
+                      f"{statement['us_per_report']:,.1f} µs, {statement['calls']:,} calls",
+                      "", "")
     t.add_row("peak RSS (MiB)", ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_rss_mib"].items()),
               "", "")
     loads = [x for _, x in r.get("load_average", [])]

@@ -22,6 +22,14 @@ from shared.db import make_engine, make_sessionmaker
 SERVICES = ("ingest", "aggregate", "alerts")
 # Commit timestamps let the benchmark read when each rollup was committed, not when it was seen.
 PG_SETTINGS = {"track_commit_timestamp": "on"}
+# `--statements`: PostgreSQL's own account of its time, statement by statement.
+PG_STATEMENTS = {"shared_preload_libraries": "pg_stat_statements"}
+TOP_STATEMENTS = 12
+STATEMENTS = f"""
+    SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, rows,
+           total_exec_time AS ms
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT {TOP_STATEMENTS}
+"""
 
 
 def dsn(database_url: str) -> str:
@@ -90,6 +98,7 @@ class System:
     nats_pid: int | None = None
     postgres_pid: int | None = None
     commit_timestamps: bool = False
+    statements: bool = False  # pg_stat_statements on the embedded server, read per phase
 
     def start_servers(self, nats_url: str | None, database_url: str | None) -> None:
         if nats_url:
@@ -102,7 +111,8 @@ class System:
         if database_url:
             self.database_url = database_url
         else:
-            pg = EmbeddedPostgres(self.root / "postgres", settings=PG_SETTINGS)
+            pg = EmbeddedPostgres(self.root / "postgres", settings={
+                **PG_SETTINGS, **(PG_STATEMENTS if self.statements else {})})
             self.database_url = pg.start()
             self.servers.append(pg)
             self.postgres_pid = pg.proc.pid if pg.proc else None
@@ -112,9 +122,37 @@ class System:
     async def _commit_timestamps_on(self) -> bool:
         conn = await asyncpg.connect(dsn(self.database_url))
         try:
+            if self.statements:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             return await conn.fetchval("SHOW track_commit_timestamp") == "on"
         finally:
             await conn.close()
+
+    async def measure_from(self) -> dict[str, float]:
+        """The start of a measured phase: the CPU used so far (and PostgreSQL's statement
+        counts reset, with `statements`)."""
+        if self.statements:
+            conn = await asyncpg.connect(dsn(self.database_url))
+            try:
+                await conn.execute("SELECT pg_stat_statements_reset()")
+            finally:
+                await conn.close()
+        return self.cpu()
+
+    async def measured(self, before: dict[str, float], reports: int) -> dict:
+        """A phase's CPU per report since `measure_from`, and with `statements` the statements
+        PostgreSQL spent most time on, in µs per report."""
+        out: dict = {"cpu_us_per_report": self.cpu_since(before, reports)}
+        if self.statements:
+            conn = await asyncpg.connect(dsn(self.database_url))
+            try:
+                rows = await conn.fetch(STATEMENTS)
+            finally:
+                await conn.close()
+            out["statements"] = [
+                {"query": r["query"][:400], "calls": r["calls"], "rows": r["rows"],
+                 "us_per_report": round(r["ms"] * 1000 / max(reports, 1), 1)} for r in rows]
+        return out
 
     def service_env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "ROLLCALL_NATS_URL": self.nats_url,

@@ -34,10 +34,6 @@ NodeDayMetric = tuple[str, date, str]
 NodeDayCutoff = tuple[str, date, str]  # the cutoff as stored: "10:00:00"
 
 
-@lru_cache(maxsize=1 << 16)
-def up(node: str) -> tuple[str, ...]:
-    """The node and every node above it (a batch asks this thousands of times)."""
-    return tuple(ancestors(node))
 
 
 def spread(node_days: Iterable[NodeDay]) -> set[NodeDay]:
@@ -261,7 +257,8 @@ class Changes:
 
     def recompute(self) -> set[NodeDayMetric]:
         """Every node-day-metric whose extreme a correction may have withdrawn."""
-        return {(above, day, code) for node, day, code in self.withdrawn for above in up(node)}
+        return {(above, day, code) for node, day, code in self.withdrawn
+                for above in ancestors(node)}
 
     def touched_everywhere(self) -> set[NodeDay]:
         return spread(self.touched)
@@ -311,7 +308,7 @@ def from_scratch(applied: Iterable[Applied], catalogue: Catalogue, expected: Ros
     seen: set[tuple[str, date]] = set()
     for a in applied:
         seen.add((a.unit, a.day))
-        for node in up(a.node):
+        for node in ancestors(a.node):
             counts[(node, a.day)] += reported(a)
             fold_into(by_node[(node, a.day)], a.values, kinds)
     for unit, day, node, cutoff, exempt in expected:
@@ -320,7 +317,7 @@ def from_scratch(applied: Iterable[Applied], catalogue: Catalogue, expected: Ros
                  DayState.EXEMPT if exempt else
                  DayState.REPORTED if (unit, day) in seen else DayState.MISSING)
         roster = ROSTER[state]
-        for above in up(node):
+        for above in ancestors(node):
             counts[(above, day)] += roster
     values = {(node, day, code): v
               for (node, day), by_code in by_node.items() for code, v in by_code.items()}

@@ -14,7 +14,7 @@ FIND_LIMIT = 30
 
 
 def ancestors(node: str) -> list[str]:
-    return _ancestors(node)
+    return list(_ancestors(node))
 
 
 async def node_names(session: AsyncSession, codes: list[str]) -> dict[str, str]:

@@ -15,8 +15,8 @@ def test_bad_codes_are_refused(bad: str) -> None:
 
 
 def test_ancestors_are_prefixes_top_down() -> None:
-    assert ancestors("430621108001") == ["43", "4306", "430621", "430621108", "430621108001"]
-    assert ancestors("430621") == ["43", "4306", "430621"]
+    assert ancestors("430621108001") == ("43", "4306", "430621", "430621108", "430621108001")
+    assert ancestors("430621") == ("43", "4306", "430621")
     assert parent_of("430621108") == "430621"
     assert parent_of("43") is None
 
