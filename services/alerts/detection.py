@@ -3,12 +3,12 @@ daily reports, units missing at their cutoff, and supplies below a stock level. 
 works in the caller's transaction, which also records what was applied, so redelivery and
 replays change nothing."""
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -218,12 +218,14 @@ async def apply_reports(session: AsyncSession, events: list[ReportAccepted], rul
     if flu_units:
         await session.execute(LOCK_UNITS, {"units": flu_units})
     keys = sorted(newest)  # one order for every replica: row locks without deadlock
+    ordered = [newest[k] for k in keys]
     changed = await session.execute(UPSERT_REPORTS, {
-        "units": [u for u, _ in keys], "days": [d for _, d in keys],
-        "revisions": [newest[k].revision for k in keys],
-        "ili": [newest[k].values.get(metric) for k in keys],
-        "zero": [newest[k].zero for k in keys],
-        "values": [json.dumps(newest[k].values, sort_keys=True) for k in keys]})
+        "units": [e.unit for e in ordered], "days": [e.day for e in ordered],
+        "revisions": [e.revision for e in ordered],
+        "ili": [e.values.get(metric) for e in ordered],
+        "zero": [e.zero for e in ordered],
+        "values": [orjson.dumps(e.values, option=orjson.OPT_SORT_KEYS).decode()
+                   for e in ordered]})
     newer = changed.all()
     triggers = [Trigger(u, newest[(u, d)].node, newest[(u, d)].unit_type, d,
                         newest[(u, d)].submitted_at, newest[(u, d)].submitted_at,
@@ -303,7 +305,8 @@ async def check_stocks(session: AsyncSession, events: list[ReportAccepted],
     were opened or closed."""
     # A first report without the figure bears on no alert (its unit was never below that day):
     # left out, so that reports without supplies do not lock the day's supply alerts.
-    readings = [r for e in events
+    stocked = {s.metric for s in catalogue.stock_levels}
+    readings = [r for e in events if e.revision > 1 or not stocked.isdisjoint(e.values)
                 for r in clock.stock_readings(catalogue, e.unit, e.node, e.day, e.revision,
                                               e.values)
                 if r.value is not None or r.revision > 1]

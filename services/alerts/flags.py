@@ -34,6 +34,14 @@ VALUES_AROUND = text("""
     WHERE unit = ANY(CAST(:units AS text[])) AND day BETWEEN :first AND :last
       AND report_values IS NOT NULL AND NOT coalesce(report_zero, false)
 """)
+PAIRED = text("""
+    SELECT DISTINCT t.u AS unit, t.d AS day
+    FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
+    JOIN alerts.unit_days c ON c.unit = t.u AND c.day = t.d
+    JOIN alerts.unit_days nb ON nb.unit = t.u AND nb.day IN (t.d - 1, t.d + 1)
+    WHERE nb.report_values = c.report_values AND NOT coalesce(c.report_zero, false)
+      AND NOT coalesce(nb.report_zero, false)
+""")
 # How far around a report the start of a run of identical values is looked for, beyond N days
 # (a run longer than that is flagged again from where the window starts).
 RUN_MARGIN_DAYS = 31
@@ -101,10 +109,11 @@ async def on_reports(session: AsyncSession, newer: list[tuple[ReportAccepted, in
            for e, cases in newer if suspicion.zero_with_case(e.zero, cases)]
     valued = [e for e, _ in newer if not e.zero]
     n = rules.identical_days
-    # First the N-1 days on either side (what decides whether there is a run at all, a few rows
-    # per report), then, for the few units with a run, a wider window to find where it starts.
-    near = await _values(session, valued, timedelta(days=n - 1))
-    suspects = [e for e in valued if suspicion.identical_run(near[e.unit], e.day, n)]
+    # A run of two days or more (rules refuse fewer) has a neighbour day with the same values:
+    # PostgreSQL finds the few reports that have one, and only their units' wider window is
+    # read to find where a run starts and how long it is.
+    paired = await _paired(session, valued)
+    suspects = [e for e in valued if (e.unit, e.day) in paired]
     wide = await _values(session, suspects, timedelta(days=n + RUN_MARGIN_DAYS))
     for e in suspects:
         run = suspicion.identical_run(wide[e.unit], e.day, n)
@@ -117,6 +126,17 @@ async def on_reports(session: AsyncSession, newer: list[tuple[ReportAccepted, in
                              "values": json.loads(json.dumps(e.values))}))
     # One row per key (a batch may hold several days of one run).
     return await _raise(session, list({r["key"]: r for r in out}.values()), now)
+
+
+async def _paired(session: AsyncSession, reports: list[ReportAccepted]
+                  ) -> set[tuple[str, date]]:
+    """The unit-days among these reports whose non-zero values the day before or after
+    repeats."""
+    if not reports:
+        return set()
+    rows = await session.execute(PAIRED, {"units": [e.unit for e in reports],
+                                          "days": [e.day for e in reports]})
+    return {(r.unit, r.day) for r in rows}
 
 
 async def _values(session: AsyncSession, reports: list[ReportAccepted], margin: timedelta
