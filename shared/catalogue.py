@@ -40,6 +40,24 @@ class Metric:
     item: str | None = None
     decimals: int = 2  # the precision of a decimal (and of an average of counts)
 
+    def problem(self, value: object) -> tuple[str, str, str] | None:
+        """Why `value` cannot be a figure of this metric (code, Chinese, English), or None."""
+        if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+            return "not_a_number", "必须是数字", "must be a number"  # bool is not a number here
+        assert isinstance(value, int | float)
+        if self.value_type == "count":
+            if value != int(value):
+                return "not_integer", "必须是整数", "must be a whole number"
+            if value < 0:
+                return "negative", "不能为负数", "cannot be negative"
+        elif round(value, self.decimals) != value:
+            return ("too_precise", f"最多 {self.decimals} 位小数",
+                    f"at most {self.decimals} decimal places")
+        low, high = self.min_value, self.max_value
+        if (low is not None and value < low) or (high is not None and value > high):
+            return "out_of_range", f"超出范围 {low}–{high}", f"outside {low}–{high}"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Form:
@@ -148,41 +166,18 @@ class Catalogue:
         errors: list[FieldError] = []
         form = self.form_for(unit_type) if unit_type is not None else None
         for code, value in values.items():
-            where = f"{prefix}.{code}"
             metric = self.metrics.get(code)
             if metric is None:
-                errors.append(FieldError(where, "unknown_metric", f"未知指标 {code}",
-                                         f"unknown metric {code}"))
-                continue
-            if form is not None and code not in form.metrics:
+                errors.append(FieldError(f"{prefix}.{code}", "unknown_metric",
+                                         f"未知指标 {code}", f"unknown metric {code}"))
+            elif form is not None and code not in form.metrics:
                 errors.append(FieldError(
-                    where, "not_on_form",
+                    f"{prefix}.{code}", "not_on_form",
                     f"指标 {code}({metric.name_zh})不在{form.name_zh}({form.code})上",
                     f"metric {code} ({metric.name_en}) is not on the form {form.code} "
                     f"({form.name_en}) that a {unit_type} reports"))
-                continue
-            if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not math.isfinite(value)):
-                errors.append(FieldError(where, "not_a_number", "必须是数字", "must be a number"))
-                continue
-            if metric.value_type == "count":
-                if value != int(value):
-                    errors.append(FieldError(where, "not_integer", "必须是整数",
-                                             "must be a whole number"))
-                    continue
-                if value < 0:
-                    errors.append(FieldError(where, "negative", "不能为负数",
-                                             "cannot be negative"))
-                    continue
-            elif round(value, metric.decimals) != value:
-                errors.append(FieldError(where, "too_precise",
-                                         f"最多 {metric.decimals} 位小数",
-                                         f"at most {metric.decimals} decimal places"))
-                continue
-            low, high = metric.min_value, metric.max_value
-            if (low is not None and value < low) or (high is not None and value > high):
-                errors.append(FieldError(where, "out_of_range",
-                                         f"超出范围 {low}–{high}", f"outside {low}–{high}"))
+            elif (problem := metric.problem(value)) is not None:
+                errors.append(FieldError(f"{prefix}.{code}", *problem))
         for rule in self.rules:
             if rule.both_given and (rule.lhs not in values or rule.rhs not in values):
                 continue
