@@ -136,7 +136,7 @@ class BatchResult:
 
 
 def _json(rows: list) -> str:
-    """Days, times and ids are given as ISO strings already, so the C encoder does it all."""
+    """Days, times and ids as orjson writes them (ISO 8601, RFC 4122), all in its C encoder."""
     return orjson.dumps(rows).decode()
 
 
@@ -151,7 +151,7 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
             newest[key] = event
     if not newest:
         return BatchResult()
-    keys = {"keys": _json([{"u": u, "d": d.isoformat()} for u, d in newest])}
+    keys = {"keys": _json([{"u": u, "d": d} for u, d in newest])}
     await expected.enter_days(session, {d for _, d in newest}, now, known_days)
     # Replicas sharing the stream may hold revisions of the same unit-day: take them in turn.
     await session.execute(LOCK_UNIT_DAYS, keys)
@@ -179,9 +179,9 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
 async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Effect,
                  catalogue: Catalogue, now: datetime) -> None:
     await session.execute(UPSERT_UNIT_DAYS, {"now": now, "rows": _json([
-        {"u": e.unit, "d": e.day.isoformat(), "r": e.revision, "id": str(e.report_id),
+        {"u": e.unit, "d": e.day, "r": e.revision, "id": e.report_id,
          "n": e.node, "ut": e.unit_type, "s": e.sector, "v": e.values, "z": e.zero,
-         "l": e.late, "sa": e.submitted_at.isoformat()} for e in fresh])})
+         "l": e.late, "sa": e.submitted_at} for e in fresh])})
     # Every node-day row this batch writes, the extremes to recompute included, is locked here
     # in one order before any is written.
     keys = set(effect.counts)
@@ -209,11 +209,11 @@ async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
         return {(r.node_code, r.day): (r.values, Tally(r.expected, r.reported, r.zero, r.late,
                                                        r.exempt, r.unreported)) for r in rows}
 
-    param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in keys])}
+    param = {"keys": _json([{"n": n, "d": d} for n, d in keys])}
     current = read(await session.execute(LOCK_NODE_DAYS, param))
     absent = [k for k in keys if k not in current]
     if absent:
-        param = {"keys": _json([{"n": n, "d": d.isoformat()} for n, d in absent])}
+        param = {"keys": _json([{"n": n, "d": d} for n, d in absent])}
         await session.execute(CREATE_NODE_DAYS, param)
         current.update(read(await session.execute(LOCK_NODE_DAYS, param)))
     return current
@@ -231,7 +231,7 @@ def _merged(key: NodeDay, values: dict, tally: Tally, change: Counts | None,
     for metric, kind, v in moves:
         was = values.get(metric)
         values[metric] = v if was is None else kind.combine(was, v)
-    return {"n": node, "d": day.isoformat(), "v": values, "r": counts.reported,
+    return {"n": node, "d": day, "v": values, "r": counts.reported,
             "z": counts.zero, "l": counts.late,
             "u": moved(tally.unreported, unreported) if unreported else tally.unreported}
 
