@@ -34,13 +34,17 @@ VALUES_AROUND = text("""
     WHERE unit = ANY(CAST(:units AS text[])) AND day BETWEEN :first AND :last
       AND report_values IS NOT NULL AND NOT coalesce(report_zero, false)
 """)
+# Probed report by report through the primary key (the lateral subquery with its LIMIT stays
+# apart): joined from outside, a batch of thousands would hash the whole table.
 PAIRED = text("""
-    SELECT DISTINCT t.u AS unit, t.d AS day
+    SELECT t.u AS unit, t.d AS day
     FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
-    JOIN alerts.unit_days c ON c.unit = t.u AND c.day = t.d
-    JOIN alerts.unit_days nb ON nb.unit = t.u AND nb.day IN (t.d - 1, t.d + 1)
-    WHERE nb.report_values = c.report_values AND NOT coalesce(c.report_zero, false)
-      AND NOT coalesce(nb.report_zero, false)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM alerts.unit_days c
+        JOIN alerts.unit_days nb ON nb.unit = c.unit AND nb.day IN (c.day - 1, c.day + 1)
+        WHERE c.unit = t.u AND c.day = t.d AND nb.report_values = c.report_values
+          AND NOT coalesce(c.report_zero, false) AND NOT coalesce(nb.report_zero, false)
+        LIMIT 1) AS p
 """)
 # How far around a report the start of a run of identical values is looked for, beyond N days
 # (a run longer than that is flagged again from where the window starts).
