@@ -4,7 +4,8 @@ notify's accepted reports, alerts' cases, notify's alert events), on nats-py's p
 all of them:
 
 - **Fetch** up to `batch` messages of a durable pull consumer, waiting at most `fetch_timeout_s`
-  for a batch to fill (replicas bound to the same durable share its messages).
+  for a batch to fill, or `linger_s` once a first message is in hand (an urgent kind, such as
+  cases, goes on with what has come) (replicas bound to the same durable share its messages).
 - **Decode** each message from its raw bytes. One that cannot be decoded is malformed: retrying
   cannot help, so it is logged (subject, stream sequence, data) and terminated alone, never
   handed back with the batch, where it would hold back the messages beside it forever. (Ingest
@@ -60,7 +61,9 @@ class BatchConsumer:
     next one is fetched and decoded. `split` groups a batch (by subject, say): each group is
     handled, acknowledged or handed back on its own, in the order it first appears. `log_data`
     False keeps a malformed message's data out of the log (it may name a person). `only_new`
-    makes a durable created now start at the stream's end instead of its beginning."""
+    makes a durable created now start at the stream's end instead of its beginning. `linger_s`:
+    how much longer a batch may wait to fill once it holds a message (None: `fetch_timeout_s`
+    in all; 0: what has arrived goes at once)."""
 
     def __init__(self, nc: NatsClient, *, name: str, stream: str, durable: str,
                  handle: Callable[[list[Any]], Awaitable[object]],
@@ -68,7 +71,7 @@ class BatchConsumer:
                  batch: int = 1000, max_ack_pending: int = 20_000, ack_wait: float = 60.0,
                  concurrency: int | None = None, split: Callable[[Msg], Hashable] | None = None,
                  on_malformed: Callable[[Msg], None] | None = None, log_data: bool = True,
-                 only_new: bool = False,
+                 only_new: bool = False, linger_s: float | None = None,
                  fetch_timeout_s: float = FETCH_TIMEOUT_S, retry_delay_s: float = RETRY_DELAY_S,
                  stop_patience_s: float = STOP_PATIENCE_S) -> None:
         self.name, self.stream, self.durable = name, stream, durable
@@ -81,7 +84,7 @@ class BatchConsumer:
             self._config.filter_subjects = self._subjects
         self._handle, self._decode, self._split = handle, decode, split
         self._on_malformed, self._log_data = on_malformed, log_data
-        self._batch, self._fetch_timeout_s = batch, fetch_timeout_s
+        self._batch, self._fetch_timeout_s, self._linger_s = batch, fetch_timeout_s, linger_s
         self._retry_delay_s, self._stop_patience_s = retry_delay_s, stop_patience_s
         self._slots = asyncio.Semaphore(concurrency) if concurrency else None
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -161,11 +164,15 @@ class BatchConsumer:
 
     async def _fetch(self) -> list[Msg]:
         """Up to `batch` messages, fetched until the batch is full or `fetch_timeout_s` has
-        passed (a fetch may return part of a batch early)."""
+        passed, or `linger_s` since the first message came (a fetch may return part of a batch
+        early)."""
         assert self._sub is not None
         deadline = time.monotonic() + self._fetch_timeout_s
         msgs: list[Msg] = []
+        lingering = False
         while len(msgs) < self._batch and not self._stopping.is_set():
+            if msgs and self._linger_s is not None and not lingering:
+                deadline, lingering = min(deadline, time.monotonic() + self._linger_s), True
             remaining = deadline - time.monotonic()
             if remaining < 0.001:  # a pull request needs a positive expiry
                 break

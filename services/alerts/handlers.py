@@ -64,11 +64,12 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
             ctx.relay.wake()
 
     return [
-        # Cases are few and urgent: small batches, short waits (case → open alert within 0.5 s).
+        # Cases are few and urgent: small batches that go with whatever has come, never
+        # waiting to fill (case → open alert within 0.1 s).
         BatchConsumer(nc, name="alerts-cases", stream=CASES, durable=f"{durable}-cases",
                       subjects=["case.reported.>"], handle=on_cases_reported,
                       decode=lambda msg: CaseReported.model_validate_json(msg.data),
-                      batch=100, max_ack_pending=5_000),
+                      batch=100, max_ack_pending=5_000, linger_s=0),
         BatchConsumer(nc, name="alerts-reports", stream=REPORTS, durable=durable,
                       subjects=["report.accepted.>"], handle=on_reports_accepted,
                       decode=reports_of,

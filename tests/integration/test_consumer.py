@@ -83,6 +83,30 @@ async def test_a_malformed_message_is_terminated_alone_and_the_rest_acknowledged
     assert info.num_redelivered == 0
 
 
+async def test_a_lingering_batch_goes_with_what_has_come_instead_of_waiting_to_fill(
+        bus) -> None:
+    """A batch of 50 waits up to `fetch_timeout_s` (here 2 s) for more messages; with
+    `linger_s=0` the one message that came is handled at once."""
+    nc, stream = bus
+    for linger, within in ((None, (1.5, 10.0)), (0, (0.0, 0.5))):
+        handed = asyncio.get_running_loop().create_future()
+
+        async def handle(items: list[Item], handed=handed) -> None:
+            if not handed.done():
+                handed.set_result(time.monotonic())
+
+        subject = f"{stream}.linger{linger}"
+        c = consumer(nc, stream, handle, durable=f"linger{linger}", subjects=[subject],
+                     fetch_timeout_s=2.0, linger_s=linger)
+        await c.start()
+        await asyncio.sleep(0.3)  # the consumer is waiting, nothing for it yet
+        sent = time.monotonic()
+        await publish(nc, subject, [Item(n=1).model_dump_json().encode()])
+        took = await asyncio.wait_for(handed, 10) - sent
+        await c.stop()
+        assert within[0] <= took <= within[1], (linger, took)
+
+
 async def test_a_failed_batch_is_handed_back_and_comes_again_after_the_delay(bus) -> None:
     nc, stream = bus
     attempts: list[tuple[float, list[int]]] = []
