@@ -25,6 +25,7 @@ from services.notify.service import NotifyContext
 from shared.errors import FieldError
 from shared.http_auth import Operator, Territorial, area
 from shared.http_problems import http_error
+from shared.periods import IsoDate
 from shared.refusals import Refused, refusal, refuse
 from shared.registry.importer import Problem
 
@@ -70,14 +71,14 @@ def _roster(node: str, day: date, shifts: list) -> RosterView:
 
 
 @router.get("/rosters/{node}/{day}", response_model=RosterView)
-async def get_roster(ctx: Ctx, who: Operator, node: str, day: date) -> RosterView:
+async def get_roster(ctx: Ctx, who: Operator, node: str, day: IsoDate) -> RosterView:
     """A node's duty roster for a day: who is on duty and who leads, and when."""
     async with ctx.sessions() as session:
         return _roster(area(who, node), day, await store.roster(session, node, day))
 
 
 @router.put("/rosters/{node}/{day}", response_model=RosterView)
-async def put_roster(ctx: Ctx, who: Territorial, node: str, day: date,
+async def put_roster(ctx: Ctx, who: Territorial, node: str, day: IsoDate,
                      roster: RosterIn) -> RosterView:
     """Replace a node's roster for a day; the next alert change is told to the new one."""
     area(who, node)
