@@ -15,6 +15,7 @@ from services.notify.metrics import PENDING
 from services.notify.models import NotifyOutboxRow
 from services.notify.policy import load_policy
 from services.notify.service import NotifyContext
+from services.notify.sight import AlertsSight
 from services.notify.worker import DeliveryWorker
 from shared import unavailable
 from shared.bus import make_broker
@@ -76,8 +77,10 @@ def create_app(settings: Settings | None = None,
         worker = DeliveryWorker(base.sessions, channels, policy, clock,
                                 send_timeout_s=settings.notify_send_timeout_s,
                                 published=base.relay.wake)
+        sight = AlertsSight(settings.notify_alerts_url or
+                            f"http://127.0.0.1:{settings.http_port or settings.alerts_port}")
         ctx = NotifyContext(settings, clock, base.sessions, policy, tuple(channels), worker,
-                            base.reference, hosts, base.relay)
+                            base.reference, hosts, base.relay, alerts=sight)
         worker.chores.append(ctx.remind)
         app.state.notify = ctx
         # The delivery worker stops after the consumers (no new deliveries recorded) and
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None,
                 yield
         finally:
             await client.aclose()
+            await sight.close()
 
     app = FastAPI(title="Rollcall notify", version="0.1.0", lifespan=lifespan,
                   description="Staff contacts and duty rosters; alerts delivered to the people "

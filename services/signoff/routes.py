@@ -166,8 +166,11 @@ async def review_units(node: str, ctx: Ctx, who: Operator, day: IsoDate | None =
 async def audit(ctx: Ctx, who: Operator, node: str | None = None, day: IsoDate | None = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[AuditEntry]:
     """Every send-back, correction that cleared one, confirmation and reopening below a node on
-    a day, in order, with who, when and why."""
+    a day, in order, with who, when and why. A sector operator's: the entries of its sector's
+    units only (a confirmation, the territorial line's, holds every sector's figures)."""
     node = area(who, node)
+    units = (None if who.sector is None else
+             [code for code, info in ctx.reference.units.items() if who.covers(info.sector)])
     async with ctx.sessions() as session:
         return [AuditEntry(**row) for row in await store.audit(session, node, _day(ctx, day),
-                                                               limit)]
+                                                               limit, units)]
