@@ -29,7 +29,7 @@ from datetime import datetime
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from sqlalchemy import BigInteger, DateTime, Identity, LargeBinary, String, text
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +49,21 @@ class Outbox:
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
+
+
+def create_outbox(op, schema: str) -> None:
+    """Create the outbox table (`Outbox`'s columns) in a service's schema: what the migrations
+    that start a service's schema call with their `alembic.op`. Those migrations are history:
+    a change to the table is a migration of its own, never a change here."""
+    op.create_table(
+        "outbox",
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("subject", String(200), nullable=False),
+        Column("msg_id", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        schema=schema,
+    )
 
 @dataclass
 class _Round:

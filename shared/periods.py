@@ -3,12 +3,30 @@ calendar month (月) around a day. The one definition the rollup API, the consol
 the chart read; a period that is not over yet ends today, never in the future."""
 
 import calendar
+import re
 from datetime import date, timedelta
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator
+
+from shared.problems import custom_error
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
 NAMES_ZH = {"day": "日", "week": "周", "month": "月"}
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A day as a query or path gives it, YYYY-MM-DD only: pydantic alone also takes a number
+    of seconds since 1970 (`day=0.0` read as 1970-01-01) or a midnight date-time."""
+    if isinstance(value, date) or (isinstance(value, str) and ISO_DAY.fullmatch(value)):
+        return value
+    raise custom_error("bad_date", "日期格式应为 YYYY-MM-DD", "a date is YYYY-MM-DD")
+
+
+# The type of every day an HTTP route reads from its query or path (422 `bad_date` naming it).
+IsoDate = Annotated[date, BeforeValidator(_iso_day)]
 
 
 def ending(end: date, days: int) -> date:

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from faststream.nats import NatsBroker
-from sqlalchemy.ext.asyncio import AsyncEngine
+from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.bus import connect
 from shared.consumer import BatchConsumer
 from shared.contracts import RegistryChanged
-from shared.outbox import OutboxRelay
+from shared.db import make_engine, make_sessionmaker
+from shared.http_auth import Authenticator
+from shared.outbox import Outbox, OutboxRelay
+from shared.registry.reference import Reference
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,38 @@ def freeze_long_lived() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What a service that keeps the registry and an outbox builds first (`connected`)."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    nc: NatsClient
+    reference: Reference
+    relay: OutboxRelay
+    authenticator: Authenticator
+
+
+async def connected(app: FastAPI, broker: NatsBroker, settings: Settings, database_url: str,
+                    outbox: type[Outbox], *, hide_parameters: bool = False) -> Connected:
+    """The engine, the broker's connection (the streams declared), the registry reference, the
+    outbox relay (`running` starts it) and the authenticator; the engine, the broker and the
+    authenticator are kept in `app.state`. `hide_parameters`: a database error's message must
+    not carry a statement's parameters into a log line where they may be personal data."""
+    engine = make_engine(database_url)
+    if hide_parameters:
+        engine.sync_engine.hide_parameters = True
+    sessions = make_sessionmaker(engine)
+    nc = await connect(broker, settings.stream_replicas)
+    async with sessions() as session:
+        reference = await Reference.load(session)
+    relay = OutboxRelay(sessions, nc, outbox)
+    authenticator = Authenticator(sessions, settings.auth_cache_s)
+    app.state.engine, app.state.broker = engine, broker
+    app.state.authenticator = authenticator
+    return Connected(engine, sessions, nc, reference, relay, authenticator)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     # The hosts notify may send to: robot webhooks and the SMS gateway (comma-separated; an
     # entry `*.example.cn` allows its subdomains). Default: WeCom's and DingTalk's robots.
     notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
+    # Where notify asks which alerts a sector operator sees (alerts; default its local port).
+    notify_alerts_url: str | None = None
 
     # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
     # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).

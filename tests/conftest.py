@@ -124,7 +124,9 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The services running as separate processes against the session's servers."""
     log_dir = tmp_path_factory.mktemp("logs")
     running = {name: start_service(servers, name, log_dir)
-               for name in ("ingest", "aggregate", "alerts", "notify")}
+               for name in ("ingest", "aggregate", "alerts")}
+    running["notify"] = start_service(servers, "notify", log_dir,
+                                      ROLLCALL_NOTIFY_ALERTS_URL=running["alerts"].url)
     try:
         yield {name: s.url for name, s in running.items()}
     finally:

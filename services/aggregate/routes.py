@@ -21,7 +21,7 @@ from shared.auth import Principal
 from shared.errors import FieldError
 from shared.hierarchy import level_of
 from shared.http_auth import Authenticated, Territorial, line
-from shared.periods import Period, ending, period_span
+from shared.periods import IsoDate, Period, ending, period_span
 from shared.refusals import refuse
 from shared.registry import calendar
 from shared.registry.unit_types import unit_types
@@ -46,9 +46,9 @@ def context(request: Request) -> AggregateContext:
 
 
 Ctx = Annotated[AggregateContext, Depends(context)]
-Day = Annotated[date | None, Query(description="one reporting day (default today)")]
-Start = Annotated[date | None, Query(description="first day of a range")]
-End = Annotated[date | None, Query(description="last day of a range (default today)")]
+Day = Annotated[IsoDate | None, Query(description="one reporting day (default today)")]
+Start = Annotated[IsoDate | None, Query(description="first day of a range")]
+End = Annotated[IsoDate | None, Query(description="last day of a range (default today)")]
 Sector = Annotated[str | None, Query(description="only units of this sector, e.g. education")]
 UnitType = Annotated[str | None, Query(description="only units of this type, e.g. primary_school")]
 PeriodOf = Annotated[Period | None, Query(description=(
@@ -159,8 +159,8 @@ async def rollup_children(node: str, principal: Authenticated, ctx: Ctx, day: Da
 async def rollup_series(
         node: str, principal: Authenticated, ctx: Ctx, start: Start = None, end: End = None,
         sector: Sector = None, unit_type: UnitType = None, period: PeriodOf = None,
-        day: Annotated[date | None, Query(description="with `period`: a day of it")] = None,
-        since: Annotated[date | None, Query(description=(
+        day: Annotated[IsoDate | None, Query(description="with `period`: a day of it")] = None,
+        since: Annotated[IsoDate | None, Query(description=(
             "running totals (累计) of the flows count from this day (default: start)"))] = None,
         ) -> dict:
     """A node's figures day by day from start to end (default: the last 30 days) or over a

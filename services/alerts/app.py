@@ -12,18 +12,14 @@ from services.alerts.models import AlertOutboxRow
 from services.alerts.service import AlertsContext
 from services.alerts.ticker import Ticker
 from shared import unavailable
-from shared.bus import connect, make_broker
+from shared.bus import make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
-from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import ALERTS_OPEN, ALERTS_OVERDUE, metrics_router
-from shared.outbox import OutboxRelay
-from shared.registry.reference import Reference
 from shared.rules import load_rules
-from shared.runtime import Background, running
+from shared.runtime import Background, connected, running
 from shared.settings import Settings
 
 
@@ -37,21 +33,16 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
-        sessions = make_sessionmaker(engine)
-        nc = await connect(broker, settings.stream_replicas)
-        async with sessions() as session:
-            reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, AlertOutboxRow)
-        ctx = AlertsContext(settings, clock, sessions, rules, reference, relay, catalogue)
+        base = await connected(app, broker, settings, database_url, AlertOutboxRow)
+        ctx = AlertsContext(settings, clock, base.sessions, rules, base.reference, base.relay,
+                            catalogue)
         ticker = Ticker(ctx)
-        app.state.alerts, app.state.engine, app.state.broker = ctx, engine, broker
-        app.state.ticker = ticker
-        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
+        app.state.alerts, app.state.ticker = ctx, ticker
         clock_loop = ([Background("alerts-clock", lambda: ticker.run(settings.alerts_tick_s),
                                   stop=ticker.stop)] if settings.alerts_tick_s > 0 else [])
-        async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx), relay=relay,
-                           background=clock_loop, registry_changed=ctx.reload_reference):
+        async with running(app, broker, base.engine, consumers=handlers.consumers(base.nc, ctx),
+                           relay=base.relay, background=clock_loop,
+                           registry_changed=ctx.reload_reference):
             yield
 
     app = FastAPI(title="Rollcall alerts", version="0.1.0", lifespan=lifespan,

@@ -150,6 +150,16 @@ async def one(session: AsyncSession, alert_id: uuid.UUID) -> AlertRow | None:
     return await session.get(AlertRow, alert_id)
 
 
+async def nodes_seen(session: AsyncSession, alert_ids: Sequence[uuid.UUID], sector: str | None
+                     ) -> dict[uuid.UUID, str]:
+    """The node of each alert asked for that exists and that an operator of `sector` (None:
+    territorial) sees."""
+    query = select(AlertRow.alert_id, AlertRow.node).where(AlertRow.alert_id.in_(alert_ids))
+    if sector is not None:
+        query = query.where(of_sector(sector))
+    return dict((await session.execute(query)).tuples().all())
+
+
 async def views(session: AsyncSession, rows: Sequence[AlertRow | AlertState], now: datetime,
                 sector: str | None = None) -> list[AlertView]:
     """The alerts as operators see them; a sector operator sees, on an alert of several

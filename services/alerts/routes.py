@@ -43,6 +43,7 @@ NEXT_CURSOR = "Next-Cursor"
 PAGED = {200: {"headers": {NEXT_CURSOR: {
     "description": "present when more alerts follow: pass it as `cursor` for the next page",
     "schema": {"type": "string"}}}}}
+MAX_SEEN = 100  # alerts per question: notify's batch of deliveries asks at most as many
 STATUS_NAMES = {"open": ("待处置", "open"), "acknowledged": ("已确认", "acknowledged"),
                 "closed": ("已关闭", "closed")}
 
@@ -117,6 +118,17 @@ async def count_alerts(ctx: Ctx, who: Operator, node: str | None = None,
         by_kind=dict(by_kind), by_level=dict(by_level),
         by_kind_and_level=[KindLevelCount(kind=c.kind, level=c.level,  # type: ignore[arg-type]
                                           alerts=c.alerts, overdue=c.overdue) for c in counts])
+
+
+@router.get("/alerts/seen", response_model=list[uuid.UUID], responses=PROBLEMS)
+async def seen_alerts(ctx: Ctx, who: Operator, alert: Annotated[
+        list[uuid.UUID], Query(min_length=1, max_length=MAX_SEEN)]) -> list[uuid.UUID]:
+    """Which of the alerts asked for the operator sees: inside its area and, for a sector
+    operator, concerning a unit of its sector. Notify asks it, with the operator's own token,
+    before it shows a sector operator who was told (it keeps no alert's units)."""
+    async with ctx.sessions() as session:
+        nodes = await queries.nodes_seen(session, list(dict.fromkeys(alert)), who.sector)
+    return [alert_id for alert_id, node in nodes.items() if who.may_see(node)]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertView, responses=PROBLEMS)

@@ -21,7 +21,7 @@ from services.console.upstream import Answer, UpstreamDown
 from shared.auth import Principal
 from shared.hierarchy import level_of
 from shared.http_auth import territorial
-from shared.periods import ending
+from shared.periods import IsoDate, ending
 from shared.refusals import on_refused, refuse
 from shared.registry.unit_types import sectors
 
@@ -211,7 +211,7 @@ async def catalogue(ctx: Ctx) -> dict:
 # ---- the command centre's picture ---------------------------------------------------------
 
 @api.get("/overview/{node}")
-async def overview(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> dict:
+async def overview(node: str, who: Operator, ctx: Ctx, day: IsoDate | None = None) -> dict:
     """A node's figures with each child's, and the way back up to the operator's own node."""
     node = _node(who, node)
     view, children = await asyncio.gather(
@@ -308,7 +308,7 @@ async def close(alert_id: str, who: Operator, ctx: Ctx,
 # ---- duty rosters: read and put through notify, which holds the staff records -------------
 
 @api.get("/rosters/{node}/{day}")
-async def roster(node: str, day: date, who: Operator, ctx: Ctx) -> dict:
+async def roster(node: str, day: IsoDate, who: Operator, ctx: Ctx) -> dict:
     """A node's duty roster for a day with the staff of the node's subtree (names to show, and
     whom a shift may name)."""
     node = _node(who, node)
@@ -323,7 +323,7 @@ async def roster(node: str, day: date, who: Operator, ctx: Ctx) -> dict:
 
 
 @api.put("/rosters/{node}/{day}")
-async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
+async def put_roster(node: str, day: IsoDate, who: Operator, ctx: Ctx,
                      body: Annotated[dict, Body()]) -> JSONResponse:
     return _relay(await ctx.upstream.put("notify", f"/v1/rosters/{_node(who, node)}/{day}",
                                          who.token, body))
@@ -334,7 +334,7 @@ async def put_roster(node: str, day: date, who: Operator, ctx: Ctx,
 
 @api.get("/control/{what}")
 async def control(what: str, who: Operator, ctx: Ctx, node: str | None = None,
-                  day: date | None = None) -> JSONResponse:
+                  day: IsoDate | None = None) -> JSONResponse:
     """The register (`people`), the day's work (`due`), the missing sign-offs
     (`signoffs/missing` as `signoffs-missing`) and the headcounts (`stock`) of the operator's
     area, as the ledger answers them."""
@@ -424,7 +424,7 @@ async def units_below(who: Anyone, ctx: Ctx, q: Annotated[str, Query(max_length=
 
 
 @api.post("/reports/{unit}/{day}/corrections")
-async def correct_report(unit: str, day: date, who: Anyone, ctx: Ctx,
+async def correct_report(unit: str, day: IsoDate, who: Anyone, ctx: Ctx,
                          body: Annotated[dict, Body()]) -> JSONResponse:
     """A correction (a report sent back is corrected this way): a new revision with a reason."""
     return _relay(await ctx.upstream.post("ingest", f"/v1/reports/{unit}/{day}/corrections",
@@ -440,21 +440,21 @@ async def unit_sendbacks(unit: str, who: Anyone, ctx: Ctx) -> JSONResponse:
 # ---- review and sign-off (逐级审核上报), through the signoff service ---------------------------
 
 @api.get("/signoff/{node}")
-async def signoff(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+async def signoff(node: str, who: Operator, ctx: Ctx, day: IsoDate | None = None) -> JSONResponse:
     """A node's day and its children's: confirmed, reopened after a correction, unconfirmed."""
     return _relay(await ctx.upstream.get("signoff", f"/v1/signoff/{_node(who, node)}",
                                          who.token, day=day))
 
 
 @api.get("/review/{node}")
-async def review(node: str, who: Operator, ctx: Ctx, day: date | None = None) -> JSONResponse:
+async def review(node: str, who: Operator, ctx: Ctx, day: IsoDate | None = None) -> JSONResponse:
     """Every unit below a node with its latest report of the day and its open send-back."""
     return _relay(await ctx.upstream.get("signoff", f"/v1/review/{_node(who, node)}",
                                          who.token, day=day))
 
 
 @api.get("/signoff-audit/{node}")
-async def signoff_audit(node: str, who: Operator, ctx: Ctx, day: date | None = None
+async def signoff_audit(node: str, who: Operator, ctx: Ctx, day: IsoDate | None = None
                         ) -> JSONResponse:
     return _relay(await ctx.upstream.get("signoff", "/v1/audit", who.token,
                                          node=_node(who, node), day=day))
@@ -472,7 +472,7 @@ async def confirm(who: Operator, ctx: Ctx, body: Annotated[dict, Body()]) -> JSO
 
 # ---- the daily summary (日报/通报) -----------------------------------------------------------
 
-def _span(day: date | None = None, start: date | None = None, end: date | None = None,
+def _span(day: IsoDate | None = None, start: IsoDate | None = None, end: IsoDate | None = None,
           period: Literal["day", "week", "month"] | None = None) -> Span:
     """What a summary covers: one day (today by default), the week or month of `day`
     (`period`), or a range (`start`, `end`)."""
@@ -517,7 +517,7 @@ async def daily_summary_xlsx(node: str, who: Operator, ctx: Ctx, span: Spanned) 
 
 @api.get("/series/{node}")
 async def series(node: str, who: Operator, ctx: Ctx, span: Spanned,
-                 since: date | None = None) -> JSONResponse:
+                 since: IsoDate | None = None) -> JSONResponse:
     """A node's figures day by day over a week, a month or a range (the last 30 days by
     default), with the running totals (累计) of the flows since `since` and the period's
     totals, as aggregate folds them."""
@@ -530,7 +530,7 @@ async def series(node: str, who: Operator, ctx: Ctx, span: Spanned,
 
 @api.get("/editions")
 async def list_editions(who: Operator, ctx: Ctx, node: str | None = None,
-                        day: date | None = None,
+                        day: IsoDate | None = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
     """The scheduled editions of a node and the nodes below it, newest first. They hold every
     sector's figures: a sector operator is refused (`territorial_only`)."""
@@ -605,14 +605,14 @@ async def _sendbacks(ctx: ConsoleContext, who: Session, node: str, start: date, 
 
 
 @api.get("/bulletin/{node}")
-async def weekly_bulletin(node: str, who: Operator, ctx: Ctx, start: date | None = None,
-                          end: date | None = None) -> dict:
+async def weekly_bulletin(node: str, who: Operator, ctx: Ctx, start: IsoDate | None = None,
+                          end: IsoDate | None = None) -> dict:
     return await _bulletin(ctx, who, node, start, end)
 
 
 @api.get("/bulletin/{node}/csv")
-async def weekly_bulletin_csv(node: str, who: Operator, ctx: Ctx, start: date | None = None,
-                              end: date | None = None) -> Response:
+async def weekly_bulletin_csv(node: str, who: Operator, ctx: Ctx, start: IsoDate | None = None,
+                              end: IsoDate | None = None) -> Response:
     doc = await _bulletin(ctx, who, node, start, end)
     filename = f"bulletin-{doc['node']}-{doc['start']}-{doc['end']}.csv"
     return Response(bulletin.to_csv(doc), media_type="text/csv; charset=utf-8",

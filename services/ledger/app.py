@@ -16,17 +16,13 @@ from services.ledger.models import LedgerOutboxRow
 from services.ledger.regimes import load_regimes
 from services.ledger.service import LedgerContext
 from shared import unavailable
-from shared.bus import connect, make_broker
+from shared.bus import make_broker
 from shared.clock import utc_now
 from shared.contracts import RegistryChanged
-from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
-from shared.outbox import OutboxRelay
-from shared.registry.reference import Reference
-from shared.runtime import Background, running
+from shared.runtime import Background, connected, running
 from shared.settings import Settings
 
 
@@ -69,23 +65,18 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
-        # A database error's message must not carry a statement's parameters into a log line:
-        # they may be a person's name or phone number.
-        engine.sync_engine.hide_parameters = True
-        sessions = make_sessionmaker(engine)
-        nc = await connect(broker, settings.stream_replicas)
-        async with sessions() as session:
-            reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, LedgerOutboxRow)
-        js = nc.jetstream()
+        # Parameters hidden from database errors: they may be a person's name or phone number.
+        base = await connected(app, broker, settings, database_url, LedgerOutboxRow,
+                               hide_parameters=True)
+        js = base.nc.jetstream()
 
         async def announce(what: list[str]) -> None:
             event = RegistryChanged(changed_at=clock(), what=what)
             await js.publish(event.subject, event.model_dump_json().encode(),
                              headers={"Nats-Msg-Id": event.msg_id})
 
-        ctx = LedgerContext(settings, clock, sessions, regimes, relay, reference, announce)
+        ctx = LedgerContext(settings, clock, base.sessions, regimes, base.relay, base.reference,
+                            announce)
         client = ingest or httpx.AsyncClient(
             base_url=settings.ledger_ingest_url
             or f"http://127.0.0.1:{settings.http_port or settings.ingest_port}", timeout=30)
@@ -93,15 +84,14 @@ def create_app(settings: Settings | None = None,
         publisher = HeadcountPublisher(ctx, client, settings.ledger_tick_s or 1.0,
                                        token.get_secret_value() if token else None)
         ctx.changed = publisher.wake
-        app.state.ledger, app.state.engine, app.state.broker = ctx, engine, broker
-        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
+        app.state.ledger = ctx
         roll = DailyRoll(ctx, settings.ledger_tick_s)
         app.state.roll, app.state.headcounts = roll, publisher
         loop = ([Background("ledger-roll", roll.run, stop=roll.stop),
                  Background("ledger-headcounts", publisher.run, stop=publisher.stop)]
                 if settings.ledger_tick_s > 0 else [])
         try:
-            async with running(app, broker, engine, relay=relay, background=loop,
+            async with running(app, broker, base.engine, relay=base.relay, background=loop,
                                registry_changed=ctx.reload_reference):
                 yield
         finally:

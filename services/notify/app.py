@@ -1,5 +1,5 @@
-"""The notify service's composition root: settings → policy → engine → channels → worker
-(with the reminders) → broker → consumers → routes. Nothing connects at import."""
+"""The notify service's composition root: settings → policy → engine and broker → channels →
+worker (with the reminders) → consumers → routes. Nothing connects at import."""
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
@@ -15,18 +15,15 @@ from services.notify.metrics import PENDING
 from services.notify.models import NotifyOutboxRow
 from services.notify.policy import load_policy
 from services.notify.service import NotifyContext
+from services.notify.sight import AlertsSight
 from services.notify.worker import DeliveryWorker
 from shared import unavailable
-from shared.bus import connect, make_broker
+from shared.bus import make_broker
 from shared.clock import utc_now
-from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
-from shared.outbox import OutboxRelay
-from shared.registry.reference import Reference
-from shared.runtime import Background, running
+from shared.runtime import Background, connected, running
 from shared.settings import Settings
 
 
@@ -71,37 +68,33 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
-        # A database error's message must not carry a statement's parameters into a log line:
-        # they may be a person's phone number or e-mail address.
-        engine.sync_engine.hide_parameters = True
-        sessions = make_sessionmaker(engine)
+        # Parameters hidden from database errors: they may be a phone number or e-mail address.
+        # Delivery outcomes go to the alerts service through notify's outbox.
+        base = await connected(app, broker, settings, database_url, NotifyOutboxRow,
+                               hide_parameters=True)
         client = httpx.AsyncClient(timeout=settings.notify_send_timeout_s)
         channels = senders(settings, client)
-        nc = await connect(broker, settings.stream_replicas)
-        # Delivery outcomes go to the alerts service through notify's outbox.
-        relay = OutboxRelay(sessions, nc, NotifyOutboxRow)
-        worker = DeliveryWorker(sessions, channels, policy, clock,
+        worker = DeliveryWorker(base.sessions, channels, policy, clock,
                                 send_timeout_s=settings.notify_send_timeout_s,
-                                published=relay.wake)
-        async with sessions() as session:
-            reference = await Reference.load(session)
-        ctx = NotifyContext(settings, clock, sessions, policy, tuple(channels), worker,
-                            reference, hosts, relay)
+                                published=base.relay.wake)
+        sight = AlertsSight(settings.notify_alerts_url or
+                            f"http://127.0.0.1:{settings.http_port or settings.alerts_port}")
+        ctx = NotifyContext(settings, clock, base.sessions, policy, tuple(channels), worker,
+                            base.reference, hosts, base.relay, alerts=sight)
         worker.chores.append(ctx.remind)
-        app.state.notify, app.state.engine, app.state.broker = ctx, engine, broker
-        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
+        app.state.notify = ctx
         # The delivery worker stops after the consumers (no new deliveries recorded) and
         # finishes the round in hand.
         deliveries = ([Background("notify-deliveries", lambda: worker.run(settings.notify_poll_s),
                                   stop=worker.stop)] if settings.notify_poll_s > 0 else [])
         try:
-            async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
-                               relay=relay, background=deliveries,
+            async with running(app, broker, base.engine, consumers=handlers.consumers(base.nc, ctx),
+                               relay=base.relay, background=deliveries,
                                registry_changed=ctx.reload_reference):
                 yield
         finally:
             await client.aclose()
+            await sight.close()
 
     app = FastAPI(title="Rollcall notify", version="0.1.0", lifespan=lifespan,
                   description="Staff contacts and duty rosters; alerts delivered to the people "

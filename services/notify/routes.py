@@ -22,9 +22,11 @@ from services.notify.schemas import (
     ShiftView,
 )
 from services.notify.service import NotifyContext
+from shared.auth import Principal
 from shared.errors import FieldError
 from shared.http_auth import Operator, Territorial, area
 from shared.http_problems import http_error
+from shared.periods import IsoDate
 from shared.refusals import Refused, refusal, refuse
 from shared.registry.importer import Problem
 
@@ -70,14 +72,14 @@ def _roster(node: str, day: date, shifts: list) -> RosterView:
 
 
 @router.get("/rosters/{node}/{day}", response_model=RosterView)
-async def get_roster(ctx: Ctx, who: Operator, node: str, day: date) -> RosterView:
+async def get_roster(ctx: Ctx, who: Operator, node: str, day: IsoDate) -> RosterView:
     """A node's duty roster for a day: who is on duty and who leads, and when."""
     async with ctx.sessions() as session:
         return _roster(area(who, node), day, await store.roster(session, node, day))
 
 
 @router.put("/rosters/{node}/{day}", response_model=RosterView)
-async def put_roster(ctx: Ctx, who: Territorial, node: str, day: date,
+async def put_roster(ctx: Ctx, who: Territorial, node: str, day: IsoDate,
                      roster: RosterIn) -> RosterView:
     """Replace a node's roster for a day; the next alert change is told to the new one."""
     area(who, node)
@@ -117,30 +119,49 @@ def _view(row: dict) -> DeliveryView:
                            if row["status"] == "pending" else None})
 
 
+async def _on_line(ctx: NotifyContext, who: Principal, request: Request,
+                   alerts: list[uuid.UUID], field: str) -> None:
+    """A sector operator is told only of the alerts it sees at the alerts service (those
+    concerning a unit of its sector); a territorial one of every alert of its area."""
+    if who.sector is None or not alerts:
+        return
+    if ctx.alerts is None:
+        raise refuse("unavailable", field, service="alerts")
+    seen = await ctx.alerts.seen(request.headers["authorization"], alerts)
+    if outside := [a for a in alerts if a not in seen]:
+        raise refuse("outside_sector", field, what=outside[0], sector=who.sector)
+
+
 @router.get("/deliveries", response_model=dict[uuid.UUID, list[DeliveryView]])
-async def many_deliveries(ctx: Ctx, who: Operator, alert: Annotated[
+async def many_deliveries(ctx: Ctx, who: Operator, request: Request, alert: Annotated[
         list[uuid.UUID], Query(min_length=1, max_length=MAX_ALERTS)]
                           ) -> dict[uuid.UUID, list[DeliveryView]]:
     """`/alerts/{alert_id}/deliveries` for many alerts in one call (a page of the console): an
-    alert notify has not heard of yet has none; one outside the operator's area is refused."""
+    alert notify has not heard of yet has none; one outside the operator's area, or for a
+    sector operator off its line, is refused."""
     alerts = list(dict.fromkeys(alert))
     async with ctx.sessions() as session:
         nodes = await store.alert_nodes(session, alerts)
-        if outside := [a for a, node in nodes.items() if not who.may_see(node)]:
-            raise refuse("outside_area", "alert", what=outside[0])
+    if outside := [a for a, node in nodes.items() if not who.may_see(node)]:
+        raise refuse("outside_area", "alert", what=outside[0])
+    await _on_line(ctx, who, request, list(nodes), "alert")
+    async with ctx.sessions() as session:
         found = await store.deliveries_of_many(session, alerts)
     return {alert_id: [_view(row) for row in rows] for alert_id, rows in found.items()}
 
 
 @router.get("/alerts/{alert_id}/deliveries", response_model=list[DeliveryView])
-async def alert_deliveries(ctx: Ctx, who: Operator, alert_id: uuid.UUID) -> list[DeliveryView]:
+async def alert_deliveries(ctx: Ctx, who: Operator, request: Request, alert_id: uuid.UUID
+                           ) -> list[DeliveryView]:
     """Who was told of an alert, how, when, and whether it went out."""
     async with ctx.sessions() as session:
         node = await store.alert_node(session, alert_id)
-        if node is None:
-            raise refuse("unknown_alert", "alert_id", alert_id=alert_id)
-        if not who.may_see(node):
-            raise refuse("outside_area", "alert_id", what=alert_id)
+    if node is None:
+        raise refuse("unknown_alert", "alert_id", alert_id=alert_id)
+    if not who.may_see(node):
+        raise refuse("outside_area", "alert_id", what=alert_id)
+    await _on_line(ctx, who, request, [alert_id], "alert_id")
+    async with ctx.sessions() as session:
         rows = await store.deliveries_of(session, alert_id)
     return [_view(dict(row)) for row in rows]
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify import reminders
 from services.notify.hosts import AllowedHosts
 from services.notify.policy import Policy
+from services.notify.sight import AlertsSight
 from services.notify.worker import DeliveryWorker
 from shared.deadlines import local_day
 from shared.outbox import OutboxRelay
@@ -28,6 +29,7 @@ class NotifyContext:
     reference: Reference  # units, their cutoffs and placements: whom to remind
     hosts: AllowedHosts = field(default_factory=lambda: AllowedHosts(()))  # robots' webhooks
     relay: OutboxRelay | None = None  # delivery outcomes to the alerts service
+    alerts: AlertsSight | None = None  # which alerts a sector operator sees
     cutoffs: frozenset[time] = frozenset()
     # The (day, cutoff) whose reminders this process has seen made: not claimed again.
     reminded: set[tuple[date, time]] = field(default_factory=set)

@@ -12,17 +12,13 @@ from services.signoff.models import SignoffOutboxRow
 from services.signoff.service import SignoffContext
 from shared import unavailable
 from shared.aggregation import over_units
-from shared.bus import connect, make_broker
+from shared.bus import make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
-from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
-from shared.http_auth import Authenticator
 from shared.http_problems import install_problems
 from shared.observability import metrics_router
-from shared.outbox import OutboxRelay
-from shared.registry.reference import Reference
-from shared.runtime import running
+from shared.runtime import connected, running
 from shared.settings import Settings
 from shared.signoff_rules import load_signoff_rules
 
@@ -37,17 +33,12 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
-        sessions = make_sessionmaker(engine)
-        nc = await connect(broker, settings.stream_replicas)
-        async with sessions() as session:
-            reference = await Reference.load(session)
-        relay = OutboxRelay(sessions, nc, SignoffOutboxRow)
-        ctx = SignoffContext(settings, clock, sessions, rules, kinds, reference, relay)
-        app.state.signoff, app.state.engine, app.state.broker = ctx, engine, broker
-        app.state.authenticator = Authenticator(sessions, settings.auth_cache_s)
-        async with running(app, broker, engine, consumers=handlers.consumers(nc, ctx),
-                           relay=relay, registry_changed=ctx.reload_reference):
+        base = await connected(app, broker, settings, database_url, SignoffOutboxRow)
+        ctx = SignoffContext(settings, clock, base.sessions, rules, kinds, base.reference,
+                             base.relay)
+        app.state.signoff = ctx
+        async with running(app, broker, base.engine, consumers=handlers.consumers(base.nc, ctx),
+                           relay=base.relay, registry_changed=ctx.reload_reference):
             yield
 
     app = FastAPI(title="Rollcall signoff", version="0.1.0", lifespan=lifespan,

@@ -25,6 +25,7 @@ from services.signoff.service import SignoffContext
 from shared.auth import Principal
 from shared.deadlines import local_day
 from shared.http_auth import Authenticated, Operator, area
+from shared.periods import IsoDate
 from shared.refusals import refuse
 
 router = APIRouter(prefix="/v1", tags=["signoff"])
@@ -88,7 +89,7 @@ async def send_back(body: SendBackIn, ctx: Ctx, who: Operator) -> SendbackView:
 
 @router.get("/sendbacks", response_model=list[SendbackView])
 async def list_sendbacks(ctx: Ctx, who: Operator, node: str | None = None,
-                         day: date | None = None, open: bool = False) -> list[SendbackView]:
+                         day: IsoDate | None = None, open: bool = False) -> list[SendbackView]:
     """The send-backs below a node on a day (`open=true`: those not corrected yet)."""
     node = area(who, node)
     async with ctx.sessions() as session:
@@ -132,7 +133,7 @@ async def _signoff(ctx: SignoffContext, node: str, day: date) -> SignoffView:
 
 
 @router.get("/signoff/{node}", response_model=SignoffView)
-async def signoff(node: str, ctx: Ctx, who: Operator, day: date | None = None) -> SignoffView:
+async def signoff(node: str, ctx: Ctx, who: Operator, day: IsoDate | None = None) -> SignoffView:
     """A node's day and each child's: confirmed (the frozen figures, who, when), reopened
     (`changed_after_confirmation`, the changes, live minus confirmed), unconfirmed (live
     figures only) or not required at that level."""
@@ -143,7 +144,7 @@ async def signoff(node: str, ctx: Ctx, who: Operator, day: date | None = None) -
 
 
 @router.get("/review/{node}", response_model=ReviewView)
-async def review_units(node: str, ctx: Ctx, who: Operator, day: date | None = None
+async def review_units(node: str, ctx: Ctx, who: Operator, day: IsoDate | None = None
                        ) -> ReviewView:
     """Every unit below the node with its latest report of the day (None: not reported) and its
     open send-back: what a town reviews."""
@@ -162,11 +163,14 @@ async def review_units(node: str, ctx: Ctx, who: Operator, day: date | None = No
 
 
 @router.get("/audit", response_model=list[AuditEntry])
-async def audit(ctx: Ctx, who: Operator, node: str | None = None, day: date | None = None,
+async def audit(ctx: Ctx, who: Operator, node: str | None = None, day: IsoDate | None = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[AuditEntry]:
     """Every send-back, correction that cleared one, confirmation and reopening below a node on
-    a day, in order, with who, when and why."""
+    a day, in order, with who, when and why. A sector operator's: the entries of its sector's
+    units only (a confirmation, the territorial line's, holds every sector's figures)."""
     node = area(who, node)
+    units = (None if who.sector is None else
+             [code for code, info in ctx.reference.units.items() if who.covers(info.sector)])
     async with ctx.sessions() as session:
         return [AuditEntry(**row) for row in await store.audit(session, node, _day(ctx, day),
-                                                               limit)]
+                                                               limit, units)]

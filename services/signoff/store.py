@@ -280,9 +280,14 @@ async def changes_of(session: AsyncSession, confirmation_ids: Sequence[uuid.UUID
     return out
 
 
-async def audit(session: AsyncSession, node: str, day: date, limit: int = 1000) -> list[dict]:
+async def audit(session: AsyncSession, node: str, day: date, limit: int = 1000,
+                units: Sequence[str] | None = None) -> list[dict]:
+    """The entries below a node on a day, in order; with `units`, only the entries of those."""
+    of_units = "" if units is None else " AND unit = ANY(CAST(:units AS text[]))"
     rows = await session.execute(text(
         "SELECT entry, action, node, day, unit, revision, actor, at, reason, details "
-        "FROM signoff.audit WHERE day = :day AND node LIKE :prefix ORDER BY entry LIMIT :limit"),
-        {"day": day, "prefix": f"{node}%", "limit": limit})
+        f"FROM signoff.audit WHERE day = :day AND node LIKE :prefix{of_units} "
+        "ORDER BY entry LIMIT :limit"),
+        {"day": day, "prefix": f"{node}%", "limit": limit,
+         **({} if units is None else {"units": list(units)})})
     return [dict(row._mapping) for row in rows.all()]

@@ -93,7 +93,8 @@ def day_system(day_servers: Servers, sms_gateway: Gateway,
         running["notify"] = start_service(day_servers, "notify", log_dir,
                                           ROLLCALL_NOTIFY_SMS_URL=f"{gateway.url}/sms",
                                           ROLLCALL_NOTIFY_ALLOWED_HOSTS=ALLOWED,
-                                          ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET=RECEIPT_SECRET)
+                                          ROLLCALL_NOTIFY_SMS_RECEIPT_SECRET=RECEIPT_SECRET,
+                                          ROLLCALL_NOTIFY_ALERTS_URL=running["alerts"].url)
         running["signoff"] = start_service(day_servers, "signoff", log_dir)
         running["ledger"] = start_service(day_servers, "ledger", log_dir,
                                           ROLLCALL_LEDGER_INGEST_URL=running["ingest"].url)

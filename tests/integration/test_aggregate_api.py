@@ -234,6 +234,21 @@ def test_bad_queries_are_refused_naming_the_field(client, path, params, field) -
     assert all(e["message_zh"] and e["message_en"] and e["code"] for e in errors)
 
 
+
+@pytest.mark.parametrize("path, params", [
+    ("/v1/rollups/430621", {"day": "0.0"}),
+    ("/v1/rollups/430621", {"day": "0"}),
+    ("/v1/rollups/430621", {"day": "2023-02-01T00:00:00"}),
+    ("/v1/rollups/430621", {"start": "86400", "end": "2023-02-01"}),
+    ("/v1/rollups/430621/series", {"since": "86400"}),
+])
+def test_a_day_that_is_not_a_date_is_refused_naming_it(client, path, params) -> None:
+    """Read as seconds since 1970, `day=0.0` was 1970-01-01 and answered 200."""
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    field = next(iter(params))
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "bad_date")]
+
 def test_status_names_the_filter_and_durable(client) -> None:
     status = get(client, "/v1/status")
     assert (status["filter"], status["durable"]) == ("report.accepted.439990.>",

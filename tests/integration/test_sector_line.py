@@ -192,6 +192,24 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
                        json={"reason": "已联系学校"}, timeout=30)
     assert taken.status_code == 200, taken.text
 
+    # Notify: who was told of the school's case, not of the clinic's (the alerts it sees).
+    notify = system["notify"]
+    school_alert = mine[0]["alert_id"]
+    assert wait_until(lambda: all(
+        httpx.get(f"{notify}/v1/alerts/{a}/deliveries", headers=as_county,
+                  timeout=30).status_code == 200 for a in (school_alert, clinic_alert["alert_id"])))
+    both = {"alert": [school_alert, clinic_alert["alert_id"]]}
+    told = httpx.get(f"{notify}/v1/deliveries", params=both, headers=as_county, timeout=30)
+    assert told.status_code == 200 and set(told.json()) == set(both["alert"]), told.text
+    refused(httpx.get(f"{notify}/v1/deliveries", params=both, headers=as_edu, timeout=30))
+    refused(httpx.get(f"{notify}/v1/alerts/{clinic_alert['alert_id']}/deliveries",
+                      headers=as_edu, timeout=30))
+    told = httpx.get(f"{notify}/v1/deliveries", params={"alert": school_alert},
+                     headers=as_edu, timeout=30)
+    assert told.status_code == 200 and list(told.json()) == [school_alert], told.text
+    assert httpx.get(f"{notify}/v1/alerts/{school_alert}/deliveries", headers=as_edu,
+                     timeout=30).status_code == 200
+
     # Notify: the duty roster is the territorial command centre's; so are the exports and
     # editions, which hold every sector's figures.
     refused(httpx.put(f"{system['notify']}/v1/rosters/{TOWN}/{day}", headers=as_edu,
@@ -211,6 +229,18 @@ def test_an_education_bureau_sees_schools_only_everywhere(servers, system, conso
     assert sent_back.status_code == 201, sent_back.text
     refused(httpx.post(f"{signoff}/v1/confirmations", headers=as_edu, timeout=30,
                        json={"node": COUNTY, "day": day}), "territorial_only")
+    # Its audit trail holds its school's entries; the county's, the clinic's send-back too.
+    assert httpx.post(f"{signoff}/v1/sendbacks", headers=as_county, timeout=30, json={
+        "unit": CLINIC, "day": day, "reason": "请核实发热人数"}).status_code == 201
+
+    def audited(who: dict) -> set[str | None]:
+        answer = httpx.get(f"{signoff}/v1/audit", params={"node": TOWN, "day": day},
+                           headers=who, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return {entry["unit"] for entry in answer.json()}
+
+    assert audited(as_edu) == {SCHOOL}
+    assert {SCHOOL, CLINIC} <= audited(as_county)
 
     # The console: the sector's view, its summary, and the live stream.
     me = httpx.get(f"{console}/api/me", headers=as_edu, timeout=30).json()

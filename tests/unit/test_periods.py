@@ -4,10 +4,11 @@ today; the running totals keep flows only."""
 from datetime import date
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from shared.aggregation import running_totals
 from shared.catalogue import default_catalogue
-from shared.periods import describe_zh, ending, period_span
+from shared.periods import IsoDate, describe_zh, ending, period_span
 
 
 @pytest.mark.parametrize(("period", "day", "today", "span"), [
@@ -47,3 +48,15 @@ def test_a_default_range_ends_where_asked_and_never_starts_before_the_calendar()
     assert ending(date(2026, 3, 8), 7) == date(2026, 3, 2)
     assert ending(date(2026, 3, 8), 1) == date(2026, 3, 8)
     assert ending(date(1, 1, 3), 7) == date.min  # was an OverflowError, answered 500
+
+
+@pytest.mark.parametrize("value", ["0.0", "0", "86400", "1e5", "2023-02-01T00:00:00", "20230201",
+                                   "2023-2-1", ""])
+def test_a_day_from_a_query_is_yyyy_mm_dd_only(value) -> None:
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(IsoDate).validate_python(value)
+    assert refused.value.errors()[0]["type"] == "bad_date"
+
+
+def test_a_day_from_a_query() -> None:
+    assert TypeAdapter(IsoDate).validate_python("2023-02-01") == date(2023, 2, 1)

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from shared.outbox import create_outbox
+
 revision = "alerts_0002"
 down_revision = "alerts_0001"
 branch_labels = None
@@ -70,15 +72,7 @@ def upgrade() -> None:
         sa.Column("details", JSONB, nullable=False),
         schema="alerts",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("subject", sa.String(200), nullable=False),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", TZ, nullable=False),
-        schema="alerts",
-    )
+    create_outbox(op, "alerts")
     # Per unit and day: whether it reported (for missing reports) and its flu-like counts.
     op.create_table(
         "unit_days",

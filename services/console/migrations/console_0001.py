@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from shared.outbox import create_outbox
+
 revision = "console_0001"
 down_revision = "registry_0001"
 branch_labels = ("console",)
@@ -41,15 +43,7 @@ def upgrade() -> None:
         schema="console",
     )
     op.create_index("ix_editions_node_day", "editions", ["node", "day"], schema="console")
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("subject", sa.String(200), nullable=False),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", TZ, nullable=False),
-        schema="console",
-    )
+    create_outbox(op, "console")
 
 
 def downgrade() -> None:

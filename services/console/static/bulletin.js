@@ -2,7 +2,6 @@
 // missing and late days, and the 疑似瞒报 flags, which an operator dismisses with a reason.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 let doc = null;
 let node = null;
 
@@ -26,18 +25,10 @@ async function load(start, end) {
 }
 
 async function start() {
-  applyI18n();
-  $("lang").textContent = t("lang");
-  await signInFromHash();
+  const me = await operatorStart();
+  if (!me) return;
   const p = new URLSearchParams(location.search);
-  node = p.get("node");
-  try {
-    const me = await api("/api/me");
-    if (!node) node = me.scope;
-  } catch (error) {
-    location.href = "/";
-    return;
-  }
+  node = p.get("node") || me.scope;
   await load(p.get("start"), p.get("end"));
 }
 
@@ -122,7 +113,6 @@ function render() {
 
 $("range").addEventListener("submit", (event) => { event.preventDefault(); load($("start").value, $("end").value); });
 $("print").addEventListener("click", () => window.print());
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (doc) render(); });
+langButton(() => { if (doc) render(); });
 
 start();

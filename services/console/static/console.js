@@ -10,7 +10,6 @@ const state = {
 };
 const URGENT_S = 30 * 60;
 const DELIVERY_POLL_MS = 20 * 1000;
-const $ = (id) => document.getElementById(id);
 
 function params() {
   const p = new URLSearchParams(location.search);
@@ -108,7 +107,6 @@ function go(node, push = true) {
 
 async function start() {
   applyI18n();
-  $("lang").textContent = t("lang");
   await signInFromHash();
   try {
     state.me = await api("/api/me");  // sets the zone every time is shown in
@@ -161,10 +159,8 @@ $("sign-out").addEventListener("click", async () => {
   await api("/api/session", { method: "DELETE" });
   location.href = "/";
 });
-$("lang").addEventListener("click", toggleLang);
 $("declare").addEventListener("click", declareCalendar);
-document.addEventListener("langchange", () => {
-  $("lang").textContent = t("lang");
+langButton(() => {
   if (state.me) {
     $("scope-name").textContent = scopeTitle(state.me);
     render();
@@ -669,14 +665,5 @@ async function showUnit(code) {
 }
 
 $("dialog").addEventListener("click", (e) => { if (e.target === $("dialog")) $("dialog").close(); });
-
-function toast(text, bad = false) {
-  const node = $("toast");
-  node.textContent = text;
-  node.classList.toggle("bad", bad);
-  node.hidden = false;
-  clearTimeout(node._timer);
-  node._timer = setTimeout(() => { node.hidden = true; }, 4000);
-}
 
 start();

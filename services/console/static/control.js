@@ -3,29 +3,13 @@
 // (the ledger holds the files; names reach only village and town operators).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = { node: null, day: null };
 
 async function start() {
-  applyI18n();
-  $("lang").textContent = t("lang");
-  await signInFromHash();
-  const p = new URLSearchParams(location.search);
-  let me;
-  try {
-    me = await api("/api/me");
-  } catch (error) {
-    location.href = "/";
-    return;
-  }
-  state.node = p.get("node") || me.scope;
-  state.day = p.get("day") || me.today;
-  $("day").value = state.day;
+  const me = await operatorStart();
+  if (!me) return;
+  nodeDay(me, state, load);
   await load();
-}
-
-function failure(error) {
-  return error.errors.length ? error.errors.map(message).join(";") : error.message;
 }
 
 function who(p) {
@@ -45,8 +29,7 @@ async function load() {
     $("missing-count").textContent = missing.missing;
     render(due, people);
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("error").textContent = failure(error);
+    showFailure($("error"), error);
   }
 }
 
@@ -98,21 +81,10 @@ async function act(personId, action, body) {
     toast(t("saved"));
     await load();
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("error").textContent = failure(error);
+    showFailure($("error"), error);
   }
 }
 
-function toast(text) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(node._timer);
-  node._timer = setTimeout(() => { node.hidden = true; }, 3000);
-}
-
-$("day").addEventListener("change", () => { state.day = $("day").value || state.day; load(); });
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); load(); });
+langButton(load);
 
 start();

@@ -2,13 +2,11 @@
 // report in one click, and a fever or flu-like case. Refusals are shown next to their field.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const SYMPTOMS = ["cough", "sore_throat", "headache", "fatigue", "muscle_ache", "runny_nose", "diarrhea", "rash"];
 let me = null, metrics = [], forms = {}, unitTypeShown = null;
 
 async function start() {
   applyI18n();
-  $("lang").textContent = t("lang");
   await signInFromHash();
   try { me = await api("/api/me"); } catch (_) {
     $("signin").hidden = false;
@@ -90,8 +88,7 @@ function renderSymptoms() {
     el("input", { type: "checkbox", value: s }), el("span", {}, t(s)))));
 }
 
-document.addEventListener("langchange", () => {
-  $("lang").textContent = t("lang");
+langButton(() => {
   if (metrics.length) {
     const kept = collectValues();
     renderMetrics();
@@ -104,7 +101,6 @@ document.addEventListener("langchange", () => {
     document.querySelectorAll("#symptoms input").forEach((box) => { box.checked = checked.includes(box.value); });
   }
 });
-$("lang").addEventListener("click", toggleLang);
 $("sign-out").addEventListener("click", async () => {
   await api("/api/session", { method: "DELETE" });
   location.href = "/report";

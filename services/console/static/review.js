@@ -5,32 +5,17 @@
 // backend, which asks the signoff service with the operator's token.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = { me: null, node: null, day: null, metrics: {}, view: null, units: [] };
 const STATUS_CLASS = { confirmed: "rate-good", unconfirmed: "rate-fair", reopened: "rate-bad",
                        not_required: "rate-none" };
 
 async function start() {
-  applyI18n();
-  $("lang").textContent = t("lang");
-  await signInFromHash();
-  try {
-    state.me = await api("/api/me");
-  } catch (error) {
-    location.href = "/";
-    return;
-  }
-  const p = new URLSearchParams(location.search);
-  state.node = p.get("node") || state.me.scope;
-  state.day = p.get("day") || state.me.today;
-  $("day").value = state.day;
+  state.me = await operatorStart();
+  if (!state.me) return;
+  nodeDay(state.me, state, load);
   const { metrics } = await api("/api/catalogue");
   state.metrics = Object.fromEntries(metrics.map((m) => [m.code, m]));
   await load();
-}
-
-function failure(error) {
-  return error.errors.length ? error.errors.map(message).join(";") : error.message;
 }
 
 function figures(values) {
@@ -56,8 +41,7 @@ async function load() {
   try {
     state.view = await api(`/api/signoff/${state.node}?${q}`);
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("confirm-error").textContent = failure(error);
+    showFailure($("confirm-error"), error);
     return;
   }
   // A town or village reviews its units' reports; a county watches its towns' confirmations.
@@ -154,8 +138,7 @@ async function sendBack(unit, reason) {
     toast(t("sent_back_done"));
     await load();
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("units-error").textContent = failure(error);
+    showFailure($("units-error"), error);
   }
 }
 
@@ -166,22 +149,11 @@ async function confirmDay() {
     toast(t("confirmed_done"));
     render();
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("confirm-error").textContent = failure(error);
+    showFailure($("confirm-error"), error);
   }
 }
 
-function toast(text) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(node._timer);
-  node._timer = setTimeout(() => { node.hidden = true; }, 3000);
-}
-
 $("confirm").addEventListener("click", confirmDay);
-$("day").addEventListener("change", () => { state.day = $("day").value || state.day; load(); });
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (state.view) render(); });
+langButton(() => { if (state.view) render(); });
 
 start();

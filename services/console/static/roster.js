@@ -2,25 +2,13 @@
 // and replaced through the console's backend (notify holds the staff records).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const ROLES = ["on_duty", "leader"];
 const state = { node: null, day: null, people: [], shifts: [] };
 
 async function start() {
-  applyI18n();
-  $("lang").textContent = t("lang");
-  await signInFromHash();
-  const p = new URLSearchParams(location.search);
-  let me;
-  try {
-    me = await api("/api/me");
-  } catch (error) {
-    location.href = "/";
-    return;
-  }
-  state.node = p.get("node") || me.scope;
-  state.day = p.get("day") || me.today;
-  $("day").value = state.day;
+  const me = await operatorStart();
+  if (!me) return;
+  nodeDay(me, state, load);
   await load();
 }
 
@@ -32,15 +20,10 @@ async function load() {
     state.people = roster.people;
     state.shifts = roster.shifts.map((s) => ({ ...s }));
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
     state.shifts = [];
-    $("error").textContent = failure(error);
+    showFailure($("error"), error);
   }
   render();
-}
-
-function failure(error) {
-  return error.errors.length ? error.errors.map(message).join(";") : error.message;
 }
 
 function hhmm(value) { return value ? value.slice(0, 5) : ""; }
@@ -77,17 +60,8 @@ async function save() {
     toast(t("saved"));
     await load();
   } catch (error) {
-    if (error.status === 401) { location.href = "/"; return; }
-    $("error").textContent = failure(error);
+    showFailure($("error"), error);
   }
-}
-
-function toast(text) {
-  const node = $("toast");
-  node.textContent = text;
-  node.hidden = false;
-  clearTimeout(node._timer);
-  node._timer = setTimeout(() => { node.hidden = true; }, 3000);
 }
 
 $("add").addEventListener("click", () => {
@@ -96,8 +70,6 @@ $("add").addEventListener("click", () => {
   render();
 });
 $("save").addEventListener("click", save);
-$("day").addEventListener("change", () => { state.day = $("day").value || state.day; load(); });
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); render(); });
+langButton(render);
 
 start();

@@ -2,12 +2,10 @@
 // be printed, signed and sent upward.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 let doc = null;
 
 async function start() {
   applyI18n();
-  $("lang").textContent = t("lang");
   await signInFromHash();
   const p = new URLSearchParams(location.search);
   let node = p.get("node");
@@ -31,8 +29,7 @@ async function start() {
 }
 
 $("print").addEventListener("click", () => window.print());
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (doc) render(); });
+langButton(() => { if (doc) render(); });
 
 const COUNTS = ["expected", "reported", "zero", "late", "missing", "pending", "exempt"];
 

@@ -3,7 +3,6 @@
 // folded over the days by its catalogue aggregation (a flow sums, a stock is its last day's).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = { node: null, me: null, catalogue: null, series: null, plot: null };
 const COUNTS = ["expected", "reported", "zero", "late", "missing"];
 
@@ -27,7 +26,6 @@ function foldName(m) {
 
 async function start() {
   applyI18n();
-  $("lang").textContent = t("lang");
   await signInFromHash();
   try {
     state.me = await api("/api/me");
@@ -151,8 +149,7 @@ document.querySelectorAll("[data-period]").forEach((b) => b.addEventListener("cl
 $("controls").addEventListener("submit", (event) => { event.preventDefault(); load(); });
 $("metric").addEventListener("change", () => { state.wanted = $("metric").value; chart(metricOf(state.wanted));
   const q = new URLSearchParams(location.search); q.set("metric", state.wanted); history.replaceState(null, "", `/trend?${q}`); });
-$("lang").addEventListener("click", toggleLang);
-document.addEventListener("langchange", () => { $("lang").textContent = t("lang"); if (state.series) render(); });
+langButton(() => { if (state.series) render(); });
 window.addEventListener("resize", () => { if (state.plot) state.plot.setSize({ width: Math.max(320, $("chart").clientWidth), height: 320 }); });
 
 start();

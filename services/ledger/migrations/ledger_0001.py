@@ -11,6 +11,8 @@ and the town's operators read them; every other table, event and level carries t
 import sqlalchemy as sa
 from alembic import op
 
+from shared.outbox import create_outbox
+
 revision = "ledger_0001"
 down_revision = "registry_0001"
 branch_labels = ("ledger",)
@@ -108,15 +110,7 @@ def upgrade() -> None:
         sa.Column("since", sa.Date, nullable=False),
         schema=S,
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("subject", sa.String(200), nullable=False),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", TZ, nullable=False),
-        schema=S,
-    )
+    create_outbox(op, S)
 
 
 def downgrade() -> None:

@@ -12,6 +12,8 @@ none holds a phone number. The outbox carries DeliveryOutcome events to the aler
 import sqlalchemy as sa
 from alembic import op
 
+from shared.outbox import create_outbox
+
 revision = "notify_0002"
 down_revision = "notify_0001"
 branch_labels = None
@@ -41,15 +43,7 @@ def upgrade() -> None:
         sa.Column("result", sa.String(30), nullable=False),
         schema="notify",
     )
-    op.create_table(
-        "outbox",  # DeliveryOutcome events, published after commit (shared/outbox.py)
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("subject", sa.String(200), nullable=False),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", TZ, nullable=False),
-        schema="notify",
-    )
+    create_outbox(op, "notify")  # DeliveryOutcome events, published after commit
 
 
 def downgrade() -> None:

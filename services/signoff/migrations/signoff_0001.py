@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from shared.outbox import create_outbox
+
 revision = "signoff_0001"
 down_revision = "registry_0001"
 branch_labels = ("signoff",)
@@ -107,15 +109,7 @@ def upgrade() -> None:
         schema="signoff",
     )
     op.create_index("ix_audit_day_node", "audit", ["day", "node"], schema="signoff")
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("subject", sa.String(200), nullable=False),
-        sa.Column("msg_id", sa.String(200), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", TZ, nullable=False),
-        schema="signoff",
-    )
+    create_outbox(op, "signoff")
 
 
 def downgrade() -> None:
