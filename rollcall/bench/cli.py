@@ -26,8 +26,8 @@ def bench(
     json_path: Path | None = typer.Option(None, "--json", help="write the figures here"),
     keep: Path | None = typer.Option(None, help="keep servers' data and logs in this directory"),
     statements: bool = typer.Option(False, "--statements", help="PostgreSQL's time per "
-                                    "statement in each flat-out phase (pg_stat_statements; "
-                                    "it costs a little)"),
+                                    "statement in each flat-out phase (pg_stat_statements on "
+                                    "the embedded server; it costs a little)"),
 ) -> None:
     """Measure Rollcall end to end (a province's registry, the bulk HTTP and bus paths flat out
     and at a fixed rate, fever case → alert, peak memory, a backlog after aggregate was down)

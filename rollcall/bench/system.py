@@ -150,7 +150,7 @@ class System:
             finally:
                 await conn.close()
             out["statements"] = [
-                {"query": r["query"][:400], "calls": r["calls"], "rows": r["rows"],
+                {"query": r["query"][:2000], "calls": r["calls"], "rows": r["rows"],
                  "us_per_report": round(r["ms"] * 1000 / max(reports, 1), 1)} for r in rows]
         return out
 

@@ -18,7 +18,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
            if k not in ("ROLLCALL_NATS_URL", "NATS_URL", "ROLLCALL_DATABASE_URL", "DATABASE_URL")}
     run = subprocess.run(
         [sys.executable, "-m", "rollcall", "bench", "--quick", "--divisions", str(DEMO_DIR),
-         "--json", str(out)], env=env, capture_output=True, text=True, timeout=240)
+         "--statements", "--json", str(out)], env=env, capture_output=True, text=True,
+        timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     r = json.loads(out.read_text())
     units = r["registry"]["units"]
@@ -27,6 +28,10 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         assert r[path]["reports"] == units
         assert 0 < r[path]["accepted_seconds"] <= r[path]["seconds"]
     assert r["baseline"]["jetstream_per_second"] > 0 and r["baseline"]["copy_per_second"] > 0
+    # --statements: PostgreSQL's own account of each flat-out phase, the ledger's insert in it.
+    statements = r["bulk"]["statements"]
+    assert any("INSERT INTO ingest.reports" in s["query"] for s in statements), statements
+    assert all(s["calls"] > 0 and s["us_per_report"] >= 0 for s in statements)
     for key in ("latency_bus", "latency_bulk"):
         lat = r[key]
         assert lat["count"] == 600  # 200 reports/s for 3 s
