@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts import CalendarChange, CalendarChanged
 from shared.registry.unit_types import unit_types
 
 NO_TYPE_CUTOFF = time(23, 59)  # a unit type the data file does not know
@@ -267,3 +268,13 @@ async def listed(session: AsyncSession, scope: str = "", since: date | None = No
 async def in_force(session: AsyncSession) -> list[Exemption]:
     """Every exemption not withdrawn (few: a calendar, not a roster)."""
     return [_exemption(r) for r in await session.execute(ALL)]
+
+
+def announcement(x: Exemption, change: CalendarChange, reason: str, by: str) -> CalendarChanged:
+    """The event that tells running services of a calendar just declared or ended."""
+    at = x.ended_at if change == "ended" and x.ended_at is not None else x.declared_at
+    return CalendarChanged(
+        change=change, exemption_id=x.exemption_id, node_code=x.node_code,
+        unit_code=x.unit_code, unit_type=x.unit_type, weekday=x.weekday,
+        valid_from=x.valid_from, valid_to=x.valid_to, withdrawn=x.withdrawn,
+        reason=reason.strip(), actor=by, at=at)
