@@ -330,6 +330,16 @@ class AlertEscalated(AlertEvent):
     step: int = Field(ge=1, description="1: the level above, 2: the one above that...")
 
 
+class AlertUnitsExempted(AlertEvent):
+    """Units of a missing-report alert taken off it by a calendar declared after its cutoff:
+    no longer expected that day, so no longer missing. The alert's status does not change
+    (it closes, outcome `withdrawn`, once no unit is left missing)."""
+
+    change: Literal["units_exempted"] = "units_exempted"
+    units: list[str]
+    exemption_id: int
+
+
 class AlertClosed(AlertEvent):
     change: Literal["closed"] = "closed"
     outcome: AlertOutcome
@@ -337,7 +347,8 @@ class AlertClosed(AlertEvent):
 
 
 # Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
-AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed
+AlertChanged = (AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated
+                | AlertUnitsExempted | AlertClosed)
 
 
 class CountdownEvent(Event):
