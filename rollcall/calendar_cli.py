@@ -1,8 +1,8 @@
 """`rollcall calendar ...`: declare, end and list calendars (免报) as an administrator.
 
 What an exemption covers, and why a past day is never changed, is shared/registry/calendar.py.
-Running services are told (`registry.changed`), and aggregate recounts the expected units of
-today and the days after."""
+Running services are told (`calendar.declared` / `calendar.ended`, then `registry.changed`), and
+aggregate recounts the expected units of today and the days after."""
 
 import asyncio
 from datetime import date, datetime
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rollcall.registry_cli import _database_url
 from shared.clock import utc_now
+from shared.contracts import CalendarChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import calendar
 from shared.settings import Settings
@@ -43,11 +44,11 @@ async def _in_transaction(work):
         await engine.dispose()
 
 
-def _tell_services() -> None:
+def _tell_services(event: CalendarChanged | None) -> None:
     from rollcall.reference import announce
 
     if nats_url := Settings().nats_url:
-        asyncio.run(announce(nats_url, ["calendars"]))
+        asyncio.run(announce(nats_url, ["calendars"], also=[event] if event else []))
     else:
         console.print("[yellow]ROLLCALL_NATS_URL is not set: running services were not told[/]")
 
@@ -93,7 +94,7 @@ def declare(
     except calendar.CalendarRefused as exc:
         raise _refused(exc) from None
     _show([x])
-    _tell_services()
+    _tell_services(calendar.announcement(x, "declared", x.reason, by))
 
 
 @app.command()
@@ -101,13 +102,15 @@ def end(exemption_id: int = typer.Argument(..., help="the calendar's id"),
         reason: str = typer.Option(..., help="why it ends"),
         by: str = typer.Option("admin", help="who ends it (kept in the audit)")) -> None:
     """End a calendar from today on; the days before keep it."""
+    now = utc_now()
     try:
         x = asyncio.run(_in_transaction(lambda s: calendar.end(
-            s, exemption_id, reason, ADMIN, by, utc_now(), _today())))
+            s, exemption_id, reason, ADMIN, by, now, _today())))
     except calendar.CalendarRefused as exc:
         raise _refused(exc) from None
     _show([x])
-    _tell_services()
+    # Over already: nothing ended now, nothing to announce but the reload.
+    _tell_services(calendar.announcement(x, "ended", reason, by) if x.ended_at == now else None)
 
 
 @app.command("list")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import connection_options
 from shared.clock import utc_now
-from shared.contracts import RegistryChanged
+from shared.contracts import Event, RegistryChanged
 from shared.db import make_engine, make_sessionmaker
 from shared.registry import demo, importer, store
 from shared.settings import Settings
@@ -35,16 +35,18 @@ async def _quiet(exc: Exception) -> None:
     """nats-py logs every failed attempt with a traceback; the caller reports the outcome."""
 
 
-async def announce(nats_url: str, what: list[str], replicas: int = 1) -> None:
+async def announce(nats_url: str, what: list[str], replicas: int = 1,
+                   also: Iterable[Event] = ()) -> None:
+    """`registry.changed`, after the events `also` (a calendar declared or ended)."""
     connection = await nats.connect(**connection_options(nats_url), connect_timeout=5,
                                     max_reconnect_attempts=3, reconnect_time_wait=0.5,
                                     error_cb=_quiet)
     try:
         js = connection.jetstream()
         await ensure_streams_patiently(js, replicas)  # the deployment's: never shrink a cluster's
-        event = RegistryChanged(changed_at=utc_now(), what=what)
-        await js.publish(event.subject, event.model_dump_json().encode(),
-                         headers={"Nats-Msg-Id": event.msg_id})
+        for event in [*also, RegistryChanged(changed_at=utc_now(), what=what)]:
+            await js.publish(event.subject, event.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": event.msg_id})
     finally:
         await connection.close()
 

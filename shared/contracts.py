@@ -224,6 +224,38 @@ class RegistryChanged(Event):
         return f"registry:{self.changed_at.isoformat()}"
 
 
+CalendarChange = Literal["declared", "ended"]
+
+
+class CalendarChanged(Event):
+    """A calendar (免报, shared/registry/calendar.py) declared or ended, as it stands after the
+    change: published by whoever records it (aggregate's `POST /v1/calendars`, `rollcall
+    calendar`) after commit. Subject `calendar.<declared|ended>`, without the hierarchy: one
+    calendar may cover a unit type across every county. One of each per calendar: the message
+    id says which, so a replay is dropped (an ending that changes nothing is not published)."""
+
+    change: CalendarChange
+    exemption_id: int = Field(ge=1)
+    node_code: str | None = None
+    unit_code: str | None = None
+    unit_type: str | None = None
+    weekday: int | None = None
+    valid_from: date
+    valid_to: date | None = None
+    withdrawn: bool = False
+    reason: str = Field(description="why it was declared, or why it ended")
+    actor: str = Field(description="who declared or ended it")
+    at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"calendar.{self.change}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"calendar:{self.exemption_id}:{self.change}:{self.at.isoformat()}"
+
+
 # Commands gateways publish (captured by the SUBMISSIONS stream, handled by ingest): the body is
 # the HTTP API's (SubmitReport, a correction with `unit` and `day`, SubmitCase), the credential
 # goes in an `Authorization: Bearer …` header, and a `reply_to` header asks for the outcome.
@@ -298,6 +330,16 @@ class AlertEscalated(AlertEvent):
     step: int = Field(ge=1, description="1: the level above, 2: the one above that...")
 
 
+class AlertUnitsExempted(AlertEvent):
+    """Units of a missing-report alert taken off it by a calendar declared after its cutoff:
+    no longer expected that day, so no longer missing. The alert's status does not change
+    (it closes, outcome `withdrawn`, once no unit is left missing)."""
+
+    change: Literal["units_exempted"] = "units_exempted"
+    units: list[str]
+    exemption_id: int
+
+
 class AlertClosed(AlertEvent):
     change: Literal["closed"] = "closed"
     outcome: AlertOutcome
@@ -305,7 +347,8 @@ class AlertClosed(AlertEvent):
 
 
 # Any alert event; `change` tells them apart (pydantic.TypeAdapter(AlertChanged) reads one).
-AlertChanged = AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated | AlertClosed
+AlertChanged = (AlertOpened | AlertWarned | AlertAcknowledged | AlertEscalated
+                | AlertUnitsExempted | AlertClosed)
 
 
 class CountdownEvent(Event):

@@ -20,6 +20,9 @@ EDITIONS = "EDITIONS"
 # alert's history.
 DELIVERIES = "DELIVERIES"
 SIGNOFF = "SIGNOFF"
+# Calendars (免报) declared and ended (CalendarChanged): alerts takes exempted units off its
+# missing-report alerts.
+CALENDARS = "CALENDARS"
 
 STREAMS = (
     StreamConfig(name=REPORTS, subjects=["report.accepted.>"]),
@@ -29,6 +32,7 @@ STREAMS = (
     StreamConfig(name=CONTROL, subjects=["control.>"]),
     StreamConfig(name=DELIVERIES, subjects=["notify.delivery.>"]),
     StreamConfig(name=SIGNOFF, subjects=["signoff.>"]),
+    StreamConfig(name=CALENDARS, subjects=["calendar.>"]),
     StreamConfig(name="REGISTRY", subjects=["registry.>"], max_msgs_per_subject=100),
     # Scheduled editions of the summaries, for notify or a gateway to deliver (the files stay
     # in the console's database: an event says where).

@@ -15,6 +15,7 @@ from shared import unavailable
 from shared.bus import connect, make_broker
 from shared.catalogue import default_catalogue
 from shared.clock import utc_now
+from shared.contracts import Event
 from shared.db import make_engine, make_sessionmaker
 from shared.health import health_router
 from shared.http_auth import Authenticator
@@ -53,6 +54,14 @@ def create_app(settings: Settings | None = None,
 
         async def publish(subject: str, data: bytes) -> None:
             await nc.publish(subject, data)
+
+        js = nc.jetstream()
+
+        async def publish_event(event: Event) -> None:
+            await js.publish(event.subject, event.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": event.msg_id})
+
+        ctx.publish = publish_event
 
         ctx.announcer = Announcer(publish, clock, settings.rollup_updated_interval)
         # Registry changes: recounting is idempotent, so every replica may do it.

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -15,7 +15,7 @@ from services.aggregate.live import Announcer
 from services.aggregate.projector import BatchResult, apply_batch
 from services.aggregate.rollup import NodeDay
 from shared.catalogue import Catalogue
-from shared.contracts import ReportAccepted
+from shared.contracts import CalendarChange, Event, ReportAccepted
 from shared.deadlines import Moment
 from shared.dhis2 import IdMapping, load_mapping
 from shared.hierarchy import ancestors
@@ -60,6 +60,8 @@ class AggregateContext:
     cutoff_watch: CutoffWatch = field(default_factory=CutoffWatch)
     # DHIS2 identifiers (ROLLCALL_DHIS2_MAPPING), read at start: a bad file stops the service.
     dhis2: IdMapping = field(default=None)  # type: ignore[assignment]
+    # Publishes an event to its stream with its message id (calendars declared and ended).
+    publish: Callable[[Event], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         if self.dhis2 is None:
@@ -110,16 +112,32 @@ class AggregateContext:
             exemption = await calendar.declare(session, declaration, scope, by, self.clock(),
                                                self.today(), sector)
         await self.registry_changed()
+        await self._announce("declared", exemption, exemption.reason, by)
         return exemption
 
     async def end_exemption(self, exemption_id: int, reason: str, scope: str,
                             by: str, sector: str | None = None) -> calendar.Exemption:
         """End a calendar from today on (the days before keep it), then recount."""
         async with self.sessions() as session, session.begin():
+            before = self.clock()
             exemption = await calendar.end(session, exemption_id, reason, scope, by,
-                                           self.clock(), self.today(), sector)
+                                           before, self.today(), sector)
         await self.registry_changed()
+        if exemption.ended_at == before:  # ended now, not over already
+            await self._announce("ended", exemption, reason, by)
         return exemption
+
+    async def _announce(self, change: CalendarChange, x: calendar.Exemption, reason: str,
+                        by: str) -> None:
+        """Tell the other services (alerts takes exempted units off its missing-report
+        alerts). After commit, without an outbox: a failure is logged, the calendar stands."""
+        if self.publish is None:
+            return
+        try:
+            await self.publish(calendar.announcement(x, change, reason, by))
+        except Exception:
+            log.exception("calendar %s was %s but could not be announced", x.exemption_id,
+                          change)
 
     async def pass_cutoffs(self) -> int:
         """Announce today's cutoffs that have passed and were not announced yet (by this

@@ -6,6 +6,7 @@ replays change nothing."""
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -13,13 +14,14 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import clock, flags, repository
+from services.alerts import clock, flags, machine, repository
 from services.alerts.machine import AlertState, NewAlert
 from services.alerts.models import AlertRow, CountdownRow, CutoffRunRow, MissingUnitRow
 from services.alerts.queries import is_past_sql
 from shared import deadlines
 from shared.catalogue import Catalogue
 from shared.contracts import (
+    CalendarChanged,
     CaseReported,
     CountdownChanged,
     CountdownDue,
@@ -85,17 +87,38 @@ MISSING_OF = text("""
     FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
     CROSS JOIN LATERAL (
         SELECT mu.alert_id FROM alerts.missing_units mu
-        WHERE mu.unit = t.u AND mu.day = t.d AND mu.reported_at IS NULL OFFSET 0) AS m
+        WHERE mu.unit = t.u AND mu.day = t.d AND mu.reported_at IS NULL
+          AND mu.exempted_by IS NULL OFFSET 0) AS m
 """)
 MARK_REPORTED = text("""
     UPDATE alerts.missing_units mu SET reported_at = :now
     FROM unnest(CAST(:units AS text[]), CAST(:days AS date[])) AS t(u, d)
-    WHERE mu.unit = t.u AND mu.day = t.d AND mu.reported_at IS NULL
+    WHERE mu.unit = t.u AND mu.day = t.d AND mu.reported_at IS NULL AND mu.exempted_by IS NULL
       AND mu.alert_id = ANY(CAST(:alerts AS uuid[]))
 """)
 STILL_MISSING = text("""
     SELECT DISTINCT alert_id FROM alerts.missing_units
     WHERE alert_id = ANY(CAST(:alerts AS uuid[])) AND reported_at IS NULL
+      AND exempted_by IS NULL
+""")
+# The units still missing on open missing-report alerts of a span of days, where they sit (the
+# alert's node: the unit's placement that day) and their type, for the calendars to judge.
+STILL_MISSING_ON = text("""
+    SELECT mu.alert_id, mu.unit, mu.day, a.node, u.unit_type
+    FROM alerts.alerts a
+    JOIN alerts.missing_units mu ON mu.alert_id = a.alert_id
+    JOIN registry.units u ON u.code = mu.unit
+    WHERE a.kind = 'missing_report' AND a.status <> 'closed'
+      AND a.day >= :first AND (CAST(:last AS date) IS NULL OR a.day <= :last)
+      AND mu.reported_at IS NULL AND mu.exempted_by IS NULL
+""")
+MARK_EXEMPTED = text("""
+    UPDATE alerts.missing_units mu SET exempted_by = t.x, exempted_at = :now
+    FROM unnest(CAST(:alerts AS uuid[]), CAST(:units AS text[]), CAST(:exemptions AS bigint[]))
+         AS t(a, u, x)
+    WHERE mu.alert_id = t.a AND mu.unit = t.u AND mu.reported_at IS NULL
+      AND mu.exempted_by IS NULL
+    RETURNING mu.alert_id, mu.unit, mu.exempted_by
 """)
 # A unit's figure on a supply alert: a newer revision replaces it; a unit that is not below is
 # only recorded on an alert that already lists it.
@@ -374,6 +397,61 @@ async def resolve_missing(session: AsyncSession, keys: list[tuple[str, date]], r
     still = set((await session.execute(STILL_MISSING, {"alerts": ids})).scalars())
     return await repository.close_resolved(
         session, [row for row in rows if row.alert_id not in still], now, rules)
+
+
+async def apply_calendars(session: AsyncSession, events: list[CalendarChanged], rules: Rules,
+                          now: datetime) -> int:
+    """Calendars (免报) declared after a cutoff: each unit a missing-report alert still lists as
+    missing that one of them now exempts on that day is taken off the alert (a history entry
+    and an event, the calendar its reason), and an alert left with no unit missing closes
+    (outcome `withdrawn`). Judged by the calendars as they stand now (one ended since exempts
+    no more than its days left); an ending changes nothing, and nothing is ever put back on an
+    alert. A redelivery finds the units off already and changes nothing. Returns how many
+    alerts changed."""
+    exemptions = await calendar.in_force_of(
+        session, [e.exemption_id for e in events if e.change == "declared"])
+    if not exemptions:
+        return 0
+    # A cutoff being checked now (its claim holds the table) commits before this look, so the
+    # alert it opens is seen here; one checked later reads this calendar itself.
+    await session.execute(text("LOCK TABLE alerts.cutoff_runs IN SHARE MODE"))
+    ends = [x.valid_to for x in exemptions]
+    listed = (await session.execute(STILL_MISSING_ON, {
+        "first": min(x.valid_from for x in exemptions),
+        "last": None if None in ends else max(e for e in ends if e is not None)})).all()
+    hits = sorted((alert_id, unit, x.exemption_id)
+                  for alert_id, unit, day, node, unit_type in listed
+                  if (x := calendar.exempt_by(exemptions, unit, node, unit_type, day)))
+    if not hits:
+        return 0
+    # Locked in one order, as resolve_missing does: the last units of an alert, one exempted
+    # here and one reported on another replica, cannot each see the other still missing.
+    ids = sorted({a for a, _, _ in hits})
+    rows = [row for row in await session.scalars(
+        select(AlertRow).where(AlertRow.alert_id.in_(ids)).order_by(AlertRow.alert_id)
+        .with_for_update()) if row.status != "closed"]  # closed meanwhile: left as it is
+    hits = [h for h in hits if h[0] in {row.alert_id for row in rows}]
+    if not hits:
+        return 0
+    taken = (await session.execute(MARK_EXEMPTED, {
+        "alerts": [a for a, _, _ in hits], "units": [u for _, u, _ in hits],
+        "exemptions": [x for _, _, x in hits], "now": now})).all()
+    if not taken:
+        return 0
+    by_alert: defaultdict[UUID, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for alert_id, unit, exemption_id in sorted(taken):
+        by_alert[alert_id][exemption_id].append(unit)
+    rows = [row for row in rows if row.alert_id in by_alert]
+    await repository.exempt_units(session, rows, {
+        a: sorted(per.items()) for a, per in by_alert.items()}, now, rules)
+    still = set((await session.execute(
+        STILL_MISSING, {"alerts": [row.alert_id for row in rows]})).scalars())
+    for row in rows:
+        if row.alert_id not in still:
+            last = max(by_alert[row.alert_id])
+            await repository.close_resolved(session, [row], now, rules, "withdrawn",
+                                            machine.exempted_reason(last))
+    return len(rows)
 
 
 async def run_cutoff(session: AsyncSession, reference: Reference, day: date, cutoff: time,

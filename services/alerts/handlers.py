@@ -1,6 +1,7 @@
 """Alerts' bus edge: fever and flu-like cases, accepted reports (outbreak counts, supplies
 below a stock level, missing reports resolved), what became of notify's deliveries (the
-alerts' histories), confirmations, and the countdowns of people under control. Durable pull
+alerts' histories), confirmations, the countdowns of people under control, and calendars
+declared after a cutoff (exempted units taken off missing-report alerts). Durable pull
 consumers run by the shared batch consumer (`shared/consumer.py`): one transaction per batch
 holds the effect and the record of
 what was applied, and the batch is acknowledged after it committed; events go out through the
@@ -15,6 +16,7 @@ from services.alerts import detection, repository
 from services.alerts.service import AlertsContext
 from shared.consumer import BatchConsumer
 from shared.contracts import (
+    CalendarChanged,
     CaseReported,
     CountdownChanged,
     DeliveryOutcome,
@@ -22,7 +24,7 @@ from shared.contracts import (
     SignoffChanged,
     reports_of,
 )
-from shared.streams import CASES, CONTROL, DELIVERIES, REPORTS, SIGNOFF
+from shared.streams import CALENDARS, CASES, CONTROL, DELIVERIES, REPORTS, SIGNOFF
 
 COUNTDOWN = TypeAdapter(CountdownChanged)
 
@@ -63,6 +65,12 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
         if changed:
             ctx.relay.wake()
 
+    async def on_calendars(events: list[CalendarChanged]) -> None:
+        async with ctx.sessions() as session, session.begin():
+            changed = await detection.apply_calendars(session, events, ctx.rules, ctx.clock())
+        if changed:
+            ctx.relay.wake()
+
     return [
         # Cases are few and urgent: small batches that go with whatever has come, never
         # waiting to fill (case → open alert within 0.1 s).
@@ -91,4 +99,11 @@ def consumers(nc: NatsClient, ctx: AlertsContext) -> list[BatchConsumer]:
                       handle=on_confirmations,
                       decode=lambda msg: SignoffChanged.model_validate_json(msg.data),
                       batch=500),
+        # Calendars (免报) declared after a cutoff take their units off missing-report alerts;
+        # an ending puts nothing back, so only declarations are read.
+        BatchConsumer(nc, name="alerts-calendars", stream=CALENDARS,
+                      durable=f"{durable}-calendars", subjects=["calendar.declared"],
+                      handle=on_calendars,
+                      decode=lambda msg: CalendarChanged.model_validate_json(msg.data),
+                      batch=100),
     ]

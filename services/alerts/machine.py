@@ -24,6 +24,7 @@ from shared.contracts import (
     AlertEscalated,
     AlertEvent,
     AlertOpened,
+    AlertUnitsExempted,
     AlertWarned,
 )
 from shared.rules import Rules
@@ -198,11 +199,30 @@ def acknowledge(state: AlertState, actor: str, credential: uuid.UUID, reason: st
                             {"credential": str(credential)}))
 
 
+def exempt_units(state: AlertState, units: list[str], exemption_id: int, now: datetime,
+                 rules: Rules) -> Changed:
+    """Units of a missing-report alert taken off it by a calendar declared after its cutoff
+    (the system's change, the calendar its reason). Steps already due are taken first; the
+    status does not change, and a closed alert never changes."""
+    if state.status == "closed" or not units:
+        return Changed(state)
+    due = tick(state, now, rules)
+    return due.then(_change(due.state, AlertUnitsExempted, now, SYSTEM,
+                            exempted_reason(exemption_id),
+                            {"units": units, "exemption_id": exemption_id},
+                            units=units, exemption_id=exemption_id))
+
+
+def exempted_reason(exemption_id: int) -> str:
+    return f"exempted by calendar {exemption_id}"
+
+
 def close(state: AlertState, actor: str | None, credential: uuid.UUID | None, outcome: str,
           note: str | None, now: datetime, rules: Rules) -> Changed:
     """Record what was done (isolated, referred to a fever clinic, excluded, other; `reported`
-    when the system closes a missing-report alert whose units have all reported, `replenished`
-    a supply alert whose units are all back at the stock level) and close.
+    when the system closes a missing-report alert whose units have all reported, `withdrawn`
+    one whose last missing units a calendar exempted, `replenished` a supply alert whose units
+    are all back at the stock level) and close.
     `actor` None is the system. Steps already due are taken first; a closed alert stays
     closed."""
     due = tick(state, now, rules)

@@ -1,5 +1,5 @@
 """Alerts' tables (schema `alerts`); the migrations alerts_0002, alerts_0004, alerts_0005,
-alerts_0007 and alerts_0008 create them."""
+alerts_0007, alerts_0008 and alerts_0009 create them."""
 
 from datetime import date, datetime, time
 from uuid import UUID
@@ -121,7 +121,8 @@ class UnitDayRow(Base):
 
 
 class MissingUnitRow(Base):
-    """A unit listed by a missing-report alert; `reported_at` set once its report arrives."""
+    """A unit listed by a missing-report alert; `reported_at` set once its report arrives,
+    `exempted_by` (the calendar) once a calendar declared after the cutoff exempts it."""
 
     __tablename__ = "missing_units"
     __table_args__ = {"schema": SCHEMA}
@@ -131,6 +132,8 @@ class MissingUnitRow(Base):
     unit: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[date] = mapped_column(Date)
     reported_at: Mapped[datetime | None] = mapped_column(TZ)
+    exempted_by: Mapped[int | None] = mapped_column(BigInteger)
+    exempted_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
 class CutoffRunRow(Base):

@@ -169,7 +169,8 @@ async def views(session: AsyncSession, rows: Sequence[AlertRow | AlertState], no
     if ids:
         for m in await session.scalars(select(MissingUnitRow).where(
                 MissingUnitRow.alert_id.in_(ids)).order_by(MissingUnitRow.unit)):
-            missing[m.alert_id].append(MissingUnit(unit=m.unit, reported_at=m.reported_at))
+            missing[m.alert_id].append(MissingUnit(unit=m.unit, reported_at=m.reported_at,
+                                                     exempted_by=m.exempted_by))
     out = [view(r, now, missing.get(r.alert_id)) for r in rows]
     if sector is not None:
         listed = {m.unit for ms in missing.values() for m in ms} | {

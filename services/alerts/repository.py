@@ -156,13 +156,29 @@ async def close_resolved(session: AsyncSession, rows: Sequence[AlertRow], now: d
                          rules: Rules, outcome: str = "reported",
                          note: str = "all listed units have reported") -> int:
     """The system closes locked alerts resolved by reports (a missing-report alert whose units
-    have all reported: `reported`; supplies back at their stock level: `replenished`); those
+    have all reported: `reported`; supplies back at their stock level: `replenished`) or by a
+    calendar (a missing-report alert whose last missing units it exempted: `withdrawn`); those
     closed already are left as they are. Returns how many were closed."""
     rows = [row for row in rows if row.status != "closed"]
     changes = [machine.close(state_of(row), None, None, outcome, note, now, rules)
                for row in rows]
     await _apply(session, rows, changes)
     return len(changes)
+
+
+async def exempt_units(session: AsyncSession, rows: Sequence[AlertRow],
+                       taken: dict[uuid.UUID, list[tuple[int, list[str]]]], now: datetime,
+                       rules: Rules) -> None:
+    """Record on locked missing-report alerts the units calendars took off them (alert →
+    [(calendar, units)], each a history entry and an event)."""
+    changes = []
+    for row in rows:
+        changed = Changed(state_of(row))
+        for exemption_id, units in taken.get(row.alert_id, []):
+            changed = changed.then(machine.exempt_units(changed.state, units, exemption_id,
+                                                        now, rules))
+        changes.append(changed)
+    await _apply(session, rows, changes)
 
 
 async def history(session: AsyncSession, alert_id: uuid.UUID) -> list[TransitionRow]:

@@ -35,6 +35,8 @@ class Close(BaseModel):
 class MissingUnit(BaseModel):
     unit: str
     reported_at: datetime | None
+    exempted_by: int | None = Field(default=None, description="the calendar (免报) that took "
+                                    "the unit off the alert, declared after the cutoff")
 
 
 class Told(BaseModel):

@@ -18,7 +18,7 @@ ROLES = ("on_duty", "leader", "node_in_charge", "node_reporter", "unit_in_charge
          "unit_reporter")
 CHANNELS = ("sms", "email", "wecom", "dingtalk")
 KINDS = get_args(AlertKind)  # the alert kinds of the contract, one list
-CHANGES = ("opened", "warned", "acknowledged", "escalated", "closed")
+CHANGES = ("opened", "warned", "acknowledged", "escalated", "units_exempted", "closed")
 
 
 @dataclass(frozen=True)

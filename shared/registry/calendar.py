@@ -6,7 +6,9 @@ optionally only those of one type (`unit_type`); a `weekday` (ISO, 1 = Monday) n
 day of each week, a weekly rest day. A unit covered by any exemption that is not withdrawn is
 exempt that day: not expected, so neither pending nor missing, and no missing-report alert; a
 report it sends anyway is accepted and counted (docs/architecture.md, "Cutoffs, completeness,
-timeliness").
+timeliness"). Declared after a cutoff, it takes the units it covers off that cutoff's open
+missing-report alerts (alerts follows `calendar.declared`, `announcement`); ending it puts
+nothing back on an alert.
 
 Exemptions apply to today and later days, never to days already past: a declaration starts today
 at the earliest, and ending one brings its last day back to yesterday (it is withdrawn if it had
@@ -24,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts import CalendarChange, CalendarChanged
 from shared.registry.unit_types import unit_types
 
 NO_TYPE_CUTOFF = time(23, 59)  # a unit type the data file does not know
@@ -121,6 +124,8 @@ LISTED = text(f"""
 """)
 ALL = text(f"SELECT {COLUMNS} FROM registry.exemptions WHERE NOT withdrawn "
            "ORDER BY exemption_id")
+THESE = text(f"SELECT {COLUMNS} FROM registry.exemptions WHERE NOT withdrawn "
+             "AND exemption_id = ANY(CAST(:ids AS bigint[])) ORDER BY exemption_id")
 UNIT_NODES = text("""
     SELECT DISTINCT p.node_code FROM registry.placements p WHERE p.unit_code = :unit
 """)
@@ -267,3 +272,18 @@ async def listed(session: AsyncSession, scope: str = "", since: date | None = No
 async def in_force(session: AsyncSession) -> list[Exemption]:
     """Every exemption not withdrawn (few: a calendar, not a roster)."""
     return [_exemption(r) for r in await session.execute(ALL)]
+
+
+async def in_force_of(session: AsyncSession, ids: Iterable[int]) -> list[Exemption]:
+    """Those of `ids` not withdrawn, as they stand now (an ending since has moved their end)."""
+    return [_exemption(r) for r in await session.execute(THESE, {"ids": sorted(set(ids))})]
+
+
+def announcement(x: Exemption, change: CalendarChange, reason: str, by: str) -> CalendarChanged:
+    """The event that tells running services of a calendar just declared or ended."""
+    at = x.ended_at if change == "ended" and x.ended_at is not None else x.declared_at
+    return CalendarChanged(
+        change=change, exemption_id=x.exemption_id, node_code=x.node_code,
+        unit_code=x.unit_code, unit_type=x.unit_type, weekday=x.weekday,
+        valid_from=x.valid_from, valid_to=x.valid_to, withdrawn=x.withdrawn,
+        reason=reason.strip(), actor=by, at=at)

@@ -89,6 +89,13 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     alerts = county.services["alerts"].url
     assert eventually(lambda: httpx.get(f"{alerts}/v1/status").json()["reports_applied"] > 0,
                       timeout=30)
+    # A calendar far ahead (it changes no figure of today) is announced on calendar.declared.
+    far = (date.fromisoformat(today()) + timedelta(days=300)).isoformat()
+    declared = httpx.post(f"{county.services['aggregate'].url}/v1/calendars", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"unit_code": "430621108001-CL", "valid_from": far,
+                                "valid_to": far, "reason": "检修"})
+    assert declared.status_code == 201, declared.text
     for process in county.services.values():
         assert httpx.get(f"{process.url}/readyz").json() == {"nats": "ok", "database": "ok"}
     violations = [line for line in county.nats["nats"].log.read_text().splitlines()
@@ -107,6 +114,7 @@ def test_the_county_runs_from_the_compose_commands(county: Deployment) -> None:
     ("console", "edition.opened.430621"),  # the console publishes its editions, nothing else
     ("aggregate", "edition.published.430621"),  # only the console makes editions
     ("alerts", "registry.changed"),
+    ("alerts", "calendar.declared"),  # calendars are declared through aggregate's API
     ("aggregate", "$JS.API.STREAM.DELETE.REPORTS"),
     ("ingest", "$JS.API.STREAM.PURGE.REPORTS"),
     # Notify publishes what became of its deliveries, and nothing else; nobody else does.

@@ -29,7 +29,7 @@ from tests.integration.conftest import ZONE, today
 COUNTY = "430621"
 SCHEMAS = ("registry", "ingest", "aggregate", "alerts")
 STREAMS = ("SUBMISSIONS", "REPORTS", "CASES", "REJECTED", "ALERTS", "REGISTRY", "DELIVERIES",
-           "SIGNOFF", "EDITIONS", "CONTROL")
+           "SIGNOFF", "EDITIONS", "CONTROL", "CALENDARS")
 
 
 def _dsn(database_url: str) -> str:

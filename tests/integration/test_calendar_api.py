@@ -3,6 +3,8 @@ clock fixed: an operator declares inside their area only, with a reason, from to
 earliest; the figures are recounted at once; the declaration and its ending are kept with who,
 when and why; an administrator declares a weekly rest day from the command line."""
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -10,11 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import nats
 import pytest
 from fastapi.testclient import TestClient
 
 from services.aggregate.app import create_app
 from shared.settings import Settings
+from shared.streams import CALENDARS
 from tests.conftest import Servers, issue_token
 from tests.integration.aggregate_support import county_registry, private_database
 
@@ -46,13 +50,26 @@ def operator(servers, database) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def last_announced(nats_url: str, change: str) -> dict:
+    """The last `calendar.<change>` the CALENDARS stream holds."""
+    async def read() -> dict:
+        nc = await nats.connect(nats_url)
+        try:
+            return json.loads((await nc.jetstream().get_last_msg(
+                CALENDARS, f"calendar.{change}")).data)
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
 def completeness(client, headers) -> dict:
     response = client.get(f"/v1/rollups/{COUNTY}/completeness", headers=headers)
     assert response.status_code == 200, response.text
     return response.json()["completeness"]
 
 
-def test_an_operator_exempts_the_countys_kindergartens(client, operator) -> None:
+def test_an_operator_exempts_the_countys_kindergartens(client, operator, servers) -> None:
     before = completeness(client, operator)
     assert before["exempt"] == 0 and before["pending"] == len(UNITS)
     response = client.post("/v1/calendars", headers=operator, json={
@@ -69,12 +86,19 @@ def test_an_operator_exempts_the_countys_kindergartens(client, operator) -> None
     assert not KINDERGARTENS & {u["unit"] for u in after["pending_units"]}
     listed = client.get("/v1/calendars", headers=operator).json()
     assert [x["exemption_id"] for x in listed] == [declared["exemption_id"]]
+    # Told on the bus (alerts takes exempted units off its missing-report alerts).
+    told = last_announced(servers.nats_url, "declared")
+    assert (told["exemption_id"], told["node_code"], told["unit_type"], told["actor"]) == (
+        declared["exemption_id"], COUNTY, "kindergarten", "县指挥部值班员")
 
     ended = client.post(f"/v1/calendars/{declared['exemption_id']}/end", headers=operator,
                         json={"reason": "误报"})
     assert ended.status_code == 200, ended.text
     assert (ended.json()["ended_by"], ended.json()["end_reason"]) == ("县指挥部值班员", "误报")
     assert completeness(client, operator)["exempt"] == 0  # began today: withdrawn whole
+    told = last_announced(servers.nats_url, "ended")
+    assert (told["exemption_id"], told["withdrawn"], told["reason"]) == (
+        declared["exemption_id"], True, "误报")
 
 
 @pytest.mark.parametrize("body, status, field", [

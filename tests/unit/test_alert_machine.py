@@ -67,6 +67,7 @@ commands = st.lists(st.one_of(
     st.tuples(st.just("acknowledge"), st.integers(0, 90 * 60)),
     st.tuples(st.just("close"), st.integers(0, 90 * 60)),
     st.tuples(st.just("system_close"), st.integers(0, 90 * 60)),
+    st.tuples(st.just("exempt"), st.integers(0, 90 * 60)),
 ), max_size=25)
 
 
@@ -91,6 +92,8 @@ def test_any_sequence_of_commands_and_ticks_keeps_the_invariants(
             elif command == "close":
                 changed = machine.close(state, "值班员", OPERATOR, "isolated", "已隔离", now,
                                         RULES)
+            elif command == "exempt":
+                changed = machine.exempt_units(state, [f"{VILLAGE}-CL"], 3, now, RULES)
             else:
                 changed = machine.close(state, None, None, "reported", "all reported", now,
                                         RULES)
@@ -159,6 +162,20 @@ def test_the_lifecycle_refuses_what_it_does_not_allow() -> None:
     done = machine.close(taken, "值班员", OPERATOR, "referred", "已转诊", FOUND + 12 * M, RULES)
     assert done.state.status == "closed" and done.state.outcome == "referred"
     assert [e.change for e in done.events] == ["closed"]
+
+
+def test_units_exempted_by_a_calendar_change_no_status_and_a_closed_alert_not_at_all() -> None:
+    state = opened().state
+    taken = machine.exempt_units(state, ["430621108001-CL"], 3, DEADLINE - 30 * M + S, RULES)
+    # The warning due before is taken first; the alert stays open with its clock running.
+    assert [(e.change, e.reason) for e in taken.events] == [
+        ("warned", "30 minutes left"), ("units_exempted", "exempted by calendar 3")]
+    assert taken.events[-1].units == ["430621108001-CL"] and taken.events[-1].exemption_id == 3
+    assert taken.state.status == "open" and taken.state.next_at == DEADLINE
+    assert machine.exempt_units(taken.state, [], 4, DEADLINE, RULES) == Changed(taken.state)
+    closed = machine.close(taken.state, None, None, "withdrawn", "exempted by calendar 3",
+                           DEADLINE - 10 * M, RULES).state
+    assert machine.exempt_units(closed, ["x"], 4, DEADLINE, RULES) == Changed(closed)
 
 
 def test_the_lifecycle_and_the_clock_import_no_sql_nats_or_http() -> None:

@@ -170,7 +170,7 @@ const I18N = {
   attempts: ["尝试次数", "Attempts"], time: ["时间", "Time"], change_opened: ["发出", "Opened"],
   change_warned: ["临近时限提醒", "Warned"], change_escalated: ["升级", "Escalated"],
   change_acknowledged: ["确认接收", "Acknowledged"], change_closed: ["办结", "Closed"],
-  change_resolved: ["已补报", "Resolved"],
+  change_resolved: ["已补报", "Resolved"], change_units_exempted: ["免报移出", "Units exempted"],
 };
 
 const UNIT_TYPES = {
