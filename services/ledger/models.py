@@ -1,7 +1,9 @@
-"""The ledger's tables as SQLAlchemy sees them (migrations/ledger_0001.py creates them)."""
+"""The ledger's tables as SQLAlchemy sees them (migrations/ledger_0001.py and ledger_0002.py
+create them)."""
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -57,6 +59,12 @@ countdowns = Table(
     Column("key", String(120), primary_key=True), Column("person_id", Uuid),
     Column("kind", String(10)), Column("day", Date), Column("state", String(10)),
     Column("seq", Integer),
+)
+corrections = Table(
+    "corrections", metadata,
+    Column("id", BigInteger, primary_key=True), Column("person_id", Uuid),
+    Column("corrected_at", TZ), Column("corrected_by", String(100)),
+    Column("reason", String(500)), Column("changes", JSON),
 )
 stock_sent = Table(
     "stock_sent", metadata,

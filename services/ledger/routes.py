@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
 
-from services.ledger.schemas import Registration, Release, SignOff, TeamMember, TestResult
+from services.ledger.schemas import (
+    Correction,
+    Registration,
+    Release,
+    SignOff,
+    TeamMember,
+    TestResult,
+)
 from services.ledger.service import LedgerContext
 from shared.errors import FieldError
 from shared.http_auth import Operator, Territorial, area
@@ -23,7 +30,8 @@ router = APIRouter(prefix="/v1/control", tags=["ledger"], responses={
     code: {"description": text} for code, text in (
         (401, "missing, unknown or revoked token"),
         (403, "outside the token's area, or names asked for above the town"),
-        (404, "no such person in the token's area"), (409, "the file is closed"),
+        (404, "no such person in the token's area"),
+        (409, "the file is closed, or a correction contradicts what it holds"),
         (413, "the file is too large"), (422, "a field or a row at fault, each named"))})
 # `day=0` is not a day: a day is written YYYY-MM-DD, nothing else is read as one.
 DayQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$",
@@ -137,6 +145,24 @@ async def list_people(ctx: Ctx, who: Territorial, node: str | None = None,
 @router.get("/people/{person_id}")
 async def get_person(person_id: uuid.UUID, ctx: Ctx, who: Territorial) -> dict:
     return await ctx.person(who, person_id)
+
+
+@router.patch("/people/{person_id}")
+async def correct(person_id: uuid.UUID, body: Correction, ctx: Ctx, who: Territorial) -> dict:
+    """Correct a registration: the fields given (name, contact, category, regime, site,
+    start_day) and why. Village and town operators only. A regime or start day is corrected
+    only before any release (409 `released`) and not past a test or sign-off already recorded
+    (409 `recorded_before_start`); it re-plans what is due. The village is not corrected
+    (422 `not_correctable`). Kept: `GET …/corrections`."""
+    changed = await ctx.correct(who, person_id, body)
+    return {"changed": changed, "person": await ctx.person(who, person_id)}
+
+
+@router.get("/people/{person_id}/corrections")
+async def corrections(person_id: uuid.UUID, ctx: Ctx, who: Territorial) -> list[dict]:
+    """The corrections of a file, oldest first: who, when, why, each field before and after
+    (above the town a name or contact shows as changed, its values and reason withheld)."""
+    return await ctx.corrections(who, person_id)
 
 
 @router.post("/people/{person_id}/tests", status_code=201)

@@ -53,3 +53,19 @@ class SignOff(BaseModel):
     day: date
     seat: int = Field(ge=1, le=5, description="the team member's seat (1-5)")
     signed_at: datetime | None = Field(default=None, description="when; default now")
+
+
+class Correction(BaseModel):
+    """A registration corrected: only the fields given change (`contact` or `site` given as
+    null are cleared), with the reason why. The village is not corrected: its alerts and
+    headcounts were announced there (close the file and register the person anew)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, examples=["姓名录入错误"])
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    contact: str | None = Field(default=None, max_length=100)
+    category: str | None = Field(default=None, examples=["close_contact"])
+    regime: str | None = Field(default=None, examples=["7+7"])
+    site: str | None = Field(default=None, max_length=100)
+    start_day: date | None = Field(default=None, description="day 0: re-plans what is due")
+    village: str | None = Field(default=None, description="refused: see above")

@@ -1,7 +1,8 @@
-"""The ledger's use cases: register people (one, or a CSV batch all or nothing), record a test,
-a release (解除; the last one closes the file, 销账) and a team member's sign-off, and keep the
-countdowns announced in step, each in one transaction with its events; then read the register,
-the day's tests and releases due, the sign-offs missing and the headcounts."""
+"""The ledger's use cases: register people (one, or a CSV batch all or nothing), correct a
+registration (kept with its reason and what changed), record a test, a release (解除; the last
+one closes the file, 销账) and a team member's sign-off, and keep the countdowns announced in
+step, each in one transaction with its events; then read the register, the day's tests and
+releases due, the sign-offs missing and the headcounts."""
 
 import uuid
 from collections import Counter, defaultdict
@@ -13,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger import intake, plan, store
 from services.ledger.regimes import Regimes
-from services.ledger.schemas import Registration, Release, SignOff, TeamMember, TestResult
+from services.ledger.schemas import (
+    Correction,
+    Registration,
+    Release,
+    SignOff,
+    TeamMember,
+    TestResult,
+)
 from shared.auth import Principal
 from shared.deadlines import local_day
 from shared.errors import FieldError
@@ -56,10 +64,11 @@ class LedgerContext:
         if not intake.names_visible(who.scope):
             raise refuse("names_below_town", "authorization")
 
-    async def _sync(self, session: AsyncSession, ids: list[uuid.UUID]) -> int:
+    async def _sync(self, session: AsyncSession, ids: list[uuid.UUID],
+                    again: frozenset[str] = frozenset()) -> int:
         files = await store.facts(session, ids)
         return await store.sync(session, self.regimes, files, self.today(),
-                                self.settings.zone, self.clock())
+                                self.settings.zone, self.clock(), again)
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -99,6 +108,72 @@ class LedgerContext:
         if row is None or not row.village.startswith(who.scope):
             raise unknown_person(person_id)  # outside the area is as if it did not exist
         return row
+
+    async def correct(self, who: Principal, person_id: uuid.UUID, body: Correction
+                      ) -> list[str]:
+        """Correct a registration (village and town operators: they hold the name); returns
+        the fields changed. A new regime or start day re-plans what is due: the countdowns
+        follow (a moved test announced on its new day, one no longer held withdrawn), and
+        every countdown still due is announced again with the file's new details."""
+        self._require_names(who)
+        given = body.model_dump(exclude_unset=True)
+        async with self.sessions() as session, session.begin():
+            row = await self._file(session, who, person_id)
+            identity = (await store.identities_of(session, [person_id]))[person_id]
+            [facts] = await store.facts(session, [person_id])
+            before = {"name": identity.name, "contact": identity.contact,
+                      "category": row.category, "regime": row.regime, "site": row.site,
+                      "start_day": row.start_day, "village": row.village}
+            recorded = intake.Recorded(
+                released_on=facts.phase_ends[0] if facts.phase_ends else None,
+                closed=row.outcome is not None,
+                first_recorded=min([*facts.tests_done, *facts.signed], default=None))
+            changes, problems, conflicts = intake.check_correction(
+                given, before, recorded, self.regimes, self.today())
+            if problems:
+                raise _refused(problems)
+            if conflicts:
+                raise Refused(409, conflicts)
+            await store.correct(session, person_id, changes, who.holder, self.clock(),
+                                body.reason.strip())
+            replans = bool(changes.keys() & {*intake.REPLANS, "category"})
+            await self._sync(session, [person_id],
+                             frozenset({str(person_id)}) if replans else frozenset())
+            new_units = False
+            if changes.keys() & set(intake.REPLANS):
+                # The headcounts from the earlier of the two starts on are counted anew, and
+                # the village's unit reports from then on.
+                since = min(row.start_day, given.get("start_day") or row.start_day)
+                new_units = await store.ensure_unit(session, self.reference, row.village, since)
+                await store.mark(session, row.village, since)
+        self.relay.wake()
+        if new_units:
+            await self.reload_reference()
+            if self.announce is not None:
+                await self.announce(["units"])
+        self.changed()
+        return sorted(changes)
+
+    async def corrections(self, who: Principal, person_id: uuid.UUID) -> list[dict]:
+        """A file's corrections, oldest first: who, when, why, each field before and after.
+        Above the town a name or contact corrected shows as changed, without its values, and
+        the reason of such a correction (written where the name is known) is withheld."""
+        names = intake.names_visible(who.scope)
+        async with self.sessions() as session:
+            row = await store.person_row(session, person_id)
+            if row is None or not row.village.startswith(who.scope):
+                raise unknown_person(person_id)
+            found = await store.corrections_of(session, person_id)
+        out = []
+        for c in found:
+            hidden = not names and bool(c.changes.keys() & set(intake.IDENTITY))
+            out.append({
+                "corrected_at": c.corrected_at.isoformat(), "corrected_by": c.corrected_by,
+                "pseudonym": row.pseudonym, "reason": None if hidden else c.reason,
+                "changes": [{"field": k, "before": b, "after": a}
+                            if names or k not in intake.IDENTITY else {"field": k, "withheld": True}
+                            for k, (b, a) in sorted(c.changes.items())]})
+        return out
 
     async def record_test(self, who: Principal, person_id: uuid.UUID, body: TestResult) -> None:
         if body.day > self.today():

@@ -13,8 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger import plan
+from services.ledger.intake import IDENTITY
 from services.ledger.models import (
     LedgerOutboxRow,
+    corrections,
     countdowns,
     identities,
     people,
@@ -64,6 +66,33 @@ async def set_team(session: AsyncSession, person_id: uuid.UUID, members: list) -
             for i, m in enumerate(members, 1)])
 
 
+async def correct(session: AsyncSession, person_id: uuid.UUID, changes: dict, actor: str,
+                  now: datetime, reason: str) -> None:
+    """A registration corrected ({field: (before, after)}): the identity in
+    `ledger.identities`, the rest in the file's row, and the correction kept."""
+    who = {k: after for k, (_, after) in changes.items() if k in IDENTITY}
+    row = {k: after for k, (_, after) in changes.items() if k not in IDENTITY}
+    if who:
+        await session.execute(identities.update().where(identities.c.person_id == person_id)
+                              .values(**who))
+    if row:
+        await session.execute(people.update().where(people.c.person_id == person_id)
+                              .values(**row))
+    await session.execute(corrections.insert().values(
+        person_id=person_id, corrected_at=now, corrected_by=actor, reason=reason,
+        changes={k: [_plain(b), _plain(a)] for k, (b, a) in changes.items()}))
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+async def corrections_of(session: AsyncSession, person_id: uuid.UUID):
+    """A file's corrections, oldest first."""
+    return (await session.execute(select(corrections).where(
+        corrections.c.person_id == person_id).order_by(corrections.c.id))).all()
+
+
 async def person_row(session: AsyncSession, person_id: uuid.UUID, lock: bool = False):
     query = select(people).where(people.c.person_id == person_id)
     if lock:
@@ -110,10 +139,12 @@ def _outbox_row(event: CountdownEvent) -> dict:
 
 
 async def sync(session: AsyncSession, regimes: Regimes, files: list[plan.Facts], today: date,
-               zone: ZoneInfo, now: datetime) -> int:
+               zone: ZoneInfo, now: datetime, again: frozenset[str] = frozenset()) -> int:
     """Bring the countdowns announced for these files in step with their plan: a new one is
     announced (due), one met is settled `done`, one the file no longer holds is settled
-    `withdrawn`. Each change is an event in the outbox. Returns how many events."""
+    `withdrawn`. The files of `again` (person ids: corrected) announce every countdown still
+    due once more, with the next seq, so its details follow the file. Each change is an event
+    in the outbox. Returns how many events."""
     if not files:
         return 0
     ids = [uuid.UUID(f.person_id) for f in files]
@@ -130,7 +161,8 @@ async def sync(session: AsyncSession, regimes: Regimes, files: list[plan.Facts],
             state, seq = stored.get(key, (None, 0))
             common = {**base, "key": key, "kind": c.alert_kind, "group": c.group,
                       "day": c.day}
-            if state in (None, "withdrawn"):
+            if state in (None, "withdrawn") or (
+                    state == "due" and not c.met and f.person_id in again):
                 seq += 1
                 events.append(CountdownDue(**common, seq=seq, due_at=plan.end_of(c.day, zone),
                                            details=c.details))
