@@ -165,11 +165,14 @@ def sectors_of(events: list[ReportAccepted], touched: set[NodeDay]
                ) -> dict[NodeDay, set[str]]:
     """The sectors of the reports behind each node-day a batch touched: the live hint says them,
     so a sector's page is told of its own units' reports only."""
-    out: dict[NodeDay, set[str]] = {}
+    leaves: dict[NodeDay, set[str]] = {}  # a village's reports first: a few per batch
     for e in events:
-        for node in ancestors(e.node):
-            if (node, e.day) in touched:
-                out.setdefault((node, e.day), set()).add(e.sector)
+        leaves.setdefault((e.node, e.day), set()).add(e.sector)
+    out: dict[NodeDay, set[str]] = {}
+    for (leaf, day), sectors in leaves.items():
+        for node in ancestors(leaf):
+            if (node, day) in touched:
+                out.setdefault((node, day), set()).update(sectors)
     return out
 
 
