@@ -73,12 +73,14 @@ def test_each_fault_once_under_load(own_system: System) -> None:
     report("faults (short)", system, load, survived, settled, check_told_once(system, load.tally))
 
 
+# One round: a second one repeated the same faults in the same order on the same system and
+# doubled the run (two minutes) without reaching anything the first had not.
 @pytest.mark.slow
-def test_every_fault_twice_under_heavier_load(own_system: System) -> None:
+def test_every_fault_under_heavier_load(own_system: System) -> None:
     system = own_system
-    load, survived = run(system, rate=80, rounds=2, pause_s=4)
+    load, survived = run(system, rate=80, rounds=1, pause_s=4)
     assert not load.tally.errors, load.tally.errors[:10]
-    assert len(load.tally.accepted) > 4000 and len(load.tally.cases) > 40
+    assert len(load.tally.accepted) > 2000 and len(load.tally.cases) > 20
     settled = check_exactly_once(system, load.tally)
     report("faults (slow)", system, load, survived, settled,
            check_told_once(system, load.tally, patience_s=180))
