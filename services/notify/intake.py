@@ -86,13 +86,15 @@ async def take_editions(session: AsyncSession, events: Sequence[EditionPublished
                         policy: Policy, channels: tuple[str, ...], zone: ZoneInfo,
                         now: datetime, console_url: str | None) -> int:
     """Records the deliveries that tell each edition's node it is out; the number recorded.
-    The people are those of the node's roster at the local day and hour the edition was made
-    (so a redelivery, whenever it comes, finds the same people). The edition's message id is
-    the deliveries' key: taken again, it records nothing for a person and channel told."""
+    The people are those of the node's roster at the local day and hour the edition was made.
+    An edition with deliveries recorded already is not taken again: a redelivery tells nobody,
+    even after the roster changed. Its message id is the deliveries' key, unique with the
+    person and channel whatever comes at once."""
     if not policy.edition_roles:
         return 0
     added = 0
-    for event in {e.msg_id: e for e in events}.values():  # the same event twice: once
+    taken = await store.keys_recorded(session, [e.msg_id for e in events])
+    for event in {e.msg_id: e for e in events if e.msg_id not in taken}.values():
         local = event.produced_at.astimezone(zone)
         directory = await store.directory(session, event.node, None, local.date())
         planned = deliveries.plan(policy.edition_roles, directory, policy, channels,
@@ -102,7 +104,7 @@ async def take_editions(session: AsyncSession, events: Sequence[EditionPublished
         title, body = messages.render_edition(event, name, console_url)
         made = await store.add_deliveries(session, event.msg_id, "edition", None, title, body,
                                           planned, now)
-        if made:  # a redelivery made nothing, and failed nobody again
+        if made:  # nothing made: taken at the same time elsewhere, and counted there
             _unreached(planned, "edition without a reachable recipient",
                        {"edition": event.msg_id})
         added += made

@@ -175,8 +175,9 @@ async def test_an_edition_on_the_bus_reaches_the_town_s_people_on_duty_once_by_e
 async def test_an_edition_waits_out_a_channel_s_quiet_hours_and_gives_the_path_alone(
         servers: Servers):
     """Quiet hours hold an edition's e-mail as they hold an alert's; with no console address
-    configured the message says the path on the console. Nobody on duty: one failed record,
-    and no second one when the event comes again."""
+    configured the message says the path on the console; taken again after a roster change,
+    it tells nobody new. Nobody on duty: one failed record, and no second one when the event
+    comes again."""
     day = BASE_DAY + timedelta(days=5)
     gateway = Gateway()
     try:
@@ -199,6 +200,14 @@ async def test_an_edition_waits_out_a_channel_s_quiet_hours_and_gives_the_path_a
                     "WHERE key = :key"), {"key": event.msg_id})).all())
             assert due["wang/email"] == due["sun/email"] == local(day, 18)
             assert due["wang/sms"] == due["sun/dingtalk"] == now
+            # Taken again after 周 was put on duty for the afternoon too: nobody new is told.
+            async with sessions() as session, session.begin():
+                _, problems = await staffing.put_roster_day(
+                    session, TOWN, day, [*SHIFTS, {"person": "zhou", "role": "on_duty",
+                                                   "starts": "12:00"}], TOWN, day)
+                assert not problems
+                assert await intake.take_editions(session, [event], policy, channels, ZONE,
+                                                  now, None) == 0
             [body] = {r.body for r in await _deliveries(sessions, event.msg_id)}
             assert body.endswith(f"控制台下载路径:{event.download}")
 
