@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     notify_allowed_hosts: str = "qyapi.weixin.qq.com,oapi.dingtalk.com"
     # Where notify asks which alerts a sector operator sees (alerts; default its local port).
     notify_alerts_url: str | None = None
+    # The console's address as people reach it (https://rollcall.example.cn): notify's message
+    # that an edition is out links to its workbook there; unset, it gives the console's path.
+    console_url: str | None = None
 
     # Signoff (逐级审核上报): its port and durable consumers; which levels confirm and by when
     # (default shared/data/signoff.toml, read by shared/signoff_rules.py; alerts reads it too).

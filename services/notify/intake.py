@@ -1,5 +1,6 @@
 """Taking alert events in: who must be told of each change, recorded as deliveries to make in
-the same transaction that records the event as applied. Nothing is sent here: the worker sends
+the same transaction that records the event as applied; and scheduled editions: who must hear
+that one is out. Nothing is sent here: the worker sends
 after commit (the outbox pattern), so a redelivered event, a restart or a second replica records
 each delivery once (see docs/architecture.md, notify)."""
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify import deliveries, messages, store
 from services.notify.metrics import DELIVERIES
 from services.notify.policy import Policy
-from shared.contracts import AlertEvent
+from shared.contracts import AlertEvent, EditionPublished
 from shared.hierarchy import CODE_LENGTHS
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ async def take_alert_events(session: AsyncSession, events: Sequence[AlertEvent],
         title, body = messages.render(event, await store.names(session, codes), zone)
         added += await store.add_deliveries(session, event.msg_id, event.change, event.alert_id,
                                             title, body, planned, now)
-        _unreached(event, planned)
+        _alert_unreached(event, planned)
     return added
 
 
@@ -77,15 +78,47 @@ async def _add_to_digests(session: AsyncSession, event: AlertEvent, policy: Poli
             title, body = messages.render_digest(named.get(node, node), day, cutoff, items)
             await store.set_text(session, delivery_id, title, body)
         added += len(digests)
-        _unreached(event, planned)
+        _alert_unreached(event, planned)
     return added
 
 
-def _unreached(event: AlertEvent, planned: list[deliveries.Planned]) -> None:
+async def take_editions(session: AsyncSession, events: Sequence[EditionPublished],
+                        policy: Policy, channels: tuple[str, ...], zone: ZoneInfo,
+                        now: datetime, console_url: str | None) -> int:
+    """Records the deliveries that tell each edition's node it is out; the number recorded.
+    The people are those of the node's roster at the local day and hour the edition was made.
+    An edition with deliveries recorded already is not taken again: a redelivery tells nobody,
+    even after the roster changed. Its message id is the deliveries' key, unique with the
+    person and channel whatever comes at once."""
+    if not policy.edition_roles:
+        return 0
+    added = 0
+    taken = await store.keys_recorded(session, [e.msg_id for e in events])
+    for event in {e.msg_id: e for e in events if e.msg_id not in taken}.values():
+        local = event.produced_at.astimezone(zone)
+        directory = await store.directory(session, event.node, None, local.date())
+        planned = deliveries.plan(policy.edition_roles, directory, policy, channels,
+                                  local.time().replace(tzinfo=None), now, zone)
+        name = event.name or (await store.names(session, [event.node])).get(event.node,
+                                                                            event.node)
+        title, body = messages.render_edition(event, name, console_url)
+        made = await store.add_deliveries(session, event.msg_id, "edition", None, title, body,
+                                          planned, now)
+        if made:  # nothing made: taken at the same time elsewhere, and counted there
+            _unreached(planned, "edition without a reachable recipient",
+                       {"edition": event.msg_id})
+        added += made
+    return added
+
+
+def _unreached(planned: list[deliveries.Planned], what: str, about: dict[str, str]) -> None:
     unreached = [p for p in planned if p.failed]
     for failed in unreached:
         DELIVERIES.labels(failed.channel, "failed").inc()
     if unreached:  # codes and reasons only: staff details stay out of the logs
-        log.info("alert change without a reachable recipient",
-                    extra={"alert_id": str(event.alert_id), "change": event.change,
-                           "reasons": sorted({p.failed or "" for p in unreached})})
+        log.info(what, extra={**about, "reasons": sorted({p.failed or "" for p in unreached})})
+
+
+def _alert_unreached(event: AlertEvent, planned: list[deliveries.Planned]) -> None:
+    _unreached(planned, "alert change without a reachable recipient",
+               {"alert_id": str(event.alert_id), "change": event.change})

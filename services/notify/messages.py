@@ -5,7 +5,13 @@ from collections.abc import Mapping
 from datetime import date, time
 from zoneinfo import ZoneInfo
 
-from shared.contracts import AlertEscalated, AlertEvent, AlertOpened, AlertWarned
+from shared.contracts import (
+    AlertEscalated,
+    AlertEvent,
+    AlertOpened,
+    AlertWarned,
+    EditionPublished,
+)
 
 KIND_NAMES = {"case": "发热病例预警", "outbreak": "流感样病例暴发预警",
               "missing_report": "漏报预警", "supply_low": "物资储备不足预警",
@@ -63,3 +69,21 @@ def render_reminder(unit_name: str, day: date, cutoff: time) -> tuple[str, str]:
     """(title, body) of the reminder to a unit that has not reported yet."""
     title = f"【报送提醒】{unit_name} {day:%m-%d} 日报尚未报送"
     return title, (f"{title},请于 {cutoff:%H:%M} 前报送;无异常情况请报零报告。")
+
+
+def _size(size: int) -> str:
+    return f"{max(round(size / 1024), 1)} KB" if size < 1024 * 1024 else \
+        f"{size / 1024 / 1024:.1f} MB"
+
+
+def render_edition(event: EditionPublished, node_name: str, console_url: str | None
+                   ) -> tuple[str, str]:
+    """(title, body) of the message that a node's scheduled edition is out: which, and where
+    to download the workbook (the console's address and the event's path; only the path when
+    the deployment has not said where the console is). The link asks for an operator's
+    sign-in: the workbook itself is never sent."""
+    title = f"【定时日报】{node_name} {event.day:%m-%d} {event.scheduled:%H:%M} 版已生成"
+    link = (console_url.rstrip("/") if console_url else "") + event.download
+    where = "下载" if console_url else "控制台下载路径"
+    return title, (f"{title}:{event.title}(报告日 {event.day.isoformat()},工作簿 "
+                   f"{_size(event.size)})。{where}:{link}")

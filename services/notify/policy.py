@@ -1,7 +1,7 @@
 """What notify sends, to whom and when, read from a data file (services/notify/data/notify.toml,
-or ROLLCALL_NOTIFY_CONFIG): who is told of each alert change, who stands in for a role that
-finds nobody, the channels, quiet hours and retries. This module parses, checks and answers
-questions about the policy; it holds none of it."""
+or ROLLCALL_NOTIFY_CONFIG): who is told of each alert change and of each scheduled edition, who
+stands in for a role that finds nobody, the channels, quiet hours and retries. This module
+parses, checks and answers questions about the policy; it holds none of it."""
 
 import tomllib
 from dataclasses import dataclass
@@ -37,6 +37,8 @@ class Policy:
     reminder_before: timedelta | None  # None: no reminders
     reminder_roles: tuple[str, ...]
     cancel_when: tuple[str, ...]  # alert changes that cancel what still waits to tell of it
+    # Who hears that a scheduled edition of a node's summary is out: that node's roster.
+    edition_roles: tuple[str, ...] = ("on_duty",)
 
     def roles_for(self, kind: str, change: str) -> tuple[str, ...]:
         return self.tell.get((kind, change), ())
@@ -117,6 +119,7 @@ def load_policy(path: Path | None = None) -> Policy:
     retry = data.get("retry", {})
     digest = data.get("missing_report", {})
     reminder = data.get("reminder", {})
+    edition = data.get("edition", {})
     levels = []
     for name in digest.get("digest_levels", []):
         if str(name).upper() not in Level.__members__:
@@ -135,7 +138,8 @@ def load_policy(path: Path | None = None) -> Policy:
                                      if "before_cutoff_min" in reminder else None),
                     reminder_roles=_roles(reminder.get("roles", ["unit_reporter"]),
                                           "reminder.roles"),
-                    cancel_when=tuple(retry.get("cancel_when", ())))
+                    cancel_when=tuple(retry.get("cancel_when", ())),
+                    edition_roles=_roles(edition.get("roles", ["on_duty"]), "edition.roles"))
     if unknown := [c for c in policy.cancel_when if c not in CHANGES]:
         raise PolicyError(f"retry.cancel_when: not an alert change: {', '.join(unknown)}")
     if policy.attempts < 1:

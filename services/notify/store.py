@@ -163,6 +163,14 @@ async def fresh(session: AsyncSession, events: Sequence[tuple[str, uuid.UUID, st
     return {msg_id for (msg_id,) in rows}
 
 
+async def keys_recorded(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Of these keys, those some delivery has already (an edition taken before)."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT key FROM notify.deliveries WHERE key = ANY(:keys)")
+        .bindparams(_codes("keys")), {"keys": sorted(set(keys))})
+    return {key for (key,) in rows}
+
+
 def _rows(key: str, topic: str, alert_ids: list[uuid.UUID], title: str, body: str,
           planned: Sequence[Planned], now: datetime, items: list | None = None) -> list[dict]:
     return [{"key": key, "topic": topic, "alert_ids": alert_ids, "items": items,

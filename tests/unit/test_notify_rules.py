@@ -18,7 +18,7 @@ from services.notify.hosts import AllowedHosts
 from services.notify.policy import PolicyError, load_policy
 from services.notify.reminders import due_cutoffs
 from services.notify.staff import Directory, Person, Shift, masked, on_roster, resolve
-from shared.contracts import AlertEscalated, AlertOpened
+from shared.contracts import AlertEscalated, AlertOpened, EditionPublished
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2031, 5, 6)
@@ -141,6 +141,31 @@ def test_a_wrong_policy_stops_the_start(tmp_path: Path):
     path.write_text('[tell.case]\nopened = ["on_call"]\n', encoding="utf-8")
     with pytest.raises(PolicyError, match="unknown role on_call"):
         load_policy(path)
+
+
+def test_an_edition_goes_to_the_roles_the_policy_names_on_duty_by_default(tmp_path: Path):
+    assert POLICY.edition_roles == ("on_duty",)
+    path = tmp_path / "editions.toml"
+    path.write_text('[edition]\nroles = ["on_duty", "leader"]\n', encoding="utf-8")
+    assert load_policy(path).edition_roles == ("on_duty", "leader")
+    path.write_text('[edition]\nroles = ["mayor"]\n', encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"edition\.roles: unknown role mayor"):
+        load_policy(path)
+
+
+def test_the_edition_message_says_which_and_where_to_download_it():
+    edition_id = uuid.uuid4()
+    event = EditionPublished(
+        edition_id=edition_id, node=TOWN, name="公田镇", day=DAY, scheduled=time(14, 30),
+        produced_at=datetime(2031, 5, 6, 14, 30, tzinfo=ZONE), title="公田镇疫情防控日报",
+        filename="summary.xlsx", media_type="application/octet-stream", size=2_500_000,
+        sha256="0" * 64, download=f"/api/editions/{edition_id}/xlsx")
+    title, body = messages.render_edition(event, "公田镇", "https://rollcall.example.cn/")
+    assert title == "【定时日报】公田镇 05-06 14:30 版已生成"
+    assert body == (f"{title}:公田镇疫情防控日报(报告日 2031-05-06,工作簿 2.4 MB)。"
+                    f"下载:https://rollcall.example.cn/api/editions/{edition_id}/xlsx")
+    _, bare = messages.render_edition(event.model_copy(update={"size": 300}), "公田镇", None)
+    assert "工作簿 1 KB" in bare and bare.endswith(f"控制台下载路径:{event.download}")
 
 
 KNOWN = staff_import.Known(nodes={VILLAGE, TOWN}, units={f"{VILLAGE}-CL": VILLAGE},
