@@ -79,10 +79,11 @@ class _InsertWithEvents:
     parses it far faster than the driver encodes a dozen arrays element by element), the
     table's unique keys decide what is new (`ON CONFLICT DO NOTHING`), and only what was
     inserted gets an outbox row. Runs to the keys inserted; what was not inserted is for
-    `revisions` to classify. Each event travels as raw JSON (a `json` value keeps its text as
-    sent) and is stored as those exact bytes."""
+    `revisions` to classify. The events, already JSON, go beside the rows as one array of
+    bytes and are stored as they are: inside the JSON parameter PostgreSQL would unescape them,
+    and a refusal's event may quote a NUL character (`\u0000`), which text cannot hold."""
 
-    EVENT = (("subject", "text"), ("msg_id", "text"), ("event", "json"))
+    EVENT = (("subject", "text"), ("msg_id", "text"))
 
     def __init__(self, table: str, key: str, columns: Sequence[tuple[str, str | None, str]],
                  created_at: str, batched: bool = False) -> None:
@@ -113,12 +114,13 @@ class _InsertWithEvents:
                                / {ACCEPTED_BATCH_MAX} AS chunk
                       FROM incoming i JOIN stored s USING ({key})) e
                 GROUP BY subject, chunk ORDER BY min(n)"""
-        fields = ", ".join(f"t.{n}" for n, _ in incoming if n != "event")
+        fields = ", ".join(f"t.{n}" for n, _ in incoming)
         self.statement = text(f"""
             WITH incoming AS (
-                SELECT {fields}, convert_to(t.event::text, 'UTF8') AS event, t.n
+                SELECT {fields}, e.event, t.n
                 FROM json_to_recordset(CAST(:rows AS json))
                      AS t({", ".join(f"{n} {k}" for n, k in incoming)}, n int)
+                JOIN unnest(CAST(:events AS bytea[])) WITH ORDINALITY AS e(event, n) USING (n)
             ), stored AS (
                 INSERT INTO {table} ({", ".join(column for column, _, _ in columns)})
                 SELECT {", ".join(expression for _, _, expression in columns)}
@@ -135,11 +137,10 @@ class _InsertWithEvents:
         JSON, as bytes)."""
         if not rows:
             return set()
-        names = self.names[:-1]
-        body = orjson.dumps([{**dict(zip(names, row, strict=False)),
-                              "event": orjson.Fragment(row[-1]), "n": n}
-                             for n, row in enumerate(rows)], default=_uuid_text)
-        return set((await session.execute(self.statement, {"rows": body.decode()})).scalars())
+        body = orjson.dumps([{**dict(zip(self.names, row, strict=False)), "n": n}
+                             for n, row in enumerate(rows, 1)], default=_uuid_text)
+        return set((await session.execute(self.statement, {
+            "rows": body.decode(), "events": [row[-1] for row in rows]})).scalars())
 
 
 def _uuid_text(value: object) -> str:

@@ -188,7 +188,11 @@ def test_a_body_that_cannot_be_read_is_refused_and_kept(system: dict, auth: dict
                 ("/v1/reports/430621108003-CL/not-a-day/corrections",
                  b'{"reporter": "x", "reason": "y"}', ("day", "bad_date")),
                 (f"/v1/reports/430621108003-CL/{day}/corrections", b'{"reporter": 1}',
-                 ("reporter", "not_a_string"))]
+                 ("reporter", "not_a_string")),
+                # A NUL character is kept (escaped) and its refusal published like any other.
+                ("/v1/reports", json.dumps({"unit": "430621\x00-CL", "day": day,
+                                            "reporter": "x"}).encode(),
+                 ("unit", "bad_characters"))]
     for path, content, error in attempts:
         response = httpx.post(f"{system['ingest']}{path}", content=content, timeout=30,
                               headers={**auth, "content-type": "application/json"})
