@@ -95,12 +95,7 @@ class LedgerContext:
             for village, first in sorted(since.items()):
                 new_units |= await store.ensure_unit(session, self.reference, village, first)
                 await store.mark(session, village, first)
-        self.relay.wake()
-        if new_units:
-            await self.reload_reference()
-            if self.announce is not None:
-                await self.announce(["units"])
-        self.changed()
+        await self._committed(new_units)
         return ids
 
     async def _file(self, session: AsyncSession, who: Principal, person_id: uuid.UUID):
@@ -146,13 +141,18 @@ class LedgerContext:
                 since = min(row.start_day, given.get("start_day") or row.start_day)
                 new_units = await store.ensure_unit(session, self.reference, row.village, since)
                 await store.mark(session, row.village, since)
+        await self._committed(new_units)
+        return sorted(changes)
+
+    async def _committed(self, new_units: bool) -> None:
+        """After a change of files: the events go out, and a village that now has a ledger
+        unit is known to every service (the registry changed)."""
         self.relay.wake()
         if new_units:
             await self.reload_reference()
             if self.announce is not None:
                 await self.announce(["units"])
         self.changed()
-        return sorted(changes)
 
     async def corrections(self, who: Principal, person_id: uuid.UUID) -> list[dict]:
         """A file's corrections, oldest first: who, when, why, each field before and after.
