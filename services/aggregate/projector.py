@@ -158,16 +158,17 @@ async def apply_batch(session: AsyncSession, events: list[ReportAccepted], catal
     rows = (await session.execute(CURRENT, {**keys, "sector": None, "unit_type": None})).all()
     changes = Changes(catalogue)
     fresh: list[ReportAccepted] = []
-    for r in rows:
-        event = newest[(r.unit_code, r.day)]
-        if r.revision is not None and r.revision >= event.revision:
+    # Rows unpacked in CURRENT's column order: a batch holds thousands, and a row's attributes
+    # cost a lookup each.
+    for unit, day, revision, node, values, zero, late, expected_node, expected_cutoff in rows:
+        event = newest[(unit, day)]
+        if revision is not None and revision >= event.revision:
             continue  # a redelivery, or an older revision after a newer one
-        old = None if r.revision is None else Applied(
-            r.unit_code, r.day, r.revision, r.node_code, r.values, r.zero, r.late)
+        old = None if revision is None else Applied(unit, day, revision, node, values, zero, late)
         changes.replace(old, Applied(event.unit, event.day, event.revision, event.node,
                                      event.values, event.zero, event.late),
-                        (r.expected_node, r.expected_cutoff)
-                        if old is None and r.expected_node is not None else None)
+                        (expected_node, expected_cutoff)
+                        if old is None and expected_node is not None else None)
         fresh.append(event)
     if not fresh:
         return BatchResult()
@@ -205,9 +206,10 @@ async def _write(session: AsyncSession, fresh: list[ReportAccepted], effect: Eff
 
 async def _lock_node_days(session: AsyncSession, keys: list[NodeDay]
                           ) -> dict[NodeDay, tuple[dict, Tally]]:
-    def read(rows) -> dict[NodeDay, tuple[dict, Tally]]:
-        return {(r.node_code, r.day): (r.values, Tally(r.expected, r.reported, r.zero, r.late,
-                                                       r.exempt, r.unreported)) for r in rows}
+    def read(rows) -> dict[NodeDay, tuple[dict, Tally]]:  # in LOCK_NODE_DAYS' column order
+        return {(node, day): (values, Tally(expected, reported, zero, late, exempt, unreported))
+                for node, day, values, expected, reported, zero, late, exempt, unreported
+                in rows}
 
     param = {"keys": _json([{"n": n, "d": d} for n, d in keys])}
     current = read(await session.execute(LOCK_NODE_DAYS, param))
