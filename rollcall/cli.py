@@ -157,6 +157,9 @@ def dev(data_dir: Path = typer.Option(Path(".rollcall"), help="where embedded se
         # Scheduled editions (ROLLCALL_EDITIONS) are made with the demo county's token unless
         # another is given.
         env.setdefault("ROLLCALL_EDITIONS_TOKEN", token)
+        # Notify's message that an edition is out links to the workbook on this console.
+        env.setdefault("ROLLCALL_CONSOLE_URL",
+                       f"http://{settings.http_host}:{settings.console_port}")
         procs: dict[Service, subprocess.Popen] = {}
         stack.callback(_stop_all, procs)
         for service in Service:
