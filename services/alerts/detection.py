@@ -430,7 +430,8 @@ async def apply_calendars(session: AsyncSession, events: list[CalendarChanged], 
     rows = [row for row in await session.scalars(
         select(AlertRow).where(AlertRow.alert_id.in_(ids)).order_by(AlertRow.alert_id)
         .with_for_update()) if row.status != "closed"]  # closed meanwhile: left as it is
-    hits = [h for h in hits if h[0] in {row.alert_id for row in rows}]
+    open_ids = {row.alert_id for row in rows}
+    hits = [h for h in hits if h[0] in open_ids]
     if not hits:
         return 0
     taken = (await session.execute(MARK_EXEMPTED, {
